@@ -1,0 +1,122 @@
+"""Frozen configuration dataclasses.
+
+Every bound the stack keeps (buffers, queues, tables) comes from here, so a
+deployment can size the stack without touching code. Defaults follow the Linux
+kernel where the kernel has an answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["IpConfig", "StackConfig", "TcpConfig", "UdpConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class IpConfig:
+    """IP-layer settings."""
+
+    #: Default TTL / hop limit of packets we originate (Linux ``ip_default_ttl``).
+    default_ttl: int = 64
+    #: Verify IPv4 header checksums on receive (RFC 791 §3.1). The header
+    #: checksum is cheap and the kernel always fills it in, so this stays on.
+    verify_header_checksum: bool = True
+    #: Verify ICMP/UDP/TCP checksums on receive. Off only on links that
+    #: guarantee integrity (a TUN with checksum offload hands over partial sums).
+    verify_transport_checksum: bool = True
+    #: Most ICMP errors sent per second (token bucket, as Linux ``icmp_ratelimit``).
+    icmp_error_rate: float = 1000.0
+    icmp_error_burst: int = 50
+    #: Echo replies are sent for requests addressed to the stack (RFC 1122 §3.2.2.6).
+    answer_echo: bool = True
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.default_ttl <= 255:
+            raise ValueError(f"default_ttl must be in 1..255, got {self.default_ttl}")
+        if self.icmp_error_rate <= 0 or self.icmp_error_burst < 1:
+            raise ValueError("icmp_error_rate must be > 0 and icmp_error_burst >= 1")
+
+
+@dataclass(frozen=True, slots=True)
+class UdpConfig:
+    """UDP settings."""
+
+    #: Datagrams queued per endpoint before new ones are dropped (counted).
+    receive_queue_limit: int = 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TcpConfig:
+    """TCP settings. Times are seconds; sizes are bytes."""
+
+    #: Minimum retransmission timeout; RFC 6298 §2.4 says 1 s, Linux uses 200 ms.
+    min_rto: float = 0.2
+    #: Maximum retransmission timeout (RFC 6298 §2.5 allows an upper bound >= 60 s).
+    max_rto: float = 120.0
+    #: Initial RTO before any RTT sample (RFC 6298 §2.1).
+    initial_rto: float = 1.0
+    #: SYN retransmissions before the connect fails (Linux ``tcp_syn_retries``).
+    syn_retries: int = 6
+    #: SYN-ACK retransmissions of a passive open (Linux ``tcp_synack_retries``).
+    synack_retries: int = 5
+    #: Data retransmissions before the connection is given up (Linux ``tcp_retries2``).
+    data_retries: int = 15
+    #: Maximum segment lifetime; TIME-WAIT lasts 2*MSL (RFC 9293 §3.4.2). Linux: 60 s total.
+    msl: float = 30.0
+    #: Per-connection buffers.
+    send_buffer: int = 4 * 1024 * 1024
+    receive_buffer: int = 4 * 1024 * 1024
+    #: Upper bound on out-of-order bytes held per connection.
+    out_of_order_limit: int = 4 * 1024 * 1024
+    #: Delayed ACK timeout, at most 500 ms per RFC 1122 §4.2.3.2 (Linux: 40 ms min).
+    delayed_ack_timeout: float = 0.04
+    #: Nagle's algorithm (RFC 896, RFC 1122 §4.2.3.4); False means TCP_NODELAY.
+    nagle: bool = True
+    #: Keepalive (RFC 1122 §4.2.3.6): off by default, Linux timings when on.
+    keepalive: bool = False
+    keepalive_idle: float = 7200.0
+    keepalive_interval: float = 75.0
+    keepalive_probes: int = 9
+    #: Options we offer in our SYN / SYN-ACK.
+    window_scaling: bool = True
+    timestamps: bool = True
+    sack: bool = True
+    #: Congestion control: "cubic" (default, RFC 9438) or "newreno" (RFC 5681/6582).
+    congestion_control: str = "cubic"
+    #: Listener bounds: half-open connections per listener before SYN cookies.
+    syn_queue_limit: int = 256
+    #: Challenge ACKs per second (RFC 5961 §7, Linux ``tcp_challenge_ack_limit``).
+    challenge_ack_limit: int = 1000
+    #: Most connections the stack keeps (established, orphaned and TIME-WAIT).
+    max_connections: int = 65536
+
+    def __post_init__(self) -> None:
+        if not 0 < self.min_rto <= self.initial_rto <= self.max_rto:
+            raise ValueError("need 0 < min_rto <= initial_rto <= max_rto")
+        if self.congestion_control not in ("cubic", "newreno"):
+            raise ValueError(
+                f"congestion_control must be 'cubic' or 'newreno', got {self.congestion_control!r}"
+            )
+        for name in ("send_buffer", "receive_buffer", "out_of_order_limit"):
+            if getattr(self, name) < 1024:
+                raise ValueError(f"{name} must be at least 1024 bytes")
+
+
+@dataclass(frozen=True, slots=True)
+class StackConfig:
+    """Settings for a whole stack."""
+
+    ip: IpConfig = field(default_factory=IpConfig)
+    udp: UdpConfig = field(default_factory=UdpConfig)
+    tcp: TcpConfig = field(default_factory=TcpConfig)
+    #: Packets read from the link per wake-up before yielding to the loop.
+    receive_batch: int = 256
+    #: Ephemeral port range (RFC 6056; Linux ``ip_local_port_range``).
+    ephemeral_ports: tuple[int, int] = (32768, 60999)
+
+    def __post_init__(self) -> None:
+        low, high = self.ephemeral_ports
+        if not 1024 <= low <= high <= 65535:
+            raise ValueError(f"ephemeral_ports must satisfy 1024 <= low <= high <= 65535, got {self.ephemeral_ports}")
+        if self.receive_batch < 1:
+            raise ValueError("receive_batch must be >= 1")

@@ -1,0 +1,25 @@
+"""Error types.
+
+Two families, kept apart on purpose:
+
+* *local misuse* (bad arguments) raises the builtin ``ValueError``/``TypeError``
+  with a message saying what was wrong, and transport failures reach users as the
+  builtin ``OSError`` subclasses (``ConnectionRefusedError``, ``TimeoutError`` ...);
+* *remote misbehaviour* (malformed bytes from the network) raises
+  :class:`WireError` inside the wire layer only. The core catches it, drops the
+  packet and counts it: it never reaches an event loop.
+"""
+
+from __future__ import annotations
+
+from .wire.error import WireError
+
+__all__ = ["AionetstackError", "MissingPrivilegeError", "WireError"]
+
+
+class AionetstackError(Exception):
+    """Base class of the package's own exceptions."""
+
+
+class MissingPrivilegeError(AionetstackError, PermissionError):
+    """An operation needs a Linux capability the process does not have."""
