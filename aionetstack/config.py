@@ -117,6 +117,9 @@ class StackConfig:
     def __post_init__(self) -> None:
         low, high = self.ephemeral_ports
         if not 1024 <= low <= high <= 65535:
-            raise ValueError(f"ephemeral_ports must satisfy 1024 <= low <= high <= 65535, got {self.ephemeral_ports}")
+            raise ValueError(
+                "ephemeral_ports must satisfy 1024 <= low <= high <= 65535, "
+                f"got {self.ephemeral_ports}"
+            )
         if self.receive_batch < 1:
             raise ValueError("receive_batch must be >= 1")

@@ -18,13 +18,13 @@ import shutil
 import subprocess
 from collections.abc import Iterator, Sequence
 
-__all__ = ["NamespaceUnavailable", "network_namespace", "namespace_support"]
+__all__ = ["NamespaceUnavailableError", "namespace_support", "network_namespace"]
 
 _CLONE_NEWNET = 0x40000000
 _counter = itertools.count()
 
 
-class NamespaceUnavailable(RuntimeError):
+class NamespaceUnavailableError(RuntimeError):
     """Network namespaces cannot be made here (no root, no ``ip`` tool ...)."""
 
 
@@ -52,8 +52,9 @@ class Namespace:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def run(self, argv: Sequence[str], *, check: bool = True, timeout: float = 60.0
-            ) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, argv: Sequence[str], *, check: bool = True, timeout: float = 60.0
+    ) -> subprocess.CompletedProcess[str]:
         """Run ``argv`` in the namespace and return its completed process (text mode)."""
         return subprocess.run(
             ["ip", "netns", "exec", self.name, *argv],
@@ -65,15 +66,15 @@ class Namespace:
 def network_namespace(prefix: str = "aions") -> Iterator[Namespace]:
     """Create a namespace with ``lo`` up, enter it in this thread, and clean up.
 
-    Raises :class:`NamespaceUnavailable` if it cannot be made.
+    Raises :class:`NamespaceUnavailableError` if it cannot be made.
     """
     reason = namespace_support()
     if reason:
-        raise NamespaceUnavailable(reason)
+        raise NamespaceUnavailableError(reason)
     name = f"{prefix}-{os.getpid()}-{next(_counter)}"
-    result = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True)
+    result = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, check=False)
     if result.returncode != 0:
-        raise NamespaceUnavailable(f"ip netns add {name}: {result.stderr.strip()}")
+        raise NamespaceUnavailableError(f"ip netns add {name}: {result.stderr.strip()}")
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
     try:
         target = os.open(f"/var/run/netns/{name}", os.O_RDONLY)
@@ -88,4 +89,4 @@ def network_namespace(prefix: str = "aions") -> Iterator[Namespace]:
             _setns(original)
     finally:
         os.close(original)
-        subprocess.run(["ip", "netns", "delete", name], capture_output=True)
+        subprocess.run(["ip", "netns", "delete", name], capture_output=True, check=False)

@@ -87,7 +87,13 @@ def build_icmpv4(message: IcmpMessage) -> bytes:
     """Return the bytes of ``message`` with its checksum computed."""
     raw = bytearray(ICMP_HEADER_LENGTH + len(message.payload))
     _HEADER.pack_into(
-        raw, 0, message.type, message.code, 0, message.identifier & 0xFFFF, message.sequence & 0xFFFF
+        raw,
+        0,
+        message.type,
+        message.code,
+        0,
+        message.identifier & 0xFFFF,
+        message.sequence & 0xFFFF,
     )
     raw[ICMP_HEADER_LENGTH:] = message.payload
     checksum = internet_checksum(raw)

@@ -88,7 +88,9 @@ def parse_ipv4(
     if header_length > len(view):
         raise WireError(f"IHL says {header_length} bytes, packet has {len(view)}", "truncated")
     if total_length < header_length:
-        raise WireError(f"total length {total_length} < header length {header_length}", "bad_length")
+        raise WireError(
+            f"total length {total_length} < header length {header_length}", "bad_length"
+        )
     if total_length > len(view):
         raise WireError(f"total length {total_length} > {len(view)} bytes received", "truncated")
     if verify_checksum and internet_checksum(view[:header_length]) != 0:

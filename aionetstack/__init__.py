@@ -1,0 +1,59 @@
+"""aionetstack: a user-space TCP/IP stack for asyncio.
+
+Public API (DESIGN.md §4)::
+
+    from aionetstack import Stack, TunLink, MemoryLink, Impairment
+
+    async with Stack(link, address="198.18.0.2/24") as stack:
+        rtt = await stack.ping("198.18.0.1")
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .aio.stack import EchoReply, Stack, current_stack
+from .config import IpConfig, StackConfig, TcpConfig, UdpConfig
+from .errors import AionetstackError, MissingPrivilegeError, WireError
+
+if TYPE_CHECKING:
+    from .link.impair import Impairment
+    from .link.memory import MemoryLink
+    from .link.tun import TunLink
+
+#: Link classes load on first use: TunLink pulls in python-pytun, which
+#: in-process users of MemoryLink do not need.
+_LAZY = {
+    "Impairment": "aionetstack.link.impair",
+    "MemoryLink": "aionetstack.link.memory",
+    "TunLink": "aionetstack.link.tun",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'aionetstack' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "AionetstackError",
+    "EchoReply",
+    "Impairment",
+    "IpConfig",
+    "MemoryLink",
+    "MissingPrivilegeError",
+    "Stack",
+    "StackConfig",
+    "TcpConfig",
+    "TunLink",
+    "UdpConfig",
+    "WireError",
+    "current_stack",
+]
+
+__version__ = "0.1.0.dev0"
