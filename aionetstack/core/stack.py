@@ -21,6 +21,7 @@ from .events import EchoReplyReceived, EchoUnreachable
 from .icmp import IcmpRateLimiter, icmpv4_error_to_oserror
 from .ip import Interface, RoutingTable, parse_interface
 from .randomness import RandomSource
+from .udp import UdpLayer
 
 __all__ = ["StackCore"]
 
@@ -55,7 +56,7 @@ class StackCore:
         interfaces: list[Interface] = [parse_interface(a) for a in addresses]
         gateways = [ipaddress.ip_address(gateway).packed] if gateway else []
         self.routes = RoutingTable(interfaces, gateways)
-        self._rng = rng
+        self.rng = rng
         self._verify_transport = (
             self.config.ip.verify_transport_checksum and not receive_checksums_partial
         )
@@ -73,6 +74,7 @@ class StackCore:
         self._flushers: list[Callable[[float], None]] = []
         self._timers: list[tuple[Callable[[], float | None], Callable[[float], None]]] = []
         self._statistics: dict[str, Callable[[], dict[str, int]]] = {}
+        self.udp = UdpLayer(self)
 
     # -- plugging transports in ---------------------------------------------------
 

@@ -1,0 +1,201 @@
+"""UDP (RFC 768): endpoints, demultiplexing, port unreachable, ICMP errors."""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+from collections import Counter
+from typing import TYPE_CHECKING
+
+from ..wire import icmpv4, ipv4, udp
+from ..wire.error import WireError
+from .events import UdpDatagramReceived, UdpErrorReceived
+from .ports import choose_ephemeral_port
+
+if TYPE_CHECKING:
+    from .stack import StackCore
+
+__all__ = ["UdpEndpoint", "UdpLayer"]
+
+_UDP_AND_IP_HEADERS = ipv4.IPV4_HEADER_LENGTH + udp.UDP_HEADER_LENGTH
+
+
+class UdpEndpoint:
+    """A bound UDP port, optionally connected to one remote address and port.
+
+    ``user_data`` is the driver's slot (its transport).
+    """
+
+    __slots__ = ("_layer", "closed", "local_address", "local_port", "remote", "user_data")
+
+    def __init__(
+        self, layer: UdpLayer, local_address: bytes | None, local_port: int,
+        remote: tuple[bytes, int] | None,
+    ) -> None:  # fmt: skip
+        self._layer = layer
+        self.local_address = local_address
+        self.local_port = local_port
+        self.remote = remote
+        self.user_data: object = None
+        self.closed = False
+
+    def sendto(
+        self, data: bytes | bytearray | memoryview, address: tuple[bytes, int] | None = None
+    ) -> None:
+        """Send one datagram to ``address`` (or the connected remote when ``None``).
+
+        Raises ``OSError(EMSGSIZE)`` for datagrams that do not fit the MTU
+        (fragmentation is not implemented), ``OSError(ENETUNREACH)`` without
+        a route, ``ValueError`` for a bad port.
+        """
+        if self.closed:
+            raise OSError(errno.EBADF, "the UDP endpoint is closed")
+        target = address if address is not None else self.remote
+        if target is None:
+            raise OSError(errno.EDESTADDRREQ, "no destination: the endpoint is not connected")
+        if self.remote is not None and address is not None and address != self.remote:
+            raise OSError(errno.EISCONN, "a connected endpoint sends only to its remote address")
+        self._layer.send(self, bytes(data), target[0], target[1])
+
+    def close(self) -> None:
+        """Unbind the port. Idempotent."""
+        if not self.closed:
+            self.closed = True
+            self._layer.unbind(self)
+
+
+class UdpLayer:
+    """All UDP endpoints of one stack."""
+
+    __slots__ = ("_by_address", "_core", "_wildcard", "stats")
+
+    def __init__(self, core: StackCore) -> None:
+        self._core = core
+        self._by_address: dict[tuple[bytes, int], UdpEndpoint] = {}
+        self._wildcard: dict[int, UdpEndpoint] = {}
+        self.stats: Counter[str] = Counter()
+        core.register_transport(
+            ipv4.PROTO_UDP, self.receive, icmp_error=self.icmp_error,
+            statistics=("udp", lambda: self.stats),
+        )  # fmt: skip
+
+    # -- binding ------------------------------------------------------------------
+
+    def _port_in_use(self, port: int) -> bool:
+        return port in self._wildcard or any(p == port for _, p in self._by_address)
+
+    def bind(
+        self, local_address: bytes | None = None, local_port: int = 0,
+        remote: tuple[bytes, int] | None = None,
+    ) -> UdpEndpoint:  # fmt: skip
+        """Bind a port (0 picks an ephemeral one, RFC 6056). ``OSError(EADDRINUSE)`` if taken."""
+        if not 0 <= local_port <= 0xFFFF:
+            raise ValueError(f"port {local_port} is not in 0..65535")
+        if local_address is not None and local_address not in self._core.routes.local_addresses:
+            text = ipaddress.ip_address(local_address)
+            raise OSError(errno.EADDRNOTAVAIL, f"{text} is not an address of this stack")
+        if remote is not None and not 1 <= remote[1] <= 0xFFFF:
+            raise ValueError(f"remote port {remote[1]} is not in 1..65535")
+        if local_port == 0:
+            config = self._core.config
+            local_port = choose_ephemeral_port(
+                self._core.rng, config.ephemeral_ports, self._port_in_use
+            )
+        elif self._conflicts(local_address, local_port):
+            raise OSError(errno.EADDRINUSE, f"UDP port {local_port} is already in use")
+        endpoint = UdpEndpoint(self, local_address, local_port, remote)
+        if local_address is None:
+            self._wildcard[local_port] = endpoint
+        else:
+            self._by_address[(local_address, local_port)] = endpoint
+        return endpoint
+
+    def _conflicts(self, local_address: bytes | None, port: int) -> bool:
+        if port in self._wildcard:
+            return True
+        if local_address is None:
+            return any(p == port for _, p in self._by_address)
+        return (local_address, port) in self._by_address
+
+    def unbind(self, endpoint: UdpEndpoint) -> None:
+        if endpoint.local_address is None:
+            if self._wildcard.get(endpoint.local_port) is endpoint:
+                del self._wildcard[endpoint.local_port]
+        else:
+            key = (endpoint.local_address, endpoint.local_port)
+            if self._by_address.get(key) is endpoint:
+                del self._by_address[key]
+
+    def _lookup(self, address: bytes, port: int) -> UdpEndpoint | None:
+        endpoint = self._by_address.get((address, port))
+        return endpoint if endpoint is not None else self._wildcard.get(port)
+
+    # -- data path ----------------------------------------------------------------
+
+    def send(self, endpoint: UdpEndpoint, data: bytes, address: bytes, port: int) -> None:
+        if not 1 <= port <= 0xFFFF:
+            raise ValueError(f"destination port {port} is not in 1..65535")
+        room = self._core.mtu - _UDP_AND_IP_HEADERS
+        if len(data) > room:
+            raise OSError(
+                errno.EMSGSIZE,
+                f"datagram of {len(data)} bytes exceeds the {room} that fit in the MTU of "
+                f"{self._core.mtu} (IP fragmentation is not supported yet)",
+            )
+        route = self._core.routes.route(address)
+        source = endpoint.local_address or route.source
+        datagram = udp.build_udp(endpoint.local_port, port, data, source, address)
+        self._core.send_ip(source, address, ipv4.PROTO_UDP, datagram)
+        self.stats["datagrams_sent"] += 1
+
+    def receive(
+        self, header: ipv4.IPv4Header, payload: memoryview, packet: memoryview, now: float
+    ) -> None:
+        stats = self.stats
+        stats["datagrams_received"] += 1
+        verify = self._core.verify_transport_checksums
+        try:
+            udp_header, data = udp.parse_udp(
+                payload,
+                source_address=header.source if verify else None,
+                destination_address=header.destination if verify else None,
+            )
+        except WireError as error:
+            stats["dropped_" + error.reason] += 1
+            return
+        endpoint = self._lookup(header.destination, udp_header.destination_port)
+        if endpoint is None:
+            stats["no_port"] += 1
+            # RFC 1122 §4.1.3.1: SHOULD send port unreachable (never for broadcasts).
+            self._core.send_icmp_error(
+                icmpv4.TYPE_DESTINATION_UNREACHABLE, icmpv4.CODE_PORT_UNREACHABLE,
+                header, packet, now,
+            )  # fmt: skip
+            return
+        if endpoint.remote is not None and endpoint.remote != (
+            header.source,
+            udp_header.source_port,
+        ):
+            stats["dropped_not_from_remote"] += 1
+            return
+        self._core.events.append(
+            UdpDatagramReceived(endpoint, bytes(data), header.source, udp_header.source_port)
+        )
+
+    def icmp_error(
+        self, source: bytes, destination: bytes, quoted: memoryview, error: OSError, now: float
+    ) -> None:
+        """Report an ICMP error to the connected endpoint that sent the quoted datagram.
+
+        As Linux without IP_RECVERR: unconnected endpoints are not told.
+        """
+        if len(quoted) < 4:
+            return
+        source_port = int.from_bytes(quoted[0:2], "big")
+        destination_port = int.from_bytes(quoted[2:4], "big")
+        endpoint = self._lookup(source, source_port)
+        if endpoint is None or endpoint.remote != (destination, destination_port):
+            self.stats["icmp_errors_ignored"] += 1
+            return
+        self.stats["icmp_errors_reported"] += 1
+        self._core.events.append(UdpErrorReceived(endpoint, error, destination, destination_port))
