@@ -13,9 +13,16 @@ from types import TracebackType
 from typing import Any
 
 from ..config import StackConfig
-from ..core.events import EchoReplyReceived, EchoUnreachable
+from ..core.events import (
+    EchoReplyReceived,
+    EchoUnreachable,
+    UdpDatagramReceived,
+    UdpErrorReceived,
+)
 from ..core.stack import StackCore
 from ..link.base import Link
+from .addresses import ip_literal, parse_endpoint
+from .datagram import DatagramTransport
 from .driver import AsyncioDriver
 
 __all__ = ["EchoReply", "Stack", "current_stack"]
@@ -45,17 +52,6 @@ class EchoReply:
     size: int
     source: str
     sequence: int
-
-
-def _ip_literal(host: str) -> bytes:
-    if not isinstance(host, str):
-        raise TypeError(f"host must be a str, got {type(host).__name__}")
-    try:
-        return ipaddress.ip_address(host).packed
-    except ValueError:
-        raise ValueError(
-            f"host {host!r} is not an IP address literal (name resolution is not supported yet)"
-        ) from None
 
 
 class Stack:
@@ -101,6 +97,8 @@ class Stack:
         self._handlers: dict[type, Callable[[Any], None]] = {
             EchoReplyReceived: self._on_echo_reply,
             EchoUnreachable: self._on_echo_unreachable,
+            UdpDatagramReceived: self._on_udp_datagram,
+            UdpErrorReceived: self._on_udp_error,
         }
         self._ping_waiters: dict[
             tuple[int, int], asyncio.Future[tuple[float, EchoReplyReceived]]
@@ -185,7 +183,7 @@ class Stack:
         ttl: int | None = None,
     ) -> EchoReply:
         """Like :meth:`ping` but return the whole :class:`EchoReply`."""
-        destination = _ip_literal(host)
+        destination = ip_literal(host)
         if not isinstance(size, int) or not 0 <= size <= self.core.mtu - 28:
             raise ValueError(
                 f"size must be an int in 0..{self.core.mtu - 28} (MTU {self.core.mtu})"
@@ -213,6 +211,55 @@ class Stack:
             rtt=received_at - sent_at, ttl=event.ttl, size=8 + len(event.payload),
             source=str(ipaddress.ip_address(event.source)), sequence=event.sequence,
         )  # fmt: skip
+
+    # -- UDP --------------------------------------------------------------------
+
+    async def create_datagram_endpoint(
+        self,
+        protocol_factory: Callable[[], asyncio.DatagramProtocol],
+        local_addr: tuple[str | None, int] | None = None,
+        remote_addr: tuple[str, int] | None = None,
+        *,
+        reuse_port: bool | None = None,
+        allow_broadcast: bool | None = None,
+    ) -> tuple[asyncio.DatagramTransport, asyncio.DatagramProtocol]:
+        """Open a UDP endpoint, as ``loop.create_datagram_endpoint`` does.
+
+        ``local_addr=None`` binds an ephemeral port on every address;
+        ``remote_addr`` connects the endpoint (only that peer is heard, and ICMP
+        errors for it reach ``error_received``). ``reuse_port`` and
+        ``allow_broadcast`` are accepted for signature compatibility; sharing
+        a port is not supported and raises ``ValueError``.
+        """
+        if reuse_port:
+            raise ValueError("reuse_port is not supported by aionetstack")
+        del allow_broadcast  # broadcasts are sent like any datagram
+        driver = self.driver
+        local_address, local_port = (
+            (None, 0) if local_addr is None else parse_endpoint(local_addr, "local_addr")
+        )
+        remote = None
+        if remote_addr is not None:
+            remote_host, remote_port = parse_endpoint(remote_addr, "remote_addr")
+            if remote_host is None or remote_port == 0:
+                raise ValueError(f"remote_addr needs a host and a non-zero port: {remote_addr!r}")
+            self.core.routes.route(remote_host)  # ENETUNREACH now rather than on first send
+            remote = (remote_host, remote_port)
+        endpoint = self.core.udp.bind(local_address, local_port, remote)
+        protocol = protocol_factory()
+        transport = DatagramTransport(asyncio.get_running_loop(), driver, endpoint, protocol)
+        protocol.connection_made(transport)
+        return transport, protocol
+
+    def _on_udp_datagram(self, event: UdpDatagramReceived) -> None:
+        transport = event.endpoint.user_data
+        if isinstance(transport, DatagramTransport):
+            transport.deliver(event.data, event.source, event.source_port)
+
+    def _on_udp_error(self, event: UdpErrorReceived) -> None:
+        transport = event.endpoint.user_data
+        if isinstance(transport, DatagramTransport):
+            transport.deliver_error(event.error)
 
     # -- statistics ---------------------------------------------------------------
 
