@@ -7,10 +7,12 @@ import contextvars
 import ipaddress
 import os
 import random
+import ssl as ssl_module
+from asyncio import sslproto
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..config import StackConfig
 from ..core.events import (
@@ -20,10 +22,23 @@ from ..core.events import (
     UdpErrorReceived,
 )
 from ..core.stack import StackCore
+from ..core.tcp.events import (
+    TcpAccepted,
+    TcpClosed,
+    TcpConnected,
+    TcpEofReceived,
+    TcpReadable,
+    TcpWritable,
+)
 from ..link.base import Link
 from .addresses import ip_literal, parse_endpoint
 from .datagram import DatagramTransport
 from .driver import AsyncioDriver
+from .server import Server, listen_addresses
+from .transport import TcpTransport
+
+if TYPE_CHECKING:
+    from ..core.tcp import TcpConnection, TcpListener
 
 __all__ = ["EchoReply", "Stack", "current_stack"]
 
@@ -99,13 +114,22 @@ class Stack:
             EchoUnreachable: self._on_echo_unreachable,
             UdpDatagramReceived: self._on_udp_datagram,
             UdpErrorReceived: self._on_udp_error,
+            TcpConnected: self._on_tcp_connected,
+            TcpAccepted: self._on_tcp_accepted,
+            TcpReadable: self._on_tcp_readable,
+            TcpWritable: self._on_tcp_writable,
+            TcpEofReceived: self._on_tcp_eof,
+            TcpClosed: self._on_tcp_closed,
         }
+        self._servers: set[Server] = set()
+        self._transports: dict[TcpTransport, Server | None] = {}
         self._ping_waiters: dict[
             tuple[int, int], asyncio.Future[tuple[float, EchoReplyReceived]]
         ] = {}
         self._ping_identifier = self._rng.getrandbits(16)
         self._ping_sequence = 0
         self._closed = False
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -145,6 +169,12 @@ class Stack:
         if self._driver is not None:
             self._driver.flush_now()
             self._driver.stop()
+        for server in list(self._servers):
+            server.close()
+        for transport in list(self._transports):
+            transport.abort()  # as a process exit: open connections are reset
+        if self._driver is not None:
+            self._driver.flush_now()
         for future in self._ping_waiters.values():
             if not future.done():
                 future.set_exception(ConnectionAbortedError("the stack was closed"))
@@ -211,6 +241,253 @@ class Stack:
             rtt=received_at - sent_at, ttl=event.ttl, size=8 + len(event.payload),
             source=str(ipaddress.ip_address(event.source)), sequence=event.sequence,
         )  # fmt: skip
+
+    # -- TCP --------------------------------------------------------------------
+
+    async def create_connection(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str,
+        port: int,
+        *,
+        ssl: ssl_module.SSLContext | bool | None = None,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        local_addr: tuple[str | None, int] | None = None,
+        **unsupported: Any,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        """Open a TCP connection, as ``loop.create_connection`` does.
+
+        Raises ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError``
+        (no answer after the SYN retries), ``OSError(ENETUNREACH)``.
+        """
+        _refuse_unsupported(unsupported, ("happy_eyeballs_delay", "interleave", "family",
+                                          "proto", "flags", "all_errors"))  # fmt: skip
+        context = _client_ssl_context(ssl, server_hostname, ssl_handshake_timeout)
+        remote = ip_literal(host)
+        if not isinstance(port, int) or not 1 <= port <= 0xFFFF:
+            raise ValueError(f"port must be an int in 1..65535, got {port!r}")
+        driver = self.driver
+        loop = asyncio.get_running_loop()
+        route = self.core.routes.route(remote)
+        local_address, local_port = (
+            (None, 0) if local_addr is None else parse_endpoint(local_addr, "local_addr")
+        )
+        connection = self.core.tcp.connect(
+            local_address or route.source, remote, port, loop.time(), local_port=local_port
+        )
+        waiter: asyncio.Future[None] = loop.create_future()
+        connection.user_data = waiter
+        driver.request_flush()
+        try:
+            await waiter
+        except asyncio.CancelledError:
+            connection.abort()
+            driver.request_flush()
+            raise
+        protocol = protocol_factory()
+        if context is None:
+            transport = self._attach(connection, protocol, None)
+            return transport, protocol
+        return await self._attach_tls(
+            connection, protocol, context, server_side=False,
+            server_hostname=host if server_hostname is None else server_hostname,
+            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
+
+    async def create_server(
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        host: str | Sequence[str] | None = None,
+        port: int = 0,
+        *,
+        backlog: int = 100,
+        ssl: ssl_module.SSLContext | None = None,
+        reuse_address: bool | None = None,
+        reuse_port: bool | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+        start_serving: bool = True,
+        **unsupported: Any,
+    ) -> Server:
+        """Listen on ``host``:``port`` (``None`` = every address; port 0 = ephemeral).
+
+        Raises ``OSError(EADDRINUSE)`` when the port is taken.
+        """
+        _refuse_unsupported(unsupported, ("family", "flags", "keep_alive"))
+        if reuse_port:
+            raise ValueError("reuse_port is not supported by aionetstack")
+        del reuse_address  # listeners never conflict with TIME-WAIT connections here
+        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be an int in 0..65535, got {port!r}")
+        if not isinstance(backlog, int) or backlog < 1:
+            raise ValueError(f"backlog must be a positive int, got {backlog!r}")
+        if ssl is not None and not isinstance(ssl, ssl_module.SSLContext):
+            raise TypeError("ssl must be an ssl.SSLContext for a server")
+        if ssl is None and (ssl_handshake_timeout is not None or ssl_shutdown_timeout is not None):
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        driver = self.driver
+        listeners: list[TcpListener] = []
+        try:
+            for text in listen_addresses(host):
+                address = None if text is None else parse_endpoint((text, port), "host")[0]
+                listener = self.core.tcp.listen(address, port, backlog)
+                port = listener.local_port  # several hosts share the first ephemeral port
+                listeners.append(listener)
+        except BaseException:
+            for listener in listeners:
+                listener.close()
+            raise
+
+        def accept(server: Server, connection: TcpConnection) -> None:
+            protocol = protocol_factory()
+            if ssl is None:
+                self._attach(connection, protocol, server)
+            else:
+                self._loop_task(self._attach_tls(
+                    connection, protocol, ssl, server_side=True, server_hostname=None,
+                    handshake_timeout=ssl_handshake_timeout,
+                    shutdown_timeout=ssl_shutdown_timeout, server=server,
+                ))  # fmt: skip
+
+        server = Server(self, listeners, accept)
+        self._servers.add(server)
+        if start_serving:
+            await server.start_serving()
+        driver.request_flush()
+        return server
+
+    async def open_connection(
+        self, host: str, port: int, *, limit: int = 2**16, **kwargs: Any
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """``asyncio.open_connection`` over this stack."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await self.create_connection(lambda: protocol, host, port, **kwargs)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        return reader, writer
+
+    async def start_server(
+        self,
+        client_connected_cb: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any],
+        host: str | Sequence[str] | None = None,
+        port: int = 0,
+        *,
+        limit: int = 2**16,
+        **kwargs: Any,
+    ) -> Server:
+        """``asyncio.start_server`` over this stack."""
+        loop = asyncio.get_running_loop()
+
+        def factory() -> asyncio.StreamReaderProtocol:
+            reader = asyncio.StreamReader(limit=limit, loop=loop)
+            return asyncio.StreamReaderProtocol(reader, client_connected_cb, loop=loop)
+
+        return await self.create_server(factory, host, port, **kwargs)
+
+    def _attach(
+        self, connection: TcpConnection, protocol: asyncio.BaseProtocol, server: Server | None
+    ) -> TcpTransport:
+        """Wrap an established connection in a transport and start its callbacks."""
+        loop = asyncio.get_running_loop()
+        transport = TcpTransport(loop, self.driver, connection, protocol)
+        self._transports[transport] = server
+        try:
+            protocol.connection_made(transport)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            transport._fatal_error(error, "connection_made")
+            return transport
+        if connection.readable_bytes:
+            transport.on_readable()
+        if connection.eof_received:
+            transport.on_eof()
+        return transport
+
+    async def _attach_tls(
+        self,
+        connection: TcpConnection,
+        protocol: asyncio.BaseProtocol,
+        context: ssl_module.SSLContext,
+        *,
+        server_side: bool,
+        server_hostname: str | None,
+        handshake_timeout: float | None,
+        shutdown_timeout: float | None,
+        server: Server | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        ssl_protocol = sslproto.SSLProtocol(
+            loop, protocol, context, waiter, server_side=server_side,
+            server_hostname=server_hostname, ssl_handshake_timeout=handshake_timeout,
+            ssl_shutdown_timeout=shutdown_timeout,
+        )  # fmt: skip
+        transport = self._attach(connection, ssl_protocol, server)
+        try:
+            await waiter
+        except BaseException:
+            transport.close()
+            raise
+        return ssl_protocol._app_transport, protocol
+
+    def _loop_task(self, coroutine: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled():
+            task.exception()  # a failed server-side TLS handshake already closed its transport
+
+    def forget_server(self, server: Server) -> None:
+        """Called by ``Server.close()``."""
+        self._servers.discard(server)
+
+    def close_transports_of(self, server: Server, *, abort: bool) -> None:
+        """Close (or abort) every connection ``server`` accepted."""
+        for transport, owner in list(self._transports.items()):
+            if owner is server:
+                transport.abort() if abort else transport.close()
+
+    def _on_tcp_connected(self, event: TcpConnected) -> None:
+        waiter = event.connection.user_data
+        if isinstance(waiter, asyncio.Future) and not waiter.done():
+            waiter.set_result(None)
+
+    def _on_tcp_accepted(self, event: TcpAccepted) -> None:
+        server = event.listener.user_data
+        if isinstance(server, Server):
+            server.accept_ready(event.listener)
+
+    def _on_tcp_readable(self, event: TcpReadable) -> None:
+        transport = event.connection.user_data
+        if isinstance(transport, TcpTransport):
+            transport.on_readable()
+
+    def _on_tcp_writable(self, event: TcpWritable) -> None:
+        transport = event.connection.user_data
+        if isinstance(transport, TcpTransport):
+            transport.on_writable()
+
+    def _on_tcp_eof(self, event: TcpEofReceived) -> None:
+        transport = event.connection.user_data
+        if isinstance(transport, TcpTransport):
+            transport.on_eof()
+
+    def _on_tcp_closed(self, event: TcpClosed) -> None:
+        owner = event.connection.user_data
+        if isinstance(owner, asyncio.Future):
+            if not owner.done():
+                owner.set_exception(event.error or ConnectionResetError("connection closed"))
+        elif isinstance(owner, TcpTransport):
+            owner.on_closed(event.error)
+        for transport in [t for t in self._transports if t._connection is event.connection]:
+            del self._transports[transport]
 
     # -- UDP --------------------------------------------------------------------
 
@@ -285,3 +562,31 @@ class Stack:
         future = self._ping_waiters.get((event.identifier, event.sequence))
         if future is not None and not future.done():
             future.set_exception(event.error)
+
+
+def _refuse_unsupported(options: dict[str, Any], known: tuple[str, ...]) -> None:
+    """asyncio parameters that make no sense here must be left at their defaults."""
+    for name, value in options.items():
+        if name not in known:
+            raise TypeError(f"unexpected keyword argument {name!r}")
+        if value not in (None, 0, False):
+            raise ValueError(f"{name}={value!r} is not supported by aionetstack")
+
+
+def _client_ssl_context(
+    ssl: ssl_module.SSLContext | bool | None,
+    server_hostname: str | None,
+    handshake_timeout: float | None,
+) -> ssl_module.SSLContext | None:
+    """The context ``create_connection`` will use, validated as asyncio does."""
+    if not ssl:
+        if server_hostname is not None:
+            raise ValueError("server_hostname is only meaningful with ssl")
+        if handshake_timeout is not None:
+            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
+        return None
+    if ssl is True:
+        return ssl_module.create_default_context()
+    if not isinstance(ssl, ssl_module.SSLContext):
+        raise TypeError(f"ssl must be an SSLContext, True or None, got {type(ssl).__name__}")
+    return ssl

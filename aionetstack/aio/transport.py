@@ -1,0 +1,378 @@
+"""``asyncio.Transport`` over a core TCP connection.
+
+The contract is asyncio's own (``selector_events._SelectorSocketTransport``):
+``connection_made``, then ``data_received``* (or ``get_buffer``/``buffer_updated``
+for a ``BufferedProtocol``), then ``eof_received`` at most once, then
+``connection_lost`` exactly once. ``pause_writing`` is called when the bytes
+the transport holds go strictly above the high-water mark and
+``resume_writing`` when they fall to the low one or below. The TCP send
+buffer plays the kernel's ``SO_SNDBUF``: only what it cannot take counts as
+the transport's buffer.
+
+Reading is pulled: bytes stay in the connection until delivered, so while
+``pause_reading()`` is in force the receive window really closes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+from typing import TYPE_CHECKING, Any
+
+from .addresses import text_address
+
+if TYPE_CHECKING:
+    from ..core.tcp import TcpConnection
+    from .driver import AsyncioDriver
+
+__all__ = ["StackSocket", "TcpTransport"]
+
+logger = logging.getLogger("aionetstack")
+
+#: asyncio's defaults (``transports._FlowControlMixin``): 64 KiB high, high // 4 low.
+DEFAULT_HIGH_WATER = 64 * 1024
+#: Bytes handed to ``data_received`` at most per call (asyncio reads 256 KiB at a time).
+MAX_READ = 256 * 1024
+
+
+class StackSocket:
+    """What ``get_extra_info('socket')`` returns: the socket-shaped facts of a connection.
+
+    Like asyncio's ``TransportSocket`` it refuses I/O; it answers the queries
+    libraries make (``getsockname``, ``getpeername``, ``family``) and maps
+    ``TCP_NODELAY`` and ``SO_KEEPALIVE`` onto the connection.
+    """
+
+    __slots__ = ("_connection", "_options", "_sockname")
+
+    family = socket.AF_INET
+    type = socket.SOCK_STREAM
+    proto = socket.IPPROTO_TCP
+
+    def __init__(self, connection: TcpConnection | None, sockname: tuple[str, int]) -> None:
+        self._connection = connection
+        self._options: dict[tuple[int, int], int] = {}
+        self._sockname = sockname
+
+    def fileno(self) -> int:
+        return -1
+
+    def getsockname(self) -> tuple[str, int]:
+        return self._sockname
+
+    def getpeername(self) -> tuple[str, int]:
+        connection = self._connection
+        if connection is None:
+            raise OSError(107, "Transport endpoint is not connected")
+        return (text_address(connection.remote_address), connection.remote_port)
+
+    def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
+        flag = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
+        self._options[(level, option)] = flag
+        if self._connection is None:
+            return
+        if (level, option) == (socket.IPPROTO_TCP, socket.TCP_NODELAY):
+            self._connection.set_nodelay(bool(flag))
+        elif (level, option) == (socket.SOL_SOCKET, socket.SO_KEEPALIVE):
+            self._connection.set_keepalive(bool(flag))
+
+    def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
+        return self._options.get((level, option), 0)
+
+    def __repr__(self) -> str:
+        return f"<aionetstack StackSocket {self._sockname}>"
+
+
+class TcpTransport(asyncio.Transport):
+    """One TCP connection of the stack as an asyncio transport."""
+
+    _start_tls_compatible = True  # loop.start_tls() accepts us (base_events.start_tls)
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        driver: AsyncioDriver,
+        connection: TcpConnection,
+        protocol: asyncio.BaseProtocol,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(extra)
+        self._loop = loop
+        self._driver = driver
+        self._connection = connection
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._pending: collections.deque[bytes] = collections.deque()
+        self._pending_size = 0
+        self._high_water = DEFAULT_HIGH_WATER
+        self._low_water = DEFAULT_HIGH_WATER // 4
+        self._protocol_paused = False
+        self._reading_paused = False
+        self._closing = False
+        self._eof_requested = False  # write_eof() called
+        self._eof_received = False  # peer FIN waiting to be delivered
+        self._eof_delivered = False
+        self._lost = False
+        self._lost_error: Exception | None = None
+        self._peer_gone = False
+        connection.user_data = self
+        sockname = (text_address(connection.local_address), connection.local_port)
+        peername = (text_address(connection.remote_address), connection.remote_port)
+        self._extra.update(
+            peername=peername, sockname=sockname, socket=StackSocket(connection, sockname)
+        )
+
+    def __repr__(self) -> str:
+        state = "closing" if self._closing else "open"
+        return f"<TcpTransport {self._extra['sockname']} -> {self._extra['peername']} {state}>"
+
+    # -- BaseTransport --------------------------------------------------------------
+
+    def get_protocol(self) -> asyncio.BaseProtocol:
+        return self._protocol
+
+    def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
+        self._protocol = protocol
+        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+
+    def is_closing(self) -> bool:
+        return self._closing
+
+    def close(self) -> None:
+        """Send what is buffered, then FIN; ``connection_lost(None)`` follows.
+
+        The connection finishes its FIN handshake and TIME-WAIT inside the
+        stack, as an orphan, like a kernel socket after ``close()``.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._reading_paused = True
+        if not self._pending:
+            self._connection.close()
+            self._driver.request_flush()
+            self._loop.call_soon(self._call_connection_lost, None)
+
+    def abort(self) -> None:
+        """Reset the connection (RST) and drop anything unsent."""
+        if self._lost:
+            return
+        self._closing = True
+        self._pending.clear()
+        self._pending_size = 0
+        self._connection.abort()
+        self._driver.request_flush()
+        self._loop.call_soon(self._call_connection_lost, None)
+
+    # -- ReadTransport ----------------------------------------------------------------
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._closing
+
+    def pause_reading(self) -> None:
+        """Stop delivering data; unread bytes stay in the connection and shrink its window."""
+        if self._closing:
+            return
+        self._reading_paused = True
+
+    def resume_reading(self) -> None:
+        if self._closing or not self._reading_paused:
+            return
+        self._reading_paused = False
+        self._loop.call_soon(self.on_readable)
+
+    # -- WriteTransport ---------------------------------------------------------------
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        if high is None:
+            high = DEFAULT_HIGH_WATER if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"high ({high!r}) must be >= low ({low!r}) must be >= 0")
+        self._high_water, self._low_water = high, low
+        self._maybe_pause_protocol()
+
+    def get_write_buffer_limits(self) -> tuple[int, int]:
+        return (self._low_water, self._high_water)
+
+    def get_write_buffer_size(self) -> int:
+        return self._pending_size
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise TypeError(
+                f"data argument must be a bytes-like object, not {type(data).__name__!r}"
+            )
+        if self._eof_requested:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._lost or self._closing:
+            if self._peer_gone or self._lost:
+                logger.warning("socket.send() raised exception.")  # as asyncio does
+            return
+        if self._pending:
+            self._pending.append(bytes(data))
+            self._pending_size += len(data)
+        else:
+            accepted = self._connection.send(data)
+            if accepted < len(data):
+                rest = bytes(memoryview(data)[accepted:])
+                self._pending.append(rest)
+                self._pending_size += len(rest)
+        self._driver.request_flush()
+        self._maybe_pause_protocol()
+
+    def writelines(self, list_of_data: Any) -> None:
+        for data in list_of_data:
+            self.write(data)
+
+    def write_eof(self) -> None:
+        """Half-close: FIN after everything written so far."""
+        if self._closing or self._eof_requested:
+            return
+        self._eof_requested = True
+        if not self._pending:
+            self._connection.shutdown_write()
+            self._driver.request_flush()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    # -- called by the stack's event dispatch ------------------------------------------
+
+    def on_writable(self) -> None:
+        """Move transport-buffered bytes into the connection's freed send buffer."""
+        pending = self._pending
+        connection = self._connection
+        while pending:
+            chunk = pending[0]
+            accepted = connection.send(chunk)
+            self._pending_size -= accepted
+            if accepted < len(chunk):
+                pending[0] = chunk[accepted:]
+                break
+            pending.popleft()
+        if not pending:
+            if self._closing and not self._lost:
+                connection.close()
+                self._loop.call_soon(self._call_connection_lost, None)
+            elif self._eof_requested:
+                connection.shutdown_write()
+        self._driver.request_flush()
+        self._maybe_resume_protocol()
+
+    def on_readable(self) -> None:
+        """Deliver what the connection holds (unless paused), then a pending EOF."""
+        connection = self._connection
+        delivered = False
+        while not self._reading_paused and not self._lost and connection.readable_bytes:
+            delivered = True
+            if not self._deliver_chunk(connection):
+                return
+        if delivered:
+            self._driver.request_flush()  # the window reopened: let the peer know
+        if (
+            self._eof_received
+            and not self._eof_delivered
+            and not self._reading_paused
+            and not connection.readable_bytes
+        ):
+            self._deliver_eof()
+
+    def on_eof(self) -> None:
+        self._eof_received = True
+        self.on_readable()
+
+    def on_closed(self, error: OSError | None) -> None:
+        """The connection is over inside the stack."""
+        if error is not None:
+            self._peer_gone = True
+            self._pending.clear()
+            self._pending_size = 0
+        elif not self._lost and not self._reading_paused:
+            self.on_readable()
+        self._closing = True
+        self._call_connection_lost(error)
+
+    # -- internals --------------------------------------------------------------------
+
+    def _deliver_chunk(self, connection: TcpConnection) -> bool:
+        protocol = self._protocol
+        try:
+            if self._buffered:
+                assert isinstance(protocol, asyncio.BufferedProtocol)
+                buffer = protocol.get_buffer(-1)
+                if not len(buffer):
+                    raise RuntimeError("get_buffer() returned an empty buffer")
+                count = connection.receive_into(buffer)
+                protocol.buffer_updated(count)
+            else:
+                assert isinstance(protocol, asyncio.Protocol)
+                protocol.data_received(connection.receive(MAX_READ))
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            self._fatal_error(error, "data_received")
+            return False
+        return True
+
+    def _deliver_eof(self) -> None:
+        self._eof_delivered = True
+        try:
+            keep_open = self._protocol.eof_received()  # type: ignore[attr-defined]
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            self._fatal_error(error, "eof_received")
+            return
+        if not keep_open:
+            self.close()
+
+    def _call_connection_lost(self, error: Exception | None) -> None:
+        if self._lost:
+            return
+        self._lost = True
+        self._connection.user_data = None
+        try:
+            self._protocol.connection_lost(error)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as failure:
+            self._report(failure, "connection_lost")
+
+    def _fatal_error(self, error: BaseException, callback: str) -> None:
+        """A protocol callback raised: report it and abort this connection only."""
+        self._report(error, callback)
+        self.abort()
+
+    def _report(self, error: BaseException, callback: str) -> None:
+        self._loop.call_exception_handler({
+            "message": f"Fatal error in {type(self._protocol).__name__}.{callback}()",
+            "exception": error, "transport": self, "protocol": self._protocol,
+        })  # fmt: skip
+
+    def _maybe_pause_protocol(self) -> None:
+        if self._protocol_paused or self._pending_size <= self._high_water:
+            return
+        self._protocol_paused = True
+        try:
+            self._protocol.pause_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            self._report(error, "pause_writing")
+
+    def _maybe_resume_protocol(self) -> None:
+        if not self._protocol_paused or self._pending_size > self._low_water:
+            return
+        self._protocol_paused = False
+        try:
+            self._protocol.resume_writing()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as error:
+            self._report(error, "resume_writing")
