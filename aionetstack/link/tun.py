@@ -1,0 +1,448 @@
+"""A Linux TUN device as a :class:`~aionetstack.link.base.Link` (IP packets, no framing).
+
+``TunLink`` opens ``/dev/net/tun`` through python-pytun with
+``IFF_TUN | IFF_NO_PI``. It attaches to a device that already exists (an
+unprivileged user may attach to a TUN created for them with
+``ip tuntap add mode tun user NAME``) or, with CAP_NET_ADMIN, creates one and
+configures the kernel side (address, MTU, up).
+
+With ``offload=True`` the device also gets ``IFF_VNET_HDR`` and
+``TUNSETOFFLOAD``: the kernel then hands over 64 KB TCP/UDP segments whose
+checksums hold only the pseudo-header sum (``receive_checksums_partial``), and
+every packet both ways carries a 10-byte virtio_net_hdr, which this class strips
+on receive and prepends (all zero: nothing to do) on send.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import io
+import ipaddress
+import logging
+import os
+import socket
+import struct
+import subprocess
+from collections.abc import Callable
+from typing import Final
+
+import pytun
+
+from ..errors import MissingPrivilegeError
+from ..wire.vnet import VNET_HEADER_LENGTH, VNET_HEADER_NONE
+
+__all__ = [
+    "TUNSETOFFLOAD",
+    "TUN_F_CSUM",
+    "TUN_F_TSO4",
+    "TUN_F_TSO6",
+    "TUN_F_TSO_ECN",
+    "TUN_F_USO4",
+    "TUN_F_USO6",
+    "TunLink",
+]
+
+_log = logging.getLogger(__name__)
+
+_TUN_DEVICE: Final = "/dev/net/tun"
+#: ioctl numbers and offload bits from ``include/uapi/linux/if_tun.h``.
+TUNSETOFFLOAD: Final = 0x400454D0
+TUN_F_CSUM: Final = 0x01  # the kernel may hand over and accept partial checksums
+TUN_F_TSO4: Final = 0x02
+TUN_F_TSO6: Final = 0x04
+TUN_F_TSO_ECN: Final = 0x08
+TUN_F_USO4: Final = 0x20  # Linux 6.2+
+TUN_F_USO6: Final = 0x40
+#: What to ask for, best first: with UDP segmentation, then without it.
+_OFFLOAD_CHOICES: Final = (
+    TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN | TUN_F_USO4 | TUN_F_USO6,
+    TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN,
+)
+#: ``include/uapi/linux/if.h``: names are at most IFNAMSIZ - 1 = 15 bytes.
+_IFNAMSIZ: Final = 16
+_SIOCGIFFLAGS: Final = 0x8913
+_IFF_UP: Final = 0x1
+_IFREQ_FLAGS: Final = struct.Struct("16sh22x")
+#: RFC 791 §3.2: 68 is the smallest MTU an IPv4 link may have; 65535 is the
+#: largest IP total length and the TUN driver's own maximum.
+_MIN_MTU: Final = 68
+_MAX_MTU: Final = 65535
+#: RFC 8200 §5: every link carrying IPv6 has an MTU of at least 1280.
+_MIN_IPV6_MTU: Final = 1280
+#: One receive buffer for the largest packet the device can hand over (a 64 KB
+#: GSO segment plus its virtio_net_hdr); allocated once (limits.md §2, §3).
+_RECEIVE_BUFFER: Final = _MAX_MTU + VNET_HEADER_LENGTH + 1
+
+_PRECREATE_HINT: Final = (
+    "To use a TUN without privileges, have an administrator create it for your user once:\n"
+    "    sudo ip tuntap add mode tun user $USER name {name}\n"
+    "    sudo ip addr add 198.18.0.1/24 dev {name} && sudo ip link set {name} up\n"
+    "then open it with TunLink({name!r}, kernel_address=None)."
+)
+
+
+class TunLink:
+    """A TUN device: ``receive_batch`` returns IP packets, ``send`` writes one.
+
+    * ``name``: the interface name (at most 15 bytes).
+    * ``kernel_address``: an interface address such as ``"198.18.0.1/24"`` for
+      the kernel side, or None to leave the device's addresses as they are.
+    * ``mtu``: the device MTU, set on the device if it differs.
+    * ``offload``: negotiate checksum and segmentation offload (see module docs).
+    * ``persist``: make the device outlive :meth:`close`. A device that was
+      already persistent stays so either way.
+
+    Raises ``ValueError`` for bad arguments, :class:`MissingPrivilegeError`
+    when the kernel refuses for lack of CAP_NET_ADMIN, and ``OSError`` for other
+    failures (no ``/dev/net/tun``, device busy ...).
+    """
+
+    __slots__ = (
+        "_buffer",
+        "_device",
+        "_fd",
+        "_reader",
+        "_skip",
+        "_view",
+        "created",
+        "mtu",
+        "name",
+        "offload_flags",
+        "receive_checksums_partial",
+        "received_bytes",
+        "received_packets",
+        "received_runts",
+        "send_dropped",
+        "send_rejected",
+        "sent_bytes",
+        "sent_packets",
+    )
+
+    def __init__(
+        self,
+        name: str = "aions0",
+        *,
+        kernel_address: str | None = None,
+        mtu: int = 1500,
+        offload: bool = False,
+        persist: bool = False,
+    ) -> None:
+        _check_name(name)
+        _check_mtu(mtu)
+        interface = _parse_kernel_address(kernel_address, mtu)
+        if not os.path.exists(_TUN_DEVICE):
+            raise FileNotFoundError(
+                errno.ENOENT,
+                f"no {_TUN_DEVICE}: the kernel's TUN driver is not available "
+                "(try 'modprobe tun', or give the container the device)",
+                _TUN_DEVICE,
+            )
+        existed = _interface_exists(name)
+        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        self._device = _open_device(name, flags, existed)
+        self._fd: int = self._device.fileno()
+        self._reader: io.FileIO | None = None
+        try:
+            self.name: str = _decode_name(self._device.name)
+            self.created = not existed
+            _set_nonblocking(self._fd)
+            self.offload_flags = _negotiate_offload(self._fd, self.name) if offload else 0
+            if persist:
+                self._device.persist(True)
+            self.mtu = mtu
+            _configure(self._device, self.name, interface, mtu, existed)
+        except BaseException:
+            self._device.close()
+            raise
+        self.receive_checksums_partial = bool(self.offload_flags & TUN_F_CSUM)
+        self._skip = VNET_HEADER_LENGTH if offload else 0
+        self._reader = io.FileIO(self._fd, "r", closefd=False)
+        self._buffer = bytearray(_RECEIVE_BUFFER)
+        self._view = memoryview(self._buffer)
+        self.sent_packets = 0
+        self.sent_bytes = 0
+        self.received_packets = 0
+        self.received_bytes = 0
+        self.received_runts = 0
+        self.send_dropped = 0
+        self.send_rejected = 0
+
+    # -- the Link protocol ------------------------------------------------------------
+
+    def fileno(self) -> int:
+        """The TUN fd (non-blocking)."""
+        self._check_open()
+        return self._fd
+
+    def receive_batch(self, limit: int, now: float) -> list[bytes]:
+        """Read up to ``limit`` packets until the device has none left (never blocks)."""
+        reader = self._check_open()
+        readinto = reader.readinto
+        buffer = self._buffer
+        view = self._view
+        skip = self._skip
+        packets: list[bytes] = []
+        append = packets.append
+        received_bytes = 0
+        while len(packets) < limit:
+            size = readinto(buffer)
+            if not size:  # None: EAGAIN, the queue is empty
+                break
+            if size <= skip:
+                self.received_runts += 1
+                continue
+            append(view[skip:size].tobytes())
+            received_bytes += size - skip
+        self.received_packets += len(packets)
+        self.received_bytes += received_bytes
+        return packets
+
+    def send(self, packet: bytes, now: float) -> None:
+        """Write one IP packet; a full queue or a packet the kernel rejects is a counted drop."""
+        self._check_open()
+        try:
+            if self._skip:
+                os.writev(self._fd, (VNET_HEADER_NONE, packet))
+            else:
+                os.write(self._fd, packet)
+        except BlockingIOError:
+            self.send_dropped += 1
+            return
+        except OSError as exc:
+            if exc.errno == errno.ENOBUFS:
+                self.send_dropped += 1
+                return
+            if exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
+                self.send_rejected += 1
+                return
+            raise
+        self.sent_packets += 1
+        self.sent_bytes += len(packet)
+
+    def get_timer(self) -> float | None:
+        """Always None: the device never holds packets back on a timer."""
+        return None
+
+    def statistics(self) -> dict[str, int]:
+        """Packet and byte counters, and drops by cause."""
+        return {
+            "sent_packets": self.sent_packets,
+            "sent_bytes": self.sent_bytes,
+            "received_packets": self.received_packets,
+            "received_bytes": self.received_bytes,
+            "received_runts": self.received_runts,
+            "send_dropped": self.send_dropped,
+            "send_rejected": self.send_rejected,
+        }
+
+    def close(self) -> None:
+        """Close the fd; the device disappears unless it is persistent. Idempotent."""
+        if self._reader is None:
+            return
+        self._reader = None
+        self._device.close()
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._reader is None
+
+    def _check_open(self) -> io.FileIO:
+        reader = self._reader
+        if reader is None:
+            raise ValueError(f"I/O operation on a closed TunLink ({self.name})")
+        return reader
+
+    def __repr__(self) -> str:
+        state = "closed" if self._reader is None else f"fd={self._fd}"
+        return f"<TunLink {self.name} mtu={self.mtu} offload={self.offload_flags:#x} {state}>"
+
+
+# -- argument checks ----------------------------------------------------------------------
+
+
+def _check_name(name: object) -> None:
+    """Linux ``dev_valid_name()``: 1..15 bytes, not '.' or '..', no '/', ':' or whitespace."""
+    if not isinstance(name, str):
+        raise TypeError(f"name must be a str, got {type(name).__name__}")
+    encoded = name.encode()
+    if not encoded:
+        raise ValueError("name must not be empty")
+    if len(encoded) >= _IFNAMSIZ:
+        raise ValueError(
+            f"interface name {name!r} is {len(encoded)} bytes; Linux allows at most {_IFNAMSIZ - 1}"
+        )
+    if name in (".", "..") or any(c in "/:" or c.isspace() for c in name):
+        raise ValueError(f"{name!r} is not a valid interface name (no '/', ':' or spaces)")
+
+
+def _check_mtu(mtu: object) -> None:
+    if isinstance(mtu, bool) or not isinstance(mtu, int):
+        raise TypeError(f"mtu must be an int, got {type(mtu).__name__}")
+    if not _MIN_MTU <= mtu <= _MAX_MTU:
+        raise ValueError(f"mtu must be in {_MIN_MTU}..{_MAX_MTU} bytes, got {mtu}")
+
+
+def _parse_kernel_address(
+    kernel_address: object, mtu: int
+) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
+    if kernel_address is None:
+        return None
+    if not isinstance(kernel_address, str):
+        raise TypeError(
+            f"kernel_address must be a str or None, got {type(kernel_address).__name__}"
+        )
+    try:
+        interface = ipaddress.ip_interface(kernel_address)
+    except ValueError:
+        raise ValueError(
+            f"kernel_address {kernel_address!r} is not an address with an optional prefix "
+            "such as '198.18.0.1/24'"
+        ) from None
+    if interface.version == 6 and mtu < _MIN_IPV6_MTU:
+        raise ValueError(f"an IPv6 kernel_address needs mtu >= {_MIN_IPV6_MTU}, got {mtu}")
+    return interface
+
+
+# -- opening ------------------------------------------------------------------------------
+
+
+def _interface_exists(name: str) -> bool:
+    """Whether ``name`` exists in this thread's network namespace (sysfs may show another)."""
+    try:
+        socket.if_nametoindex(name)
+    except OSError:
+        return False
+    return True
+
+
+def _open_device(name: str, flags: int, existed: bool) -> pytun.TunTapDevice:
+    try:
+        return pytun.TunTapDevice(name=name, flags=flags)
+    except pytun.Error as exc:
+        code = exc.errno
+        if code in (errno.EPERM, errno.EACCES):
+            raise _privilege_error(name, existed) from exc
+        if code == errno.EBUSY:
+            raise OSError(code, f"TUN {name!r} is already open in another process") from exc
+        if code == errno.EINVAL and existed:
+            raise OSError(
+                code, f"interface {name!r} exists but is not a single-queue TUN (a TAP?)"
+            ) from exc
+        raise OSError(code, f"cannot open TUN {name!r}: {exc}") from exc
+
+
+def _privilege_error(name: str, existed: bool) -> MissingPrivilegeError:
+    hint = _PRECREATE_HINT.format(name=name)
+    if existed:
+        what = (
+            f"TUN {name!r} exists but this user may not attach to it: it belongs to another "
+            "user or group, and attaching anyway needs CAP_NET_ADMIN."
+        )
+    else:
+        what = f"creating TUN {name!r} needs CAP_NET_ADMIN, which this process does not have."
+    return MissingPrivilegeError(errno.EPERM, f"{what}\n{hint}")
+
+
+def _decode_name(raw: object) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _set_nonblocking(fd: int) -> None:
+    flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+    fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
+
+
+def _negotiate_offload(fd: int, name: str) -> int:
+    """Ask for the best offloads the kernel accepts; return them (0: none)."""
+    for choice in _OFFLOAD_CHOICES:
+        try:
+            fcntl.ioctl(fd, TUNSETOFFLOAD, choice)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+            continue
+        return choice
+    _log.warning(
+        "TUN %s: the kernel refused checksum/segmentation offload; "
+        "running without it (every checksum is computed in Python)",
+        name,
+    )
+    return 0
+
+
+# -- configuring the kernel side -------------------------------------------------------------
+
+
+def _configure(
+    device: pytun.TunTapDevice,
+    name: str,
+    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None,
+    mtu: int,
+    existed: bool,
+) -> None:
+    """Set what was asked for and differs; privilege errors name the missing capability."""
+    if interface is not None:
+        _apply(name, "set its address", lambda: _set_address(device, name, interface))
+    if device.mtu != mtu:
+        _apply(name, f"set its MTU to {mtu}", lambda: setattr(device, "mtu", mtu))
+    if not _is_up(name):
+        try:
+            _apply(name, "bring it up", device.up)
+        except MissingPrivilegeError:
+            if not existed:
+                raise
+            _log.warning("TUN %s is down and this process may not bring it up", name)
+
+
+def _apply(name: str, what: str, action: Callable[[], object]) -> None:
+    """Run ``action``; turn the kernel's EPERM into a :class:`MissingPrivilegeError`."""
+    try:
+        action()
+    except OSError as exc:  # pytun.Error is an OSError too
+        if exc.errno not in (errno.EPERM, errno.EACCES):
+            raise
+        raise MissingPrivilegeError(
+            errno.EPERM,
+            f"TUN {name!r}: to {what} needs CAP_NET_ADMIN. Pass kernel_address=None "
+            "and the device's own MTU to use it as it is configured.\n"
+            + _PRECREATE_HINT.format(name=name),
+        ) from exc
+
+
+def _set_address(
+    device: pytun.TunTapDevice,
+    name: str,
+    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface,
+) -> None:
+    if interface.version == 4:
+        if _current_ipv4(device) == (str(interface.ip), str(interface.netmask)):
+            return  # already so: nothing to change, no privilege needed
+        device.addr = str(interface.ip)
+        device.netmask = str(interface.netmask)
+        return
+    result = subprocess.run(
+        ["ip", "-6", "addr", "replace", str(interface), "dev", name],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        message = result.stderr.strip()
+        if "not permitted" in message.lower():
+            raise PermissionError(errno.EPERM, message)
+        raise OSError(f"ip -6 addr replace {interface} dev {name}: {message}")
+
+
+def _current_ipv4(device: pytun.TunTapDevice) -> tuple[str, str] | None:
+    try:
+        return str(device.addr), str(device.netmask)
+    except pytun.Error:
+        return None  # no address yet
+
+
+def _is_up(name: str) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        request = _IFREQ_FLAGS.pack(name.encode(), 0)
+        answer = fcntl.ioctl(probe.fileno(), _SIOCGIFFLAGS, request)
+    flags: int = _IFREQ_FLAGS.unpack(answer)[1]
+    return bool(flags & _IFF_UP)
