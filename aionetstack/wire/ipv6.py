@@ -174,6 +174,8 @@ def build_ipv6_header(header: IPv6Header, payload_length: int) -> bytes:
         raise ValueError("traffic_class must fit in 8 bits")
     if not 0 <= header.flow_label <= 0xFFFFF:
         raise ValueError("flow_label must fit in 20 bits")
+    if not 0 <= header.next_header <= 0xFF or not 0 <= header.hop_limit <= 0xFF:
+        raise ValueError("next_header and hop_limit must fit in 8 bits")
     first_word = (6 << 28) | (header.traffic_class << 20) | header.flow_label
     return _HEADER.pack(
         first_word,
