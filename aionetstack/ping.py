@@ -204,8 +204,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     runner = _run_tun if args.tun is not None else _run_memory
     try:
         summary = asyncio.run(runner(host, args))
-    except MissingPrivilegeError as error:
-        print(f"ping: {error}", file=sys.stderr)
+    except MissingPrivilegeError:
+        name = args.tun
+        print(
+            f"ping: creating TUN {name!r} needs CAP_NET_ADMIN (run as root), or have an "
+            f"administrator pre-create it for you: sudo ip tuntap add mode tun user $USER "
+            f"name {name} && sudo ip addr add {KERNEL_SIDE}/{PREFIX} dev {name} && "
+            f"sudo ip link set {name} up",
+            file=sys.stderr,
+        )
         return _USAGE_ERROR
     except KeyboardInterrupt:
         return 1
