@@ -89,7 +89,7 @@ _FLAG_SOLICITED: Final = 0x4000_0000
 _FLAG_OVERRIDE: Final = 0x2000_0000
 _MULTICAST_PREFIX: Final = 0xFF
 #: RFC 4291 §2.7.1: ff02::1:ff00:0/104, the solicited-node prefix.
-_SOLICITED_NODE_PREFIX: Final = bytes.fromhex("ff020000000000000000000001ff")
+_SOLICITED_NODE_PREFIX: Final = bytes.fromhex("ff02 0000 0000 0000 0000 0001 ff")
 
 _HEADER: Final = struct.Struct("!BBHI")
 
