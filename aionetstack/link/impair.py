@@ -213,10 +213,10 @@ class ImpairedPath:
         held = bool(imp.reorder) and rng.random() < imp.reorder
         self._enter(due, index, False, packet, held)
         if copy is not None:
+            self.duplicated += 1
             if len(self) >= imp.queue_limit:
-                self.queue_dropped += 1
+                self.queue_dropped += 1  # the copy finds the queue full
             else:
-                self.duplicated += 1
                 self._enter(due, index, True, copy, held)
 
     def _departure(self, size: int, now: float) -> float:
