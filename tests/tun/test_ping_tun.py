@@ -73,7 +73,7 @@ async def test_flood_ping_is_fully_answered(netns: Namespace, ping_tool: None) -
         assert received(output) == (2000, 2000)
 
 
-def TUN_LINK() -> TunLink:  # noqa: N802 - reads like the constructor it wraps
+def TUN_LINK() -> TunLink:
     return TunLink(TUN, kernel_address=f"{KERNEL}/24")
 
 
