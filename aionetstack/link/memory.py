@@ -140,7 +140,7 @@ class MemoryLink:
         self._check_open()
         return self._eventfd
 
-    def send(self, packet: bytes, now: float) -> None:
+    def send(self, packet: bytes | bytearray | memoryview, now: float) -> None:
         """Queue ``packet`` for the peer; oversize packets and a closed peer are counted drops."""
         self._check_open()
         size = len(packet)

@@ -198,7 +198,7 @@ class TunLink:
         self.received_bytes += received_bytes
         return packets
 
-    def send(self, packet: bytes, now: float) -> None:
+    def send(self, packet: bytes | bytearray | memoryview, now: float) -> None:
         """Write one IP packet; a full queue or a packet the kernel rejects is a counted drop."""
         self._check_open()
         try:
