@@ -19,10 +19,10 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _common import summary, write_result  # noqa: E402
+from _common import summary, write_result
 
-from aionetstack import Stack, TunLink  # noqa: E402
-from aionetstack.testing.netns import network_namespace  # noqa: E402
+from aionetstack import Stack, TunLink
+from aionetstack.testing.netns import network_namespace
 
 TIME = re.compile(r"time=([\d.]+) ms")
 
