@@ -128,6 +128,10 @@ def _summarize_ipv4(view: memoryview) -> str:
     try:
         header, payload = ipv4.parse_ipv4(view, verify_checksum=False)
     except WireError as error:
+        if len(view) >= ipv4.IPV4_HEADER_LENGTH:
+            ends = f"{ipaddress.IPv4Address(bytes(view[12:16]))} > "
+            ends += f"{ipaddress.IPv4Address(bytes(view[16:20]))}"
+            return f"{ends}: IP {_malformed(error)}"
         return f"IP {_malformed(error)}"
     source = str(ipaddress.IPv4Address(header.source))
     destination = str(ipaddress.IPv4Address(header.destination))
@@ -147,9 +151,12 @@ def _summarize_ipv6(view: memoryview) -> str:
     try:
         header, payload = ipv6.parse_ipv6(view)
     except WireError as error:
+        if len(view) >= ipv6.IPV6_HEADER_LENGTH:
+            ends = f"{_ipv6_text(bytes(view[8:24]))} > {_ipv6_text(bytes(view[24:40]))}"
+            return f"{ends}: IP6 {_malformed(error)}"
         return f"IP6 {_malformed(error)}"
-    source = ipaddress.IPv6Address(header.source).compressed
-    destination = ipaddress.IPv6Address(header.destination).compressed
+    source = _ipv6_text(header.source)
+    destination = _ipv6_text(header.destination)
     try:
         chain = ipv6.skip_extension_headers(header.next_header, payload)
     except WireError as error:
