@@ -39,11 +39,13 @@ class Server(asyncio.AbstractServer):
         self._closed = False
         self._serving_forever: asyncio.Future[None] | None = None
         self._waiters: list[asyncio.Future[None]] = []
-        for listener in listeners:
-            listener.user_data = self
 
     def __repr__(self) -> str:
         return f"<aionetstack Server {self.get_addresses()}>"
+
+    @property
+    def listeners(self) -> list[TcpListener]:
+        return self._listeners
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
         return self._loop

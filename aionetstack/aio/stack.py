@@ -122,6 +122,7 @@ class Stack:
             TcpClosed: self._on_tcp_closed,
         }
         self._servers: set[Server] = set()
+        self._listener_servers: dict[TcpListener, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
         self._ping_waiters: dict[
             tuple[int, int], asyncio.Future[tuple[float, EchoReplyReceived]]
@@ -353,6 +354,8 @@ class Stack:
 
         server = Server(self, listeners, accept)
         self._servers.add(server)
+        for listener in listeners:
+            self._listener_servers[listener] = server
         if start_serving:
             await server.start_serving()
         driver.request_flush()
@@ -447,6 +450,8 @@ class Stack:
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""
         self._servers.discard(server)
+        for listener in server.listeners:
+            self._listener_servers.pop(listener, None)
 
     def close_transports_of(self, server: Server, *, abort: bool) -> None:
         """Close (or abort) every connection ``server`` accepted."""
@@ -460,8 +465,8 @@ class Stack:
             waiter.set_result(None)
 
     def _on_tcp_accepted(self, event: TcpAccepted) -> None:
-        server = event.listener.user_data
-        if isinstance(server, Server):
+        server = self._listener_servers.get(event.listener)
+        if server is not None:
             server.accept_ready(event.listener)
 
     def _on_tcp_readable(self, event: TcpReadable) -> None:

@@ -21,6 +21,7 @@ from .events import EchoReplyReceived, EchoUnreachable
 from .icmp import IcmpRateLimiter, icmpv4_error_to_oserror
 from .ip import Interface, RoutingTable, parse_interface
 from .randomness import RandomSource
+from .tcp import TcpLayer
 from .udp import UdpLayer
 
 __all__ = ["StackCore"]
@@ -75,6 +76,15 @@ class StackCore:
         self._timers: list[tuple[Callable[[], float | None], Callable[[float], None]]] = []
         self._statistics: dict[str, Callable[[], dict[str, int]]] = {}
         self.udp = UdpLayer(self)
+        self.tcp = TcpLayer(
+            self.config.tcp, rng, emit=self.emit_transport(ipv4.PROTO_TCP), events=self._events,
+            ephemeral_ports=self.config.ephemeral_ports, mss_for=self._mss_for,
+        )  # fmt: skip
+        self.register_transport(
+            ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self.tcp.icmp_error,
+            flush=self.tcp.flush, get_timer=self.tcp.get_timer, handle_timer=self.tcp.handle_timer,
+            statistics=("tcp", self.tcp.statistics),
+        )  # fmt: skip
 
     # -- plugging transports in ---------------------------------------------------
 
@@ -254,6 +264,24 @@ class StackCore:
         message = icmpv4.build_error(icmp_type, code, packet)
         self.send_ip(header.destination, header.source, ipv4.PROTO_ICMP, message)
         self.icmp_stats["errors_sent"] += 1
+
+    # -- TCP --------------------------------------------------------------------
+
+    def _mss_for(self, remote: bytes) -> int:
+        """MSS to advertise towards ``remote``: the MTU less IP and TCP headers (RFC 6691)."""
+        return self.mtu - (40 if len(remote) == 4 else 60)
+
+    def _receive_tcp(
+        self, header: ipv4.IPv4Header, payload: memoryview, packet: memoryview, now: float
+    ) -> None:
+        # RFC 1122 §4.2.3.10: segments to broadcast or multicast addresses are discarded.
+        if header.destination not in self.routes.local_addresses:
+            self.tcp.count("dropped_broadcast")
+            return
+        if not self.verify_transport_checksum(header, payload, ipv4.PROTO_TCP):
+            self.tcp.count("dropped_bad_checksum")
+            return
+        self.tcp.receive_segment(header.source, header.destination, payload, now)
 
     # -- statistics -----------------------------------------------------------------
 
