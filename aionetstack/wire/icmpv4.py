@@ -85,6 +85,8 @@ def parse_icmpv4(
 
 def build_icmpv4(message: IcmpMessage) -> bytes:
     """Return the bytes of ``message`` with its checksum computed."""
+    if not 0 <= message.type <= 0xFF or not 0 <= message.code <= 0xFF:
+        raise ValueError("ICMP type and code must fit in 8 bits")
     raw = bytearray(ICMP_HEADER_LENGTH + len(message.payload))
     _HEADER.pack_into(
         raw,

@@ -174,6 +174,8 @@ def build_icmpv6(
     """Return the bytes of ``message`` with its pseudo-header checksum computed."""
     if len(source_address) != _ADDRESS_LENGTH or len(destination_address) != _ADDRESS_LENGTH:
         raise ValueError("ICMPv6 addresses must be 16 packed bytes")
+    if not 0 <= message.type <= 0xFF or not 0 <= message.code <= 0xFF:
+        raise ValueError("ICMPv6 type and code must fit in 8 bits")
     raw = bytearray(ICMPV6_HEADER_LENGTH + len(message.payload))
     _HEADER.pack_into(raw, 0, message.type, message.code, 0, message.body & 0xFFFF_FFFF)
     raw[ICMPV6_HEADER_LENGTH:] = message.payload

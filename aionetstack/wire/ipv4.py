@@ -126,8 +126,12 @@ def build_ipv4_header(header: IPv4Header, payload_length: int) -> bytes:
     total_length = header_length + payload_length
     if total_length > _MAX_TOTAL_LENGTH:
         raise ValueError(f"IPv4 total length {total_length} exceeds 65535")
-    if header.fragment_offset % 8:
-        raise ValueError("fragment_offset must be a multiple of 8 bytes")
+    if header.fragment_offset % 8 or not 0 <= header.fragment_offset <= _OFFSET_MASK * 8:
+        raise ValueError("fragment_offset must be a multiple of 8 bytes in 0..65528")
+    if len(header.source) != 4 or len(header.destination) != 4:
+        raise ValueError("IPv4 addresses must be 4 packed bytes")
+    if not all(0 <= value <= 0xFF for value in (header.ttl, header.tos, header.protocol)):
+        raise ValueError("ttl, tos and protocol must fit in 8 bits")
     flags_offset = (header.fragment_offset // 8) & _OFFSET_MASK
     if header.dont_fragment:
         flags_offset |= _FLAG_DF

@@ -81,6 +81,12 @@ def test_error_quote_fits_in_576_bytes() -> None:
     assert parse_icmpv4(raw).payload == bytes(548)
 
 
+@pytest.mark.parametrize("message", [IcmpMessage(256, 0), IcmpMessage(8, -1)])
+def test_builder_rejects_out_of_range_type_and_code(message: IcmpMessage) -> None:
+    with pytest.raises(ValueError):
+        build_icmpv4(message)
+
+
 def test_error_builder_refuses_non_error_types() -> None:
     with pytest.raises(ValueError):
         build_error(TYPE_ECHO_REQUEST, 0, b"")

@@ -126,6 +126,12 @@ def test_builder_wants_ipv6_addresses() -> None:
         build_icmpv6(Icmpv6Message(TYPE_ECHO_REQUEST, 0), HOST6[:4], PEER6[:4])
 
 
+@pytest.mark.parametrize("message", [Icmpv6Message(256, 0), Icmpv6Message(128, 256)])
+def test_builder_rejects_out_of_range_type_and_code(message: Icmpv6Message) -> None:
+    with pytest.raises(ValueError):
+        build_icmpv6(message, HOST6, PEER6)
+
+
 # RFC 4861 §4.3 neighbour solicitation fe80::2 -> ff02::1:ff00:1 for fe80::1,
 # with a source link-layer address option (type 1, length 1, 6-byte MAC).
 GOLDEN_NS_BODY = bytes(4) + TARGET + bytes.fromhex("0101") + HOST_MAC

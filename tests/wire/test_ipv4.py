@@ -138,6 +138,23 @@ def test_checksum_check_can_be_skipped() -> None:
         IPv4Header(HOST, PEER, PROTO_UDP, options=b"\x01\x01"),
         IPv4Header(HOST, PEER, PROTO_UDP, options=bytes(44)),
         IPv4Header(HOST, PEER, PROTO_UDP, fragment_offset=100),
+        IPv4Header(HOST, PEER, PROTO_UDP, fragment_offset=65536),
+        IPv4Header(HOST + HOST, PEER, PROTO_UDP),
+        IPv4Header(HOST, PEER[:3], PROTO_UDP),
+        IPv4Header(HOST, PEER, 256),
+        IPv4Header(HOST, PEER, PROTO_UDP, ttl=-1),
+        IPv4Header(HOST, PEER, PROTO_UDP, tos=300),
+    ],
+    ids=[
+        "options-odd",
+        "options-long",
+        "offset-unaligned",
+        "offset-large",
+        "source-length",
+        "destination-length",
+        "protocol",
+        "ttl",
+        "tos",
     ],
 )
 def test_build_rejects_bad_headers(header: IPv4Header) -> None:
