@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections.abc import Callable
 from typing import Final
 
 from . import arp, ethernet, icmpv4, icmpv6, ipv4, ipv6, udp, vnet
@@ -201,18 +200,15 @@ def _describe_transport(
     packed_source: bytes = b"",
     packed_destination: bytes = b"",
 ) -> str:
-    describe: Callable[[str, str, memoryview], str]
     if protocol == _PROTO_TCP:
-        describe = _describe_tcp
-    elif protocol == _PROTO_UDP:
-        describe = _describe_udp
-    elif protocol == _PROTO_ICMP and not packed_source:
-        describe = _describe_icmpv4
-    elif protocol == _PROTO_ICMPV6 and packed_source:
+        return _describe_tcp(source, destination, payload)
+    if protocol == _PROTO_UDP:
+        return _describe_udp(source, destination, payload)
+    if protocol == _PROTO_ICMP and not packed_source:
+        return _describe_icmpv4(source, destination, payload)
+    if protocol == _PROTO_ICMPV6 and packed_source:
         return _describe_icmpv6(source, destination, payload, packed_source, packed_destination)
-    else:
-        return f"{source} > {destination}: ip-proto-{protocol} {len(payload)}"
-    return describe(source, destination, payload)
+    return f"{source} > {destination}: ip-proto-{protocol} {len(payload)}"
 
 
 def _describe_tcp(source: str, destination: str, segment: memoryview) -> str:
