@@ -206,16 +206,14 @@ async def test_kernel_connecting_to_a_closed_port_is_refused(stack: Stack) -> No
 
 
 async def test_kernel_reset_surfaces_as_connection_reset(stack: Stack) -> None:
-    accepted: asyncio.Future[socket.socket] = asyncio.get_running_loop().create_future()
     listener = socket.socket()
     listener.bind((KERNEL, 9400))
     listener.listen()
     listener.setblocking(False)
     loop = asyncio.get_running_loop()
     accept_task = loop.create_task(loop.sock_accept(listener))
-    reader, writer = await stack.open_connection(KERNEL, 9400)
+    reader, _writer = await stack.open_connection(KERNEL, 9400)
     connection, _ = await accept_task
-    accepted.set_result(connection)
     # SO_LINGER with a zero timeout makes close() send RST.
     connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
     connection.close()
