@@ -1,0 +1,54 @@
+"""Devices that move IP packets: the only code in the package touching file descriptors.
+
+* :class:`~aionetstack.link.base.Link`: the protocol drivers rely on.
+* :class:`~aionetstack.link.tun.TunLink`: a Linux TUN (python-pytun), with offloads.
+* :class:`~aionetstack.link.memory.MemoryLink`: two ends wired in-process.
+* :class:`~aionetstack.link.impair.Impairment` / :class:`~aionetstack.link.impair.ImpairedPath`:
+  seeded loss, duplication, reordering, corruption, delay, jitter and rate.
+* :class:`~aionetstack.link.pcap.PcapWriter` / :class:`~aionetstack.link.pcap.CapturingLink`:
+  pcap capture.
+
+Names load on first use, so that ``MemoryLink`` users never import python-pytun.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .base import Link
+
+if TYPE_CHECKING:
+    from .impair import ImpairedPath, Impairment
+    from .memory import MemoryLink
+    from .pcap import CapturingLink, PcapWriter
+    from .tun import TunLink
+
+_LAZY = {
+    "CapturingLink": ".pcap",
+    "ImpairedPath": ".impair",
+    "Impairment": ".impair",
+    "MemoryLink": ".memory",
+    "PcapWriter": ".pcap",
+    "TunLink": ".tun",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = [
+    "CapturingLink",
+    "ImpairedPath",
+    "Impairment",
+    "Link",
+    "MemoryLink",
+    "PcapWriter",
+    "TunLink",
+]

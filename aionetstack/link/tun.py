@@ -24,6 +24,7 @@ import os
 import socket
 import struct
 import subprocess
+import time
 from collections.abc import Callable
 from typing import Final
 
@@ -63,6 +64,12 @@ _OFFLOAD_CHOICES: Final = (
 _IFNAMSIZ: Final = 16
 _SIOCGIFFLAGS: Final = 0x8913
 _IFF_UP: Final = 0x1
+_IFF_RUNNING: Final = 0x40  # operationally up: the kernel now transmits into the fd
+#: After attaching to a device that is already up, the kernel's link watcher
+#: marks it running a little later (tens of ms; at most about one second) and
+#: drops what it would send before that. Wait this long at most, polling.
+_RUNNING_WAIT: Final = 1.0
+_RUNNING_POLL: Final = 0.005
 _IFREQ_FLAGS: Final = struct.Struct("16sh22x")
 #: RFC 791 §3.2: 68 is the smallest MTU an IPv4 link may have; 65535 is the
 #: largest IP total length and the TUN driver's own maximum.
@@ -92,6 +99,10 @@ class TunLink:
     * ``offload``: negotiate checksum and segmentation offload (see module docs).
     * ``persist``: make the device outlive :meth:`close`. A device that was
       already persistent stays so either way.
+
+    Attaching to a device that is already up waits (at most about a second,
+    typically tens of milliseconds) until the kernel marks it running, since
+    the kernel drops what it would send into the fd before that.
 
     Raises ``ValueError`` for bad arguments, :class:`MissingPrivilegeError`
     when the kernel refuses for lack of CAP_NET_ADMIN, and ``OSError`` for other
@@ -387,13 +398,15 @@ def _configure(
         _apply(name, "set its address", lambda: _set_address(device, name, interface))
     if device.mtu != mtu:
         _apply(name, f"set its MTU to {mtu}", lambda: setattr(device, "mtu", mtu))
-    if not _is_up(name):
+    if not _interface_flags(name) & _IFF_UP:
         try:
             _apply(name, "bring it up", device.up)
         except MissingPrivilegeError:
             if not existed:
                 raise
             _log.warning("TUN %s is down and this process may not bring it up", name)
+            return
+    _wait_until_running(name)
 
 
 def _apply(name: str, what: str, action: Callable[[], object]) -> None:
@@ -440,9 +453,20 @@ def _current_ipv4(device: pytun.TunTapDevice) -> tuple[str, str] | None:
         return None  # no address yet
 
 
-def _is_up(name: str) -> bool:
+def _interface_flags(name: str) -> int:
+    """``SIOCGIFFLAGS`` of ``name`` in this thread's namespace."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         request = _IFREQ_FLAGS.pack(name.encode(), 0)
         answer = fcntl.ioctl(probe.fileno(), _SIOCGIFFLAGS, request)
     flags: int = _IFREQ_FLAGS.unpack(answer)[1]
-    return bool(flags & _IFF_UP)
+    return flags & 0xFFFF
+
+
+def _wait_until_running(name: str) -> None:
+    """Block (bounded) until the kernel transmits into the device, so no first packet is lost."""
+    deadline = time.monotonic() + _RUNNING_WAIT
+    while not _interface_flags(name) & _IFF_RUNNING:
+        if time.monotonic() >= deadline:
+            _log.warning("TUN %s is up but not running after %.1f s", name, _RUNNING_WAIT)
+            return
+        time.sleep(_RUNNING_POLL)
