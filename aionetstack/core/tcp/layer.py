@@ -1,0 +1,500 @@
+"""The TCP layer: demultiplexing, listeners, ports, SYN cookies and the timer heap.
+
+The IP layer (or a test harness) drives it with five calls: ``receive_segment``,
+``icmp_error``, ``flush``, ``get_timer``/``handle_timer``. Output is batched:
+``receive_segment`` only updates state (it emits nothing but RSTs and SYN-ACKs
+of stateless replies); ``flush`` sends what became sendable, so ACKs for a batch
+of received segments are coalesced.
+"""
+
+from __future__ import annotations
+
+import collections
+import errno
+import heapq
+from collections.abc import Callable
+from typing import Final
+
+from ...config import TcpConfig
+from ...wire.checksum import ones_complement_sum, pseudo_header_sum
+from ...wire.error import WireError
+from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, build_options, parse_options
+from ..randomness import RandomSource
+from .connection import TcpConnection, TcpState, window_scale_for
+from .events import TcpAccepted
+from .secrets import KeyedHashes
+
+__all__ = ["TcpLayer", "TcpListener"]
+
+_SEQ_MASK: Final = 0xFFFFFFFF
+_TCP_HEADER_LENGTH: Final = 20
+
+ConnectionKey = tuple[bytes, int, bytes, int]
+
+
+class TcpListener:
+    """A passive open (RFC 9293 §3.10.1 OPEN, passive): a bounded SYN queue and accept queue."""
+
+    __slots__ = ("_accept_queue", "_half_open", "_layer", "backlog", "is_open", "local_address", "local_port")
+
+    def __init__(self, layer: TcpLayer, address: bytes | None, port: int, backlog: int) -> None:
+        self._layer = layer
+        self.local_address = address
+        self.local_port = port
+        self.backlog = max(backlog, 1)
+        self.is_open = True
+        self._accept_queue: collections.deque[TcpConnection] = collections.deque()
+        self._half_open: set[TcpConnection] = set()
+
+    def __repr__(self) -> str:
+        return f"<TcpListener port={self.local_port} queued={len(self._accept_queue)}>"
+
+    @property
+    def pending(self) -> int:
+        """Established connections waiting for :meth:`accept`."""
+        return len(self._accept_queue)
+
+    @property
+    def half_open(self) -> int:
+        """Connections in SYN-RECEIVED (the SYN queue)."""
+        return len(self._half_open)
+
+    def accept(self) -> TcpConnection | None:
+        """The oldest established connection, or None."""
+        if self._accept_queue:
+            return self._accept_queue.popleft()
+        return None
+
+    def close(self) -> None:
+        """Stop listening; reset half-open and never-accepted connections."""
+        if not self.is_open:
+            return
+        self.is_open = False
+        self._layer.remove_listener(self)
+        for connection in list(self._half_open) + list(self._accept_queue):
+            connection.abort()
+        self._half_open.clear()
+        self._accept_queue.clear()
+
+    # --- called by the layer and connections ---
+
+    def accept_queue_full(self) -> bool:
+        return len(self._accept_queue) >= self.backlog
+
+    def add_half_open(self, connection: TcpConnection) -> None:
+        self._half_open.add(connection)
+
+    def discard(self, connection: TcpConnection) -> None:
+        self._half_open.discard(connection)
+
+    def enqueue_established(self, connection: TcpConnection) -> bool:
+        """A handshake completed; False (and the ACK is dropped) when the accept queue is full."""
+        if not self.is_open or self.accept_queue_full():
+            return False
+        self._half_open.discard(connection)
+        self._accept_queue.append(connection)
+        connection.mark_accepted()
+        self._layer.events.append(TcpAccepted(self))
+        return True
+
+
+class TcpLayer:
+    """All TCP connections and listeners of one stack. See the module docstring."""
+
+    def __init__(
+        self,
+        config: TcpConfig,
+        rng: RandomSource,
+        *,
+        emit: Callable[[bytes, bytes, bytes], None],
+        events: collections.deque[object],
+        ephemeral_ports: tuple[int, int] = (32768, 60999),
+        mss_for: Callable[[bytes], int] = lambda remote: 1460,
+    ) -> None:
+        self.config = config
+        self.emit = emit
+        self.events = events
+        self.mss_for = mss_for
+        self.now = 0.0
+        self._rng = rng
+        self._hashes = KeyedHashes(rng)
+        self._ephemeral_low, self._ephemeral_high = ephemeral_ports
+        self._next_ephemeral = rng.getrandbits(16)
+        self._connections: dict[ConnectionKey, TcpConnection] = {}
+        self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
+        self._timers: list[tuple[float, int, TcpConnection]] = []
+        self._timer_sequence = 0
+        self._dirty: dict[TcpConnection, None] = {}
+        self._stats: collections.Counter[str] = collections.Counter()
+        self._challenge_tokens = float(config.challenge_ack_limit)
+        self._challenge_refill = 0.0
+        #: Tests may replace these to pin ISNs / timestamp offsets (e.g. to test wrap-around).
+        self.isn_function: Callable[[bytes, int, bytes, int, float], int] = self._hashes.initial_sequence
+        self.ts_offset_function: Callable[[bytes, int, bytes, int], int] = self._ts_offset
+
+    # ==================================================================================
+    # Counters
+    # ==================================================================================
+
+    def count(self, name: str, amount: int = 1) -> None:
+        self._stats[name] += amount
+
+    def statistics(self) -> dict[str, int]:
+        """netstat -s style counters, plus current table sizes."""
+        stats = dict(self._stats)
+        stats["connections_current"] = len(self._connections)
+        stats["listeners_current"] = len(self._listeners)
+        return stats
+
+    @property
+    def connections(self) -> list[TcpConnection]:
+        """Every connection the layer owns (including orphans and TIME-WAIT)."""
+        return list(self._connections.values())
+
+    # ==================================================================================
+    # Application calls
+    # ==================================================================================
+
+    def listen(self, address: bytes | None, port: int, backlog: int = 128) -> TcpListener:
+        """Open a listener; OSError(EADDRINUSE) when the port is taken (port 0: ephemeral)."""
+        if not 0 <= port <= 0xFFFF:
+            raise ValueError(f"port must be in 0..65535, got {port}")
+        if port == 0:
+            port = self._free_listen_port(address)
+        for (other_address, other_port) in self._listeners:
+            if other_port == port and (other_address is None or address is None or other_address == address):
+                raise OSError(errno.EADDRINUSE, f"TCP port {port} is already in use")
+        listener = TcpListener(self, address, port, backlog)
+        self._listeners[(address, port)] = listener
+        return listener
+
+    def remove_listener(self, listener: TcpListener) -> None:
+        self._listeners.pop((listener.local_address, listener.local_port), None)
+
+    def connect(
+        self, local_address: bytes, remote_address: bytes, remote_port: int, now: float, *,
+        local_port: int = 0,
+    ) -> TcpConnection:  # fmt: skip
+        """Active open: send a SYN now; TcpConnected or TcpClosed follows."""
+        if len(local_address) != len(remote_address) or len(local_address) not in (4, 16):
+            raise ValueError("local and remote addresses must both be 4 or both 16 packed bytes")
+        if not 0 < remote_port <= 0xFFFF:
+            raise ValueError(f"remote_port must be in 1..65535, got {remote_port}")
+        if len(self._connections) >= self.config.max_connections:
+            raise OSError(errno.EAGAIN, "too many TCP connections")
+        self.now = now
+        if local_port == 0:
+            local_port = self._pick_ephemeral(local_address, remote_address, remote_port)
+        key = (local_address, local_port, remote_address, remote_port)
+        if key in self._connections:
+            raise OSError(errno.EADDRINUSE, "that TCP 4-tuple is already in use")
+        connection = self._new_connection(key, now)
+        connection.open_active(now)
+        self.reschedule(connection)
+        return connection
+
+    def _new_connection(self, key: ConnectionKey, now: float, iss: int | None = None) -> TcpConnection:
+        local, local_port, remote, remote_port = key
+        if iss is None:
+            iss = self.isn_function(local, local_port, remote, remote_port, now)
+        connection = TcpConnection(
+            self, local, local_port, remote, remote_port,
+            iss=iss & _SEQ_MASK,
+            ts_offset=self.ts_offset_function(local, local_port, remote, remote_port) & _SEQ_MASK,
+            now=now,
+        )  # fmt: skip
+        self._connections[key] = connection
+        return connection
+
+    def _ts_offset(self, local: bytes, local_port: int, remote: bytes, remote_port: int) -> int:
+        return self._hashes.timestamp_offset(local, remote, local_port, remote_port)
+
+    def _pick_ephemeral(self, local: bytes, remote: bytes, remote_port: int) -> int:
+        """RFC 6056 §3.3.3, algorithm 3 (simple hash-based selection)."""
+        low, high = self._ephemeral_low, self._ephemeral_high
+        count = high - low + 1
+        offset = self._hashes.port_offset(local, remote, remote_port)
+        listening = {port for (_, port) in self._listeners}
+        for attempt in range(count):
+            port = low + (self._next_ephemeral + offset + attempt) % count
+            if port in listening or (local, port, remote, remote_port) in self._connections:
+                continue
+            self._next_ephemeral += attempt + 1
+            return port
+        raise OSError(errno.EADDRNOTAVAIL, "no free ephemeral port for that destination")
+
+    def _free_listen_port(self, address: bytes | None) -> int:
+        low, high = self._ephemeral_low, self._ephemeral_high
+        count = high - low + 1
+        used = {port for (_, port) in self._listeners} | {key[1] for key in self._connections}
+        start = self._rng.getrandbits(16)
+        for attempt in range(count):
+            port = low + (start + attempt) % count
+            if port not in used:
+                return port
+        raise OSError(errno.EADDRINUSE, "no free ephemeral port to listen on")
+
+    # ==================================================================================
+    # Segments from the IP layer
+    # ==================================================================================
+
+    def receive_segment(self, source: bytes, destination: bytes, segment: memoryview, now: float) -> None:
+        """One segment addressed to us (checksum already verified). Never raises on bad input."""
+        self.now = now
+        stats = self._stats
+        stats["segments_in"] += 1
+        if len(segment) < _TCP_HEADER_LENGTH:
+            stats["drops_truncated"] += 1
+            return
+        sport, dport, seq, ack, offset, flags, window, _checksum, _urgent = HEADER.unpack_from(segment)
+        header_length = (offset >> 4) << 2
+        if header_length < _TCP_HEADER_LENGTH or header_length > len(segment):
+            stats["drops_bad_header_length"] += 1
+            return
+        options: TcpOptions | None = None
+        if header_length > _TCP_HEADER_LENGTH:
+            try:
+                options = parse_options(segment[_TCP_HEADER_LENGTH:header_length])
+            except WireError as error:
+                stats[f"drops_{error.reason}"] += 1
+                return
+        payload = segment[header_length:]
+        connection = self._connections.get((destination, dport, source, sport))
+        if connection is not None:
+            reopen = connection.segment_arrives(seq, ack, flags, window, options, payload, now)
+            if not reopen:
+                self.reschedule(connection)
+                return
+            stats["time_wait_reused"] += 1
+            connection.on_timer(float("inf"))  # end TIME-WAIT now (RFC 6191)
+        listener = self._listeners.get((destination, dport)) or self._listeners.get((None, dport))
+        if listener is not None:
+            self._listener_segment(listener, source, destination, sport, dport, seq, ack, flags,
+                                   window, options, payload, now)  # fmt: skip
+            return
+        self._reset_for_no_owner(source, destination, sport, dport, seq, ack, flags, len(payload))
+
+    def _listener_segment(
+        self, listener: TcpListener, source: bytes, destination: bytes, sport: int, dport: int,
+        seq: int, ack: int, flags: int, window: int, options: TcpOptions | None,
+        payload: memoryview, now: float,
+    ) -> None:  # fmt: skip
+        """RFC 9293 §3.10.7.2: LISTEN."""
+        if flags & RST:
+            self.count("drops_rst_to_listener")
+            return
+        if flags & ACK:
+            if not flags & SYN and self._try_cookie(listener, source, destination, sport, dport, seq,
+                                                    ack, flags, window, options, payload, now):  # fmt: skip
+                return
+            self._reset_for_no_owner(source, destination, sport, dport, seq, ack, flags, len(payload))
+            return
+        if not flags & SYN:
+            self.count("drops_no_syn_to_listener")
+            return
+        syn_options = options if options is not None else TcpOptions()
+        if listener.half_open >= self.config.syn_queue_limit or len(self._connections) >= self.config.max_connections:
+            self._send_cookie(listener, source, destination, sport, dport, seq, syn_options, now)
+            return
+        connection = self._new_connection((destination, dport, source, sport), now)
+        connection.listener = listener
+        listener.add_half_open(connection)
+        connection.open_passive(seq, window, syn_options, now)
+        self.count("passive_opens")
+        self.reschedule(connection)
+
+    # --- SYN cookies (RFC 4987 §3.6) -----------------------------------------------------
+
+    def _send_cookie(
+        self, listener: TcpListener, source: bytes, destination: bytes, sport: int, dport: int,
+        seq: int, options: TcpOptions, now: float,
+    ) -> None:  # fmt: skip
+        """Answer a SYN statelessly with a SYN-ACK whose ISN is a cookie."""
+        config = self.config
+        peer_mss = options.mss if options.mss is not None else 536
+        mss = min(peer_mss, self.mss_for(source))
+        cookie, _encoded_mss = self._hashes.make_cookie(destination, dport, source, sport, seq, mss, now)
+        timestamp = None
+        window_scale = None
+        sack = False
+        if config.timestamps and options.timestamp is not None:
+            # Without timestamps, window scaling and SACK are not offered (as Linux).
+            if config.window_scaling and options.window_scale is not None:
+                window_scale = window_scale_for(config.receive_buffer)
+            sack = config.sack and options.sack_permitted
+            peer_scale = options.window_scale if config.window_scaling else None
+            tsval = self._hashes.encode_cookie_timestamp(
+                (int(now * 1000) + self._ts_offset(destination, dport, source, sport)) & _SEQ_MASK,
+                peer_scale, sack,
+            )  # fmt: skip
+            timestamp = (tsval, options.timestamp[0])
+        option_bytes = build_options(
+            mss=self.mss_for(source), window_scale=window_scale, sack_permitted=sack, timestamp=timestamp
+        )
+        window = min(config.receive_buffer, 0xFFFF)
+        self.count("syn_cookies_sent")
+        self._emit_raw(destination, source, dport, sport, cookie, (seq + 1) & _SEQ_MASK,
+                       SYN | ACK, window, option_bytes)  # fmt: skip
+
+    def _try_cookie(
+        self, listener: TcpListener, source: bytes, destination: bytes, sport: int, dport: int,
+        seq: int, ack: int, flags: int, window: int, options: TcpOptions | None,
+        payload: memoryview, now: float,
+    ) -> bool:  # fmt: skip
+        """A bare ACK for a listener: complete a SYN-cookie handshake if the cookie checks out."""
+        client_isn = (seq - 1) & _SEQ_MASK
+        cookie = (ack - 1) & _SEQ_MASK
+        mss = self._hashes.check_cookie(destination, dport, source, sport, client_isn, cookie, now)
+        if mss is None:
+            self.count("syn_cookies_failed")
+            return False
+        if listener.accept_queue_full() or len(self._connections) >= self.config.max_connections:
+            self.count("drops_accept_queue_full")
+            return True
+        window_scale: int | None = None
+        sack = False
+        timestamp = None
+        if options is not None and options.timestamp is not None and self.config.timestamps:
+            window_scale, sack = self._hashes.decode_cookie_timestamp(options.timestamp[1])
+            timestamp = options.timestamp
+        key = (destination, dport, source, sport)
+        connection = self._new_connection(key, now, iss=cookie)
+        connection.listener = listener
+        connection.open_from_cookie(client_isn, seq, window, mss, window_scale, sack, timestamp, now)
+        self.count("syn_cookies_received")
+        listener.enqueue_established(connection)
+        if len(payload) or flags & FIN:
+            connection.segment_arrives(seq, ack, flags, window, options, payload, now)
+        self.reschedule(connection)
+        return True
+
+    # --- replies without a connection ----------------------------------------------------
+
+    def _reset_for_no_owner(
+        self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
+        flags: int, length: int,
+    ) -> None:  # fmt: skip
+        """RFC 9293 §3.10.7.1: a segment for no connection gets a RST (never one for a RST)."""
+        if flags & RST:
+            self.count("drops_rst_no_owner")
+            return
+        self.count("resets_no_owner")
+        if flags & ACK:
+            self._emit_raw(destination, source, dport, sport, ack, 0, RST, 0, b"")
+        else:
+            seg_len = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+            self._emit_raw(destination, source, dport, sport, 0, (seq + seg_len) & _SEQ_MASK,
+                           RST | ACK, 0, b"")  # fmt: skip
+
+    def _emit_raw(
+        self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
+        flags: int, window: int, options: bytes,
+    ) -> None:  # fmt: skip
+        header = bytearray(HEADER.pack(sport, dport, seq, ack, (20 + len(options)) << 2, flags, window, 0, 0))
+        header += options
+        initial = pseudo_header_sum(source, destination, 6, len(header))
+        checksum = ~ones_complement_sum(header, initial) & 0xFFFF
+        header[16:18] = checksum.to_bytes(2, "big")
+        self.count("segments_out")
+        if flags & RST:
+            self.count("resets_sent")
+        self.emit(source, destination, bytes(header))
+
+    # ==================================================================================
+    # ICMP
+    # ==================================================================================
+
+    def icmp_error(self, source: bytes, destination: bytes, quoted_segment: bytes, error: OSError, now: float) -> None:
+        """An ICMP error quoting a segment we sent (RFC 1122 §4.2.3.9, RFC 5927)."""
+        self.now = now
+        if len(quoted_segment) < 8:
+            self.count("icmp_errors_truncated")
+            return
+        sport, dport = int.from_bytes(quoted_segment[0:2], "big"), int.from_bytes(quoted_segment[2:4], "big")
+        seq = int.from_bytes(quoted_segment[4:8], "big")
+        connection = self._connections.get((source, sport, destination, dport))
+        if connection is None:
+            self.count("icmp_errors_no_connection")
+            return
+        connection.icmp_error(seq, error, now)
+        self.reschedule(connection)
+
+    # ==================================================================================
+    # Output and timers
+    # ==================================================================================
+
+    def mark_dirty(self, connection: TcpConnection) -> None:
+        """The connection has something to send at the next :meth:`flush`."""
+        self._dirty[connection] = None
+
+    def flush(self, now: float) -> None:
+        """Send everything that became sendable since the last flush (one ACK per connection)."""
+        self.now = now
+        while self._dirty:
+            dirty = self._dirty
+            self._dirty = {}
+            for connection in dirty:
+                connection.output(now)
+                self.reschedule(connection)
+
+    def reschedule(self, connection: TcpConnection) -> None:
+        """Push the connection's earliest deadline into the heap if it moved earlier."""
+        deadline = connection.next_deadline()
+        if deadline is None:
+            return
+        current = connection.heap_deadline
+        if current is None or deadline < current:
+            connection.heap_deadline = deadline
+            self._timer_sequence += 1
+            heapq.heappush(self._timers, (deadline, self._timer_sequence, connection))
+
+    def get_timer(self) -> float | None:
+        """The earliest deadline of any connection (entries may be stale-early: harmless)."""
+        timers = self._timers
+        while timers:
+            deadline, _, connection = timers[0]
+            if connection.heap_deadline != deadline:
+                heapq.heappop(timers)  # superseded by an earlier entry
+                continue
+            return deadline
+        return None
+
+    def handle_timer(self, now: float) -> None:
+        """Run every connection timer due by ``now``; early or repeated calls are harmless."""
+        self.now = now
+        timers = self._timers
+        while timers and timers[0][0] <= now:
+            deadline, _, connection = heapq.heappop(timers)
+            if connection.heap_deadline != deadline:
+                continue
+            connection.heap_deadline = None
+            if connection.state is not TcpState.CLOSED:
+                connection.on_timer(now)
+            self.reschedule(connection)
+        self.flush(now)
+
+    # ==================================================================================
+    # Bookkeeping called by connections
+    # ==================================================================================
+
+    def forget(self, connection: TcpConnection) -> None:
+        """The connection reached CLOSED: drop it from every table."""
+        key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
+        if self._connections.get(key) is connection:
+            del self._connections[key]
+        if connection.listener is not None:
+            connection.listener.discard(connection)
+        connection.heap_deadline = None
+        self._dirty.pop(connection, None)
+
+    def allow_challenge_ack(self) -> bool:
+        """RFC 5961 §7: a token bucket of ``challenge_ack_limit`` per second."""
+        limit = float(self.config.challenge_ack_limit)
+        elapsed = self.now - self._challenge_refill
+        if elapsed > 0:
+            self._challenge_tokens = min(limit, self._challenge_tokens + elapsed * limit)
+            self._challenge_refill = self.now
+        if self._challenge_tokens >= 1.0:
+            self._challenge_tokens -= 1.0
+            return True
+        return False
