@@ -204,3 +204,40 @@ async def test_an_event_loop_reader_is_woken_by_the_peer() -> None:
         loop.remove_reader(b.fileno())
         a.close()
         b.close()
+
+
+async def test_a_loop_driver_gets_delayed_packets_on_time_via_the_timer() -> None:
+    """The driver's pattern: wake on the fd, drain, then sleep until ``get_timer()``."""
+    loop = asyncio.get_running_loop()
+    delay = 0.05
+    a, b = MemoryLink.pair(impairment=Impairment(delay=delay))
+    arrivals: list[tuple[float, bytes]] = []
+    done: asyncio.Future[None] = loop.create_future()
+    timer: list[asyncio.TimerHandle] = []
+
+    def pump() -> None:
+        now = loop.time()
+        arrivals.extend((now, p) for p in b.receive_batch(16, now))
+        if len(arrivals) == 2 and not done.done():
+            done.set_result(None)
+        for handle in timer:
+            handle.cancel()
+        timer.clear()
+        deadline = b.get_timer()
+        if deadline is not None:
+            timer.append(loop.call_at(deadline, pump))
+
+    loop.add_reader(b.fileno(), pump)
+    try:
+        sent_at = loop.time()
+        a.send(b"one", sent_at)
+        a.send(b"two", sent_at)
+        await asyncio.wait_for(done, timeout=2.0)
+    finally:
+        loop.remove_reader(b.fileno())
+        for handle in timer:
+            handle.cancel()
+        a.close()
+        b.close()
+    assert [p for _, p in arrivals] == [b"one", b"two"]
+    assert all(when >= sent_at + delay for when, _ in arrivals)

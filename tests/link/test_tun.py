@@ -37,6 +37,8 @@ from aionetstack.wire.ipv4 import PROTO_ICMP, PROTO_UDP, IPv4Header, build_ipv4,
 REPO = Path(__file__).resolve().parents[2]
 KERNEL = socket.inet_aton("198.18.0.1")
 STACK = socket.inet_aton("198.18.0.2")
+#: ``include/uapi/linux/udp.h``: send one buffer as segments of this size (GSO).
+UDP_SEGMENT = 103
 
 
 def wait_for(link: TunLink, wanted: Callable[[bytes], bool], timeout: float = 3.0) -> bytes:
@@ -380,3 +382,17 @@ def test_busy_device_is_an_oserror(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(OSError, match="already open") as caught:
         TunLink("aionsx0")
     assert caught.value.errno == errno.EBUSY
+
+
+@pytest.mark.tun
+def test_offload_hands_over_a_udp_superpacket_whole(tun_factory: Callable[..., TunLink]) -> None:
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=True)
+    if not link.offload_flags & tun_module.TUN_F_USO4:
+        pytest.skip("this kernel refused UDP segmentation offload")
+    payload = bytes(range(256)) * 50  # 12800 bytes, ten 1280-byte segments
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+        sender.setsockopt(socket.SOL_UDP, UDP_SEGMENT, 1280)
+        sender.sendto(payload, ("198.18.0.2", 9998))
+        packet = wait_for(link, is_udp_to(9998, payload))
+    assert len(packet) == 20 + 8 + len(payload) > link.mtu
+    assert link.statistics()["received_bytes"] >= len(packet)
