@@ -164,6 +164,8 @@ class TunLink:
             self.mtu = mtu
             _configure(self._device, self.name, interface, mtu, existed)
         except BaseException:
+            if persist and not existed:
+                self._device.persist(False)  # leave nothing behind on failure
             self._device.close()
             raise
         self.receive_checksums_partial = bool(self.offload_flags & TUN_F_CSUM)
