@@ -594,6 +594,9 @@ class TcpConnection:
                 self._layer.count("drops_out_of_window")
                 self._ack_now = True  # duplicate or old data is always re-acknowledged
                 self._layer.mark_dirty(self)
+                if state is _S.TIME_WAIT and flags & FIN:
+                    # RFC 9293 §3.10.7.4 eighth: a retransmitted FIN restarts the 2 MSL timeout.
+                    self._time_wait_deadline = now + 2 * self._layer.config.msl
             else:
                 self._layer.count("drops_rst_out_of_window")
             return False
