@@ -395,7 +395,9 @@ class Stack:
     ) -> TcpTransport:
         """Wrap an established connection in a transport and start its callbacks."""
         loop = asyncio.get_running_loop()
-        transport = TcpTransport(loop, self.driver, connection, protocol)
+        transport = TcpTransport(
+            loop, self.driver, connection, protocol, on_lost=self._forget_transport
+        )
         self._transports[transport] = server
         try:
             protocol.connection_made(transport)
@@ -426,7 +428,8 @@ class Stack:
         waiter: asyncio.Future[None] = loop.create_future()
         ssl_protocol = sslproto.SSLProtocol(
             loop, protocol, context, waiter, server_side=server_side,
-            server_hostname=server_hostname, ssl_handshake_timeout=handshake_timeout,
+            server_hostname=server_hostname,
+            ssl_handshake_timeout=handshake_timeout,  # type: ignore[arg-type]  # typeshed says int
             ssl_shutdown_timeout=shutdown_timeout,
         )  # fmt: skip
         transport = self._attach(connection, ssl_protocol, server)
@@ -491,8 +494,10 @@ class Stack:
                 owner.set_exception(event.error or ConnectionResetError("connection closed"))
         elif isinstance(owner, TcpTransport):
             owner.on_closed(event.error)
-        for transport in [t for t in self._transports if t._connection is event.connection]:
-            del self._transports[transport]
+
+    def _forget_transport(self, transport: TcpTransport) -> None:
+        """A transport delivered ``connection_lost``: the stack no longer tracks it."""
+        self._transports.pop(transport, None)
 
     # -- UDP --------------------------------------------------------------------
 

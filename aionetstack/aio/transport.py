@@ -19,6 +19,7 @@ import asyncio
 import collections
 import logging
 import socket
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .addresses import text_address
@@ -35,6 +36,9 @@ logger = logging.getLogger("aionetstack")
 DEFAULT_HIGH_WATER = 64 * 1024
 #: Bytes handed to ``data_received`` at most per call (asyncio reads 256 KiB at a time).
 MAX_READ = 256 * 1024
+#: Writes to a lost connection are dropped silently this many times before each further
+#: one logs a warning (asyncio's ``constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES``).
+LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 
 
 class StackSocket:
@@ -96,7 +100,9 @@ class TcpTransport(asyncio.Transport):
         driver: AsyncioDriver,
         connection: TcpConnection,
         protocol: asyncio.BaseProtocol,
+        *,
         extra: dict[str, Any] | None = None,
+        on_lost: Callable[[TcpTransport], None] | None = None,
     ) -> None:
         super().__init__(extra)
         self._loop = loop
@@ -114,21 +120,30 @@ class TcpTransport(asyncio.Transport):
         self._eof_requested = False  # write_eof() called
         self._eof_received = False  # peer FIN waiting to be delivered
         self._eof_delivered = False
+        #: ``connection_lost`` is scheduled or done: nothing else reaches the protocol.
         self._lost = False
-        self._lost_error: Exception | None = None
-        self._peer_gone = False
+        self._lost_called = False
+        #: The connection ended cleanly while reading was paused with bytes undelivered.
+        self._closed_while_paused = False
+        self._dropped_writes = 0
+        self._on_lost = on_lost
         connection.user_data = self
         sockname = (text_address(connection.local_address), connection.local_port)
         peername = (text_address(connection.remote_address), connection.remote_port)
-        self._extra.update(
+        self._info: dict[str, Any] = dict(extra or {})
+        self._info.update(
             peername=peername, sockname=sockname, socket=StackSocket(connection, sockname)
         )
 
     def __repr__(self) -> str:
         state = "closing" if self._closing else "open"
-        return f"<TcpTransport {self._extra['sockname']} -> {self._extra['peername']} {state}>"
+        return f"<TcpTransport {self._info['sockname']} -> {self._info['peername']} {state}>"
 
     # -- BaseTransport --------------------------------------------------------------
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``peername``/``sockname`` as ``(host, port)``; ``socket`` a :class:`StackSocket`."""
+        return self._info.get(name, default)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -150,21 +165,14 @@ class TcpTransport(asyncio.Transport):
             return
         self._closing = True
         self._reading_paused = True
-        if not self._pending:
+        if not self._pending and not self._lost:
             self._connection.close()
             self._driver.request_flush()
-            self._loop.call_soon(self._call_connection_lost, None)
+            self._schedule_connection_lost(None)
 
     def abort(self) -> None:
-        """Reset the connection (RST) and drop anything unsent."""
-        if self._lost:
-            return
-        self._closing = True
-        self._pending.clear()
-        self._pending_size = 0
-        self._connection.abort()
-        self._driver.request_flush()
-        self._loop.call_soon(self._call_connection_lost, None)
+        """Reset the connection (RST) and drop anything unsent; ``connection_lost(None)``."""
+        self._force_close(None)
 
     # -- ReadTransport ----------------------------------------------------------------
 
@@ -181,7 +189,7 @@ class TcpTransport(asyncio.Transport):
         if self._closing or not self._reading_paused:
             return
         self._reading_paused = False
-        self._loop.call_soon(self.on_readable)
+        self._loop.call_soon(self._resume_delivery)
 
     # -- WriteTransport ---------------------------------------------------------------
 
@@ -210,15 +218,20 @@ class TcpTransport(asyncio.Transport):
             raise RuntimeError("Cannot call write() after write_eof()")
         if not data:
             return
-        if self._lost or self._closing:
-            if self._peer_gone or self._lost:
-                logger.warning("socket.send() raised exception.")  # as asyncio does
+        if self._lost or (self._closing and not self._pending):
+            self._dropped_writes += 1
+            if self._dropped_writes >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
+                logger.warning("socket.send() raised exception.")  # asyncio's wording
             return
         if self._pending:
             self._pending.append(bytes(data))
             self._pending_size += len(data)
         else:
-            accepted = self._connection.send(data)
+            try:
+                accepted = self._connection.send(data)
+            except OSError as error:
+                self._force_close(error)
+                return
             if accepted < len(data):
                 rest = bytes(memoryview(data)[accepted:])
                 self._pending.append(rest)
@@ -235,7 +248,7 @@ class TcpTransport(asyncio.Transport):
         if self._closing or self._eof_requested:
             return
         self._eof_requested = True
-        if not self._pending:
+        if not self._pending and not self._lost:
             self._connection.shutdown_write()
             self._driver.request_flush()
 
@@ -246,20 +259,26 @@ class TcpTransport(asyncio.Transport):
 
     def on_writable(self) -> None:
         """Move transport-buffered bytes into the connection's freed send buffer."""
+        if self._lost:
+            return
         pending = self._pending
         connection = self._connection
         while pending:
             chunk = pending[0]
-            accepted = connection.send(chunk)
+            try:
+                accepted = connection.send(chunk)
+            except OSError as error:
+                self._force_close(error)
+                return
             self._pending_size -= accepted
             if accepted < len(chunk):
                 pending[0] = chunk[accepted:]
                 break
             pending.popleft()
         if not pending:
-            if self._closing and not self._lost:
+            if self._closing:
                 connection.close()
-                self._loop.call_soon(self._call_connection_lost, None)
+                self._schedule_connection_lost(None)
             elif self._eof_requested:
                 connection.shutdown_write()
         self._driver.request_flush()
@@ -277,6 +296,7 @@ class TcpTransport(asyncio.Transport):
             self._driver.request_flush()  # the window reopened: let the peer know
         if (
             self._eof_received
+            and not self._lost
             and not self._eof_delivered
             and not self._reading_paused
             and not connection.readable_bytes
@@ -288,25 +308,44 @@ class TcpTransport(asyncio.Transport):
         self.on_readable()
 
     def on_closed(self, error: OSError | None) -> None:
-        """The connection is over inside the stack."""
+        """The connection is over inside the stack.
+
+        After a local ``close()``/``abort()`` this changes nothing (the protocol
+        already has its ``connection_lost`` coming). A clean end while reading
+        is paused waits for ``resume_reading()`` to deliver the last bytes and
+        the EOF first: data is never dropped on the floor.
+        """
+        if self._lost:
+            return
         if error is not None:
-            self._peer_gone = True
             self._pending.clear()
             self._pending_size = 0
-        elif not self._lost and not self._reading_paused:
-            self.on_readable()
-        self._closing = True
-        self._call_connection_lost(error)
+            self._closing = True
+            self._schedule_connection_lost(error, soon=False)
+            return
+        if self._reading_paused and (self._connection.readable_bytes or self._eof_received):
+            self._closed_while_paused = True
+            return
+        self.on_readable()
+        if not self._lost:
+            self._closing = True
+            self._schedule_connection_lost(None, soon=False)
 
     # -- internals --------------------------------------------------------------------
+
+    def _resume_delivery(self) -> None:
+        self.on_readable()
+        if self._closed_while_paused and not self._reading_paused and not self._lost:
+            self._closing = True
+            self._schedule_connection_lost(None, soon=False)
 
     def _deliver_chunk(self, connection: TcpConnection) -> bool:
         protocol = self._protocol
         try:
             if self._buffered:
                 assert isinstance(protocol, asyncio.BufferedProtocol)
-                buffer = protocol.get_buffer(-1)
-                if not len(buffer):
+                buffer = memoryview(protocol.get_buffer(-1))
+                if buffer.nbytes == 0:
                     raise RuntimeError("get_buffer() returned an empty buffer")
                 count = connection.receive_into(buffer)
                 protocol.buffer_updated(count)
@@ -332,22 +371,49 @@ class TcpTransport(asyncio.Transport):
         if not keep_open:
             self.close()
 
-    def _call_connection_lost(self, error: Exception | None) -> None:
+    def _force_close(self, error: BaseException | None) -> None:
+        """Reset the connection; schedule ``connection_lost(error)`` (asyncio: ``_force_close``)."""
+        if self._lost:
+            return
+        self._closing = True
+        self._pending.clear()
+        self._pending_size = 0
+        self._connection.abort()
+        self._driver.request_flush()
+        self._schedule_connection_lost(error)
+
+    def _schedule_connection_lost(self, error: BaseException | None, *, soon: bool = True) -> None:
+        """From here on the protocol hears nothing but ``connection_lost`` (once)."""
         if self._lost:
             return
         self._lost = True
-        self._connection.user_data = None
+        if soon:
+            self._loop.call_soon(self._call_connection_lost, error)
+        else:
+            self._call_connection_lost(error)
+
+    def _call_connection_lost(self, error: BaseException | None) -> None:
+        if self._lost_called:
+            return
+        self._lost_called = True
+        if self._connection.user_data is self:
+            self._connection.user_data = None
+        if self._on_lost is not None:
+            self._on_lost(self)
         try:
-            self._protocol.connection_lost(error)
+            self._protocol.connection_lost(error)  # type: ignore[arg-type]
         except (SystemExit, KeyboardInterrupt):
             raise
         except BaseException as failure:
             self._report(failure, "connection_lost")
 
     def _fatal_error(self, error: BaseException, callback: str) -> None:
-        """A protocol callback raised: report it and abort this connection only."""
+        """A protocol callback raised: report it and reset this connection only.
+
+        As asyncio does, the protocol's ``connection_lost`` receives the exception.
+        """
         self._report(error, callback)
-        self.abort()
+        self._force_close(error)
 
     def _report(self, error: BaseException, callback: str) -> None:
         self._loop.call_exception_handler({
