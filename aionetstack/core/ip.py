@@ -51,7 +51,7 @@ class RoutingTable:
     Route lookups are longest-prefix over a handful of entries, cached per destination.
     """
 
-    __slots__ = ("_cache", "_gateways", "interfaces", "local_addresses")
+    __slots__ = ("_cache", "_gateways", "broadcast_addresses", "interfaces", "local_addresses")
 
     def __init__(self, interfaces: list[Interface], gateways: list[bytes]) -> None:
         if not interfaces:
@@ -66,6 +66,15 @@ class RoutingTable:
                 raise ValueError(f"gateway {text} is not on any of the stack's networks")
             self._gateways[version] = gateway
         self._cache: dict[bytes, Route] = {}
+        #: Limited broadcast plus each IPv4 network's directed broadcast (RFC 919, RFC 922).
+        self.broadcast_addresses: frozenset[bytes] = frozenset(
+            [b"\xff\xff\xff\xff"]
+            + [
+                i.network.broadcast_address.packed
+                for i in interfaces
+                if i.version == 4 and i.network.prefixlen < 31
+            ]
+        )
 
     def _interface_for(self, destination: bytes) -> Interface | None:
         address = ipaddress.ip_address(destination)
@@ -102,11 +111,4 @@ class RoutingTable:
 
     def is_broadcast(self, destination: bytes) -> bool:
         """Limited broadcast or the directed broadcast of one of our IPv4 networks."""
-        if destination == b"\xff\xff\xff\xff":
-            return True
-        return any(
-            interface.version == 4
-            and interface.network.prefixlen < 31
-            and destination == interface.network.broadcast_address.packed
-            for interface in self.interfaces
-        )
+        return destination in self.broadcast_addresses

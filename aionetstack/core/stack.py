@@ -30,6 +30,9 @@ __all__ = ["StackCore"]
 _TransportHandler = Callable[[ipv4.IPv4Header, memoryview, memoryview, float], None]
 #: Quoted datagram in an ICMP error: IP header plus at least 8 bytes (RFC 792).
 _MIN_QUOTE = ipv4.IPV4_HEADER_LENGTH + 8
+#: RFC 1122 §3.2.1.3 / RFC 6890: 0/8 "this network", 127/8 loopback, 224/4 multicast
+#: and 240/4 reserved are never the source of a packet we accept.
+_MARTIAN_FIRST_OCTETS = frozenset([0, 127, *range(224, 256)])
 
 
 class StackCore:
@@ -57,6 +60,9 @@ class StackCore:
         interfaces: list[Interface] = [parse_interface(a) for a in addresses]
         gateways = [ipaddress.ip_address(gateway).packed] if gateway else []
         self.routes = RoutingTable(interfaces, gateways)
+        self._accepted_destinations = self.routes.local_addresses | self.routes.broadcast_addresses
+        # RFC 1122 §3.2.1.3: our own addresses and broadcasts are never valid sources.
+        self._refused_sources = self.routes.local_addresses | self.routes.broadcast_addresses
         self.rng = rng
         self._verify_transport = (
             self.config.ip.verify_transport_checksum and not receive_checksums_partial
@@ -149,12 +155,10 @@ class StackCore:
         if header.ttl == 0:
             stats["dropped_bad_ttl"] += 1
             return
-        if header.destination not in self.routes.local_addresses and not self.routes.is_broadcast(
-            header.destination
-        ):
+        if header.destination not in self._accepted_destinations:
             stats["dropped_not_for_us"] += 1  # we are a host: no forwarding (RFC 1122 §3.3.1)
             return
-        if header.source in self.routes.local_addresses or self._is_martian_source(header.source):
+        if header.source in self._refused_sources or header.source[0] in _MARTIAN_FIRST_OCTETS:
             stats["dropped_bad_source"] += 1  # RFC 1122 §3.2.1.3
             return
         if header.is_fragment:
@@ -293,11 +297,6 @@ class StackCore:
         return result
 
     # -- ICMP ---------------------------------------------------------------------
-
-    def _is_martian_source(self, source: bytes) -> bool:
-        first = source[0]
-        # 0/8 "this network", 127/8 loopback, 224/4 multicast, 240/4 reserved and broadcast.
-        return first in (0, 127) or first >= 224 or self.routes.is_broadcast(source)
 
     def _receive_icmp(
         self, header: ipv4.IPv4Header, payload: memoryview, packet: memoryview, now: float

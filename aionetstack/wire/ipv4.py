@@ -95,21 +95,13 @@ def parse_ipv4(
         raise WireError(f"total length {total_length} > {len(view)} bytes received", "truncated")
     if verify_checksum and internet_checksum(view[:header_length]) != 0:
         raise WireError("IPv4 header checksum mismatch", "bad_checksum")
+    # Positional construction: this runs once per received packet.
     header = IPv4Header(
-        source=bytes(src),
-        destination=bytes(dst),
-        protocol=protocol,
-        ttl=ttl,
-        tos=tos,
-        identification=ident,
-        dont_fragment=bool(flags_offset & _FLAG_DF),
-        more_fragments=bool(flags_offset & _FLAG_MF),
-        fragment_offset=(flags_offset & _OFFSET_MASK) * 8,
-        total_length=total_length,
-        header_length=header_length,
-        checksum=checksum,
-        options=bytes(view[IPV4_HEADER_LENGTH:header_length]),
-    )
+        src, dst, protocol, ttl, tos, ident,
+        flags_offset & _FLAG_DF != 0, flags_offset & _FLAG_MF != 0,
+        (flags_offset & _OFFSET_MASK) * 8, total_length, header_length, checksum,
+        b"" if header_length == IPV4_HEADER_LENGTH else bytes(view[IPV4_HEADER_LENGTH:header_length]),
+    )  # fmt: skip
     return header, view[header_length:total_length]
 
 
