@@ -141,7 +141,7 @@ def main() -> None:
     cpu = os.environ.get("BENCH_CPU")
     if cpu is not None:
         os.sched_setaffinity(0, {int(cpu)})
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     result = asyncio.run(asyncio.wait_for(MODES[mode](host, seconds, connections), seconds + 120))
     print(json.dumps(result), flush=True)

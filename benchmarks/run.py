@@ -61,7 +61,8 @@ class Server:
 
     def __init__(self, backend: str, host: str, extra: list[str]) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", str(SERVER_CPU), *extra],
+            [sys.executable, str(HERE / "server.py"), backend, host,
+             "--cpu", str(SERVER_CPU), *extra],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
         )  # fmt: skip
         assert self.process.stdout is not None
@@ -175,7 +176,8 @@ def table(all_results: dict[str, dict[str, Any]]) -> str:
             for n in names if n != "asyncio" and n in medians and medians.get("asyncio")
         ]  # fmt: skip
         unit = next(all_results[n][label]["unit"] for n in names if label in all_results[n])
-        lines.append(f"{label + ' [' + unit + ']':<34}" + "".join(cells) + "   " + " / ".join(ratios))
+        name = f"{label} [{unit}]"
+        lines.append(f"{name:<34}" + "".join(cells) + "   " + " / ".join(ratios))
     return "\n".join(lines)
 
 
@@ -200,7 +202,8 @@ def main() -> int:
     all_results.setdefault("stack", {}).update(memory_link_figures(args.runs, args.seconds))
     progress("")
     print(table(all_results))
-    path = write_result("bench", {"runs": args.runs, "seconds": args.seconds, "results": all_results})
+    data = {"runs": args.runs, "seconds": args.seconds, "results": all_results}
+    path = write_result("bench", data)
     print(f"\nmachine: {machine()}\nwritten {path}", file=sys.stderr)
     return 0
 

@@ -100,7 +100,7 @@ def parse_ipv4(
         src, dst, protocol, ttl, tos, ident,
         flags_offset & _FLAG_DF != 0, flags_offset & _FLAG_MF != 0,
         (flags_offset & _OFFSET_MASK) * 8, total_length, header_length, checksum,
-        b"" if header_length == IPV4_HEADER_LENGTH else bytes(view[IPV4_HEADER_LENGTH:header_length]),
+        bytes(view[IPV4_HEADER_LENGTH:header_length]) if header_length > IPV4_HEADER_LENGTH else b"",
     )  # fmt: skip
     return header, view[header_length:total_length]
 
