@@ -96,11 +96,12 @@ def parse_ipv4(
     if verify_checksum and internet_checksum(view[:header_length]) != 0:
         raise WireError("IPv4 header checksum mismatch", "bad_checksum")
     # Positional construction: this runs once per received packet.
+    options = bytes(view[IPV4_HEADER_LENGTH:header_length]) if header_length > 20 else b""
     header = IPv4Header(
         src, dst, protocol, ttl, tos, ident,
         flags_offset & _FLAG_DF != 0, flags_offset & _FLAG_MF != 0,
         (flags_offset & _OFFSET_MASK) * 8, total_length, header_length, checksum,
-        bytes(view[IPV4_HEADER_LENGTH:header_length]) if header_length > IPV4_HEADER_LENGTH else b"",
+        options,
     )  # fmt: skip
     return header, view[header_length:total_length]
 
