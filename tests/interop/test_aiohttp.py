@@ -117,9 +117,7 @@ async def test_curl_fetches_pages_and_a_large_body_over_one_keepalive_connection
 
 
 @pytest.mark.tun
-async def test_curl_uploads_a_large_body(
-    tun_stack: Stack, served_on: Any, tmp_path: Path
-) -> None:
+async def test_curl_uploads_a_large_body(tun_stack: Stack, served_on: Any, tmp_path: Path) -> None:
     await served_on(tun_stack)
     upload = tmp_path / "upload.bin"
     upload.write_bytes(BIG)
