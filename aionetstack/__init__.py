@@ -13,6 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from .aio.api import (
+    create_connection,
+    create_datagram_endpoint,
+    create_server,
+    open_connection,
+    ping,
+    start_server,
+)
 from .aio.stack import EchoReply, Stack, current_stack
 from .config import IpConfig, StackConfig, TcpConfig, UdpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
@@ -53,7 +61,13 @@ __all__ = [
     "TunLink",
     "UdpConfig",
     "WireError",
+    "create_connection",
+    "create_datagram_endpoint",
+    "create_server",
     "current_stack",
+    "open_connection",
+    "ping",
+    "start_server",
 ]
 
 __version__ = "0.1.0.dev0"

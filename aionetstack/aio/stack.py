@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import errno
 import ipaddress
 import os
 import random
@@ -22,6 +23,7 @@ from ..core.events import (
     UdpErrorReceived,
 )
 from ..core.stack import StackCore
+from ..core.tcp.connection import TcpState
 from ..core.tcp.events import (
     TcpAccepted,
     TcpClosed,
@@ -410,6 +412,9 @@ class Stack:
             transport.on_readable()
         if connection.eof_received:
             transport.on_eof()
+        if connection.state is TcpState.CLOSED:
+            # Reset while it waited in the backlog: the TcpClosed event found no transport.
+            transport.on_closed(ConnectionResetError(errno.ECONNRESET, "connection reset by peer"))
         return transport
 
     async def _attach_tls(
