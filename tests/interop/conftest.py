@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import ipaddress
 import ssl
@@ -216,6 +217,16 @@ def stack_httpx() -> Iterator[Callable[..., Any]]:
     httpx = pytest.importorskip("httpx", reason="httpx is not installed")
     httpcore = pytest.importorskip("httpcore", reason="httpcore is not installed")
 
+    @contextlib.contextmanager
+    def httpx_errors() -> Iterator[None]:
+        """httpcore's exceptions as httpx's (the same names), as httpx's own transport does."""
+        try:
+            yield
+        except httpcore.TimeoutException as error:
+            raise getattr(httpx, type(error).__name__)(str(error)) from error
+        except (httpcore.NetworkError, httpcore.ProtocolError) as error:
+            raise getattr(httpx, type(error).__name__)(str(error)) from error
+
     class StackTransport(httpx.AsyncBaseTransport):  # type: ignore[misc,name-defined]
         """httpx's own transport shape: an httpcore pool, with our network backend."""
 
@@ -225,20 +236,21 @@ def stack_httpx() -> Iterator[Callable[..., Any]]:
             )
 
         async def handle_async_request(self, request: Any) -> Any:
-            response = await self._pool.handle_async_request(
-                httpcore.Request(
-                    method=request.method,
-                    url=httpcore.URL(
-                        scheme=request.url.raw_scheme,
-                        host=request.url.raw_host,
-                        port=request.url.port,
-                        target=request.url.raw_path,
-                    ),
-                    headers=request.headers.raw,
-                    content=request.stream,
-                    extensions=request.extensions,
+            with httpx_errors():
+                response = await self._pool.handle_async_request(
+                    httpcore.Request(
+                        method=request.method,
+                        url=httpcore.URL(
+                            scheme=request.url.raw_scheme,
+                            host=request.url.raw_host,
+                            port=request.url.port,
+                            target=request.url.raw_path,
+                        ),
+                        headers=request.headers.raw,
+                        content=request.stream,
+                        extensions=request.extensions,
+                    )
                 )
-            )
             return httpx.Response(
                 status_code=response.status,
                 headers=response.headers,
@@ -254,8 +266,9 @@ def stack_httpx() -> Iterator[Callable[..., Any]]:
             self._response = response
 
         async def __aiter__(self) -> AsyncIterator[bytes]:
-            async for part in self._response.aiter_stream():
-                yield part
+            with httpx_errors():
+                async for part in self._response.aiter_stream():
+                    yield part
 
         async def aclose(self) -> None:
             await self._response.aclose()
