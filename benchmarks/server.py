@@ -10,6 +10,7 @@ Listens on: 5001 sink (reads and discards), 5002 source (writes until the peer c
 from __future__ import annotations
 
 import argparse
+import json
 import asyncio
 import os
 import resource
@@ -76,6 +77,8 @@ async def serve(api: object, host: str) -> None:
     while line := await commands.readline():  # "rss" asks for the resident set size; EOF stops
         if line.strip() == b"rss":
             print(rss_kib(), flush=True)
+        elif line.strip() == b"stats" and hasattr(api, "statistics"):
+            print(json.dumps(api.statistics()), flush=True)
     for server in servers:
         server.close()
 

@@ -64,6 +64,13 @@ _OFFLOAD_CHOICES: Final = (
 _IFNAMSIZ: Final = 16
 _SIOCGIFFLAGS: Final = 0x8913
 _IFF_UP: Final = 0x1
+#: ``SIOCSIFTXQLEN`` (linux/sockios.h) and its ``struct ifreq`` with an int.
+_SIOCSIFTXQLEN: Final = 0x8943
+_IFREQ_INT: Final = struct.Struct("16si20x")
+#: The kernel-to-TUN queue of a device we create. Linux defaults TUN to 500 packets,
+#: which a Python reader cannot drain as fast as the kernel fills it with many flows
+#: (every overflow is a loss and a retransmission); limits.md ran with 10000.
+TRANSMIT_QUEUE_LENGTH: Final = 10000
 _IFF_RUNNING: Final = 0x40  # operationally up: the kernel now transmits into the fd
 #: After attaching to a device that is already up, the kernel's link watcher
 #: marks it running a little later (tens of ms; at most about one second) and
@@ -400,6 +407,8 @@ def _configure(
         _apply(name, "set its address", lambda: _set_address(device, name, interface))
     if device.mtu != mtu:
         _apply(name, f"set its MTU to {mtu}", lambda: setattr(device, "mtu", mtu))
+    if not existed:
+        _apply(name, "set its transmit queue length", lambda: _set_queue_length(name))
     if not _interface_flags(name) & _IFF_UP:
         try:
             _apply(name, "bring it up", device.up)
@@ -453,6 +462,12 @@ def _current_ipv4(device: pytun.TunTapDevice) -> tuple[str, str] | None:
         return str(device.addr), str(device.netmask)
     except pytun.Error:
         return None  # no address yet
+
+
+def _set_queue_length(name: str, length: int = TRANSMIT_QUEUE_LENGTH) -> None:
+    """``SIOCSIFTXQLEN``: how many packets the kernel queues towards the TUN reader."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        fcntl.ioctl(probe.fileno(), _SIOCSIFTXQLEN, _IFREQ_INT.pack(name.encode(), length))
 
 
 def _interface_flags(name: str) -> int:
