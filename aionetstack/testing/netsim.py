@@ -212,6 +212,7 @@ class Network:
 
     def step(self) -> bool:
         """Advance to the next deadline and process it. False when nothing is left to do."""
+        self.settle()  # whatever the application did since the last step goes out now
         deadline = self.next_deadline()
         if deadline is None:
             return False

@@ -37,6 +37,11 @@ class TcpPair:
         self.b = self.network.b
         self.intercept: Callable[[str, TcpSegment], bool] | None = None
         self.trace: list[tuple[float, str, TcpSegment]] = []
+        #: Events each side produced, in order (the pair keeps them for assertions).
+        self.events_a: list[object] = []
+        self.events_b: list[object] = []
+        self.a.handler = self.events_a.append
+        self.b.handler = self.events_b.append
         for host, direction in ((self.a, "ab"), (self.b, "ba")):
             self._wrap(host.layer, direction)
 

@@ -825,7 +825,8 @@ class TcpConnection:
             self._forget(record)
             if record.sent_at > self._rack_sent_at:
                 self._rack_sent_at = record.sent_at
-            since_last_send = now - record.sent_at
+            if since_last_send is None or now - record.sent_at < since_last_send:
+                since_last_send = now - record.sent_at
             if not record.retransmitted:
                 rtt_sample = since_last_send
             head += 1
@@ -892,8 +893,9 @@ class TcpConnection:
         """RFC 7323 §4.2: RTT from TSecr (valid even for retransmissions).
 
         An ACK for a duplicate echoes the TSval of the original (RFC 7323 §4.3), which
-        can be far older than our last transmission; ``bound`` (time since the newest
-        ACKed record was last sent) caps such samples.
+        can be far older than our last transmission when ACKs were lost; ``bound`` (time
+        since the most recent transmission among the ACKed records) caps such samples,
+        so lost ACKs cannot inflate the RTO in a feedback loop.
         """
         elapsed = (self._ts_now(now) - tsecr) & _SEQ_MASK
         if tsecr and elapsed < _SEQ_HALF:
@@ -1470,8 +1472,7 @@ class TcpConnection:
         config = self._layer.config
         if self.state not in (_S.ESTABLISHED, _S.CLOSE_WAIT) or not self._keepalive:
             return
-        idle = now - self._last_received
-        if self._keepalive_probes == 0 and idle < config.keepalive_idle:
+        if self._keepalive_probes == 0 and now < self._last_received + config.keepalive_idle:
             self._keepalive_deadline = self._last_received + config.keepalive_idle
             return
         if self._nxt > self._una:
