@@ -104,7 +104,7 @@ class ListenerTunnel:
         return await self._stack.create_server(lambda: factory(host, port), host or None, port)
 
 
-class ForwardingServer(asyncssh.SSHServer):  # type: ignore[misc]
+class ForwardingServer(asyncssh.SSHServer):  # type: ignore[misc,name-defined]
     """Allows ``direct-tcpip`` channels (``ssh -L``); asyncssh refuses them by default."""
 
     def connection_requested(self, dest_host: str, dest_port: int, *_: Any) -> bool:
