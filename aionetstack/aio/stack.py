@@ -269,7 +269,7 @@ class Stack:
                                           "proto", "flags", "all_errors"))  # fmt: skip
         context = _client_ssl_context(ssl, server_hostname, ssl_handshake_timeout)
         remote = ip_literal(host)
-        if not isinstance(port, int) or not 1 <= port <= 0xFFFF:
+        if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 0xFFFF:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
         driver = self.driver
         loop = asyncio.get_running_loop()
@@ -322,7 +322,7 @@ class Stack:
         if reuse_port:
             raise ValueError("reuse_port is not supported by aionetstack")
         del reuse_address  # listeners never conflict with TIME-WAIT connections here
-        if not isinstance(port, int) or not 0 <= port <= 0xFFFF:
+        if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 0xFFFF:
             raise ValueError(f"port must be an int in 0..65535, got {port!r}")
         if not isinstance(backlog, int) or backlog < 1:
             raise ValueError(f"backlog must be a positive int, got {backlog!r}")
