@@ -166,3 +166,72 @@ async def test_https_with_httpx_on_a_peer_stack_over_memory(
         response = await client.get(f"https://{STACK}:{PORT}/big")
     assert response.status_code == 200
     assert response.content == BIG
+
+
+@pytest.mark.tun
+async def test_curl_reading_slowly_gets_every_byte(
+    tun_stack: Stack, served_on: Any, tmp_path: Path
+) -> None:
+    """A rate-limited reader: aiohttp waits on drain() while the kernel's window closes."""
+    await served_on(tun_stack)
+    report = await curl(
+        "--limit-rate", "8M", "--write-out", "%{http_code}\n",
+        "-o", str(tmp_path / "big"), f"http://{STACK}:{PORT}/big",
+    )  # fmt: skip
+    assert report == "200\n"
+    assert (tmp_path / "big").read_bytes() == BIG
+
+
+async def test_download_over_a_lossy_reordering_memory_link(served_on: Any) -> None:
+    """The same app and body over 2% loss and 2% reordering each way: byte-exact."""
+    from aionetstack import Impairment, MemoryLink
+
+    impairment = Impairment(loss=0.02, reorder=0.02, seed=7)
+    ours, theirs = MemoryLink.pair(mtu=1500, impairment=impairment)
+    async with (
+        Stack(theirs, address=f"{KERNEL}/24", seed=2) as peer,
+        Stack(ours, address=f"{STACK}/24", seed=1) as stack,
+    ):
+        await served_on(stack)
+        reader, writer = await peer.open_connection(STACK, PORT)
+        writer.write(f"GET /big HTTP/1.1\r\nHost: {STACK}\r\n\r\n".encode())
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        assert head.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert f"Content-Length: {len(BIG)}\r\n".encode() in head
+        body = await asyncio.wait_for(reader.readexactly(len(BIG)), 60)
+        writer.close()
+    assert body == BIG
+
+
+async def test_a_client_that_resets_mid_response_leaves_the_server_serving(
+    memory_stacks: tuple[Stack, Stack], served_on: Any
+) -> None:
+    stack, peer = memory_stacks
+    app = await served_on(stack)
+    reader, writer = await peer.open_connection(STACK, PORT)
+    writer.write(f"GET /big HTTP/1.1\r\nHost: {STACK}\r\n\r\n".encode())
+    await reader.readexactly(100_000)
+    writer.transport.abort()  # RST while the server still has megabytes to send
+    reader, writer = await peer.open_connection(STACK, PORT)
+    writer.write(f"GET / HTTP/1.1\r\nHost: {STACK}\r\nConnection: close\r\n\r\n".encode())
+    answer = await asyncio.wait_for(reader.read(), 10)
+    assert answer.endswith(f"\r\n\r\nhello {KERNEL}\n".encode())
+    assert len(app.client_ports) == 2
+
+
+async def test_runner_cleanup_closes_idle_keepalive_connections(
+    memory_stacks: tuple[Stack, Stack],
+) -> None:
+    """Graceful shutdown: ``runner.cleanup()`` ends connections the stack accepted."""
+    stack, peer = memory_stacks
+    app = App()
+    runner = web.AppRunner(app.app, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    server = await stack.create_server(runner.server, STACK, PORT)
+    reader, writer = await peer.open_connection(STACK, PORT)
+    writer.write(f"GET / HTTP/1.1\r\nHost: {STACK}\r\n\r\n".encode())
+    await reader.readuntil(f"hello {KERNEL}\n".encode())
+    server.close()
+    await asyncio.wait_for(runner.cleanup(), 10)
+    assert await asyncio.wait_for(reader.read(), 10) == b"", "the idle connection is closed"
+    writer.close()

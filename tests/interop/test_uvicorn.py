@@ -63,11 +63,12 @@ async def asgi_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-def h11_protocol_factory() -> Callable[[], asyncio.Protocol]:
+def h11_protocol_factory(state: Any = None) -> Callable[[], asyncio.Protocol]:
+    """What ``uvicorn.Server.startup`` hands to ``loop.create_server``."""
     config = uvicorn.Config(asgi_app, http="h11", lifespan="off", log_level="warning")
     config.load()
-    state = ServerState()
-    return lambda: H11Protocol(config=config, server_state=state, app_state={})
+    server_state = ServerState() if state is None else state
+    return lambda: H11Protocol(config=config, server_state=server_state, app_state={})
 
 
 async def curl(*args: str, timeout: float = 60) -> str:
@@ -133,3 +134,27 @@ async def test_httpx_on_a_peer_stack_talks_to_uvicorn(
     assert streamed.content == STREAMED
     assert digest.text == f"{hashlib.sha256(STREAMED).hexdigest()}\n"
     server.close()
+
+
+async def test_uvicorn_shutdown_closes_idle_keepalive_connections(
+    memory_stacks: tuple[Stack, Stack],
+) -> None:
+    """What ``uvicorn.Server.shutdown`` does: ``shutdown()`` every tracked connection."""
+    stack, peer = memory_stacks
+    state = ServerState()
+    server = await stack.create_server(h11_protocol_factory(state), STACK, PORT)
+    reader, writer = await peer.open_connection(STACK, PORT)
+    writer.write(f"GET /idle HTTP/1.1\r\nHost: {STACK}\r\n\r\n".encode())
+    await reader.readuntil(b"GET /idle from ")
+    await reader.readline()
+    assert len(state.connections) == 1
+    server.close()
+    for connection in list(state.connections):
+        connection.shutdown()
+    assert await asyncio.wait_for(reader.read(), 10) == b""
+    writer.close()
+    for _ in range(500):  # connection_lost (after our FIN is acknowledged) removes it
+        if not state.connections:
+            break
+        await asyncio.sleep(0.01)
+    assert not state.connections, "uvicorn's connection_lost ran"
