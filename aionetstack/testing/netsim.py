@@ -39,6 +39,9 @@ __all__ = [
     "Network",
     "PathProfile",
     "SimPath",
+    "mathis_bound",
+    "throughput_row",
+    "throughput_table",
 ]
 
 ADDRESS_A = bytes([198, 18, 1, 1])
@@ -343,3 +346,48 @@ class BulkTransfer:
             event.connection.close()
         elif isinstance(event, TcpClosed):
             self.server_closed = event
+
+
+# --- throughput table -------------------------------------------------------------------
+
+#: The path of the throughput table: 10 MB/s bottleneck, 50 ms RTT, 1500-byte MTU.
+TABLE_BANDWIDTH = 10_000_000.0
+TABLE_RTT = 0.05
+TABLE_LOSSES = (0.0, 0.001, 0.01, 0.05)
+TABLE_SIZE = 4_000_000
+
+
+def mathis_bound(mss: int, rtt: float, loss: float) -> float | None:
+    """Mathis et al. 1997: goodput <= MSS/RTT * C/sqrt(p), C = sqrt(3/2) ~ 1.22."""
+    if loss <= 0:
+        return None
+    return mss / rtt * 1.22 / loss**0.5
+
+
+def throughput_row(congestion_control: str, loss: float, *, seed: int = 1, size: int = TABLE_SIZE) -> dict[str, object]:
+    """One transfer over the table's path with forward-path loss; deterministic for a seed."""
+    config = TcpConfig(congestion_control=congestion_control)
+    forward = PathProfile(delay=TABLE_RTT / 2, bandwidth=TABLE_BANDWIDTH, queue_limit=256, loss=loss)
+    backward = PathProfile(delay=TABLE_RTT / 2)
+    network = Network(forward, backward, config_a=config, config_b=config, seed=seed)
+    transfer = BulkTransfer(network, size, seed=seed)
+    network.run(lambda: transfer.done, max_time=100_000)
+    mss = transfer.client.snd_mss
+    goodput = transfer.goodput()
+    bound = mathis_bound(mss, TABLE_RTT, loss)
+    return {
+        "congestion_control": congestion_control,
+        "loss": loss,
+        "ok": transfer.ok,
+        "goodput_bytes_per_s": round(goodput),
+        "capacity_fraction": round(goodput / TABLE_BANDWIDTH, 4),
+        "mathis_bound_bytes_per_s": None if bound is None else round(bound),
+        "mathis_fraction": None if bound is None else round(goodput / bound, 4),
+        "retransmitted_segments": network.a.layer.statistics().get("segments_retransmitted", 0),
+        "virtual_seconds": round(network.now, 3),
+    }
+
+
+def throughput_table() -> list[dict[str, object]]:
+    """Goodput per loss rate for NewReno and CUBIC (the regression snapshot's content)."""
+    return [throughput_row(cc, loss) for cc in ("newreno", "cubic") for loss in TABLE_LOSSES]

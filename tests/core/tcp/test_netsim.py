@@ -1,0 +1,136 @@
+"""Transfers through the simulated network: byte-exact under loss, reordering, duplication,
+corruption and delay, deterministic from their seeds; and the throughput snapshot."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import pytest
+
+from aionetstack.config import TcpConfig
+from aionetstack.testing.netsim import (
+    ADDRESS_A,
+    ADDRESS_B,
+    BulkTransfer,
+    Network,
+    PathProfile,
+    throughput_table,
+)
+
+LOSSES = (0.0, 0.01, 0.05, 0.2)
+REORDERS = (0.0, 0.05)
+DUPLICATES = (0.0, 0.01)
+RTTS = (0.001, 0.05, 0.2)
+MATRIX = list(itertools.product(LOSSES, REORDERS, DUPLICATES, RTTS))
+SNAPSHOT = Path(__file__).parent / "snapshots" / "throughput.json"
+
+
+def run_transfer(loss: float, reorder: float, duplicate: float, rtt: float, size: int, *,
+                 seed: int, congestion_control: str = "cubic") -> tuple[BulkTransfer, Network]:  # fmt: skip
+    profile = PathProfile(
+        delay=rtt / 2, bandwidth=12_500_000, queue_limit=512, loss=loss, duplicate=duplicate,
+        reorder=reorder, reorder_delay=rtt / 4 + 0.0005,
+    )  # fmt: skip
+    config = TcpConfig(congestion_control=congestion_control)
+    network = Network(profile, config_a=config, config_b=config, seed=seed)
+    transfer = BulkTransfer(network, size, seed=seed)
+    network.run(lambda: transfer.done, max_time=200_000)
+    return transfer, network
+
+
+def assert_exact(transfer: BulkTransfer, seed: int) -> None:
+    assert transfer.mismatch_at is None, f"seed {seed}: first wrong byte at {transfer.mismatch_at}"
+    assert transfer.received == transfer.size, f"seed {seed}: {transfer.received} of {transfer.size}"
+    assert transfer.ok, f"seed {seed}: {transfer.client_closed} {transfer.server_closed}"
+
+
+@pytest.mark.parametrize(("loss", "reorder", "duplicate", "rtt"), MATRIX)
+def test_matrix_small(loss: float, reorder: float, duplicate: float, rtt: float) -> None:
+    seed = MATRIX.index((loss, reorder, duplicate, rtt))
+    transfer, _ = run_transfer(loss, reorder, duplicate, rtt, 150_000, seed=seed)
+    assert_exact(transfer, seed)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("loss", "reorder", "duplicate", "rtt"), MATRIX)
+def test_matrix_10mb(loss: float, reorder: float, duplicate: float, rtt: float) -> None:
+    seed = 1000 + MATRIX.index((loss, reorder, duplicate, rtt))
+    transfer, _ = run_transfer(loss, reorder, duplicate, rtt, 10_000_000, seed=seed)
+    assert_exact(transfer, seed)
+
+
+@pytest.mark.parametrize("congestion_control", ["newreno", "cubic"])
+def test_one_megabyte_with_everything_at_once(congestion_control: str) -> None:
+    transfer, network = run_transfer(0.05, 0.05, 0.01, 0.05, 1_000_000, seed=77,
+                                     congestion_control=congestion_control)  # fmt: skip
+    assert_exact(transfer, 77)
+    counters = network.paths[ADDRESS_B].counters
+    assert counters.lost > 0 and counters.reordered > 0 and counters.duplicated > 0
+
+
+def test_corruption_is_caught_by_the_checksum() -> None:
+    profile = PathProfile(delay=0.01, bandwidth=5_000_000, corrupt=0.05)
+    network = Network(profile, seed=5)
+    transfer = BulkTransfer(network, 500_000, seed=5)
+    network.run(lambda: transfer.done, max_time=1000)
+    assert_exact(transfer, 5)
+    assert network.b.checksum_drops > 0 and network.a.checksum_drops > 0
+    assert network.b.checksum_drops + network.a.checksum_drops == (
+        network.paths[ADDRESS_B].counters.corrupted + network.paths[ADDRESS_A].counters.corrupted
+    )
+
+
+def test_simulation_is_deterministic() -> None:
+    def fingerprint() -> tuple[float, int, dict[str, int]]:
+        transfer, network = run_transfer(0.05, 0.05, 0.01, 0.05, 300_000, seed=9)
+        assert_exact(transfer, 9)
+        return network.now, network.steps, network.a.layer.statistics()
+
+    assert fingerprint() == fingerprint()
+
+
+def test_many_connections_share_the_timer_heap() -> None:
+    network = Network(PathProfile(delay=0.005, loss=0.02), seed=11)
+    listener = network.b.layer.listen(ADDRESS_B, 7)
+    clients = [network.a.layer.connect(ADDRESS_A, ADDRESS_B, 7, 0.0) for _ in range(50)]
+    payload = {id(c): bytes([i]) * (1000 + i) for i, c in enumerate(clients)}
+    received: dict[int, bytearray] = {}
+    servers = []
+
+    def server_event(event: object) -> None:
+        from aionetstack.core.tcp import TcpAccepted, TcpReadable
+
+        if isinstance(event, TcpAccepted):
+            connection = event.listener.accept()
+            assert connection is not None
+            servers.append(connection)
+        elif isinstance(event, TcpReadable):
+            received.setdefault(event.connection.remote_port, bytearray()).extend(event.connection.receive())
+
+    network.b.handler = server_event
+    for client in clients:
+        client.send(payload[id(client)])
+    assert network.run(lambda: sum(len(v) for v in received.values()) == sum(map(len, payload.values())),
+                       max_time=600)  # fmt: skip
+    for client in clients:
+        assert bytes(received[client.local_port]) == payload[id(client)]
+    assert len({c.local_port for c in clients}) == 50
+    assert listener.pending == 0
+
+
+def test_throughput_snapshot() -> None:
+    """Regenerate with: python tests/core/tcp/snapshots/regenerate.py"""
+    expected = json.loads(SNAPSHOT.read_text())
+    assert throughput_table() == expected
+
+
+def test_throughput_is_sane() -> None:
+    rows = json.loads(SNAPSHOT.read_text())
+    for row in rows:
+        assert row["ok"]
+        assert 0 < row["capacity_fraction"] <= 1
+        if row["mathis_fraction"] is not None:
+            # Within a factor of two of the Mathis model (TCP "friendliness" sanity check).
+            assert 0.5 <= row["mathis_fraction"] <= 2.0, row
