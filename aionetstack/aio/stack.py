@@ -344,7 +344,18 @@ class Stack:
             raise
 
         def accept(server: Server, connection: TcpConnection) -> None:
-            protocol = protocol_factory()
+            try:
+                protocol = protocol_factory()
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as error:
+                # As asyncio's _accept_connection2: report, drop this connection, go on.
+                connection.abort()
+                asyncio.get_running_loop().call_exception_handler({
+                    "message": "Error on transport creation for incoming connection",
+                    "exception": error, "server": server,
+                })  # fmt: skip
+                return
             if ssl is None:
                 self._attach(connection, protocol, server)
             else:

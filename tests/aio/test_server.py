@@ -254,3 +254,35 @@ async def test_many_concurrent_connections(stacks: tuple[Stack, Stack]) -> None:
     results = await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(100))), WAIT)
     assert results == [b"%d" % i for i in range(100)]
     server.close()
+
+
+async def test_a_failing_protocol_factory_resets_only_that_connection(
+    stacks: tuple[Stack, Stack],
+) -> None:
+    near, far = stacks
+    loop = asyncio.get_running_loop()
+    contexts: list[dict[str, object]] = []
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: contexts.append(context))
+    calls = 0
+
+    def sometimes_failing() -> Peer:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("factory bug")
+        return Peer()
+
+    try:
+        server = await far.create_server(sometimes_failing, FAR, 7010)
+        _, victim = await near.create_connection(Peer, FAR, 7010)
+        assert isinstance(victim, Peer)
+        assert isinstance(await asyncio.wait_for(victim.lost, WAIT), ConnectionResetError)
+        (context,) = contexts
+        assert isinstance(context["exception"], RuntimeError)
+        assert context["server"] is server
+        transport, _ = await near.create_connection(Peer, FAR, 7010)
+        assert not transport.is_closing()
+        assert server.is_serving()
+    finally:
+        loop.set_exception_handler(previous)
