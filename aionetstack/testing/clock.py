@@ -25,6 +25,5 @@ class ManualClock:
 
     def advance_to(self, when: float) -> float:
         """Move forward to ``when`` (no-op if that is in the past) and return the time."""
-        if when > self.now:
-            self.now = when
+        self.now = max(self.now, when)
         return self.now

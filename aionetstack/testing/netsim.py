@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import hashlib
 import heapq
+import math
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -107,7 +108,9 @@ class SimPath:
             if len(departures) >= profile.queue_limit:
                 counters.queue_drops += 1
                 return
-            departure = max(now, self._tx_free_at) + (len(segment) + _IP_OVERHEAD) / profile.bandwidth
+            departure = (
+                max(now, self._tx_free_at) + (len(segment) + _IP_OVERHEAD) / profile.bandwidth
+            )
             self._tx_free_at = departure
             departures.append(departure)
         arrival = departure + profile.delay
@@ -115,7 +118,11 @@ class SimPath:
             arrival += profile.jitter * rng.random()
         if profile.reorder and rng.random() < profile.reorder:
             counters.reordered += 1
-            hold = profile.reorder_delay if profile.reorder_delay is not None else profile.delay + 0.001
+            hold = (
+                profile.reorder_delay
+                if profile.reorder_delay is not None
+                else profile.delay + 0.001
+            )
             arrival += hold
         if profile.corrupt and rng.random() < profile.corrupt:
             counters.corrupted += 1
@@ -193,7 +200,9 @@ class Network:
                 host.log.append((self.now, segment))
             self.paths[destination].submit(source, destination, segment, self.now)
 
-        host.layer = TcpLayer(config or TcpConfig(), rng, emit=emit, events=events, mss_for=lambda _: mss)
+        host.layer = TcpLayer(
+            config or TcpConfig(), rng, emit=emit, events=events, mss_for=lambda _: mss
+        )
         return host
 
     @property
@@ -252,7 +261,9 @@ class Network:
             if not busy:
                 return
 
-    def run(self, until: Callable[[], bool], *, max_time: float = 3600.0, max_steps: int = 10_000_000) -> bool:
+    def run(
+        self, until: Callable[[], bool], *, max_time: float = 3600.0, max_steps: int = 10_000_000
+    ) -> bool:
         """Step until ``until()`` is true; False if time, steps or work ran out first."""
         self.settle()
         for _ in range(max_steps):
@@ -266,7 +277,9 @@ class Network:
 class BulkTransfer:
     """A sends ``size`` seeded random bytes to B, then closes; B reads, hashes, closes."""
 
-    def __init__(self, network: Network, size: int, *, seed: int = 0, port: int = 5001, chunk: int = 65536) -> None:
+    def __init__(
+        self, network: Network, size: int, *, seed: int = 0, port: int = 5001, chunk: int = 65536
+    ) -> None:
         self.network = network
         self.size = size
         self.data = random.Random(f"data-{seed}").randbytes(size)
@@ -335,7 +348,10 @@ class BulkTransfer:
             self.server_connection = event.listener.accept()
         elif isinstance(event, TcpReadable):
             data = event.connection.receive()
-            if self.mismatch_at is None and data != self.data[self.received : self.received + len(data)]:
+            if (
+                self.mismatch_at is None
+                and data != self.data[self.received : self.received + len(data)]
+            ):
                 self.mismatch_at = self.received
             self.digest.update(data)
             self.received += len(data)
@@ -361,13 +377,17 @@ def mathis_bound(mss: int, rtt: float, loss: float) -> float | None:
     """Mathis et al. 1997: goodput <= MSS/RTT * C/sqrt(p), C = sqrt(3/2) ~ 1.22."""
     if loss <= 0:
         return None
-    return mss / rtt * 1.22 / loss**0.5
+    return mss / rtt * 1.22 / math.sqrt(loss)
 
 
-def throughput_row(congestion_control: str, loss: float, *, seed: int = 1, size: int = TABLE_SIZE) -> dict[str, object]:
+def throughput_row(
+    congestion_control: str, loss: float, *, seed: int = 1, size: int = TABLE_SIZE
+) -> dict[str, object]:
     """One transfer over the table's path with forward-path loss; deterministic for a seed."""
     config = TcpConfig(congestion_control=congestion_control)
-    forward = PathProfile(delay=TABLE_RTT / 2, bandwidth=TABLE_BANDWIDTH, queue_limit=256, loss=loss)
+    forward = PathProfile(
+        delay=TABLE_RTT / 2, bandwidth=TABLE_BANDWIDTH, queue_limit=256, loss=loss
+    )
     backward = PathProfile(delay=TABLE_RTT / 2)
     network = Network(forward, backward, config_a=config, config_b=config, seed=seed)
     transfer = BulkTransfer(network, size, seed=seed)

@@ -25,12 +25,31 @@ REMOTE = bytes([198, 18, 0, 2])
 
 
 def make_segment(
-    source: bytes, destination: bytes, sport: int, dport: int, *, seq: int = 0, ack: int = 0,
-    flags: int = ACK, window: int = 65535, options: bytes = b"", payload: bytes = b"",
-) -> bytes:  # fmt: skip
+    source: bytes,
+    destination: bytes,
+    sport: int,
+    dport: int,
+    *,
+    seq: int = 0,
+    ack: int = 0,
+    flags: int = ACK,
+    window: int = 65535,
+    options: bytes = b"",
+    payload: bytes = b"",
+) -> bytes:
     """Build a segment with a correct checksum over the pseudo-header."""
-    return build_tcp(sport, dport, seq, ack, flags, window, options=options, payload=payload,
-                     source=source, destination=destination)  # fmt: skip
+    return build_tcp(
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+        options=options,
+        payload=payload,
+        source=source,
+        destination=destination,
+    )
 
 
 @dataclass(slots=True)
@@ -64,7 +83,9 @@ class Emitted:
 
     def __repr__(self) -> str:
         s = self.segment
-        return f"<{flags_text(s.flags)} seq={s.seq} ack={s.ack} win={s.window} len={len(s.payload)}>"
+        return (
+            f"<{flags_text(s.flags)} seq={s.seq} ack={s.ack} win={s.window} len={len(s.payload)}>"
+        )
 
 
 def parse_emitted(source: bytes, destination: bytes, raw: bytes) -> Emitted:
@@ -79,9 +100,12 @@ class ScriptedPeer:
         self.events: collections.deque[object] = collections.deque()
         self.sent: list[Emitted] = []
         self.layer = TcpLayer(
-            config or TcpConfig(), random.Random(seed), emit=self._emit, events=self.events,
+            config or TcpConfig(),
+            random.Random(seed),
+            emit=self._emit,
+            events=self.events,
             mss_for=lambda remote: mss,
-        )  # fmt: skip
+        )
         self.peer_port = 40000
         self.local_port = 80
 
@@ -99,15 +123,30 @@ class ScriptedPeer:
         return sent
 
     def inject(
-        self, *, seq: int, ack: int = 0, flags: int = ACK, window: int = 65535, options: bytes = b"",
-        payload: bytes = b"", sport: int | None = None, dport: int | None = None,
-    ) -> list[Emitted]:  # fmt: skip
+        self,
+        *,
+        seq: int,
+        ack: int = 0,
+        flags: int = ACK,
+        window: int = 65535,
+        options: bytes = b"",
+        payload: bytes = b"",
+        sport: int | None = None,
+        dport: int | None = None,
+    ) -> list[Emitted]:
         """Deliver one segment from the peer, flush, and return what the layer emitted."""
         raw = make_segment(
-            REMOTE, LOCAL, self.peer_port if sport is None else sport,
+            REMOTE,
+            LOCAL,
+            self.peer_port if sport is None else sport,
             self.local_port if dport is None else dport,
-            seq=seq, ack=ack, flags=flags, window=window, options=options, payload=payload,
-        )  # fmt: skip
+            seq=seq,
+            ack=ack,
+            flags=flags,
+            window=window,
+            options=options,
+            payload=payload,
+        )
         self.layer.receive_segment(REMOTE, LOCAL, memoryview(raw), self.clock.now)
         return self.take()
 
@@ -151,7 +190,9 @@ class ScriptedPeer:
         """connect() + SYN-ACK from the peer; returns (connection, our ISN)."""
         if options is None:
             options = build_options(mss=1460)
-        connection = self.layer.connect(LOCAL, REMOTE, self.peer_port, self.clock.now, local_port=self.local_port)
+        connection = self.layer.connect(
+            LOCAL, REMOTE, self.peer_port, self.clock.now, local_port=self.local_port
+        )
         (syn,) = self.take()
         assert syn.flags == SYN
         self.inject(seq=peer_isn, ack=syn.seq + 1, flags=SYN | ACK, options=options, window=window)

@@ -32,7 +32,9 @@ class TcpPair:
         delay: float = 0.001,
         mtu: int = 1500,
     ) -> None:
-        self.network = Network(PathProfile(delay=delay), config_a=config_a, config_b=config_b, seed=seed, mtu=mtu)
+        self.network = Network(
+            PathProfile(delay=delay), config_a=config_a, config_b=config_b, seed=seed, mtu=mtu
+        )
         self.a = self.network.a
         self.b = self.network.b
         self.intercept: Callable[[str, TcpSegment], bool] | None = None

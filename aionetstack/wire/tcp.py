@@ -166,7 +166,10 @@ def parse_options(data: bytes | bytearray | memoryview) -> TcpOptions:
             options.sack_permitted = True
         elif kind == OPT_TIMESTAMP:
             _expect_size(kind, size, 10)
-            options.timestamp = (_U32.unpack_from(data, body)[0], _U32.unpack_from(data, body + 4)[0])
+            options.timestamp = (
+                _U32.unpack_from(data, body)[0],
+                _U32.unpack_from(data, body + 4)[0],
+            )
         elif kind == OPT_SACK:
             if (size - 2) % 8 or size == 2:
                 raise WireError(f"SACK option has bad length {size}", "bad_option")
@@ -258,14 +261,25 @@ def parse_tcp(data: bytes | bytearray | memoryview) -> TcpSegment:
         raise WireError(f"data offset {header_length // 4} is below 5", "bad_header_length")
     if header_length > len(view):
         raise WireError(f"data offset says {header_length} bytes, have {len(view)}", "truncated")
-    options = parse_options(view[TCP_HEADER_LENGTH:header_length]) if header_length > 20 else TcpOptions()
+    options = (
+        parse_options(view[TCP_HEADER_LENGTH:header_length]) if header_length > 20 else TcpOptions()
+    )
     return TcpSegment(
-        sport, dport, seq, ack, flags, window, checksum, urgent, header_length, options,
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+        checksum,
+        urgent,
+        header_length,
+        options,
         view[header_length:],
-    )  # fmt: skip
+    )
 
 
-def build_tcp(
+def build_tcp(  # noqa: PLR0917
     source_port: int,
     destination_port: int,
     seq: int,
@@ -289,9 +303,18 @@ def build_tcp(
     header_length = TCP_HEADER_LENGTH + len(options)
     header = bytearray(header_length)
     HEADER.pack_into(
-        header, 0, source_port, destination_port, seq & _SEQ_MASK, ack & _SEQ_MASK,
-        (header_length // 4) << 4, flags & 0xFF, window, 0, urgent,
-    )  # fmt: skip
+        header,
+        0,
+        source_port,
+        destination_port,
+        seq & _SEQ_MASK,
+        ack & _SEQ_MASK,
+        (header_length // 4) << 4,
+        flags & 0xFF,
+        window,
+        0,
+        urgent,
+    )
     header[TCP_HEADER_LENGTH:] = options
     if source is not None and destination is not None:
         total = header_length + len(payload)
@@ -302,8 +325,16 @@ def build_tcp(
     return bytes(header) + bytes(payload) if payload else bytes(header)
 
 
-_FLAG_NAMES: Final = ((SYN, "S"), (FIN, "F"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"),
-                      (ECE, "E"), (CWR, "W"))  # fmt: skip
+_FLAG_NAMES: Final = (
+    (SYN, "S"),
+    (FIN, "F"),
+    (RST, "R"),
+    (PSH, "P"),
+    (ACK, "."),
+    (URG, "U"),
+    (ECE, "E"),
+    (CWR, "W"),
+)
 
 
 def flags_text(flags: int) -> str:

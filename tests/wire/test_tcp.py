@@ -34,7 +34,7 @@ SRC = bytes([198, 18, 0, 1])
 DST = bytes([198, 18, 0, 2])
 
 # A Linux SYN: MSS 1460, SACK-permitted, TS, NOP, WS 7 (option layout as the kernel sends it).
-LINUX_SYN_OPTIONS = bytes.fromhex("020405b40402080a0001e24000000000" "01030307")
+LINUX_SYN_OPTIONS = bytes.fromhex("020405b40402080a0001e2400000000001030307")
 
 
 def test_syn_options_golden_bytes() -> None:
@@ -48,28 +48,40 @@ def test_data_segment_timestamp_layout_golden_bytes() -> None:
 
 def test_sack_blocks_golden_bytes() -> None:
     built = build_options(timestamp=(1, 2), sack_blocks=[(10, 20)])
-    assert built == bytes.fromhex("0101080a0000000100000002" "0101050a0000000a00000014")
+    assert built == bytes.fromhex("0101080a00000001000000020101050a0000000a00000014")
 
 
 def test_header_golden_bytes() -> None:
     raw = build_tcp(0x1234, 80, 1, 2, SYN | ACK, 0xFFFF)
-    assert raw == bytes.fromhex("1234" "0050" "00000001" "00000002" "50" "12" "ffff" "0000" "0000")
+    assert raw == bytes.fromhex("1234005000000001000000025012ffff00000000")
 
 
 def test_checksum_verifies_over_pseudo_header() -> None:
     raw = build_tcp(1000, 80, 7, 9, ACK | PSH, 512, payload=b"hello", source=SRC, destination=DST)
     assert internet_checksum(raw, pseudo_header_sum(SRC, DST, 6, len(raw))) == 0
-    raw6 = build_tcp(1000, 80, 7, 9, ACK, 512, payload=b"odd", source=bytes(16), destination=bytes(15) + b"\x01")
-    assert internet_checksum(raw6, pseudo_header_sum(bytes(16), bytes(15) + b"\x01", 6, len(raw6))) == 0
+    raw6 = build_tcp(
+        1000, 80, 7, 9, ACK, 512, payload=b"odd", source=bytes(16), destination=bytes(15) + b"\x01"
+    )
+    assert (
+        internet_checksum(raw6, pseudo_header_sum(bytes(16), bytes(15) + b"\x01", 6, len(raw6)))
+        == 0
+    )
 
 
 def test_parse_round_trip() -> None:
     options = build_options(mss=1400, window_scale=3, sack_permitted=True, timestamp=(5, 6))
     raw = build_tcp(40000, 443, 0xFFFFFFFF, 17, SYN, 1000, options=options, payload=b"xyz")
     segment = parse_tcp(raw)
-    assert (segment.source_port, segment.destination_port, segment.seq, segment.ack) == (40000, 443, 0xFFFFFFFF, 17)
+    assert (segment.source_port, segment.destination_port, segment.seq, segment.ack) == (
+        40000,
+        443,
+        0xFFFFFFFF,
+        17,
+    )
     assert segment.flags == SYN and segment.window == 1000
-    assert segment.options == TcpOptions(mss=1400, window_scale=3, sack_permitted=True, timestamp=(5, 6))
+    assert segment.options == TcpOptions(
+        mss=1400, window_scale=3, sack_permitted=True, timestamp=(5, 6)
+    )
     assert bytes(segment.payload) == b"xyz"
     assert segment.sequence_length == 4
 
@@ -109,8 +121,18 @@ def test_options_cross_check_with_dpkt(options: dict[str, object]) -> None:
 
 def test_header_cross_check_with_dpkt() -> None:
     options = build_options(timestamp=(77, 88))
-    raw = build_tcp(5555, 80, 1_000_000, 2_000_000, ACK | PSH, 4321, options=options, payload=b"data!",
-                    source=SRC, destination=DST)  # fmt: skip
+    raw = build_tcp(
+        5555,
+        80,
+        1_000_000,
+        2_000_000,
+        ACK | PSH,
+        4321,
+        options=options,
+        payload=b"data!",
+        source=SRC,
+        destination=DST,
+    )
     theirs = dpkt.tcp.TCP(raw)
     ours = parse_tcp(raw)
     assert (theirs.sport, theirs.dport, theirs.seq, theirs.ack) == (5555, 80, 1_000_000, 2_000_000)
@@ -119,8 +141,16 @@ def test_header_cross_check_with_dpkt() -> None:
 
 
 def test_dpkt_built_segment_parses() -> None:
-    theirs = dpkt.tcp.TCP(sport=1, dport=2, seq=3, ack=4, flags=dpkt.tcp.TH_SYN, win=5,
-                          opts=b"\x02\x04\x05\xb4\x01\x01\x04\x02", data=b"")  # fmt: skip
+    theirs = dpkt.tcp.TCP(
+        sport=1,
+        dport=2,
+        seq=3,
+        ack=4,
+        flags=dpkt.tcp.TH_SYN,
+        win=5,
+        opts=b"\x02\x04\x05\xb4\x01\x01\x04\x02",
+        data=b"",
+    )
     theirs.off = (20 + len(theirs.opts)) // 4
     ours = parse_tcp(bytes(theirs))
     assert ours.options.mss == 1460 and ours.options.sack_permitted and ours.flags == SYN
@@ -223,16 +253,44 @@ def test_arbitrary_options_raise_only_wire_error(data: bytes) -> None:
 
 
 @given(
-    st.integers(0, 65535), st.integers(0, 65535), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
-    st.integers(0, 255), st.integers(0, 65535), st.binary(max_size=100),
+    st.integers(0, 65535),
+    st.integers(0, 65535),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 2**32 - 1),
+    st.integers(0, 255),
+    st.integers(0, 65535),
+    st.binary(max_size=100),
     st.one_of(st.none(), st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1))),
-)  # fmt: skip
-def test_build_parse_round_trip(sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
-                                payload: bytes, timestamp: tuple[int, int] | None) -> None:  # fmt: skip
-    raw = build_tcp(sport, dport, seq, ack, flags, window, options=build_options(timestamp=timestamp),
-                    payload=payload, source=SRC, destination=DST)  # fmt: skip
+)
+def test_build_parse_round_trip(  # noqa: PLR0917
+    sport: int,
+    dport: int,
+    seq: int,
+    ack: int,
+    flags: int,
+    window: int,
+    payload: bytes,
+    timestamp: tuple[int, int] | None,
+) -> None:
+    raw = build_tcp(
+        sport,
+        dport,
+        seq,
+        ack,
+        flags,
+        window,
+        options=build_options(timestamp=timestamp),
+        payload=payload,
+        source=SRC,
+        destination=DST,
+    )
     segment = parse_tcp(raw)
-    assert (segment.source_port, segment.destination_port, segment.seq, segment.ack) == (sport, dport, seq, ack)
+    assert (segment.source_port, segment.destination_port, segment.seq, segment.ack) == (
+        sport,
+        dport,
+        seq,
+        ack,
+    )
     assert (segment.flags, segment.window, bytes(segment.payload)) == (flags, window, payload)
     assert segment.options.timestamp == timestamp
     assert internet_checksum(raw, pseudo_header_sum(SRC, DST, 6, len(raw))) == 0

@@ -85,13 +85,26 @@ class TcpState(enum.Enum):
 _S = TcpState
 #: States in which the peer's ISN is known (RFC 9293 §3.10.7.4 "synchronized").
 SYNCHRONIZED: Final = frozenset(
-    {_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2, _S.CLOSE_WAIT, _S.CLOSING, _S.LAST_ACK, _S.TIME_WAIT}
+    {
+        _S.ESTABLISHED,
+        _S.FIN_WAIT_1,
+        _S.FIN_WAIT_2,
+        _S.CLOSE_WAIT,
+        _S.CLOSING,
+        _S.LAST_ACK,
+        _S.TIME_WAIT,
+    }
 )
 #: States that accept segment text (RFC 9293 §3.10.7.4 "seventh").
 _RECEIVES_DATA: Final = frozenset({_S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2})
 #: States in which queued data may still be sent (FIN not yet sent).
 _SENDS_DATA: Final = frozenset(
     {_S.ESTABLISHED, _S.CLOSE_WAIT, _S.FIN_WAIT_1, _S.LAST_ACK, _S.CLOSING}
+)
+#: RFC 9293 §3.10.5 ABORT: the states in which a RST is sent.
+_ABORT_SENDS_RST: Final = frozenset(
+    {_S.SYN_RECEIVED, _S.ESTABLISHED, _S.FIN_WAIT_1, _S.FIN_WAIT_2, _S.CLOSE_WAIT, _S.CLOSING}
+    | {_S.LAST_ACK}
 )
 #: States in which the application may still queue data.
 _APP_CAN_SEND: Final = frozenset({_S.SYN_SENT, _S.SYN_RECEIVED, _S.ESTABLISHED, _S.CLOSE_WAIT})
@@ -159,6 +172,7 @@ class TcpConnection:
         "_persist_backoff",
         "_persist_deadline",
         "_pseudo_sum",
+        "_rack_sent_at",
         "_rbuf",
         "_rbuf_limit",
         "_rcv_adv",
@@ -166,11 +180,10 @@ class TcpConnection:
         "_rcv_nxt",
         "_rcv_off",
         "_rcv_wscale",
-        "_rack_sent_at",
         "_readable_pending",
+        "_records",
         "_recover",
         "_recovery",
-        "_records",
         "_reno_sacked",
         "_retrans_bytes",
         "_retries",
@@ -260,7 +273,9 @@ class TcpConnection:
         self._recover = 0
         self._retries = 0
         self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
-        self._cc: CongestionControl = create_congestion_control(config.congestion_control, self._snd_mss)
+        self._cc: CongestionControl = create_congestion_control(
+            config.congestion_control, self._snd_mss
+        )
         self._nagle = config.nagle
         self._want_writable = False
         self._soft_error: OSError | None = None
@@ -440,9 +455,8 @@ class TcpConnection:
         """Reset the connection now (RST when synchronized) and report ConnectionAbortedError."""
         if self.state is _S.CLOSED:
             return
-        if self.state in SYNCHRONIZED or self.state is _S.SYN_RECEIVED:
-            if self.state is not _S.TIME_WAIT:
-                self._send_control(self._seq(self._nxt), RST | ACK, self._layer.now)
+        if self.state in _ABORT_SENDS_RST:
+            self._send_control(self._seq(self._nxt), RST | ACK, self._layer.now)
         self._app_closed = True
         self._finish(ConnectionAbortedError(errno.ECONNABORTED, "TCP connection aborted locally"))
 
@@ -479,12 +493,21 @@ class TcpConnection:
         self._set_state(_S.SYN_RECEIVED)
         self._send_syn(now)
 
-    def open_from_cookie(
-        self, client_isn: int, ack_seq: int, window: int, mss: int, window_scale: int | None,
-        sack: bool, timestamp: tuple[int, int] | None, now: float,
-    ) -> None:  # fmt: skip
+    def open_from_cookie(  # noqa: PLR0917
+        self,
+        client_isn: int,
+        ack_seq: int,
+        window: int,
+        mss: int,
+        window_scale: int | None,
+        sack: bool,
+        timestamp: tuple[int, int] | None,
+        now: float,
+    ) -> None:
         """Build an ESTABLISHED connection from a valid SYN cookie (RFC 4987 §3.6)."""
-        options = TcpOptions(mss=mss, window_scale=window_scale, sack_permitted=sack, timestamp=timestamp)
+        options = TcpOptions(
+            mss=mss, window_scale=window_scale, sack_permitted=sack, timestamp=timestamp
+        )
         self._take_peer_syn(client_isn, options, now)
         self._una = self._nxt = 1
         self._sbuf_start = 1
@@ -516,7 +539,8 @@ class TcpConnection:
             peer_mss = DEFAULT_MSS_IPV4 if len(self.remote_address) == 4 else DEFAULT_MSS_IPV6
         mss = min(peer_mss, self._rcv_mss)
         if self._ts_ok:
-            mss -= _TS_OPTION_LENGTH  # RFC 6691 §2: MSS excludes options; we carry TS on every segment.
+            # RFC 6691 §2: the MSS excludes options, and we carry TS on every segment.
+            mss -= _TS_OPTION_LENGTH
         self._snd_mss = max(mss, 64)
         self._cc.set_mss(self._snd_mss)
 
@@ -527,13 +551,17 @@ class TcpConnection:
         is_synack = peer is not None
         flags = SYN | ACK if is_synack else SYN
         offer_ts = config.timestamps and (not is_synack or self._ts_ok)
-        offer_ws = config.window_scaling and (not is_synack or (peer is not None and peer.window_scale is not None))
+        offer_ws = config.window_scaling and (
+            not is_synack or (peer is not None and peer.window_scale is not None)
+        )
         offer_sack = config.sack and (not is_synack or self._sack_ok)
         options = build_options(
             mss=self._rcv_mss,
             window_scale=self._rcv_wscale if offer_ws else None,
             sack_permitted=offer_sack,
-            timestamp=(self._ts_now(now), self._ts_recent if is_synack else 0) if offer_ts else None,
+            timestamp=(self._ts_now(now), self._ts_recent if is_synack else 0)
+            if offer_ts
+            else None,
         )
         window = min(self._rbuf_limit, MAX_WINDOW_FIELD)
         self._rcv_adv = self._rcv_off + window
@@ -550,10 +578,16 @@ class TcpConnection:
     # Segment arrival (RFC 9293 §3.10.7)
     # ==================================================================================
 
-    def segment_arrives(
-        self, seq: int, ack: int, flags: int, window: int, options: TcpOptions | None,
-        payload: memoryview, now: float,
-    ) -> bool:  # fmt: skip
+    def segment_arrives(  # noqa: PLR0917
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: TcpOptions | None,
+        payload: memoryview,
+        now: float,
+    ) -> bool:
         """Process one segment. Returns True when a TIME-WAIT connection should be
         replaced by a new one for this SYN (RFC 9293 §3.10.7.4, RFC 6191)."""
         state = self.state
@@ -568,9 +602,13 @@ class TcpConnection:
             self._layer.count("syn_retransmits_received")
             self._send_syn(now)
             return False
-        if state is _S.TIME_WAIT and flags & SYN and not flags & (ACK | RST):
-            if self._may_reopen_time_wait(seq, options):
-                return True
+        if (
+            state is _S.TIME_WAIT
+            and flags & SYN
+            and not flags & (ACK | RST)
+            and self._may_reopen_time_wait(seq, options)
+        ):
+            return True
         tsval = -1
         if self._ts_ok and options is not None and options.timestamp is not None:
             tsval = options.timestamp[0]
@@ -681,10 +719,16 @@ class TcpConnection:
             return 0 < ((options.timestamp[0] - self._ts_recent) & _SEQ_MASK) < _SEQ_HALF
         return seq_diff(seq, self._rcv_nxt) > 0
 
-    def _syn_sent_arrives(
-        self, seq: int, ack: int, flags: int, window: int, options: TcpOptions | None,
-        payload: memoryview, now: float,
-    ) -> None:  # fmt: skip
+    def _syn_sent_arrives(  # noqa: PLR0917
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: TcpOptions | None,
+        payload: memoryview,
+        now: float,
+    ) -> None:
         """RFC 9293 §3.10.7.3: SYN-SENT."""
         self._last_received = now
         ack_ok = False
@@ -758,7 +802,7 @@ class TcpConnection:
         """Convert an ACK field to an unwrapped send offset (relative to SND.UNA)."""
         return self._una + seq_diff(ack, self._seq(self._una))
 
-    def _process_ack(
+    def _process_ack(  # noqa: PLR0917
         self, seq: int, ack: int, window: int, options: TcpOptions | None, length: int, now: float
     ) -> bool:
         """Returns False when the segment must be dropped."""
@@ -787,12 +831,7 @@ class TcpConnection:
             self._update_send_window(window)
         if ack_off > una:
             self._ack_new_data(ack_off, options, now)
-        elif (
-            ack_off == una
-            and length == 0
-            and self._nxt > una
-            and self._snd_wnd == old_wnd
-        ):
+        elif ack_off == una and length == 0 and self._nxt > una and self._snd_wnd == old_wnd:
             # RFC 5681 §2 "duplicate acknowledgment".
             self._dupacks += 1
             self._layer.count("duplicate_acks_received")
@@ -823,8 +862,7 @@ class TcpConnection:
         while head < len(records) and records[head].end <= ack_off:
             record = records[head]
             self._forget(record)
-            if record.sent_at > self._rack_sent_at:
-                self._rack_sent_at = record.sent_at
+            self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
             if since_last_send is None or now - record.sent_at < since_last_send:
                 since_last_send = now - record.sent_at
             if not record.retransmitted:
@@ -907,8 +945,7 @@ class TcpConnection:
     def _update_send_window(self, window: int) -> None:
         wnd = window << self._snd_wscale
         self._snd_wnd = wnd
-        if wnd > self._max_snd_wnd:
-            self._max_snd_wnd = wnd
+        self._max_snd_wnd = max(self._max_snd_wnd, wnd)
 
     def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
         """Mark SACKed records (RFC 2018 §5, RFC 6675 §4 Update())."""
@@ -934,11 +971,9 @@ class TcpConnection:
                             record.retransmitting = False
                     record.sacked = True
                     self._sacked_bytes += size
-                    if record.sent_at > self._rack_sent_at:
-                        self._rack_sent_at = record.sent_at
+                    self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
                 index += 1
-            if end > self._highest_sacked:
-                self._highest_sacked = end
+            self._highest_sacked = max(self._highest_sacked, end)
 
     def _detect_loss(self, now: float) -> None:
         """Enter fast recovery on DupThresh evidence (RFC 5681 §3.2, RFC 6675 §5)."""
@@ -946,14 +981,15 @@ class TcpConnection:
             self._mark_lost_by_sack()
         if self._retrans_bytes:
             self._detect_lost_retransmissions()
-        if self._recovery is None:
-            if self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes:
-                self._layer.count("fast_retransmits")
-                self._recovery = "fast"
-                self._recover = self._nxt
-                self._cc.on_congestion(self._flight_size(), now)
-                if self._lost_bytes <= self._retrans_bytes:
-                    self._mark_head_lost()
+        if self._recovery is None and (
+            self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes
+        ):
+            self._layer.count("fast_retransmits")
+            self._recovery = "fast"
+            self._recover = self._nxt
+            self._cc.on_congestion(self._flight_size(), now)
+            if self._lost_bytes <= self._retrans_bytes:
+                self._mark_head_lost()
 
     def _mark_lost_by_sack(self) -> None:
         """RFC 6675 §4 IsLost(), in its byte form: a hole is lost once more than
@@ -983,8 +1019,7 @@ class TcpConnection:
                 record.retransmitting = False
                 self._retrans_bytes -= record.end - record.start
                 self._layer.count("lost_retransmissions_detected")
-                if index < self._retx_index:
-                    self._retx_index = index
+                self._retx_index = min(self._retx_index, index)
 
     def _mark_head_lost(self) -> None:
         """Mark the first un-SACKed outstanding record lost (NewReno, RFC 6582 §3.2)."""
@@ -1011,9 +1046,13 @@ class TcpConnection:
     def _flight(self) -> int:
         """RFC 6675 §4 pipe: outstanding minus SACKed and lost, plus retransmitted."""
         return (
-            self._nxt - self._una - self._sacked_bytes - self._reno_sacked
-            - self._lost_bytes + self._retrans_bytes
-        )  # fmt: skip
+            self._nxt
+            - self._una
+            - self._sacked_bytes
+            - self._reno_sacked
+            - self._lost_bytes
+            + self._retrans_bytes
+        )
 
     def _after_ack_state_changes(self, now: float) -> None:
         """FIN acknowledged: FIN-WAIT-1/CLOSING/LAST-ACK transitions (RFC 9293 §3.10.7.4 fifth)."""
@@ -1248,34 +1287,63 @@ class TcpConnection:
         field = min((wnd + (1 << scale) - 1) >> scale, MAX_WINDOW_FIELD)
         return field
 
-    def _emit(
-        self, seq: int, ack: int, flags: int, window: int, options: bytes | None,
-        payload: bytes | memoryview, now: float,
-    ) -> None:  # fmt: skip
+    def _emit(  # noqa: PLR0917
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes | None,
+        payload: bytes | memoryview,
+        now: float,
+    ) -> None:
         """Build one segment (window -1: compute it; options None: TS/SACK as negotiated)."""
         if window < 0:
             window = self._advertised_window_field()
             edge = self._rcv_off + (window << self._rcv_wscale)
-            if edge > self._rcv_adv:
-                self._rcv_adv = edge
+            self._rcv_adv = max(self._rcv_adv, edge)
         if options is None:
             if self._ts_ok and not flags & RST:
                 if self._sack_ok and self._ooo and flags & ACK:
                     options = self._ts_and_sack_options(now)
                 else:
                     header = _HEADER_WITH_TS.pack(
-                        self.local_port, self.remote_port, seq, ack, _TS_OFFSET_BYTE, flags, window,
-                        0, 0, 1, 1, 8, 10, self._ts_now(now), self._ts_recent,
-                    )  # fmt: skip
+                        self.local_port,
+                        self.remote_port,
+                        seq,
+                        ack,
+                        _TS_OFFSET_BYTE,
+                        flags,
+                        window,
+                        0,
+                        0,
+                        1,
+                        1,
+                        8,
+                        10,
+                        self._ts_now(now),
+                        self._ts_recent,
+                    )
                     self._finish_segment(header, payload, flags)
                     return
             elif self._sack_ok and self._ooo and flags & ACK:
                 options = self._sack_options(4)
             else:
                 options = b""
-        header = HEADER.pack(
-            self.local_port, self.remote_port, seq, ack, (20 + len(options)) << 2, flags, window, 0, 0
-        ) + options
+        header = (
+            HEADER.pack(
+                self.local_port,
+                self.remote_port,
+                seq,
+                ack,
+                (20 + len(options)) << 2,
+                flags,
+                window,
+                0,
+                0,
+            )
+            + options
+        )
         self._finish_segment(header, payload, flags)
 
     def _finish_segment(self, header: bytes, payload: bytes | memoryview, flags: int) -> None:
@@ -1333,9 +1401,13 @@ class TcpConnection:
         """The earliest of this connection's timers."""
         best: float | None = None
         for deadline in (
-            self._rto_deadline, self._delack_deadline, self._persist_deadline,
-            self._keepalive_deadline, self._time_wait_deadline, self._fin_wait_deadline,
-        ):  # fmt: skip
+            self._rto_deadline,
+            self._delack_deadline,
+            self._persist_deadline,
+            self._keepalive_deadline,
+            self._time_wait_deadline,
+            self._fin_wait_deadline,
+        ):
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
         return best
@@ -1383,7 +1455,11 @@ class TcpConnection:
         self._layer.count("retransmission_timeouts")
         self._retries += 1
         if state is _S.SYN_SENT or state is _S.SYN_RECEIVED:
-            limit = config.syn_retries if state is _S.SYN_SENT or self.listener is None else config.synack_retries
+            limit = (
+                config.syn_retries
+                if state is _S.SYN_SENT or self.listener is None
+                else config.synack_retries
+            )
             if self._retries > limit:
                 self._give_up(now)
                 return
@@ -1438,7 +1514,9 @@ class TcpConnection:
     def _arm_persist(self, now: float) -> None:
         """RFC 9293 §3.8.6.1: probe a zero window with backed-off timeouts."""
         if self._persist_deadline is None:
-            timeout = min(self._rtt.rto_base * (1 << min(self._persist_backoff, 20)), self._rtt.max_rto)
+            timeout = min(
+                self._rtt.rto_base * (1 << min(self._persist_backoff, 20)), self._rtt.max_rto
+            )
             self._persist_deadline = now + timeout
 
     def _persist_probe(self, now: float) -> None:
@@ -1464,8 +1542,12 @@ class TcpConnection:
         if self.state in (_S.ESTABLISHED, _S.CLOSE_WAIT):
             config = self._layer.config
             base = self._last_received
-            interval = config.keepalive_idle if self._keepalive_probes == 0 else config.keepalive_interval
-            self._keepalive_deadline = max(base + interval, now) if self._keepalive_probes == 0 else now + interval
+            interval = (
+                config.keepalive_idle if self._keepalive_probes == 0 else config.keepalive_interval
+            )
+            self._keepalive_deadline = (
+                max(base + interval, now) if self._keepalive_probes == 0 else now + interval
+            )
 
     def _keepalive_fire(self, now: float) -> None:
         """RFC 1122 §4.2.3.6: probe an idle connection; give up after the configured count."""

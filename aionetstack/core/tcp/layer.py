@@ -12,6 +12,7 @@ from __future__ import annotations
 import collections
 import errno
 import heapq
+import struct
 from collections.abc import Callable
 from typing import Final
 
@@ -28,6 +29,8 @@ __all__ = ["TcpLayer", "TcpListener"]
 
 _SEQ_MASK: Final = 0xFFFFFFFF
 _TCP_HEADER_LENGTH: Final = 20
+#: RFC 792 / RFC 4443: ICMP errors quote at least 8 bytes of the transport header.
+_QUOTED_PORTS_SEQ: Final = struct.Struct("!HHI")
 
 ConnectionKey = tuple[bytes, int, bytes, int]
 
@@ -35,7 +38,15 @@ ConnectionKey = tuple[bytes, int, bytes, int]
 class TcpListener:
     """A passive open (RFC 9293 §3.10.1 OPEN, passive): a bounded SYN queue and accept queue."""
 
-    __slots__ = ("_accept_queue", "_half_open", "_layer", "backlog", "is_open", "local_address", "local_port")
+    __slots__ = (
+        "_accept_queue",
+        "_half_open",
+        "_layer",
+        "backlog",
+        "is_open",
+        "local_address",
+        "local_port",
+    )
 
     def __init__(self, layer: TcpLayer, address: bytes | None, port: int, backlog: int) -> None:
         self._layer = layer
@@ -129,7 +140,9 @@ class TcpLayer:
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
         #: Tests may replace these to pin ISNs / timestamp offsets (e.g. to test wrap-around).
-        self.isn_function: Callable[[bytes, int, bytes, int, float], int] = self._hashes.initial_sequence
+        self.isn_function: Callable[[bytes, int, bytes, int, float], int] = (
+            self._hashes.initial_sequence
+        )
         self.ts_offset_function: Callable[[bytes, int, bytes, int], int] = self._ts_offset
 
     # ==================================================================================
@@ -161,8 +174,10 @@ class TcpLayer:
             raise ValueError(f"port must be in 0..65535, got {port}")
         if port == 0:
             port = self._free_listen_port(address)
-        for (other_address, other_port) in self._listeners:
-            if other_port == port and (other_address is None or address is None or other_address == address):
+        for other_address, other_port in self._listeners:
+            if other_port == port and (
+                other_address is None or address is None or other_address == address
+            ):
                 raise OSError(errno.EADDRINUSE, f"TCP port {port} is already in use")
         listener = TcpListener(self, address, port, backlog)
         self._listeners[(address, port)] = listener
@@ -172,9 +187,14 @@ class TcpLayer:
         self._listeners.pop((listener.local_address, listener.local_port), None)
 
     def connect(
-        self, local_address: bytes, remote_address: bytes, remote_port: int, now: float, *,
+        self,
+        local_address: bytes,
+        remote_address: bytes,
+        remote_port: int,
+        now: float,
+        *,
         local_port: int = 0,
-    ) -> TcpConnection:  # fmt: skip
+    ) -> TcpConnection:
         """Active open: send a SYN now; TcpConnected or TcpClosed follows."""
         if len(local_address) != len(remote_address) or len(local_address) not in (4, 16):
             raise ValueError("local and remote addresses must both be 4 or both 16 packed bytes")
@@ -193,16 +213,22 @@ class TcpLayer:
         self.reschedule(connection)
         return connection
 
-    def _new_connection(self, key: ConnectionKey, now: float, iss: int | None = None) -> TcpConnection:
+    def _new_connection(
+        self, key: ConnectionKey, now: float, iss: int | None = None
+    ) -> TcpConnection:
         local, local_port, remote, remote_port = key
         if iss is None:
             iss = self.isn_function(local, local_port, remote, remote_port, now)
         connection = TcpConnection(
-            self, local, local_port, remote, remote_port,
+            self,
+            local,
+            local_port,
+            remote,
+            remote_port,
             iss=iss & _SEQ_MASK,
             ts_offset=self.ts_offset_function(local, local_port, remote, remote_port) & _SEQ_MASK,
             now=now,
-        )  # fmt: skip
+        )
         self._connections[key] = connection
         return connection
 
@@ -238,7 +264,9 @@ class TcpLayer:
     # Segments from the IP layer
     # ==================================================================================
 
-    def receive_segment(self, source: bytes, destination: bytes, segment: memoryview, now: float) -> None:
+    def receive_segment(
+        self, source: bytes, destination: bytes, segment: memoryview, now: float
+    ) -> None:
         """One segment addressed to us (checksum already verified). Never raises on bad input."""
         self.now = now
         stats = self._stats
@@ -246,7 +274,9 @@ class TcpLayer:
         if len(segment) < _TCP_HEADER_LENGTH:
             stats["drops_truncated"] += 1
             return
-        sport, dport, seq, ack, offset, flags, window, _checksum, _urgent = HEADER.unpack_from(segment)
+        sport, dport, seq, ack, offset, flags, window, _checksum, _urgent = HEADER.unpack_from(
+            segment
+        )
         header_length = (offset >> 4) << 2
         if header_length < _TCP_HEADER_LENGTH or header_length > len(segment):
             stats["drops_bad_header_length"] += 1
@@ -269,31 +299,70 @@ class TcpLayer:
             connection.on_timer(float("inf"))  # end TIME-WAIT now (RFC 6191)
         listener = self._listeners.get((destination, dport)) or self._listeners.get((None, dport))
         if listener is not None:
-            self._listener_segment(listener, source, destination, sport, dport, seq, ack, flags,
-                                   window, options, payload, now)  # fmt: skip
+            self._listener_segment(
+                listener,
+                source,
+                destination,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                options,
+                payload,
+                now,
+            )
             return
         self._reset_for_no_owner(source, destination, sport, dport, seq, ack, flags, len(payload))
 
-    def _listener_segment(
-        self, listener: TcpListener, source: bytes, destination: bytes, sport: int, dport: int,
-        seq: int, ack: int, flags: int, window: int, options: TcpOptions | None,
-        payload: memoryview, now: float,
-    ) -> None:  # fmt: skip
+    def _listener_segment(  # noqa: PLR0917
+        self,
+        listener: TcpListener,
+        source: bytes,
+        destination: bytes,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: TcpOptions | None,
+        payload: memoryview,
+        now: float,
+    ) -> None:
         """RFC 9293 §3.10.7.2: LISTEN."""
         if flags & RST:
             self.count("drops_rst_to_listener")
             return
         if flags & ACK:
-            if not flags & SYN and self._try_cookie(listener, source, destination, sport, dport, seq,
-                                                    ack, flags, window, options, payload, now):  # fmt: skip
+            if not flags & SYN and self._try_cookie(
+                listener,
+                source,
+                destination,
+                sport,
+                dport,
+                seq,
+                ack,
+                flags,
+                window,
+                options,
+                payload,
+                now,
+            ):
                 return
-            self._reset_for_no_owner(source, destination, sport, dport, seq, ack, flags, len(payload))
+            self._reset_for_no_owner(
+                source, destination, sport, dport, seq, ack, flags, len(payload)
+            )
             return
         if not flags & SYN:
             self.count("drops_no_syn_to_listener")
             return
         syn_options = options if options is not None else TcpOptions()
-        if listener.half_open >= self.config.syn_queue_limit or len(self._connections) >= self.config.max_connections:
+        if (
+            listener.half_open >= self.config.syn_queue_limit
+            or len(self._connections) >= self.config.max_connections
+        ):
             self._send_cookie(listener, source, destination, sport, dport, seq, syn_options, now)
             return
         connection = self._new_connection((destination, dport, source, sport), now)
@@ -305,15 +374,24 @@ class TcpLayer:
 
     # --- SYN cookies (RFC 4987 §3.6) -----------------------------------------------------
 
-    def _send_cookie(
-        self, listener: TcpListener, source: bytes, destination: bytes, sport: int, dport: int,
-        seq: int, options: TcpOptions, now: float,
-    ) -> None:  # fmt: skip
+    def _send_cookie(  # noqa: PLR0917
+        self,
+        listener: TcpListener,
+        source: bytes,
+        destination: bytes,
+        sport: int,
+        dport: int,
+        seq: int,
+        options: TcpOptions,
+        now: float,
+    ) -> None:
         """Answer a SYN statelessly with a SYN-ACK whose ISN is a cookie."""
         config = self.config
         peer_mss = options.mss if options.mss is not None else 536
         mss = min(peer_mss, self.mss_for(source))
-        cookie, _encoded_mss = self._hashes.make_cookie(destination, dport, source, sport, seq, mss, now)
+        cookie, _encoded_mss = self._hashes.make_cookie(
+            destination, dport, source, sport, seq, mss, now
+        )
         timestamp = None
         window_scale = None
         sack = False
@@ -325,22 +403,45 @@ class TcpLayer:
             peer_scale = options.window_scale if config.window_scaling else None
             tsval = self._hashes.encode_cookie_timestamp(
                 (int(now * 1000) + self._ts_offset(destination, dport, source, sport)) & _SEQ_MASK,
-                peer_scale, sack,
-            )  # fmt: skip
+                peer_scale,
+                sack,
+            )
             timestamp = (tsval, options.timestamp[0])
         option_bytes = build_options(
-            mss=self.mss_for(source), window_scale=window_scale, sack_permitted=sack, timestamp=timestamp
+            mss=self.mss_for(source),
+            window_scale=window_scale,
+            sack_permitted=sack,
+            timestamp=timestamp,
         )
         window = min(config.receive_buffer, 0xFFFF)
         self.count("syn_cookies_sent")
-        self._emit_raw(destination, source, dport, sport, cookie, (seq + 1) & _SEQ_MASK,
-                       SYN | ACK, window, option_bytes)  # fmt: skip
+        self._emit_raw(
+            destination,
+            source,
+            dport,
+            sport,
+            cookie,
+            (seq + 1) & _SEQ_MASK,
+            SYN | ACK,
+            window,
+            option_bytes,
+        )
 
-    def _try_cookie(
-        self, listener: TcpListener, source: bytes, destination: bytes, sport: int, dport: int,
-        seq: int, ack: int, flags: int, window: int, options: TcpOptions | None,
-        payload: memoryview, now: float,
-    ) -> bool:  # fmt: skip
+    def _try_cookie(  # noqa: PLR0917
+        self,
+        listener: TcpListener,
+        source: bytes,
+        destination: bytes,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: TcpOptions | None,
+        payload: memoryview,
+        now: float,
+    ) -> bool:
         """A bare ACK for a listener: complete a SYN-cookie handshake if the cookie checks out."""
         client_isn = (seq - 1) & _SEQ_MASK
         cookie = (ack - 1) & _SEQ_MASK
@@ -360,7 +461,9 @@ class TcpLayer:
         key = (destination, dport, source, sport)
         connection = self._new_connection(key, now, iss=cookie)
         connection.listener = listener
-        connection.open_from_cookie(client_isn, seq, window, mss, window_scale, sack, timestamp, now)
+        connection.open_from_cookie(
+            client_isn, seq, window, mss, window_scale, sack, timestamp, now
+        )
         self.count("syn_cookies_received")
         listener.enqueue_established(connection)
         if len(payload) or flags & FIN:
@@ -370,10 +473,17 @@ class TcpLayer:
 
     # --- replies without a connection ----------------------------------------------------
 
-    def _reset_for_no_owner(
-        self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
-        flags: int, length: int,
-    ) -> None:  # fmt: skip
+    def _reset_for_no_owner(  # noqa: PLR0917
+        self,
+        source: bytes,
+        destination: bytes,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        length: int,
+    ) -> None:
         """RFC 9293 §3.10.7.1: a segment for no connection gets a RST (never one for a RST)."""
         if flags & RST:
             self.count("drops_rst_no_owner")
@@ -383,14 +493,25 @@ class TcpLayer:
             self._emit_raw(destination, source, dport, sport, ack, 0, RST, 0, b"")
         else:
             seg_len = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
-            self._emit_raw(destination, source, dport, sport, 0, (seq + seg_len) & _SEQ_MASK,
-                           RST | ACK, 0, b"")  # fmt: skip
+            self._emit_raw(
+                destination, source, dport, sport, 0, (seq + seg_len) & _SEQ_MASK, RST | ACK, 0, b""
+            )
 
-    def _emit_raw(
-        self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
-        flags: int, window: int, options: bytes,
-    ) -> None:  # fmt: skip
-        header = bytearray(HEADER.pack(sport, dport, seq, ack, (20 + len(options)) << 2, flags, window, 0, 0))
+    def _emit_raw(  # noqa: PLR0917
+        self,
+        source: bytes,
+        destination: bytes,
+        sport: int,
+        dport: int,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes,
+    ) -> None:
+        header = bytearray(
+            HEADER.pack(sport, dport, seq, ack, (20 + len(options)) << 2, flags, window, 0, 0)
+        )
         header += options
         initial = pseudo_header_sum(source, destination, 6, len(header))
         checksum = ~ones_complement_sum(header, initial) & 0xFFFF
@@ -404,14 +525,20 @@ class TcpLayer:
     # ICMP
     # ==================================================================================
 
-    def icmp_error(self, source: bytes, destination: bytes, quoted_segment: bytes, error: OSError, now: float) -> None:
+    def icmp_error(
+        self,
+        source: bytes,
+        destination: bytes,
+        quoted_segment: bytes | bytearray | memoryview,
+        error: OSError,
+        now: float,
+    ) -> None:
         """An ICMP error quoting a segment we sent (RFC 1122 §4.2.3.9, RFC 5927)."""
         self.now = now
         if len(quoted_segment) < 8:
             self.count("icmp_errors_truncated")
             return
-        sport, dport = int.from_bytes(quoted_segment[0:2], "big"), int.from_bytes(quoted_segment[2:4], "big")
-        seq = int.from_bytes(quoted_segment[4:8], "big")
+        sport, dport, seq = _QUOTED_PORTS_SEQ.unpack_from(quoted_segment)
         connection = self._connections.get((source, sport, destination, dport))
         if connection is None:
             self.count("icmp_errors_no_connection")
@@ -479,7 +606,12 @@ class TcpLayer:
 
     def forget(self, connection: TcpConnection) -> None:
         """The connection reached CLOSED: drop it from every table."""
-        key = (connection.local_address, connection.local_port, connection.remote_address, connection.remote_port)
+        key = (
+            connection.local_address,
+            connection.local_port,
+            connection.remote_address,
+            connection.remote_port,
+        )
         if self._connections.get(key) is connection:
             del self._connections[key]
         if connection.listener is not None:

@@ -21,7 +21,16 @@ class RttEstimator:
     from a retransmitted segment unless it is timestamp-based (RFC 7323 §4).
     """
 
-    __slots__ = ("backoff", "latest_rtt", "max_rto", "min_rto", "min_rtt", "rto_base", "rttvar", "srtt")
+    __slots__ = (
+        "backoff",
+        "latest_rtt",
+        "max_rto",
+        "min_rto",
+        "min_rtt",
+        "rto_base",
+        "rttvar",
+        "srtt",
+    )
 
     def __init__(self, initial_rto: float, min_rto: float, max_rto: float) -> None:
         self.srtt: float | None = None
@@ -52,7 +61,9 @@ class RttEstimator:
             self.rttvar = (1 - _BETA) * self.rttvar + _BETA * abs(self.srtt - rtt)
             self.srtt = (1 - _ALPHA) * self.srtt + _ALPHA * rtt
         # RFC 6298 §2.4: RTO is at least min_rto (1 s in the RFC; Linux uses 200 ms).
-        self.rto_base = min(max(self.srtt + max(_GRANULARITY, _K * self.rttvar), self.min_rto), self.max_rto)
+        self.rto_base = min(
+            max(self.srtt + max(_GRANULARITY, _K * self.rttvar), self.min_rto), self.max_rto
+        )
 
     def back_off(self) -> None:
         """Double the timeout after it expired (RFC 6298 §5.5)."""

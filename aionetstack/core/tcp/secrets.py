@@ -61,14 +61,24 @@ class KeyedHashes:
         """RFC 6056 §3.3.3 (algorithm 3): F(local_IP, remote_IP, remote_port, secret_key)."""
         return self._hash(self._port_key, local, remote, _TUPLE.pack(0, remote_port))
 
-    def timestamp_offset(self, local: bytes, remote: bytes, local_port: int, remote_port: int) -> int:
+    def timestamp_offset(
+        self, local: bytes, remote: bytes, local_port: int, remote_port: int
+    ) -> int:
         """RFC 7323 §5.4: a per-connection random offset for TSval."""
-        return self._hash(self._port_key, b"ts", local, remote, _TUPLE.pack(local_port, remote_port))
+        return self._hash(
+            self._port_key, b"ts", local, remote, _TUPLE.pack(local_port, remote_port)
+        )
 
     # --- SYN cookies (RFC 4987 §3.6) ---------------------------------------------------
 
-    def _cookie_hash(
-        self, local: bytes, local_port: int, remote: bytes, remote_port: int, client_isn: int, counter: int
+    def _cookie_hash(  # noqa: PLR0917
+        self,
+        local: bytes,
+        local_port: int,
+        remote: bytes,
+        remote_port: int,
+        client_isn: int,
+        counter: int,
     ) -> int:
         return (
             self._hash(
@@ -82,10 +92,16 @@ class KeyedHashes:
             & _COOKIE_HASH_MASK
         )
 
-    def make_cookie(
-        self, local: bytes, local_port: int, remote: bytes, remote_port: int, client_isn: int,
-        mss: int, now: float,
-    ) -> tuple[int, int]:  # fmt: skip
+    def make_cookie(  # noqa: PLR0917
+        self,
+        local: bytes,
+        local_port: int,
+        remote: bytes,
+        remote_port: int,
+        client_isn: int,
+        mss: int,
+        now: float,
+    ) -> tuple[int, int]:
         """Return (our ISN encoding the cookie, MSS actually encoded)."""
         counter = int(now // _COOKIE_PERIOD) & ((1 << _COOKIE_COUNTER_BITS) - 1)
         index = 0
@@ -95,10 +111,16 @@ class KeyedHashes:
         digest = self._cookie_hash(local, local_port, remote, remote_port, client_isn, counter)
         return (counter << 27) | (index << 24) | digest, COOKIE_MSS_TABLE[index]
 
-    def check_cookie(
-        self, local: bytes, local_port: int, remote: bytes, remote_port: int, client_isn: int,
-        cookie: int, now: float,
-    ) -> int | None:  # fmt: skip
+    def check_cookie(  # noqa: PLR0917
+        self,
+        local: bytes,
+        local_port: int,
+        remote: bytes,
+        remote_port: int,
+        client_isn: int,
+        cookie: int,
+        now: float,
+    ) -> int | None:
         """Return the MSS a valid, fresh cookie encodes, else None."""
         counter = cookie >> 27
         current = int(now // _COOKIE_PERIOD) & ((1 << _COOKIE_COUNTER_BITS) - 1)

@@ -27,12 +27,25 @@ MATRIX = list(itertools.product(LOSSES, REORDERS, DUPLICATES, RTTS))
 SNAPSHOT = Path(__file__).parent / "snapshots" / "throughput.json"
 
 
-def run_transfer(loss: float, reorder: float, duplicate: float, rtt: float, size: int, *,
-                 seed: int, congestion_control: str = "cubic") -> tuple[BulkTransfer, Network]:  # fmt: skip
+def run_transfer(
+    loss: float,
+    reorder: float,
+    duplicate: float,
+    rtt: float,
+    size: int,
+    *,
+    seed: int,
+    congestion_control: str = "cubic",
+) -> tuple[BulkTransfer, Network]:
     profile = PathProfile(
-        delay=rtt / 2, bandwidth=12_500_000, queue_limit=512, loss=loss, duplicate=duplicate,
-        reorder=reorder, reorder_delay=rtt / 4 + 0.0005,
-    )  # fmt: skip
+        delay=rtt / 2,
+        bandwidth=12_500_000,
+        queue_limit=512,
+        loss=loss,
+        duplicate=duplicate,
+        reorder=reorder,
+        reorder_delay=rtt / 4 + 0.0005,
+    )
     config = TcpConfig(congestion_control=congestion_control)
     network = Network(profile, config_a=config, config_b=config, seed=seed)
     transfer = BulkTransfer(network, size, seed=seed)
@@ -42,7 +55,9 @@ def run_transfer(loss: float, reorder: float, duplicate: float, rtt: float, size
 
 def assert_exact(transfer: BulkTransfer, seed: int) -> None:
     assert transfer.mismatch_at is None, f"seed {seed}: first wrong byte at {transfer.mismatch_at}"
-    assert transfer.received == transfer.size, f"seed {seed}: {transfer.received} of {transfer.size}"
+    assert transfer.received == transfer.size, (
+        f"seed {seed}: {transfer.received} of {transfer.size}"
+    )
     assert transfer.ok, f"seed {seed}: {transfer.client_closed} {transfer.server_closed}"
 
 
@@ -63,8 +78,9 @@ def test_matrix_10mb(loss: float, reorder: float, duplicate: float, rtt: float) 
 
 @pytest.mark.parametrize("congestion_control", ["newreno", "cubic"])
 def test_one_megabyte_with_everything_at_once(congestion_control: str) -> None:
-    transfer, network = run_transfer(0.05, 0.05, 0.01, 0.05, 1_000_000, seed=77,
-                                     congestion_control=congestion_control)  # fmt: skip
+    transfer, network = run_transfer(
+        0.05, 0.05, 0.01, 0.05, 1_000_000, seed=77, congestion_control=congestion_control
+    )
     assert_exact(transfer, 77)
     counters = network.paths[ADDRESS_B].counters
     assert counters.lost > 0 and counters.reordered > 0 and counters.duplicated > 0
@@ -107,13 +123,17 @@ def test_many_connections_share_the_timer_heap() -> None:
             assert connection is not None
             servers.append(connection)
         elif isinstance(event, TcpReadable):
-            received.setdefault(event.connection.remote_port, bytearray()).extend(event.connection.receive())
+            received.setdefault(event.connection.remote_port, bytearray()).extend(
+                event.connection.receive()
+            )
 
     network.b.handler = server_event
     for client in clients:
         client.send(payload[id(client)])
-    assert network.run(lambda: sum(len(v) for v in received.values()) == sum(map(len, payload.values())),
-                       max_time=600)  # fmt: skip
+    assert network.run(
+        lambda: sum(len(v) for v in received.values()) == sum(map(len, payload.values())),
+        max_time=600,
+    )
     for client in clients:
         assert bytes(received[client.local_port]) == payload[id(client)]
     assert len({c.local_port for c in clients}) == 50

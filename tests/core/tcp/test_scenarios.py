@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 
 import pytest
 
@@ -21,7 +22,14 @@ def pattern(size: int, salt: int = 0) -> bytes:
     return bytes((i * 7 + salt) & 0xFF for i in range(size))
 
 
-def pump(pair: TcpPair, sender: TcpConnection, data: bytes, receiver: TcpConnection, *, max_time: float = 120.0) -> bytes:
+def pump(
+    pair: TcpPair,
+    sender: TcpConnection,
+    data: bytes,
+    receiver: TcpConnection,
+    *,
+    max_time: float = 120.0,
+) -> bytes:
     """Send ``data`` through the pair (refilling the send buffer) and return what arrived."""
     received = bytearray()
     sent = 0
@@ -62,7 +70,9 @@ def test_simultaneous_open() -> None:
     pair = TcpPair()
     a = pair.a.layer.connect(ADDRESS_A, ADDRESS_B, 2222, pair.now, local_port=1111)
     b = pair.b.layer.connect(ADDRESS_B, ADDRESS_A, 1111, pair.now, local_port=2222)
-    pair.run(lambda: a.state is TcpState.ESTABLISHED and b.state is TcpState.ESTABLISHED, max_time=5)
+    pair.run(
+        lambda: a.state is TcpState.ESTABLISHED and b.state is TcpState.ESTABLISHED, max_time=5
+    )
     assert any(isinstance(e, TcpConnected) for e in pair.events_a)
     assert any(isinstance(e, TcpConnected) for e in pair.events_b)
     synacks = [s for _, _, s in pair.trace if s.flags == SYN | ACK]
@@ -117,47 +127,51 @@ def test_abort_resets_peer() -> None:
 
 def test_connection_refused() -> None:
     pair = TcpPair()
-    client = pair.connect(port=9)
+    pair.connect(port=9)
     pair.run(lambda: bool(closed(pair.events_a)))
     error = closed(pair.events_a)[0].error
     assert isinstance(error, ConnectionRefusedError) and error.errno == errno.ECONNREFUSED
 
 
-def test_rst_in_every_synchronized_state_is_validated() -> None:
-    """An in-window RST with the wrong sequence gets a challenge ACK in every state; exact resets."""
-    for target in ("ESTABLISHED", "FIN_WAIT_2", "CLOSE_WAIT"):
-        pair = TcpPair()
-        client, server = pair.open()
-        if target == "FIN_WAIT_2":
-            client.shutdown_write()
-            pair.run(lambda: client.state is TcpState.FIN_WAIT_2)
-        elif target == "CLOSE_WAIT":
-            server.shutdown_write()
-            pair.run(lambda: client.state is TcpState.CLOSE_WAIT)
-        assert client.state.name == target
-        rcv_nxt = client._rcv_nxt
-        from aionetstack.testing.segments import make_segment
+@pytest.mark.parametrize("target", ["ESTABLISHED", "FIN_WAIT_2", "CLOSE_WAIT"])
+def test_rst_validated_in_synchronized_states(target: str) -> None:
+    """An in-window RST with the wrong sequence gets a challenge ACK; an exact one resets."""
+    pair = TcpPair()
+    client, server = pair.open()
+    if target == "FIN_WAIT_2":
+        client.shutdown_write()
+        pair.run(lambda: client.state is TcpState.FIN_WAIT_2)
+    elif target == "CLOSE_WAIT":
+        server.shutdown_write()
+        pair.run(lambda: client.state is TcpState.CLOSE_WAIT)
+    assert client.state.name == target
+    rcv_nxt = client._rcv_nxt
+    from aionetstack.testing.segments import make_segment
 
-        blind = make_segment(ADDRESS_B, ADDRESS_A, server.local_port, client.local_port, seq=rcv_nxt + 10, flags=RST)
-        pair.a.layer.receive_segment(ADDRESS_B, ADDRESS_A, memoryview(blind), pair.now)
-        assert client.state.name == target
-        assert pair.a.layer.statistics()["challenge_acks_rst"] == 1
-        exact = make_segment(ADDRESS_B, ADDRESS_A, server.local_port, client.local_port, seq=rcv_nxt, flags=RST)
-        pair.a.layer.receive_segment(ADDRESS_B, ADDRESS_A, memoryview(exact), pair.now)
-        pair.network.settle()
-        assert client.state is TcpState.CLOSED
-        assert isinstance(closed(pair.events_a)[-1].error, ConnectionResetError)
+    blind = make_segment(
+        ADDRESS_B, ADDRESS_A, server.local_port, client.local_port, seq=rcv_nxt + 10, flags=RST
+    )
+    pair.a.layer.receive_segment(ADDRESS_B, ADDRESS_A, memoryview(blind), pair.now)
+    assert client.state.name == target
+    assert pair.a.layer.statistics()["challenge_acks_rst"] == 1
+    exact = make_segment(
+        ADDRESS_B, ADDRESS_A, server.local_port, client.local_port, seq=rcv_nxt, flags=RST
+    )
+    pair.a.layer.receive_segment(ADDRESS_B, ADDRESS_A, memoryview(exact), pair.now)
+    pair.network.settle()
+    assert client.state is TcpState.CLOSED
+    assert isinstance(closed(pair.events_a)[-1].error, ConnectionResetError)
 
 
 def test_data_retransmission_backoff_is_exact_and_times_out() -> None:
-    """RFC 6298 §5.5: RTO doubles from min_rto (200 ms here, as Linux); TimeoutError at the limit."""
+    """RFC 6298 §5.5: RTO doubles from min_rto (200 ms, as Linux); TimeoutError at the limit."""
     pair = TcpPair(TcpConfig(data_retries=4), delay=0.001)
-    client, server = pair.open()
+    client, _server = pair.open()
     pair.intercept = lambda direction, segment: direction == "ab" and not segment.payload
     client.send(b"x" * 100)
     pair.run(lambda: bool(closed(pair.events_a)), max_time=60)
     sends = [t for t, d, s in pair.trace if d == "ab" and s.payload]
-    gaps = [round(b - a, 6) for a, b in zip(sends, sends[1:], strict=False)]
+    gaps = [round(b - a, 6) for a, b in itertools.pairwise(sends)]
     assert gaps == pytest.approx([0.2, 0.4, 0.8, 1.6])
     error = closed(pair.events_a)[0].error
     assert isinstance(error, TimeoutError)
@@ -177,17 +191,23 @@ def test_zero_window_probing_and_reopen() -> None:
     probes = pair.a.layer.statistics().get("window_probes_sent", 0)
     assert probes >= 3
     # Probe intervals back off.
-    probe_times = [t for t, d, s in pair.trace if d == "ab" and not s.payload and s.flags == ACK and t > 0.1]
+    probe_times = [
+        t for t, d, s in pair.trace if d == "ab" and not s.payload and s.flags == ACK and t > 0.1
+    ]
     assert probe_times
     received = bytearray(server.receive())
-    pair.run(lambda: (received.extend(server.receive()), len(received) == len(data))[1], max_time=60)
+    pair.run(
+        lambda: (received.extend(server.receive()), len(received) == len(data))[1], max_time=60
+    )
     assert bytes(received) == data
 
 
 def test_keepalive_probes_then_timeout() -> None:
-    config = TcpConfig(keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_probes=3)
+    config = TcpConfig(
+        keepalive=True, keepalive_idle=10.0, keepalive_interval=2.0, keepalive_probes=3
+    )
     pair = TcpPair(config, None)
-    client, server = pair.open()
+    client, _server = pair.open()
     start = pair.now
     pair.run_for(25)
     assert client.state is TcpState.ESTABLISHED  # answered probes keep it alive
@@ -334,8 +354,14 @@ def test_icmp_port_unreachable_refuses_syn_sent() -> None:
     pair = TcpPair()
     pair.intercept = lambda direction, segment: False
     client = pair.connect(80)
-    quoted = client.local_port.to_bytes(2, "big") + (80).to_bytes(2, "big") + client._iss.to_bytes(4, "big")
-    pair.a.layer.icmp_error(ADDRESS_A, ADDRESS_B, quoted, ConnectionRefusedError(errno.ECONNREFUSED, "port"), pair.now)
+    quoted = (
+        client.local_port.to_bytes(2, "big")
+        + (80).to_bytes(2, "big")
+        + client._iss.to_bytes(4, "big")
+    )
+    pair.a.layer.icmp_error(
+        ADDRESS_A, ADDRESS_B, quoted, ConnectionRefusedError(errno.ECONNREFUSED, "port"), pair.now
+    )
     pair.network.settle()
     assert isinstance(closed(pair.events_a)[0].error, ConnectionRefusedError)
 
@@ -344,7 +370,11 @@ def test_icmp_soft_error_remembered_and_reported_on_timeout() -> None:
     pair = TcpPair(TcpConfig(syn_retries=1))
     pair.intercept = lambda direction, segment: False
     client = pair.connect(80)
-    quoted = client.local_port.to_bytes(2, "big") + (80).to_bytes(2, "big") + client._iss.to_bytes(4, "big")
+    quoted = (
+        client.local_port.to_bytes(2, "big")
+        + (80).to_bytes(2, "big")
+        + client._iss.to_bytes(4, "big")
+    )
     unreachable = OSError(errno.EHOSTUNREACH, "host unreachable")
     pair.a.layer.icmp_error(ADDRESS_A, ADDRESS_B, quoted, unreachable, pair.now)
     assert client.soft_error is unreachable and client.state is TcpState.SYN_SENT
@@ -355,7 +385,11 @@ def test_icmp_soft_error_remembered_and_reported_on_timeout() -> None:
     pair2 = TcpPair()
     pair2.intercept = lambda direction, segment: False
     c2 = pair2.connect(80)
-    bogus = c2.local_port.to_bytes(2, "big") + (80).to_bytes(2, "big") + (c2._iss + 99999).to_bytes(4, "big")
+    bogus = (
+        c2.local_port.to_bytes(2, "big")
+        + (80).to_bytes(2, "big")
+        + (c2._iss + 99999).to_bytes(4, "big")
+    )
     pair2.a.layer.icmp_error(ADDRESS_A, ADDRESS_B, bogus, ConnectionRefusedError(), pair2.now)
     assert c2.state is TcpState.SYN_SENT
 
@@ -369,7 +403,9 @@ def test_window_scaling_allows_large_flight() -> None:
         (s.seq - client._iss) & 0xFFFFFFFF for _, d, s in pair.trace if d == "ab" and s.payload
     )
     assert highest_unacked > 65535
-    assert max(s.window for _, d, s in pair.trace if d == "ba" and not s.flags & SYN) < 65535  # scaled field
+    assert (
+        max(s.window for _, d, s in pair.trace if d == "ba" and not s.flags & SYN) < 65535
+    )  # scaled field
 
 
 def test_nagle_coalesces_small_writes_and_nodelay_does_not() -> None:
@@ -409,7 +445,11 @@ def test_writable_event_after_buffer_full() -> None:
     client, server = pair.open()
     accepted = client.send(pattern(20_000))
     assert accepted == 8192 and client.send_buffer_free == 0
-    pair.run(lambda: any(isinstance(e, TcpWritable) for e in pair.events_a) or (server.receive() and False))
+    pair.run(
+        lambda: (
+            any(isinstance(e, TcpWritable) for e in pair.events_a) or (server.receive() and False)
+        )
+    )
     assert client.send_buffer_free >= 4096
 
 

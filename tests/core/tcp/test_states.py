@@ -117,7 +117,12 @@ def test_listen_syn_without_options_gets_bare_mss() -> None:
     peer.listen()
     (synack,) = peer.inject(seq=PEER_ISN, flags=SYN)
     opts = synack.segment.options
-    assert opts.mss == 1460 and opts.window_scale is None and opts.timestamp is None and not opts.sack_permitted
+    assert (
+        opts.mss == 1460
+        and opts.window_scale is None
+        and opts.timestamp is None
+        and not opts.sack_permitted
+    )
 
 
 def test_listen_rst_ignored_and_ack_reset() -> None:
@@ -148,7 +153,9 @@ def test_listen_port_in_use() -> None:
 
 
 def connecting(peer: ScriptedPeer) -> tuple[TcpConnection, int]:
-    connection = peer.layer.connect(LOCAL, REMOTE, peer.peer_port, peer.now, local_port=peer.local_port)
+    connection = peer.layer.connect(
+        LOCAL, REMOTE, peer.peer_port, peer.now, local_port=peer.local_port
+    )
     (syn,) = peer.take()
     assert syn.flags == SYN and connection.state is TcpState.SYN_SENT
     assert syn.segment.options.mss == MSS and syn.segment.options.timestamp is not None
@@ -190,7 +197,9 @@ def test_syn_sent_rst_without_ack_ignored() -> None:
 def test_syn_sent_syn_ack_establishes() -> None:
     peer = ScriptedPeer()
     connection, iss = connecting(peer)
-    (ack,) = peer.inject(seq=PEER_ISN, ack=iss + 1, flags=SYN | ACK, options=build_options(mss=1000))
+    (ack,) = peer.inject(
+        seq=PEER_ISN, ack=iss + 1, flags=SYN | ACK, options=build_options(mss=1000)
+    )
     assert ack.flags == ACK and ack.seq == iss + 1 and ack.ack == PEER_ISN + 1
     assert connection.state is TcpState.ESTABLISHED
     assert connection.snd_mss == 1000
@@ -316,7 +325,7 @@ def test_established_in_order_data_delayed_ack() -> None:
 
 def test_established_second_full_segment_acked_at_once() -> None:
     peer = ScriptedPeer()
-    connection, iss = established(peer)
+    _connection, iss = established(peer)
     assert peer.inject(seq=PEER_ISN + 1, ack=iss + 1, payload=b"a" * MSS) == []
     (ack,) = peer.inject(seq=PEER_ISN + 1 + MSS, ack=iss + 1, payload=b"b" * MSS)
     assert ack.ack == PEER_ISN + 1 + 2 * MSS
@@ -337,7 +346,7 @@ def test_established_out_of_order_immediate_dup_ack_then_fill() -> None:
 def test_established_sack_blocks_for_out_of_order_data() -> None:
     peer = ScriptedPeer()
     options = build_options(mss=1460, sack_permitted=True)
-    connection, iss = peer.passive_open(peer_isn=PEER_ISN, options=options)
+    _connection, iss = peer.passive_open(peer_isn=PEER_ISN, options=options)
     peer.inject(seq=PEER_ISN + 201, ack=iss + 1, payload=b"x" * 100)
     (dup,) = peer.inject(seq=PEER_ISN + 401, ack=iss + 1, payload=b"y" * 100)
     blocks = dup.segment.options.sack_blocks
@@ -390,7 +399,7 @@ def test_established_out_of_window_rst_dropped() -> None:
 def test_established_syn_gets_challenge_ack() -> None:
     """RFC 5961 §4.2: any SYN in a synchronized state."""
     peer = ScriptedPeer()
-    connection, iss = established(peer)
+    connection, _iss = established(peer)
     (challenge,) = peer.inject(seq=PEER_ISN + 1, flags=SYN)
     assert challenge.flags == ACK and challenge.ack == PEER_ISN + 1
     assert connection.state is TcpState.ESTABLISHED
@@ -497,7 +506,7 @@ def test_half_close_keeps_receiving() -> None:
 
 def test_fin_wait_1_fin_retransmitted_with_backoff() -> None:
     peer = ScriptedPeer()
-    connection, iss = fin_wait_1(peer)
+    _connection, iss = fin_wait_1(peer)
     (again,) = peer.advance(1.0)
     assert again.flags & FIN and again.seq == iss + 1
 

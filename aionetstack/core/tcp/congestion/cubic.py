@@ -21,7 +21,7 @@ class Cubic(CongestionControl):
     Computed in segments (floats) as the RFC writes it, applied to ``cwnd`` in bytes.
     """
 
-    __slots__ = ("_epoch_start", "_growth", "_k", "_w_est", "_w_max", "_w_last_max")
+    __slots__ = ("_epoch_start", "_growth", "_k", "_w_est", "_w_last_max", "_w_max")
 
     name = "cubic"
 
@@ -55,8 +55,7 @@ class Cubic(CongestionControl):
         target = C_CUBIC * (elapsed - self._k) ** 3 + self._w_max
         # RFC 9438 §4.3: the Reno-friendly estimate.
         self._w_est += ALPHA_CUBIC * (acked / mss) / cwnd_segments
-        if self._w_est > target:
-            target = self._w_est
+        target = max(target, self._w_est)
         # RFC 9438 §4.4/§4.5: target clamped to [cwnd, 1.5*cwnd].
         target = min(max(target, cwnd_segments), 1.5 * cwnd_segments)
         # RFC 9438 §4.4: cwnd grows by (target - cwnd)/cwnd per segment ACKed.

@@ -12,7 +12,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
-from aionetstack.testing.netsim import throughput_table  # noqa: E402
+from aionetstack.testing.netsim import throughput_table
 
 
 def main() -> None:
@@ -21,7 +21,8 @@ def main() -> None:
     target.write_text(json.dumps(rows, indent=1) + "\n")
     for row in rows:
         print(
-            f"{row['congestion_control']:8} loss={row['loss']:<6} goodput={row['goodput_bytes_per_s']:>9} B/s "
+            f"{row['congestion_control']:8} loss={row['loss']:<6} "
+            f"goodput={row['goodput_bytes_per_s']:>9} B/s "
             f"capacity={row['capacity_fraction']:<7} mathis={row['mathis_fraction']}"
         )
 
