@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
-
 from aionetstack import Stack
 
 STACK = "198.18.0.2"
@@ -23,14 +21,6 @@ def failing_factory() -> asyncio.Protocol:
     raise RuntimeError("the application's protocol factory failed")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="aio/stack.py create_server's accept(): an exception from protocol_factory() "
-    "propagates out of Server.accept_ready into AsyncioDriver._process (logged as "
-    "'Exception in callback AsyncioDriver._on_readable'); the accepted TcpConnection is "
-    "neither closed nor reset, so the client waits forever, and the rest of that batch's "
-    "events and output are skipped until the next wake-up",
-)
 async def test_a_failing_protocol_factory_ends_the_connection(
     memory_stacks: tuple[Stack, Stack],
 ) -> None:

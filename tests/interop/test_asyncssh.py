@@ -186,7 +186,7 @@ async def test_ssh_between_two_stacks_over_memory(
     strict=True,
     reason="Stack.create_server calls protocol_factory() with no arguments; asyncssh's "
     "listener tunnel (asyncssh.listen(tunnel=...)) passes a factory taking (orig_host, "
-    "orig_port), so the TypeError escapes the driver's accept callback and the client hangs",
+    "orig_port), so the server reports a TypeError and resets every connection",
 )
 async def test_asyncssh_listen_accepts_a_stack_as_tunnel(
     memory_stacks: tuple[Stack, Stack], keys: Keys
