@@ -38,6 +38,7 @@ async def test_a_failing_protocol_factory_ends_the_connection(
                 pass  # a reset ends it too
     finally:
         loop.set_exception_handler(None)
+    assert any(isinstance(context.get("exception"), RuntimeError) for context in reported)
     assert not any("AsyncioDriver" in str(context.get("message", "")) for context in reported), (
         "the error must not escape into the stack's driver callback"
     )
