@@ -13,12 +13,14 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# The module-level ping() lives in aionetstack.aio.api: ``aionetstack.ping`` is the
+# command-line module (``python -m aionetstack.ping``), and a function of the same
+# name here would be replaced by that module as soon as anything imported it.
 from .aio.api import (
     create_connection,
     create_datagram_endpoint,
     create_server,
     open_connection,
-    ping,
     start_server,
 )
 from .aio.stack import EchoReply, Stack, current_stack
@@ -66,7 +68,6 @@ __all__ = [
     "create_server",
     "current_stack",
     "open_connection",
-    "ping",
     "start_server",
 ]
 

@@ -30,6 +30,7 @@ class AsyncioDriver:
         "_running",
         "_timer_deadline",
         "_timer_handle",
+        "internal_errors",
     )
 
     def __init__(
@@ -50,6 +51,8 @@ class AsyncioDriver:
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._running = False
+        #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
+        self.internal_errors = 0
 
     def start(self) -> None:
         """Start watching the link."""
@@ -85,7 +88,10 @@ class AsyncioDriver:
         packets = self._link.receive_batch(self._batch, now)
         receive = self._core.receive_packet
         for packet in packets:
-            receive(packet, now)
+            try:
+                receive(packet, now)
+            except Exception as error:  # a core bug must not wedge the loop
+                self._internal_error("receiving a packet", error)
         if len(packets) >= self._batch:
             # A full batch: more may be waiting. Yield to other callbacks, then go on.
             self._loop.call_soon(self._on_readable)
@@ -102,7 +108,10 @@ class AsyncioDriver:
         if not self._running:
             return
         now = self._loop.time()
-        self._core.handle_timer(now)
+        try:
+            self._core.handle_timer(now)
+        except Exception as error:
+            self._internal_error("handling a timer", error)
         link_deadline = self._link.get_timer()
         if link_deadline is not None and link_deadline <= now:
             self._on_readable()  # the link holds packets that are now due
@@ -118,14 +127,28 @@ class AsyncioDriver:
         while True:
             event = core.next_event()
             while event is not None:
-                dispatch(event)
+                try:
+                    dispatch(event)
+                except Exception as error:
+                    self._internal_error(f"delivering {type(event).__name__}", error)
                 event = core.next_event()
-            packets = core.packets_to_send(now)
+            try:
+                packets = core.packets_to_send(now)
+            except Exception as error:
+                self._internal_error("collecting output", error)
+                packets = []
             for packet in packets:
                 send(packet, now)
             if not core.events:
                 break
         self._rearm_timer()
+
+    def _internal_error(self, doing: str, error: Exception) -> None:
+        """Report a bug inside the stack to the loop's handler, count it, and carry on."""
+        self.internal_errors += 1
+        self._loop.call_exception_handler({
+            "message": f"aionetstack: internal error while {doing}", "exception": error,
+        })  # fmt: skip
 
     def _rearm_timer(self) -> None:
         if not self._running:

@@ -570,6 +570,8 @@ class Stack:
         """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``): ``netstat -s``."""
         result = self.core.statistics()
         result["link"] = dict(self.link.statistics())
+        if self._driver is not None:
+            result["driver"] = {"internal_errors": self._driver.internal_errors}
         return result
 
     # -- events -------------------------------------------------------------------
