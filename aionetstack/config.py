@@ -85,6 +85,10 @@ class TcpConfig:
     congestion_control: str = "cubic"
     #: Listener bounds: half-open connections per listener before SYN cookies.
     syn_queue_limit: int = 256
+    #: Answer SYNs beyond ``syn_queue_limit`` with SYN cookies (RFC 4987 §3.6); False drops them.
+    syn_cookies: bool = True
+    #: How long a closed (orphaned) connection may sit in FIN-WAIT-2 (Linux ``tcp_fin_timeout``).
+    fin_wait_2_timeout: float = 60.0
     #: Challenge ACKs per second (RFC 5961 §7, Linux ``tcp_challenge_ack_limit``).
     challenge_ack_limit: int = 1000
     #: Most connections the stack keeps (established, orphaned and TIME-WAIT).
@@ -100,6 +104,10 @@ class TcpConfig:
         for name in ("send_buffer", "receive_buffer", "out_of_order_limit"):
             if getattr(self, name) < 1024:
                 raise ValueError(f"{name} must be at least 1024 bytes")
+        if not 0 < self.delayed_ack_timeout <= 0.5:
+            raise ValueError("delayed_ack_timeout must be in (0, 0.5] s (RFC 1122 §4.2.3.2)")
+        if self.msl <= 0 or self.fin_wait_2_timeout <= 0:
+            raise ValueError("msl and fin_wait_2_timeout must be > 0")
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,8 +55,6 @@ DUP_THRESH: Final = 3
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
 #: Timestamp clock: 1 ms ticks (RFC 7323 §5.4 allows 1 ms .. 1 s).
 TS_HZ: Final = 1000
-#: Linux tcp_fin_timeout: how long an orphan waits in FIN-WAIT-2.
-ORPHAN_FIN_WAIT_2_TIMEOUT: Final = 60.0
 #: Bytes of option space: 12 for NOP NOP TS; SACK adds 2 + 8 per block after NOP NOP.
 _TS_OPTION_LENGTH: Final = 12
 
@@ -449,7 +447,7 @@ class TcpConnection:
             return
         self.shutdown_write()
         if self.state is _S.FIN_WAIT_2:
-            self._fin_wait_deadline = self._layer.now + ORPHAN_FIN_WAIT_2_TIMEOUT
+            self._fin_wait_deadline = self._layer.now + self._layer.config.fin_wait_2_timeout
 
     def abort(self) -> None:
         """Reset the connection now (RST when synchronized) and report ConnectionAbortedError."""
@@ -1063,7 +1061,7 @@ class TcpConnection:
         if state is _S.FIN_WAIT_1:
             self._set_state(_S.FIN_WAIT_2)
             if self._orphan:
-                self._fin_wait_deadline = now + ORPHAN_FIN_WAIT_2_TIMEOUT
+                self._fin_wait_deadline = now + self._layer.config.fin_wait_2_timeout
         elif state is _S.CLOSING:
             self._enter_time_wait(now)
         elif state is _S.LAST_ACK:

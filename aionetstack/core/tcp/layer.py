@@ -363,6 +363,9 @@ class TcpLayer:
             listener.half_open >= self.config.syn_queue_limit
             or len(self._connections) >= self.config.max_connections
         ):
+            if not self.config.syn_cookies:
+                self.count("drops_syn_queue_full")
+                return
             self._send_cookie(listener, source, destination, sport, dport, seq, syn_options, now)
             return
         connection = self._new_connection((destination, dport, source, sport), now)
