@@ -102,7 +102,8 @@ def main() -> None:
     else:
         result = run(args.megabytes, args.mss)
     print(
-        f"MSS {args.mss}: {result['segments']} segments (data + ACKs) in {result['seconds']:.2f} s = "
+        f"MSS {args.mss}: {result['segments']} segments (data + ACKs) "
+        f"in {result['seconds']:.2f} s = "
         f"{result['segments_per_second']:,.0f} segments/s through both layers, "
         f"{result['megabits_per_second']:,.0f} Mbit/s of payload"
     )
