@@ -10,8 +10,8 @@ Listens on: 5001 sink (reads and discards), 5002 source (writes until the peer c
 from __future__ import annotations
 
 import argparse
-import json
 import asyncio
+import json
 import os
 import resource
 import sys

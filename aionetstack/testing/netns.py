@@ -72,7 +72,8 @@ def network_namespace(prefix: str = "aions") -> Iterator[Namespace]:
     if reason:
         raise NamespaceUnavailableError(reason)
     name = f"{prefix}-{os.getpid()}-{next(_counter)}"
-    result = subprocess.run(["ip", "netns", "add", name], capture_output=True, text=True, check=False)
+    command = ["ip", "netns", "add", name]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise NamespaceUnavailableError(f"ip netns add {name}: {result.stderr.strip()}")
     original = os.open("/proc/thread-self/ns/net", os.O_RDONLY)
