@@ -3,6 +3,7 @@ reassembly queue, keyed hashes (ISN, ports, SYN cookies), the timer heap."""
 
 from __future__ import annotations
 
+import collections
 import random
 
 import pytest
@@ -186,7 +187,7 @@ def test_syn_cookie_round_trip_and_expiry() -> None:
     assert hashes.check_cookie(LOCAL, 80, REMOTE, 4000, 778, cookie, now=100.0) is None
     assert hashes.check_cookie(LOCAL, 80, REMOTE, 4001, 777, cookie, now=100.0) is None
     assert hashes.check_cookie(LOCAL, 80, REMOTE, 4000, 777, cookie, now=100.0 + 64 * 4) is None
-    small, small_mss = hashes.make_cookie(LOCAL, 80, REMOTE, 4000, 1, 1000, now=0.0)
+    _, small_mss = hashes.make_cookie(LOCAL, 80, REMOTE, 4000, 1, 1000, now=0.0)
     assert small_mss == 536
 
 
@@ -208,8 +209,10 @@ def test_ephemeral_ports_unique_and_in_range() -> None:
 def test_ephemeral_ports_exhaustion() -> None:
     from aionetstack.core.tcp import TcpLayer
 
-    layer = TcpLayer(TcpConfig(), random.Random(1), emit=lambda *a: None, events=__import__("collections").deque(),
-                     ephemeral_ports=(40000, 40002))  # fmt: skip
+    layer = TcpLayer(
+        TcpConfig(), random.Random(1), emit=lambda *a: None, events=collections.deque(),
+        ephemeral_ports=(40000, 40002),
+    )  # fmt: skip
     for _ in range(3):
         layer.connect(LOCAL, REMOTE, 80, 0.0)
     with pytest.raises(OSError, match="ephemeral"):
