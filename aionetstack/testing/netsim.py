@@ -177,18 +177,19 @@ class Network:
         seed: int = 0,
         mtu: int = 1500,
         record: bool = False,
+        addresses: tuple[bytes, bytes] = (ADDRESS_A, ADDRESS_B),
     ) -> None:
         self.now = 0.0
         self.seed = seed
         self.record = record
         forward = forward or PathProfile()
         self.paths = {
-            ADDRESS_B: SimPath(forward, random.Random(f"{seed}-forward")),
-            ADDRESS_A: SimPath(backward or forward, random.Random(f"{seed}-backward")),
+            addresses[1]: SimPath(forward, random.Random(f"{seed}-forward")),
+            addresses[0]: SimPath(backward or forward, random.Random(f"{seed}-backward")),
         }
-        mss = mtu - 40
-        self.a = self._host(ADDRESS_A, config_a, random.Random(f"{seed}-a"), mss)
-        self.b = self._host(ADDRESS_B, config_b, random.Random(f"{seed}-b"), mss)
+        mss = mtu - (40 if len(addresses[0]) == 4 else 60)  # RFC 6691: MTU less IP and TCP headers
+        self.a = self._host(addresses[0], config_a, random.Random(f"{seed}-a"), mss)
+        self.b = self._host(addresses[1], config_b, random.Random(f"{seed}-b"), mss)
         self.steps = 0
 
     def _host(self, address: bytes, config: TcpConfig | None, rng: random.Random, mss: int) -> Host:
@@ -215,8 +216,8 @@ class Network:
             for t in (
                 self.a.layer.get_timer(),
                 self.b.layer.get_timer(),
-                self.paths[ADDRESS_A].next_release(),
-                self.paths[ADDRESS_B].next_release(),
+                self.paths[self.a.address].next_release(),
+                self.paths[self.b.address].next_release(),
             )
             if t is not None
         ]
@@ -293,10 +294,10 @@ class BulkTransfer:
         self.server_closed: TcpClosed | None = None
         self.eof = False
         self.mismatch_at: int | None = None
-        self.listener = network.b.layer.listen(ADDRESS_B, port)
+        self.listener = network.b.layer.listen(network.b.address, port)
         network.a.handler = self._client_event
         network.b.handler = self._server_event
-        self.client = network.a.layer.connect(ADDRESS_A, ADDRESS_B, port, network.now)
+        self.client = network.a.layer.connect(network.a.address, network.b.address, port, network.now)
         self.started_at = network.now
         self.finished_at: float | None = None
         self._pump()

@@ -154,3 +154,59 @@ def test_throughput_is_sane() -> None:
         if row["mathis_fraction"] is not None:
             # Within a factor of two of the Mathis model (TCP "friendliness" sanity check).
             assert 0.5 <= row["mathis_fraction"] <= 2.0, row
+
+
+IPV6_A = bytes.fromhex("20010db8000000000000000000000001")
+IPV6_B = bytes.fromhex("20010db8000000000000000000000002")
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "mtu", "addresses"),
+    [
+        ("newreno-no-sack", TcpConfig(sack=False, congestion_control="newreno"), 1500, None),
+        ("cubic-no-sack", TcpConfig(sack=False), 1500, None),
+        ("no-timestamps", TcpConfig(timestamps=False), 1500, None),
+        ("no-window-scaling", TcpConfig(window_scaling=False), 1500, None),
+        ("nothing", TcpConfig(sack=False, timestamps=False, window_scaling=False), 1500, None),
+        (
+            "small-buffers",
+            TcpConfig(send_buffer=4096, receive_buffer=4096, out_of_order_limit=4096),
+            1500,
+            None,
+        ),
+        ("jumbo-64k-segments", TcpConfig(), 65535, None),
+        ("ipv6", TcpConfig(), 1500, (IPV6_A, IPV6_B)),
+    ],
+)
+def test_option_combinations_under_loss(
+    name: str, config: TcpConfig, mtu: int, addresses: tuple[bytes, bytes] | None
+) -> None:
+    profile = PathProfile(
+        delay=0.01, bandwidth=50_000_000, loss=0.03, reorder=0.03, reorder_delay=0.004
+    )
+    extra = {"addresses": addresses} if addresses else {}
+    network = Network(profile, config_a=config, config_b=config, seed=21, mtu=mtu, **extra)
+    transfer = BulkTransfer(network, 600_000, seed=21)
+    network.run(lambda: transfer.done, max_time=5000)
+    assert_exact(transfer, 21)
+    if mtu > 9000:
+        assert transfer.client.snd_mss > 60_000
+    if addresses:
+        assert transfer.client.snd_mss == 1500 - 60 - 12
+
+
+def test_sack_recovery_beats_newreno_without_sack() -> None:
+    """With several losses per window, SACK recovery (RFC 6675) needs fewer timeouts."""
+
+    def timeouts(sack: bool) -> int:
+        config = TcpConfig(sack=sack, congestion_control="newreno")
+        profile = PathProfile(delay=0.025, bandwidth=10_000_000, loss=0.03)
+        network = Network(
+            profile, PathProfile(delay=0.025), config_a=config, config_b=config, seed=4
+        )
+        transfer = BulkTransfer(network, 2_000_000, seed=4)
+        network.run(lambda: transfer.done, max_time=5000)
+        assert_exact(transfer, 4)
+        return network.a.layer.statistics().get("retransmission_timeouts", 0)
+
+    assert timeouts(sack=True) < timeouts(sack=False)
