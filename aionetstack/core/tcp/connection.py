@@ -1345,14 +1345,23 @@ class TcpConnection:
         self._finish_segment(header, payload, flags)
 
     def _finish_segment(self, header: bytes, payload: bytes | memoryview, flags: int) -> None:
+        """Fill in the checksum and hand the segment to the IP layer.
+
+        With ``layer.partial_checksums`` the field holds only the folded pseudo-header
+        sum (Linux CHECKSUM_PARTIAL), for links that complete it (TUN NEEDS_CSUM offload).
+        """
         total = len(header) + len(payload)
-        partial = self._pseudo_sum + total
+        if self._layer.partial_checksums:
+            checksum = ones_complement_sum(b"", self._pseudo_sum + total)
+        else:
+            partial = self._pseudo_sum + total
+            if payload:
+                partial = ones_complement_sum(payload, partial)
+            checksum = ~ones_complement_sum(header, partial) & 0xFFFF
         if payload:
-            partial = ones_complement_sum(payload, partial)
-        checksum = ~ones_complement_sum(header, partial) & 0xFFFF
-        segment = header[:16] + checksum.to_bytes(2, "big") + header[18:]
-        if payload:
-            segment += payload
+            segment = b"".join((header[:16], checksum.to_bytes(2, "big"), header[18:], payload))
+        else:
+            segment = header[:16] + checksum.to_bytes(2, "big") + header[18:]
         if flags & ACK:
             self._ack_now = False
             self._delack_deadline = None

@@ -121,8 +121,12 @@ class TcpLayer:
         events: collections.deque[object],
         ephemeral_ports: tuple[int, int] = (32768, 60999),
         mss_for: Callable[[bytes], int] = lambda remote: 1460,
+        partial_checksums: bool = False,
     ) -> None:
         self.config = config
+        #: Emit segments whose checksum field holds only the pseudo-header sum, for a link
+        #: that completes checksums (TUN with IFF_VNET_HDR and NEEDS_CSUM; limits.md §3).
+        self.partial_checksums = partial_checksums
         self.emit = emit
         self.events = events
         self.mss_for = mss_for
@@ -517,7 +521,10 @@ class TcpLayer:
         )
         header += options
         initial = pseudo_header_sum(source, destination, 6, len(header))
-        checksum = ~ones_complement_sum(header, initial) & 0xFFFF
+        if self.partial_checksums:
+            checksum = initial
+        else:
+            checksum = ~ones_complement_sum(header, initial) & 0xFFFF
         header[16:18] = checksum.to_bytes(2, "big")
         self.count("segments_out")
         if flags & RST:

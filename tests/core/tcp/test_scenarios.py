@@ -461,3 +461,23 @@ def test_fin_carried_on_last_data_segment() -> None:
     pair.run(lambda: server.eof_received)
     data_segments = [s for _, d, s in pair.trace if d == "ab" and s.payload]
     assert data_segments[-1].flags & FIN
+
+
+def test_partial_checksums_hold_the_pseudo_header_sum() -> None:
+    """For a NEEDS_CSUM link: the field carries the folded pseudo-header sum (not complemented)."""
+    from aionetstack.testing.segments import ScriptedPeer
+    from aionetstack.wire.checksum import internet_checksum, pseudo_header_sum
+
+    peer = ScriptedPeer()
+    peer.layer.partial_checksums = True
+    connection, _ = peer.passive_open()
+    connection.send(b"payload")
+    (data,) = peer.take()
+    expected = pseudo_header_sum(data.source, data.destination, 6, len(data.raw))
+    assert data.segment.checksum == expected
+    # Completing it the way the kernel does gives a valid checksum.
+    raw = bytearray(data.raw)
+    raw[16:18] = internet_checksum(raw).to_bytes(2, "big")
+    assert internet_checksum(raw, pseudo_header_sum(data.source, data.destination, 6, len(raw))) == 0
+    (rst,) = peer.inject(seq=1, flags=SYN, dport=9)
+    assert rst.segment.checksum == pseudo_header_sum(rst.source, rst.destination, 6, len(rst.raw))

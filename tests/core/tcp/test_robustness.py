@@ -1,0 +1,100 @@
+"""No input from the network makes the TCP layer raise, and its bookkeeping stays consistent."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from aionetstack.config import TcpConfig
+from aionetstack.core.tcp.connection import check_invariants
+from aionetstack.testing.segments import LOCAL, REMOTE, ScriptedPeer, make_segment
+from aionetstack.wire.tcp import ACK, build_options
+
+PEER_ISN = 1000
+
+segment_strategy = st.tuples(
+    st.integers(0, 0xFF),  # flags
+    st.sampled_from([0, 1, 2, 1000, 2**31, 2**32 - 1]),  # seq offset from what the peer should send
+    st.sampled_from([0, 1, 2, 5, 2**31, 2**32 - 1]),  # ack offset
+    st.integers(0, 0xFFFF),  # window
+    st.binary(max_size=64),  # payload
+    st.one_of(
+        st.just(b""), st.binary(max_size=40).map(lambda b: b + b"\x00" * (-len(b) % 4))
+    ),  # options
+    st.sampled_from([80, 81]),  # destination port (81: no listener)
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(segment_strategy, min_size=1, max_size=12), st.booleans())
+def test_arbitrary_segments_never_raise(
+    segments: list[tuple[int, int, int, int, bytes, bytes, int]], sack: bool
+) -> None:
+    peer = ScriptedPeer(TcpConfig(challenge_ack_limit=5))
+    options = build_options(mss=1460, sack_permitted=sack, timestamp=(100, 0), window_scale=2)
+    connection, iss = peer.passive_open(peer_isn=PEER_ISN, options=options)
+    connection.send(b"x" * 5000)
+    peer.take()
+    for flags, seq_delta, ack_delta, window, payload, option_bytes, dport in segments:
+        raw = bytearray(
+            make_segment(
+                REMOTE,
+                LOCAL,
+                peer.peer_port,
+                dport,
+                seq=(PEER_ISN + 1 + seq_delta) & 0xFFFFFFFF,
+                ack=(iss + 1 + ack_delta) & 0xFFFFFFFF,
+                flags=flags,
+                window=window,
+                payload=payload,
+            )
+        )
+        if option_bytes:
+            # Splice raw (possibly malformed) options in, fixing the data offset.
+            raw = raw[:20] + bytearray(option_bytes) + raw[20:]
+            raw[12] = ((20 + len(option_bytes)) // 4) << 4
+        peer.layer.receive_segment(REMOTE, LOCAL, memoryview(bytes(raw)), peer.now)
+        peer.take()
+        assert check_invariants(connection) == []
+        peer.clock.advance(0.05)
+        peer.layer.handle_timer(peer.now)
+    peer.advance(300)
+    assert check_invariants(connection) == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=80), st.sampled_from([0, 19, 20, 21]))
+def test_garbage_bytes_never_raise(data: bytes, cut: int) -> None:
+    peer = ScriptedPeer()
+    peer.listen()
+    peer.layer.receive_segment(REMOTE, LOCAL, memoryview(data), peer.now)
+    peer.layer.receive_segment(REMOTE, LOCAL, memoryview(data[:cut]), peer.now)
+    peer.take()
+    stats = peer.layer.statistics()
+    assert stats["segments_in"] == 2
+
+
+def test_syn_flood_is_absorbed_with_cookies() -> None:
+    peer = ScriptedPeer(TcpConfig(syn_queue_limit=16))
+    listener = peer.listen()
+    for port in range(20000, 21000):
+        (reply,) = peer.inject(seq=port, flags=0x02, sport=port, options=build_options(mss=1460))
+        assert reply.flags == 0x12
+    stats = peer.layer.statistics()
+    assert listener.half_open == 16
+    assert stats["connections_current"] == 16  # state held stays bounded
+    assert stats["syn_cookies_sent"] == 1000 - 16
+    # A legitimate client completing a cookie handshake still gets in.
+    (synack,) = peer.inject(seq=5, flags=0x02, sport=30000, options=build_options(mss=1460))
+    peer.inject(seq=6, ack=synack.seq + 1, flags=ACK, sport=30000)
+    accepted = listener.accept()
+    assert accepted is not None and accepted.remote_port == 30000
+
+
+def test_out_of_order_flood_is_bounded() -> None:
+    peer = ScriptedPeer(TcpConfig(out_of_order_limit=8192, receive_buffer=1 << 20))
+    connection, iss = peer.passive_open(peer_isn=PEER_ISN)
+    for index in range(200):
+        peer.inject(seq=PEER_ISN + 1 + 1000 + index * 200, ack=iss + 1, payload=b"z" * 100)
+    assert connection._ooo.bytes_held <= 8192
+    assert peer.layer.statistics()["drops_out_of_order_queue_full"] > 0
