@@ -478,6 +478,7 @@ def test_partial_checksums_hold_the_pseudo_header_sum() -> None:
     # Completing it the way the kernel does gives a valid checksum.
     raw = bytearray(data.raw)
     raw[16:18] = internet_checksum(raw).to_bytes(2, "big")
-    """For a NEEDS_CSUM link the field carries the folded pseudo-header sum, not complemented."""
+    length = len(raw)
+    assert internet_checksum(raw, pseudo_header_sum(data.source, data.destination, 6, length)) == 0
     (rst,) = peer.inject(seq=1, flags=SYN, dport=9)
     assert rst.segment.checksum == pseudo_header_sum(rst.source, rst.destination, 6, len(rst.raw))
