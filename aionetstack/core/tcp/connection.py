@@ -1200,34 +1200,40 @@ class TcpConnection:
     def _send_new_data(self, now: float) -> None:
         """Send new data within min(cwnd, peer window), with Nagle and SWS avoidance."""
         mss = self._snd_mss
-        data_end = self._data_end()
+        data_end = self._sbuf_start + len(self._sbuf)
+        window_edge = self._una + self._snd_wnd
+        cwnd = self._cc.cwnd
+        flight = self._flight()
+        records = self._records
+        nxt = self._nxt
         while True:
-            nxt = self._nxt
             available = data_end - nxt
-            fin_due = self._fin_queued and nxt == data_end
-            if available <= 0 and not fin_due:
+            if available <= 0 and not (self._fin_queued and nxt == data_end):
                 return
-            window_edge = self._una + self._snd_wnd
-            cwnd_room = self._cc.cwnd - self._flight()
+            cwnd_room = cwnd - flight
             if available > 0:
-                room = min(window_edge - nxt, cwnd_room)
-                size = min(available, mss, max(room, 0))
+                room = window_edge - nxt
+                room = min(room, cwnd_room)
+                size = available if available < mss else mss
+                if room < size:
+                    size = room if room > 0 else 0
                 if size <= 0:
-                    if window_edge - nxt <= 0 and self._nxt == self._una:
+                    if window_edge - nxt <= 0 and nxt == self._una:
                         self._arm_persist(now)
                     return
                 if size < mss and not self._may_send_small(size, available, room, now):
                     return
             else:
                 # A FIN alone waits for cwnd only, never for the peer's window (as Linux).
-                if cwnd_room <= 0 and self._flight() > 0:
+                if cwnd_room <= 0 and flight > 0:
                     return
                 size = 0
             send_fin = self._fin_queued and nxt + size == data_end
             end = nxt + size + (1 if send_fin else 0)
             self._transmit(nxt, end, now)
-            self._records.append(_Sent(nxt, end, now))
-            self._nxt = end
+            records.append(_Sent(nxt, end, now))
+            flight += end - nxt
+            nxt = self._nxt = end
             if self._rto_deadline is None:
                 self._rto_deadline = now + self._rtt.rto
             if send_fin:
@@ -1246,19 +1252,22 @@ class TcpConnection:
 
     def _transmit(self, start: int, end: int, now: float) -> None:
         """Emit the segment covering offsets [start, end) (SYN/FIN bits derived)."""
-        flags = ACK
-        data_start = max(start, 1)
-        data_end = min(end, self._data_end())
         if start == 0:
             self._send_syn(now)
             return
-        if self._fin_queued and end > self._data_end():
-            flags |= FIN
+        data_end = self._sbuf_start + len(self._sbuf)
+        flags = ACK
+        if end > data_end:
+            if self._fin_queued:
+                flags = ACK | FIN
+            stop = data_end
+        else:
+            stop = end
         payload: bytes | memoryview = b""
-        if data_end > data_start:
-            lo = data_start - self._sbuf_start
-            payload = memoryview(self._sbuf)[lo : lo + data_end - data_start]
-            if data_end == self._data_end():
+        if stop > start:
+            lo = start - self._sbuf_start
+            payload = memoryview(self._sbuf)[lo : lo + stop - start]
+            if stop == data_end:
                 flags |= PSH
         self._emit(self._seq(start), self._rcv_nxt, flags, -1, None, payload, now)
 
