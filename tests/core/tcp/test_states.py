@@ -607,3 +607,101 @@ def test_listener_close_resets_half_open() -> None:
     assert rst.flags & RST
     (rst2,) = peer.inject(seq=PEER_ISN, flags=SYN)
     assert rst2.flags & RST  # nobody listens any more
+
+
+# --- table: each kind of segment in each synchronized state (RFC 9293 §3.10.7.4 + RFC 5961) ---
+
+
+def closing(peer: ScriptedPeer) -> tuple[TcpConnection, int]:
+    connection, iss = fin_wait_1(peer)
+    peer.inject(seq=PEER_ISN + 1, ack=iss + 1, flags=FIN | ACK)
+    assert connection.state is TcpState.CLOSING
+    return connection, iss
+
+
+def last_ack(peer: ScriptedPeer) -> tuple[TcpConnection, int]:
+    connection, iss = close_wait(peer)
+    connection.close()
+    peer.take()
+    assert connection.state is TcpState.LAST_ACK
+    return connection, iss
+
+
+DRIVERS = {
+    "ESTABLISHED": established,
+    "FIN_WAIT_1": fin_wait_1,
+    "FIN_WAIT_2": fin_wait_2,
+    "CLOSE_WAIT": close_wait,
+    "CLOSING": closing,
+    "LAST_ACK": last_ack,
+    "TIME_WAIT": time_wait,
+}
+
+
+def expected_rcv_nxt(state: str) -> int:
+    """The peer's next sequence number as our side sees it (its FIN counts once received)."""
+    return PEER_ISN + (2 if state in ("CLOSE_WAIT", "CLOSING", "LAST_ACK", "TIME_WAIT") else 1)
+
+
+@pytest.mark.parametrize("state", list(DRIVERS))
+def test_exact_rst_closes(state: str) -> None:
+    peer = ScriptedPeer()
+    connection, _ = DRIVERS[state](peer)
+    assert peer.inject(seq=expected_rcv_nxt(state), flags=RST) == []
+    assert connection.state is TcpState.CLOSED
+    assert peer.layer.statistics()["connections_current"] == 0
+    assert len(closed_events(peer)) == 1  # exactly once, whatever came before
+
+
+@pytest.mark.parametrize("state", list(DRIVERS))
+def test_inexact_in_window_rst_gets_challenge_ack(state: str) -> None:
+    peer = ScriptedPeer()
+    connection, _ = DRIVERS[state](peer)
+    replies = peer.inject(seq=expected_rcv_nxt(state) + 10, flags=RST)
+    assert connection.state.name == state
+    if state != "TIME_WAIT":  # TIME-WAIT's window is empty: the RST is simply out of window
+        (challenge,) = replies
+        assert challenge.flags == ACK and challenge.ack == expected_rcv_nxt(state)
+
+
+@pytest.mark.parametrize("state", list(DRIVERS))
+def test_syn_gets_challenge_ack(state: str) -> None:
+    peer = ScriptedPeer()
+    connection, _ = DRIVERS[state](peer)
+    (challenge,) = peer.inject(seq=expected_rcv_nxt(state), flags=SYN)
+    assert challenge.flags == ACK and challenge.ack == expected_rcv_nxt(state)
+    assert connection.state.name == state
+
+
+@pytest.mark.parametrize("state", list(DRIVERS))
+def test_old_duplicate_data_is_reacked(state: str) -> None:
+    peer = ScriptedPeer()
+    connection, iss = DRIVERS[state](peer)
+    (ack,) = peer.inject(seq=PEER_ISN - 500, ack=iss + 1, payload=b"old")
+    assert ack.flags == ACK and ack.ack == expected_rcv_nxt(state)
+    assert connection.state.name == state and connection.readable_bytes == 0
+
+
+@pytest.mark.parametrize("state", [s for s in DRIVERS if s != "TIME_WAIT"])
+def test_ack_of_unsent_data_is_reacked_and_dropped(state: str) -> None:
+    peer = ScriptedPeer()
+    connection, iss = DRIVERS[state](peer)
+    (ack,) = peer.inject(seq=expected_rcv_nxt(state), ack=iss + 10_000)
+    assert ack.flags == ACK and ack.seq in (iss + 1, iss + 2)
+    assert connection.state.name == state
+
+
+def test_receiver_sws_no_tiny_window_updates() -> None:
+    """RFC 9293 §3.8.6.2.2: reading a little from a full buffer does not reopen the window."""
+    peer = ScriptedPeer(TcpConfig(receive_buffer=4096))
+    connection, iss = established(peer)
+    sent = []
+    for index in range(4):
+        sent += peer.inject(seq=PEER_ISN + 1 + index * 1024, ack=iss + 1, payload=b"d" * 1024)
+    sent += peer.advance(0.2)
+    assert sent[-1].ack == PEER_ISN + 1 + 4096 and sent[-1].segment.window == 0
+    connection.receive(100)
+    assert peer.take() == []  # 100 bytes < min(RCV.BUFF/2, MSS): no update
+    connection.receive(2000)
+    (update,) = peer.take()
+    assert update.segment.window >= 2048
