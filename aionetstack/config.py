@@ -83,6 +83,9 @@ class TcpConfig:
     sack: bool = True
     #: Congestion control: "cubic" (default, RFC 9438) or "newreno" (RFC 5681/6582).
     congestion_control: str = "cubic"
+    #: Tail loss probes (RFC 8985 §7): probe 2*SRTT after the last send instead of waiting
+    #: for the RTO, so a lost tail is repaired by fast recovery. Needs SACK.
+    tail_loss_probe: bool = True
     #: Listener bounds: half-open connections per listener before SYN cookies.
     syn_queue_limit: int = 256
     #: Answer SYNs beyond ``syn_queue_limit`` with SYN cookies (RFC 4987 §3.6); False drops them.

@@ -124,6 +124,7 @@ class AsyncioDriver:
         core = self._core
         dispatch = self._dispatch
         send = self._link.send
+        send_offloaded = self._link.send_offloaded
         while True:
             event = core.next_event()
             while event is not None:
@@ -138,7 +139,10 @@ class AsyncioDriver:
                 self._internal_error("collecting output", error)
                 packets = []
             for packet in packets:
-                send(packet, now)
+                if isinstance(packet, bytes):
+                    send(packet, now)
+                else:  # OffloadedPacket: the link completes the checksum, maybe segments
+                    send_offloaded(packet.packet, packet.segment_size, now)
             if not core.events:
                 break
         self._rearm_timer()

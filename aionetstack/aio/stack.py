@@ -101,6 +101,7 @@ class Stack:
         self.core = StackCore(
             addresses, gateway=gateway, mtu=link.mtu, config=self.config, rng=self._rng,
             receive_checksums_partial=link.receive_checksums_partial,
+            transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
         self._capture = None
         if pcap is not None:

@@ -20,11 +20,12 @@ from ..wire.error import WireError
 from .events import EchoReplyReceived, EchoUnreachable
 from .icmp import IcmpRateLimiter, icmpv4_error_to_oserror
 from .ip import Interface, RoutingTable, parse_interface
+from .output import COMPLETE, OffloadedPacket
 from .randomness import RandomSource
 from .tcp import TcpLayer
 from .udp import UdpLayer
 
-__all__ = ["StackCore"]
+__all__ = ["COMPLETE", "OffloadedPacket", "StackCore"]
 
 #: Handler for one transport protocol: (header, payload, raw packet, now).
 _TransportHandler = Callable[[ipv4.IPv4Header, memoryview, memoryview, float], None]
@@ -52,11 +53,17 @@ class StackCore:
         config: StackConfig | None = None,
         rng: RandomSource,
         receive_checksums_partial: bool = False,
+        transmit_offload: bool = False,
+        max_packet_size: int | None = None,
     ) -> None:
         if not 68 <= mtu <= 65535:  # RFC 791 §3.2: every host must handle 68-byte datagrams
             raise ValueError(f"mtu must be in 68..65535, got {mtu}")
         self.config = config or StackConfig()
         self.mtu = mtu
+        #: The link completes checksums (and cuts TCP super-packets) of offloaded packets.
+        self.transmit_offload = transmit_offload
+        self.max_packet_size = max(mtu, max_packet_size or mtu) if transmit_offload else mtu
+        self._default_ttl = self.config.ip.default_ttl
         interfaces: list[Interface] = [parse_interface(a) for a in addresses]
         gateways = [ipaddress.ip_address(gateway).packed] if gateway else []
         self.routes = RoutingTable(interfaces, gateways)
@@ -67,7 +74,7 @@ class StackCore:
         self._verify_transport = (
             self.config.ip.verify_transport_checksum and not receive_checksums_partial
         )
-        self._outbox: list[bytes] = []
+        self._outbox: list[bytes | OffloadedPacket] = []
         self._events: deque[object] = deque()
         self._identification = rng.getrandbits(16)
         self._icmp_limiter = IcmpRateLimiter(
@@ -176,8 +183,12 @@ class StackCore:
         stats["delivered"] += 1
         handler(header, payload, memoryview(data), now)
 
-    def packets_to_send(self, now: float) -> list[bytes]:
-        """Return (and forget) every packet ready for the link."""
+    def packets_to_send(self, now: float) -> list[bytes | OffloadedPacket]:
+        """Return (and forget) every packet ready for the link.
+
+        Items are complete packets (``bytes``) or, on links with
+        ``transmit_offload``, :class:`OffloadedPacket` for ``Link.send_offloaded``.
+        """
         for flush in self._flushers:
             flush(now)
         out = self._outbox
@@ -212,25 +223,39 @@ class StackCore:
         payload: bytes | bytearray | memoryview,
         *,
         ttl: int | None = None,
+        segment_size: int = COMPLETE,
     ) -> None:
-        """Queue one IPv4 packet. Raises ``ValueError`` if it would exceed the MTU."""
+        """Queue one IPv4 packet (DF set, as Linux with PMTU discovery).
+
+        ``segment_size`` other than :data:`COMPLETE` marks a TCP/UDP payload
+        whose checksum field holds only the pseudo-header sum, for a link with
+        ``transmit_offload`` to complete; with a value > 0 a TCP packet of up
+        to ``max_packet_size`` is cut by the device into segments of that size.
+        Raises ``ValueError`` when the packet is too long for the link.
+        """
         length = ipv4.IPV4_HEADER_LENGTH + len(payload)
-        if length > self.mtu:
-            raise ValueError(f"packet of {length} bytes exceeds the MTU of {self.mtu}")
-        self._identification = (self._identification + 1) & 0xFFFF
-        header = ipv4.IPv4Header(
-            source, destination, protocol,
-            ttl=self.config.ip.default_ttl if ttl is None else ttl,
-            identification=self._identification,
+        limit = self.mtu if segment_size == COMPLETE else self.max_packet_size
+        if length > limit:
+            raise ValueError(f"packet of {length} bytes exceeds the link's limit of {limit}")
+        self._identification = identification = (self._identification + 1) & 0xFFFF
+        header = ipv4.simple_ipv4_header(
+            source, destination, protocol, len(payload),
+            self._default_ttl if ttl is None else ttl, identification,
         )  # fmt: skip
-        self._outbox.append(ipv4.build_ipv4(header, payload))
+        packet = b"".join((header, payload))
+        self._outbox.append(
+            packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size)
+        )
         self.ip_stats["sent"] += 1
 
-    def emit_transport(self, protocol: int) -> Callable[[bytes, bytes, bytes], None]:
-        """Return an ``emit(source, destination, segment)`` callable for a transport."""
+    def emit_transport(self, protocol: int) -> Callable[..., None]:
+        """Return ``emit(source, destination, segment, segment_size=COMPLETE)`` for a transport."""
+        send_ip = self.send_ip
 
-        def emit(source: bytes, destination: bytes, segment: bytes) -> None:
-            self.send_ip(source, destination, protocol, segment)
+        def emit(
+            source: bytes, destination: bytes, segment: bytes, segment_size: int = COMPLETE
+        ) -> None:
+            send_ip(source, destination, protocol, segment, segment_size=segment_size)
 
         return emit
 

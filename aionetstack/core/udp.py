@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from ..wire import icmpv4, ipv4, udp
 from ..wire.error import WireError
 from .events import UdpDatagramReceived, UdpErrorReceived
+from .output import COMPLETE
 from .ports import choose_ephemeral_port
 
 if TYPE_CHECKING:
@@ -144,8 +145,13 @@ class UdpLayer:
             )
         route = self._core.routes.route(address)
         source = endpoint.local_address or route.source
-        datagram = udp.build_udp(endpoint.local_port, port, data, source, address)
-        self._core.send_ip(source, address, ipv4.PROTO_UDP, datagram)
+        offload = self._core.transmit_offload  # the link completes the checksum
+        datagram = udp.build_udp(
+            endpoint.local_port, port, data, source, address, checksum_partial=offload
+        )
+        self._core.send_ip(
+            source, address, ipv4.PROTO_UDP, datagram, segment_size=0 if offload else COMPLETE
+        )
         self.stats["datagrams_sent"] += 1
 
     def receive(

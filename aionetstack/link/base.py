@@ -25,16 +25,27 @@ class Link(Protocol):
     * ``receive_checksums_partial`` is True when received transport checksums
       may hold only a pseudo-header sum (TUN checksum offload), so they must
       not be verified.
+    * ``transmit_offload`` is True when the link takes ``send_offloaded``:
+      a TCP or UDP packet whose checksum field holds only the folded
+      pseudo-header sum (the device completes it, like ``CHECKSUM_PARTIAL``),
+      of up to ``max_packet_size`` bytes; a TCP packet longer than ``mtu`` is
+      cut by the device into segments of ``segment_size`` payload bytes (TSO).
+      Without offload ``max_packet_size == mtu`` and ``send_offloaded`` is
+      never called.
     """
 
     mtu: int
+    max_packet_size: int
     receive_checksums_partial: bool
+    transmit_offload: bool
 
     def fileno(self) -> int: ...
 
     def receive_batch(self, limit: int, now: float) -> list[bytes]: ...
 
     def send(self, packet: bytes, now: float) -> None: ...
+
+    def send_offloaded(self, packet: bytes, segment_size: int, now: float) -> None: ...
 
     def get_timer(self) -> float | None: ...
 

@@ -86,6 +86,7 @@ class MemoryLink:
         "_peer",
         "_salt",
         "_signalled",
+        "max_packet_size",
         "mtu",
         "receive_checksums_partial",
         "received_bytes",
@@ -94,12 +95,17 @@ class MemoryLink:
         "send_dropped_oversize",
         "sent_bytes",
         "sent_packets",
+        "transmit_offload",
     )
 
-    def __init__(self, mtu: int, inbox: _Inbox) -> None:
+    def __init__(self, mtu: int, inbox: _Inbox, offload: bool = False) -> None:
         """Use :meth:`pair`; a lone end has no peer and drops what it sends."""
         self.mtu = mtu
-        self.receive_checksums_partial = False
+        # With offload the wire is perfect memory, as Linux treats loopback and veth:
+        # checksums are left partial and super-packets pass whole (GSO/GRO pass-through).
+        self.transmit_offload = offload
+        self.receive_checksums_partial = offload
+        self.max_packet_size = _MAX_MTU if offload else mtu
         self._inbox = inbox
         self._peer: MemoryLink | None = None
         self._eventfd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
@@ -114,21 +120,31 @@ class MemoryLink:
 
     @classmethod
     def pair(
-        cls, mtu: int = 1500, impairment: _ImpairmentSpec = None
+        cls, mtu: int = 1500, impairment: _ImpairmentSpec = None, *, offload: bool | None = None
     ) -> tuple[MemoryLink, MemoryLink]:
         """Return two ends ``(a, b)`` wired together.
 
         ``impairment`` is None (a perfect wire), one :class:`Impairment` applied
         to each direction (each with its own random stream), or a tuple
         ``(a_to_b, b_to_a)`` whose items may be None.
+
+        ``offload`` (default: on for a perfect wire, off with any impairment)
+        lets the stacks skip transport checksums and pass TCP super-packets of
+        up to 64 KB whole, as Linux does over loopback and veth. It cannot be
+        combined with an impairment: loss and corruption act per real packet.
         """
         if isinstance(mtu, bool) or not isinstance(mtu, int):
             raise TypeError(f"mtu must be an int, got {type(mtu).__name__}")
         if not _MIN_MTU <= mtu <= _MAX_MTU:
             raise ValueError(f"mtu must be in {_MIN_MTU}..{_MAX_MTU} bytes, got {mtu}")
         a_to_b, b_to_a = _split_impairment(impairment)
-        end_a = cls(mtu, _Inbox(b_to_a, "b->a"))
-        end_b = cls(mtu, _Inbox(a_to_b, "a->b"))
+        impaired = a_to_b is not None or b_to_a is not None
+        if offload is None:
+            offload = not impaired
+        elif offload and impaired:
+            raise ValueError("offload=True cannot be combined with an impairment")
+        end_a = cls(mtu, _Inbox(b_to_a, "b->a"), offload)
+        end_b = cls(mtu, _Inbox(a_to_b, "a->b"), offload)
         end_a._peer = end_b
         end_b._peer = end_a
         return end_a, end_b
@@ -145,6 +161,26 @@ class MemoryLink:
         self._check_open()
         size = len(packet)
         if size > self.mtu:
+            self.send_dropped_oversize += 1
+            return
+        peer = self._peer
+        if peer is None or peer._closed:
+            self.send_dropped_closed += 1
+            return
+        self.sent_packets += 1
+        self.sent_bytes += size
+        peer._inbox.put(bytes(packet), now)
+        peer._signal()
+
+    def send_offloaded(
+        self, packet: bytes | bytearray | memoryview, segment_size: int, now: float
+    ) -> None:
+        """Queue a partial-checksum packet (up to ``max_packet_size``) for the peer, whole."""
+        if not self.transmit_offload:
+            raise ValueError("this MemoryLink pair was made without offload")
+        self._check_open()
+        size = len(packet)
+        if size > self.max_packet_size:
             self.send_dropped_oversize += 1
             return
         peer = self._peer

@@ -81,7 +81,15 @@ class CapturingLink:
     closes the inner link and the file.
     """
 
-    __slots__ = ("_offset", "_writer", "link", "mtu", "receive_checksums_partial")
+    __slots__ = (
+        "_offset",
+        "_writer",
+        "link",
+        "max_packet_size",
+        "mtu",
+        "receive_checksums_partial",
+        "transmit_offload",
+    )
 
     def __init__(
         self,
@@ -95,6 +103,8 @@ class CapturingLink:
         self.link = link
         self.mtu = link.mtu
         self.receive_checksums_partial = link.receive_checksums_partial
+        self.transmit_offload = link.transmit_offload
+        self.max_packet_size = link.max_packet_size
         self._writer = pcap if isinstance(pcap, PcapWriter) else PcapWriter(pcap)
         self._offset = time.time() - time.monotonic() if time_offset is None else time_offset
 
@@ -118,6 +128,11 @@ class CapturingLink:
     def send(self, packet: bytes, now: float) -> None:
         self._writer.write(packet, now + self._offset)
         self.link.send(packet, now)
+
+    def send_offloaded(self, packet: bytes, segment_size: int, now: float) -> None:
+        """Recorded as handed over: one super-packet, checksum partial (as tcpdump shows TSO)."""
+        self._writer.write(packet, now + self._offset)
+        self.link.send_offloaded(packet, segment_size, now)
 
     def get_timer(self) -> float | None:
         return self.link.get_timer()

@@ -31,7 +31,18 @@ from typing import Final
 import pytun
 
 from ..errors import MissingPrivilegeError
-from ..wire.vnet import VNET_HEADER_LENGTH, VNET_HEADER_NONE
+from ..wire.vnet import (
+    CSUM_OFFSET_TCP,
+    CSUM_OFFSET_UDP,
+    VIRTIO_NET_HDR_F_NEEDS_CSUM,
+    VIRTIO_NET_HDR_GSO_NONE,
+    VIRTIO_NET_HDR_GSO_TCPV4,
+    VIRTIO_NET_HDR_GSO_TCPV6,
+    VNET_HEADER_LENGTH,
+    VNET_HEADER_NONE,
+    VnetHeader,
+    build_vnet_header,
+)
 
 __all__ = [
     "TUNSETOFFLOAD",
@@ -124,6 +135,7 @@ class TunLink:
         "_skip",
         "_view",
         "created",
+        "max_packet_size",
         "mtu",
         "name",
         "offload_flags",
@@ -135,6 +147,7 @@ class TunLink:
         "send_rejected",
         "sent_bytes",
         "sent_packets",
+        "transmit_offload",
     )
 
     def __init__(
@@ -177,6 +190,10 @@ class TunLink:
             raise
         self.receive_checksums_partial = bool(self.offload_flags & TUN_F_CSUM)
         self._skip = VNET_HEADER_LENGTH if offload else 0
+        # Writes carry a virtio_net_hdr whenever IFF_VNET_HDR is on: the kernel then
+        # completes partial checksums and segments TCP super-packets for us (limits.md §3b).
+        self.transmit_offload = offload
+        self.max_packet_size = _MAX_IP_PACKET if offload else mtu
         self._reader = io.FileIO(self._fd, "r", closefd=False)
         self._buffer = bytearray(_RECEIVE_BUFFER)
         self._view = memoryview(self._buffer)
@@ -221,11 +238,15 @@ class TunLink:
     def send(self, packet: bytes | bytearray | memoryview, now: float) -> None:
         """Write one IP packet; a full queue or a packet the kernel rejects is a counted drop."""
         self._check_open()
+        self._write(VNET_HEADER_NONE if self._skip else None, packet)
+
+    def _write(self, header: bytes | None, packet: bytes | bytearray | memoryview) -> None:
+        """Write ``packet`` (behind a virtio_net_hdr when offload is on); count, never block."""
         try:
-            if self._skip:
-                os.writev(self._fd, (VNET_HEADER_NONE, packet))
-            else:
+            if header is None:
                 os.write(self._fd, packet)
+            else:
+                os.writev(self._fd, (header, packet))
         except BlockingIOError:
             self.send_dropped += 1
             return
@@ -239,6 +260,24 @@ class TunLink:
             raise
         self.sent_packets += 1
         self.sent_bytes += len(packet)
+
+    def send_offloaded(
+        self, packet: bytes | bytearray | memoryview, segment_size: int, now: float
+    ) -> None:
+        """Write a partial-checksum TCP/UDP packet; the kernel completes (and segments) it.
+
+        A TCP packet longer than the MTU goes as one GSO super-packet cut into
+        ``segment_size``-byte segments. Requires ``offload=True``.
+        """
+        if not self._skip:
+            raise ValueError(f"TUN {self.name} was opened without offload")
+        self._check_open()
+        try:
+            header = _offload_header(packet, segment_size if len(packet) > self.mtu else 0)
+        except (IndexError, ValueError):
+            self.send_rejected += 1
+            return
+        self._write(header, packet)
 
     def get_timer(self) -> float | None:
         """Always None: the device never holds packets back on a timer."""
@@ -462,6 +501,47 @@ def _current_ipv4(device: pytun.TunTapDevice) -> tuple[str, str] | None:
         return str(device.addr), str(device.netmask)
     except pytun.Error:
         return None  # no address yet
+
+
+_MAX_IP_PACKET: Final = 65535  # the largest IPv4 total length (RFC 791 §3.1)
+_IPPROTO_TCP: Final = 6
+_IPPROTO_UDP: Final = 17
+_offload_headers: dict[tuple[int, int, int, int], bytes] = {}
+
+
+def _offload_header(packet: bytes | bytearray | memoryview, segment_size: int) -> bytes:
+    """The virtio_net_hdr asking the kernel to complete (and with ``segment_size``, cut) it.
+
+    Cached by shape: a stream's packets share one header. Raises ValueError for a
+    packet that is not TCP or UDP over IPv4/IPv6 (no extension headers).
+    """
+    version = packet[0] >> 4
+    if version == 4:
+        start, protocol = (packet[0] & 0x0F) * 4, packet[9]
+    elif version == 6:
+        start, protocol = 40, packet[6]
+    else:
+        raise ValueError("not an IP packet")
+    transport_length = (packet[start + 12] >> 4) * 4 if protocol == _IPPROTO_TCP else 8
+    key = (version, start, protocol, segment_size and (transport_length << 16 | segment_size))
+    header = _offload_headers.get(key)
+    if header is None:
+        if protocol == _IPPROTO_TCP:
+            offset = CSUM_OFFSET_TCP
+        elif protocol == _IPPROTO_UDP and not segment_size:
+            offset = CSUM_OFFSET_UDP
+        else:
+            raise ValueError("only TCP (and unsegmented UDP) can be offloaded")
+        gso_type = VIRTIO_NET_HDR_GSO_NONE
+        if segment_size:
+            gso_type = VIRTIO_NET_HDR_GSO_TCPV4 if version == 4 else VIRTIO_NET_HDR_GSO_TCPV6
+        header = build_vnet_header(VnetHeader(
+            VIRTIO_NET_HDR_F_NEEDS_CSUM, gso_type,
+            start + transport_length if segment_size else 0, segment_size, start, offset,
+        ))  # fmt: skip
+        if len(_offload_headers) < 1024:
+            _offload_headers[key] = header
+    return header
 
 
 def _set_queue_length(name: str, length: int = TRANSMIT_QUEUE_LENGTH) -> None:

@@ -22,6 +22,7 @@ __all__ = [
     "IPv4Header",
     "build_ipv4",
     "build_ipv4_header",
+    "simple_ipv4_header",
     "parse_ipv4",
 ]
 
@@ -141,6 +142,27 @@ def build_ipv4_header(header: IPv4Header, payload_length: int) -> bytes:
     raw[10] = checksum >> 8
     raw[11] = checksum & 0xFF
     return bytes(raw)
+
+
+def simple_ipv4_header(
+    source: bytes,
+    destination: bytes,
+    protocol: int,
+    payload_length: int,
+    ttl: int,
+    identification: int,
+) -> bytes:
+    """A 20-byte header (no options, DF set, not a fragment) with its checksum: the send fast path.
+
+    The caller guarantees valid arguments (4-byte addresses, 8-bit fields,
+    ``20 + payload_length <= 65535``); :func:`build_ipv4_header` checks them.
+    """
+    total_length = IPV4_HEADER_LENGTH + payload_length
+    raw = _HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol, 0,
+                       source, destination)  # fmt: skip
+    checksum = internet_checksum(raw)
+    return _HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol, checksum,
+                        source, destination)  # fmt: skip
 
 
 def build_ipv4(header: IPv4Header, payload: bytes | bytearray | memoryview) -> bytes:

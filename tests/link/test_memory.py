@@ -35,8 +35,33 @@ def test_ends_satisfy_the_link_protocol() -> None:
     a, b = MemoryLink.pair(mtu=9000)
     assert isinstance(a, Link)
     assert a.mtu == b.mtu == 9000
-    assert a.receive_checksums_partial is False
+    assert a.receive_checksums_partial is True  # a perfect wire offloads by default
     assert a.get_timer() is None
+
+
+def test_offload_is_on_for_a_perfect_wire_and_off_with_impairment() -> None:
+    a, b = MemoryLink.pair(mtu=1500)
+    assert (a.transmit_offload, a.receive_checksums_partial, a.max_packet_size) == (
+        True,
+        True,
+        65535,
+    )
+    a.send_offloaded(bytes(60000), 1448, 0.0)
+    assert b.receive_batch(8, 0.0) == [bytes(60000)]
+    a.send(bytes(1501), 0.0)  # plain sends still respect the MTU
+    assert b.receive_batch(8, 0.0) == []
+    c, d = MemoryLink.pair(impairment=Impairment(loss=0.1, seed=1))
+    assert (c.transmit_offload, d.receive_checksums_partial, c.max_packet_size) == (
+        False,
+        False,
+        1500,
+    )
+    with pytest.raises(ValueError, match="without offload"):
+        c.send_offloaded(bytes(100), 0, 0.0)
+    with pytest.raises(ValueError, match="cannot be combined"):
+        MemoryLink.pair(impairment=Impairment(loss=0.1, seed=1), offload=True)
+    e, _ = MemoryLink.pair(offload=False)
+    assert (e.transmit_offload, e.max_packet_size) == (False, 1500)
 
 
 def test_fd_is_readable_exactly_when_packets_wait() -> None:

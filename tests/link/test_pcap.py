@@ -93,7 +93,11 @@ def test_capturing_link_records_both_directions(tmp_path: Path) -> None:
     captured = CapturingLink(a, str(path), time_offset=1000.0)
     assert isinstance(captured, Link)
     assert captured.mtu == a.mtu
-    assert captured.receive_checksums_partial is False
+    assert captured.receive_checksums_partial is a.receive_checksums_partial
+    assert (captured.transmit_offload, captured.max_packet_size) == (
+        a.transmit_offload,
+        a.max_packet_size,
+    )
     assert captured.fileno() == a.fileno()
     request = echo(NEAR, FAR, reply=False, sequence=7)
     reply = echo(FAR, NEAR, reply=True, sequence=7)

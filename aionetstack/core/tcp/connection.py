@@ -55,6 +55,10 @@ DUP_THRESH: Final = 3
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
 #: Timestamp clock: 1 ms ticks (RFC 7323 §5.4 allows 1 ms .. 1 s).
 TS_HZ: Final = 1000
+#: RFC 8985 §7.2: worst-case delayed-ACK time added to the PTO when one segment is in flight.
+TLP_DELAYED_ACK_ALLOWANCE: Final = 0.2
+#: A floor on the PTO (Linux uses two jiffies, 10 ms at HZ=200 .. 2 ms at HZ=1000).
+TLP_MIN_PTO: Final = 0.01
 #: Bytes of option space: 12 for NOP NOP TS; SACK adds 2 + 8 per block after NOP NOP.
 _TS_OPTION_LENGTH: Final = 12
 
@@ -202,6 +206,8 @@ class TcpConnection:
         "_syn_options",
         "_syn_time",
         "_time_wait_deadline",
+        "_tlp_deadline",
+        "_tlp_probe_out",
         "_ts_offset",
         "_ts_ok",
         "_ts_recent",
@@ -309,6 +315,8 @@ class TcpConnection:
         self._keepalive_deadline: float | None = None
         self._keepalive_probes = 0
         self._time_wait_deadline: float | None = None
+        self._tlp_deadline: float | None = None
+        self._tlp_probe_out = False
         self._fin_wait_deadline: float | None = None
         self._last_received = now
         # --- lifecycle ---
@@ -910,6 +918,9 @@ class TcpConnection:
             self._mark_head_lost()
         # RFC 6298 §5.2/§5.3: restart or stop the retransmission timer.
         self._rto_deadline = now + self._rtt.rto if self._nxt > self._una else None
+        # RFC 8985 §7.2: every ACK of new data restarts the probe timeout.
+        self._tlp_probe_out = False
+        self._arm_tlp(now)
         if self._want_writable and self._sbuf_limit - len(self._sbuf) >= self._sbuf_limit // 2:
             self._want_writable = False
             if self.state in _APP_CAN_SEND and not self._fin_queued:
@@ -983,6 +994,7 @@ class TcpConnection:
             self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes
         ):
             self._layer.count("fast_retransmits")
+            self._tlp_deadline = None
             self._recovery = "fast"
             self._recover = self._nxt
             self._cc.on_congestion(self._flight_size(), now)
@@ -1171,6 +1183,8 @@ class TcpConnection:
             if self._lost_bytes > self._retrans_bytes:
                 self._retransmit_lost(now)
             self._send_new_data(now)
+            if self._tlp_deadline is None and self._nxt > self._una:
+                self._arm_tlp(now)
         if self._ack_now and state is not _S.CLOSED and state is not _S.SYN_SENT:
             self._send_ack(now)
 
@@ -1423,6 +1437,7 @@ class TcpConnection:
             self._keepalive_deadline,
             self._time_wait_deadline,
             self._fin_wait_deadline,
+            self._tlp_deadline,
         ):
             if deadline is not None and (best is None or deadline < best):
                 best = deadline
@@ -1442,6 +1457,9 @@ class TcpConnection:
                 self._layer.count("orphans_fin_wait_2_timeout")
                 self._finish(None)
                 return
+        if self._tlp_deadline is not None and now >= self._tlp_deadline:
+            self._tlp_deadline = None
+            self._tail_loss_probe(now)
         if self._rto_deadline is not None and now >= self._rto_deadline:
             self._rto_deadline = None
             self._retransmission_timeout(now)
@@ -1516,6 +1534,7 @@ class TcpConnection:
         self._recovery = "loss"
         self._recover = self._nxt
         self._rto_deadline = now + self._rtt.rto
+        self._tlp_deadline = None
         self._retransmit_lost(now)
 
     def _give_up(self, now: float) -> None:
@@ -1526,6 +1545,59 @@ class TcpConnection:
         if self.state in SYNCHRONIZED:
             self._send_control(self._seq(self._nxt), RST | ACK, now)
         self._finish(_timeout_error("TCP retransmission limit reached", self._soft_error))
+
+    def _arm_tlp(self, now: float) -> None:
+        """RFC 8985 §7.2: schedule a tail loss probe (PTO) if one may be sent."""
+        srtt = self._rtt.srtt
+        if (
+            srtt is None
+            or self._recovery is not None
+            or self._tlp_probe_out
+            or not self._sack_ok
+            or not self._layer.config.tail_loss_probe
+            or self._nxt <= self._una
+            or self.state not in _SENDS_DATA
+        ):
+            self._tlp_deadline = None
+            return
+        pto = 2 * srtt
+        if self._nxt - self._una <= self._snd_mss:
+            pto += TLP_DELAYED_ACK_ALLOWANCE
+        deadline = now + max(pto, TLP_MIN_PTO)
+        if self._rto_deadline is not None and deadline >= self._rto_deadline:
+            self._tlp_deadline = None  # the RTO comes first anyway
+            return
+        self._tlp_deadline = deadline
+
+    def _tail_loss_probe(self, now: float) -> None:
+        """RFC 8985 §7.3: send one new segment if the peer's window allows, else resend the
+        last one, so that its ACK (with SACK) lets fast recovery repair the tail."""
+        if self._nxt <= self._una or self._recovery is not None or self.state not in _SENDS_DATA:
+            return
+        self._layer.count("tail_loss_probes")
+        self._tlp_probe_out = True
+        data_end = self._sbuf_start + len(self._sbuf)
+        room = self._una + self._snd_wnd - self._nxt
+        if data_end > self._nxt and room > 0:
+            start = self._nxt
+            size = min(data_end - start, self._snd_mss, room)
+            end = start + size
+            if self._fin_queued and end == data_end:
+                end += 1
+            self._transmit(start, end, now)
+            self._records.append(_Sent(start, end, now))
+            self._nxt = end
+        else:
+            records = self._records
+            for index in range(len(records) - 1, self._head - 1, -1):
+                record = records[index]
+                if not record.sacked:
+                    self._transmit(record.start, record.end, now)
+                    record.retransmitted = True
+                    record.sent_at = now
+                    self._layer.count("segments_retransmitted")
+                    break
+        self._rto_deadline = now + self._rtt.rto  # §7.3: the RTO restarts after a probe
 
     def _arm_persist(self, now: float) -> None:
         """RFC 9293 §3.8.6.1: probe a zero window with backed-off timeouts."""
@@ -1627,6 +1699,7 @@ class TcpConnection:
         self._persist_deadline = None
         self._keepalive_deadline = None
         self._fin_wait_deadline = None
+        self._tlp_deadline = None
         self._time_wait_deadline = now + 2 * self._layer.config.msl
         self._report_closed(None)
         self._layer.mark_dirty(self)
@@ -1636,6 +1709,7 @@ class TcpConnection:
         self._set_state(_S.CLOSED)
         self._rto_deadline = self._delack_deadline = self._persist_deadline = None
         self._keepalive_deadline = self._time_wait_deadline = self._fin_wait_deadline = None
+        self._tlp_deadline = None
         self._ack_now = False
         self._sbuf = bytearray()
         self._records = []

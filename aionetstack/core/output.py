@@ -1,0 +1,22 @@
+"""What the core hands its driver to put on the link."""
+
+from __future__ import annotations
+
+from typing import Final, NamedTuple
+
+__all__ = ["COMPLETE", "OffloadedPacket"]
+
+#: The ``segment_size`` of a packet whose checksums are all computed (``StackCore.send_ip``).
+COMPLETE: Final = -1
+
+
+class OffloadedPacket(NamedTuple):
+    """An IP packet for ``Link.send_offloaded``.
+
+    Its TCP/UDP checksum field holds only the folded pseudo-header sum, for the
+    device to complete (``CHECKSUM_PARTIAL``); a TCP packet longer than the MTU
+    is cut by the device into segments of ``segment_size`` payload bytes (TSO).
+    """
+
+    packet: bytes
+    segment_size: int

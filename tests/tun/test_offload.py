@@ -1,0 +1,52 @@
+"""TUN offloads with the kernel as the peer: partial checksums completed by the kernel."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from aionetstack import Stack, TunLink
+from aionetstack.testing.netns import Namespace
+
+pytestmark = pytest.mark.tun
+
+KERNEL = "198.18.0.1"
+STACK = "198.18.0.2"
+
+
+class Collect(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.received: asyncio.Queue[tuple[bytes, tuple[str, int]]] = asyncio.Queue()
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+        self.received.put_nowait((data, addr))
+
+
+async def test_udp_with_partial_checksums_reaches_kernel_sockets_both_ways(netns: Namespace) -> None:
+    link = TunLink("aionst0", kernel_address=f"{KERNEL}/24", offload=True)
+    assert link.transmit_offload and link.receive_checksums_partial
+    async with Stack(link, address=f"{STACK}/24") as stack:
+        loop = asyncio.get_running_loop()
+        kernel_transport, kernel = await loop.create_datagram_endpoint(
+            Collect, local_addr=(KERNEL, 6000)
+        )
+        transport, ours = await stack.create_datagram_endpoint(Collect, local_addr=(STACK, 6001))
+        payloads = [bytes([n]) * size for n, size in enumerate((1, 100, 1000, 1472))]
+        for payload in payloads:
+            transport.sendto(payload, (KERNEL, 6000))
+        got = [await asyncio.wait_for(kernel.received.get(), 2) for _ in payloads]
+        assert got == [(p, (STACK, 6001)) for p in payloads]
+        for payload in payloads:  # and the kernel's partial checksums are accepted by us
+            kernel_transport.sendto(payload, (STACK, 6001))
+        back = [await asyncio.wait_for(ours.received.get(), 2) for _ in payloads]
+        assert [data for data, _ in back] == payloads
+        kernel_transport.close()
+    with open("/proc/thread-self/net/snmp") as snmp:  # this namespace's counters
+        udp = [line.split() for line in snmp if line.startswith("Udp:")]
+    counters = dict(zip(udp[0][1:], map(int, udp[1][1:]), strict=True))
+    assert counters["InCsumErrors"] == 0
+    assert counters["InDatagrams"] >= len(payloads)
