@@ -174,6 +174,7 @@ class TcpConnection:
         "_persist_backoff",
         "_persist_deadline",
         "_pseudo_sum",
+        "_rack_index",
         "_rack_sent_at",
         "_rbuf",
         "_rbuf_limit",
@@ -273,6 +274,7 @@ class TcpConnection:
         self._highest_sacked = 0
         self._dupacks = 0
         self._rack_sent_at = 0.0
+        self._rack_index = 0
         self._recovery: str | None = None
         self._recover = 0
         self._retries = 0
@@ -889,6 +891,7 @@ class TcpConnection:
             del records[:head]
             self._retx_index = max(self._retx_index - head, 0)
             self._fack_index = max(self._fack_index - head, 0)
+            self._rack_index = max(self._rack_index - head, 0)
             self._head = 0
         # Trim the send buffer (data offsets start at 1; FIN sits after the data).
         data_acked_to = min(ack_off, self._sbuf_start + len(self._sbuf))
@@ -988,6 +991,7 @@ class TcpConnection:
         """Enter fast recovery on DupThresh evidence (RFC 5681 §3.2, RFC 6675 §5)."""
         if self._sack_ok and self._highest_sacked > self._una:
             self._mark_lost_by_sack()
+            self._mark_lost_by_time()
         if self._retrans_bytes:
             self._detect_lost_retransmissions()
         if self._recovery is None and (
@@ -1016,6 +1020,23 @@ class TcpConnection:
                 self._lost_bytes += record.end - record.start
             index += 1
         self._fack_index = index
+
+    def _mark_lost_by_time(self) -> None:
+        """RFC 8985 §6.2 (RACK): an unSACKed segment is lost once a segment sent after it,
+        by more than the reordering window (a quarter of min RTT), has been delivered."""
+        limit = self._rack_sent_at - (self._rtt.min_rtt or 0.0) / 4
+        records = self._records
+        index = max(self._rack_index, self._head)
+        while index < len(records):
+            record = records[index]
+            if not (record.sacked or record.lost):
+                if record.sent_at >= limit:
+                    break
+                record.lost = True
+                self._lost_bytes += record.end - record.start
+                self._retx_index = min(self._retx_index, index)
+            index += 1
+        self._rack_index = index
 
     def _detect_lost_retransmissions(self) -> None:
         """RFC 8985 §6.2 in part: a retransmission is lost once a segment sent after it
@@ -1531,6 +1552,7 @@ class TcpConnection:
         self._dupacks = 0
         self._retx_index = self._head
         self._fack_index = self._head
+        self._rack_index = self._head
         self._recovery = "loss"
         self._recover = self._nxt
         self._rto_deadline = now + self._rtt.rto
