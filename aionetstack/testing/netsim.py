@@ -40,6 +40,7 @@ __all__ = [
     "Network",
     "PathProfile",
     "SimPath",
+    "device_offload",
     "mathis_bound",
     "throughput_row",
     "throughput_table",
@@ -164,6 +165,33 @@ class Host:
     log: list[tuple[float, bytes]] = field(default_factory=list)
 
 
+def device_offload(
+    source: bytes, destination: bytes, segment: bytes, segment_size: int
+) -> list[bytes]:
+    """What a NIC/TUN does with a CHECKSUM_PARTIAL (and TSO) segment: cut it into
+    ``segment_size`` payload pieces (0: don't cut) and complete every checksum."""
+    header_length = (segment[12] >> 4) * 4
+    header, payload = segment[:header_length], segment[header_length:]
+    if segment_size <= 0 or len(payload) <= segment_size:
+        chunks = [payload]
+    else:
+        chunks = [payload[i : i + segment_size] for i in range(0, len(payload), segment_size)]
+    seq = int.from_bytes(header[4:8], "big")
+    flags = header[13]
+    out = []
+    for index, chunk in enumerate(chunks):
+        piece = bytearray(header)
+        piece[4:8] = ((seq + index * segment_size) & 0xFFFFFFFF).to_bytes(4, "big")
+        if index < len(chunks) - 1:
+            piece[13] = flags & ~0x09  # FIN and PSH only on the last piece
+        piece[16:18] = b"\x00\x00"
+        piece += chunk
+        checksum = internet_checksum(piece, pseudo_header_sum(source, destination, 6, len(piece)))
+        piece[16:18] = checksum.to_bytes(2, "big")
+        out.append(bytes(piece))
+    return out
+
+
 class Network:
     """Two hosts joined by a forward (A to B) and a backward (B to A) path."""
 
@@ -178,6 +206,7 @@ class Network:
         mtu: int = 1500,
         record: bool = False,
         addresses: tuple[bytes, bytes] = (ADDRESS_A, ADDRESS_B),
+        tso: int = 0,
     ) -> None:
         self.now = 0.0
         self.seed = seed
@@ -190,16 +219,27 @@ class Network:
         mss = mtu - (40 if len(addresses[0]) == 4 else 60)  # RFC 6691: MTU less IP and TCP headers
         self.a = self._host(addresses[0], config_a, random.Random(f"{seed}-a"), mss)
         self.b = self._host(addresses[1], config_b, random.Random(f"{seed}-b"), mss)
+        if tso:
+            # Both ends send TSO super-segments of up to ``tso`` payload bytes, cut by the "device".
+            for host in (self.a, self.b):
+                host.layer.max_segment_payload = tso
+                host.layer.partial_checksums = True
         self.steps = 0
 
     def _host(self, address: bytes, config: TcpConfig | None, rng: random.Random, mss: int) -> Host:
         events: collections.deque[object] = collections.deque()
         host = Host(address, None, events)  # type: ignore[arg-type]
 
-        def emit(source: bytes, destination: bytes, segment: bytes) -> None:
-            if self.record:
-                host.log.append((self.now, segment))
-            self.paths[destination].submit(source, destination, segment, self.now)
+        def emit(source: bytes, destination: bytes, segment: bytes, segment_size: int = -1) -> None:
+            pieces = (
+                [segment]
+                if segment_size < 0
+                else device_offload(source, destination, segment, segment_size)
+            )
+            for piece in pieces:
+                if self.record:
+                    host.log.append((self.now, piece))
+                self.paths[destination].submit(source, destination, piece, self.now)
 
         host.layer = TcpLayer(
             config or TcpConfig(), rng, emit=emit, events=events, mss_for=lambda _: mss
@@ -297,7 +337,9 @@ class BulkTransfer:
         self.listener = network.b.layer.listen(network.b.address, port)
         network.a.handler = self._client_event
         network.b.handler = self._server_event
-        self.client = network.a.layer.connect(network.a.address, network.b.address, port, network.now)
+        self.client = network.a.layer.connect(
+            network.a.address, network.b.address, port, network.now
+        )
         self.started_at = network.now
         self.finished_at: float | None = None
         self._pump()

@@ -60,6 +60,8 @@ class Emitted:
     destination: bytes
     raw: bytes
     segment: TcpSegment
+    #: What the layer passed as ``segment_size`` (-1: a complete checksum; see StackCore.send_ip).
+    segment_size: int = -1
 
     @property
     def flags(self) -> int:
@@ -109,8 +111,10 @@ class ScriptedPeer:
         self.peer_port = 40000
         self.local_port = 80
 
-    def _emit(self, source: bytes, destination: bytes, raw: bytes) -> None:
-        self.sent.append(parse_emitted(source, destination, raw))
+    def _emit(self, source: bytes, destination: bytes, raw: bytes, segment_size: int = -1) -> None:
+        emitted = parse_emitted(source, destination, raw)
+        emitted.segment_size = segment_size
+        self.sent.append(emitted)
 
     @property
     def now(self) -> float:

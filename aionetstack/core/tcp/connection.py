@@ -1233,8 +1233,13 @@ class TcpConnection:
         self._retx_index = index
 
     def _send_new_data(self, now: float) -> None:
-        """Send new data within min(cwnd, peer window), with Nagle and SWS avoidance."""
+        """Send new data within min(cwnd, peer window), with Nagle and SWS avoidance.
+
+        With TSO (``layer.max_segment_payload``) one segment carries up to that many bytes,
+        a whole number of MSS, for the device to cut.
+        """
         mss = self._snd_mss
+        quantum = max(self._layer.max_segment_payload // mss * mss, mss)
         data_end = self._sbuf_start + len(self._sbuf)
         window_edge = self._una + self._snd_wnd
         cwnd = self._cc.cwnd
@@ -1249,7 +1254,7 @@ class TcpConnection:
             if available > 0:
                 room = window_edge - nxt
                 room = min(room, cwnd_room)
-                size = available if available < mss else mss
+                size = available if available < quantum else quantum
                 if room < size:
                     size = room if room > 0 else 0
                 if size <= 0:
@@ -1414,7 +1419,11 @@ class TcpConnection:
         layer.count("segments_out")
         if flags & RST:
             layer.count("resets_sent")
-        layer.emit(self.local_address, self.remote_address, segment)
+        if layer.partial_checksums:
+            size = self._snd_mss if len(payload) > self._snd_mss else 0
+            layer.emit(self.local_address, self.remote_address, segment, size)
+        else:
+            layer.emit(self.local_address, self.remote_address, segment)
 
     def _sack_options(self, count: int) -> bytes:
         blocks = self._ooo.sack_blocks(count)

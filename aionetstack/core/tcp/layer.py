@@ -117,16 +117,21 @@ class TcpLayer:
         config: TcpConfig,
         rng: RandomSource,
         *,
-        emit: Callable[[bytes, bytes, bytes], None],
+        emit: Callable[..., None],
         events: collections.deque[object],
         ephemeral_ports: tuple[int, int] = (32768, 60999),
         mss_for: Callable[[bytes], int] = lambda remote: 1460,
         partial_checksums: bool = False,
+        max_segment_payload: int = 0,
     ) -> None:
         self.config = config
         #: Emit segments whose checksum field holds only the pseudo-header sum, for a link
         #: that completes checksums (TUN with IFF_VNET_HDR and NEEDS_CSUM; limits.md §3).
-        self.partial_checksums = partial_checksums
+        #: ``emit`` is then called with a fourth argument, ``segment_size``: 0 for a
+        #: segment the device only checksums, the send MSS for a TSO super-segment.
+        self.partial_checksums = partial_checksums or max_segment_payload > 0
+        #: With TSO: the most payload bytes one emitted segment may carry (0: one MSS).
+        self.max_segment_payload = max_segment_payload
         self.emit = emit
         self.events = events
         self.mss_for = mss_for
@@ -529,7 +534,10 @@ class TcpLayer:
         self.count("segments_out")
         if flags & RST:
             self.count("resets_sent")
-        self.emit(source, destination, bytes(header))
+        if self.partial_checksums:
+            self.emit(source, destination, bytes(header), 0)
+        else:
+            self.emit(source, destination, bytes(header))
 
     # ==================================================================================
     # ICMP

@@ -210,3 +210,24 @@ def test_sack_recovery_beats_newreno_without_sack() -> None:
         return network.a.layer.statistics().get("retransmission_timeouts", 0)
 
     assert timeouts(sack=True) < timeouts(sack=False)
+
+
+@pytest.mark.parametrize("loss", [0.0, 0.02])
+def test_tso_super_segments_cut_by_the_device(loss: float) -> None:
+    """With max_segment_payload the sender emits super-segments (partial checksums) that
+    the simulated device cuts into MSS pieces; the transfer stays byte-exact."""
+    profile = PathProfile(delay=0.005, bandwidth=100_000_000, loss=loss, queue_limit=2000)
+    network = Network(profile, seed=31, tso=65_000, record=True)
+    emitted_sizes: list[int] = []
+    inner = network.a.layer.emit
+
+    def spy(source: bytes, destination: bytes, segment: bytes, segment_size: int = -1) -> None:
+        emitted_sizes.append(len(segment))
+        inner(source, destination, segment, segment_size)
+
+    network.a.layer.emit = spy
+    transfer = BulkTransfer(network, 3_000_000, seed=31)
+    network.run(lambda: transfer.done, max_time=1000)
+    assert_exact(transfer, 31)
+    assert max(emitted_sizes) > 4 * 1448  # super-segments left the layer
+    assert max(len(piece) for _, piece in network.a.log) <= 1500 - 20  # the wire saw MSS pieces
