@@ -1238,7 +1238,8 @@ class TcpConnection:
         With TSO (``layer.max_segment_payload``) one segment carries up to that many bytes,
         a whole number of MSS, for the device to cut.
         """
-        mss = self._snd_mss
+        # RFC 6691 §2: SACK blocks we carry come out of the payload (as Linux's current MSS).
+        mss = self._snd_mss - self._sack_option_length()
         quantum = max(self._layer.max_segment_payload // mss * mss, mss)
         data_end = self._sbuf_start + len(self._sbuf)
         window_edge = self._una + self._snd_wnd
@@ -1350,9 +1351,14 @@ class TcpConnection:
             edge = self._rcv_off + (window << self._rcv_wscale)
             self._rcv_adv = max(self._rcv_adv, edge)
         if options is None:
+            blocks = (
+                self._sack_block_budget(len(payload))
+                if self._sack_ok and self._ooo and flags & ACK
+                else 0
+            )
             if self._ts_ok and not flags & RST:
-                if self._sack_ok and self._ooo and flags & ACK:
-                    options = self._ts_and_sack_options(now)
+                if blocks:
+                    options = self._ts_and_sack_options(now, blocks)
                 else:
                     header = _HEADER_WITH_TS.pack(
                         self.local_port,
@@ -1373,8 +1379,8 @@ class TcpConnection:
                     )
                     self._finish_segment(header, payload, flags)
                     return
-            elif self._sack_ok and self._ooo and flags & ACK:
-                options = self._sack_options(4)
+            elif blocks:
+                options = self._sack_options(blocks)
             else:
                 options = b""
         header = (
@@ -1420,7 +1426,9 @@ class TcpConnection:
         if flags & RST:
             layer.count("resets_sent")
         if layer.partial_checksums:
-            size = self._snd_mss if len(payload) > self._snd_mss else 0
+            # A TSO super-segment is cut into pieces that each carry this header's options.
+            extra = len(header) - 20 - (_TS_OPTION_LENGTH if self._ts_ok else 0)
+            size = self._snd_mss - extra if len(payload) > self._snd_mss - extra else 0
             layer.emit(self.local_address, self.remote_address, segment, size)
         else:
             layer.emit(self.local_address, self.remote_address, segment)
@@ -1433,9 +1441,27 @@ class TcpConnection:
             out += _SACK_EDGE.pack((base + start) & _SEQ_MASK, (base + end) & _SEQ_MASK)
         return bytes(out)
 
-    def _ts_and_sack_options(self, now: float) -> bytes:
+    def _ts_and_sack_options(self, now: float, count: int) -> bytes:
         ts = struct.pack("!BBBBII", 1, 1, 8, 10, self._ts_now(now), self._ts_recent)
-        return ts + self._sack_options(3)
+        return ts + self._sack_options(count)
+
+    def _sack_block_budget(self, payload_length: int) -> int:
+        """How many SACK blocks this segment can carry (RFC 2018 §3: 4, or 3 beside TS).
+
+        A segment of at most one MSS must stay within it with the blocks added
+        (RFC 6691 §2: options come out of the payload): fewer blocks, or none, go
+        on a full segment. A TSO super-segment keeps them; the device cuts it smaller.
+        """
+        count = min(self._ooo.range_count, 3 if self._ts_ok else 4)
+        if payload_length and payload_length <= self._snd_mss:
+            count = min(count, max((self._snd_mss - payload_length - 4) // 8, 0))
+        return count
+
+    def _sack_option_length(self) -> int:
+        """Option bytes SACK blocks add to a segment we send now (0 without reordering)."""
+        if not (self._sack_ok and self._ooo):
+            return 0
+        return 4 + 8 * min(self._ooo.range_count, 3 if self._ts_ok else 4)
 
     def _ts_now(self, now: float) -> int:
         """TSval: a 1 ms clock plus the per-connection offset (RFC 7323 §5.4)."""

@@ -39,6 +39,11 @@ class Reassembly:
         return bool(self._ranges)
 
     @property
+    def range_count(self) -> int:
+        """Number of disjoint ranges held (each one a potential SACK block)."""
+        return len(self._ranges)
+
+    @property
     def highest_end(self) -> int | None:
         """The end of the last range, or None when empty."""
         return self._ranges[-1].end if self._ranges else None

@@ -705,3 +705,29 @@ def test_receiver_sws_no_tiny_window_updates() -> None:
     connection.receive(2000)
     (update,) = peer.take()
     assert update.segment.window >= 2048
+
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_data_segments_with_sack_blocks_stay_within_the_mss(timestamps: bool) -> None:
+    """RFC 6691 §2: SACK blocks on data segments come out of the payload, never beyond the MTU."""
+    peer = ScriptedPeer()
+    ts = (100, 0) if timestamps else None
+    options = build_options(mss=1460, sack_permitted=True, timestamp=ts)
+    connection, iss = peer.passive_open(peer_isn=PEER_ISN, options=options)
+    data_options = build_options(timestamp=(200, 0)) if timestamps else b""
+    for hole in range(3):  # three separate out-of-order ranges: three SACK blocks
+        peer.inject(seq=PEER_ISN + 1 + 1000 * (2 * hole + 1), ack=iss + 1, payload=b"o" * 100,
+                    options=data_options)  # fmt: skip
+    connection.send(b"p" * 20_000)
+    sent = peer.take()
+    assert len(sent) >= 10
+    for emitted in sent:
+        assert len(emitted.raw) <= 1460 + 20, emitted
+        assert emitted.segment.options.sack_blocks  # they still carry SACK information
+    total = sum(len(e.payload) for e in sent)
+    assert 10 * 1300 < total <= 20_000
+    assert all(e.payload == b"p" * len(e.payload) for e in sent)
+    # A retransmitted full-size segment drops blocks rather than exceed the MSS.
+    peer.advance(5)
+    for emitted in peer.take() + peer.sent:
+        assert len(emitted.raw) <= 1460 + 20
