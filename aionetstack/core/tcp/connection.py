@@ -27,6 +27,7 @@ from ...wire.tcp import (
     PSH,
     RST,
     SYN,
+    URG,
     TcpOptions,
     build_options,
     seq_diff,
@@ -62,6 +63,8 @@ TLP_MIN_PTO: Final = 0.01
 #: Bytes of option space: 12 for NOP NOP TS; SACK adds 2 + 8 per block after NOP NOP.
 _TS_OPTION_LENGTH: Final = 12
 
+#: Header prediction looks at segments whose only control bit among these is ACK.
+_PREDICTION_MASK: Final = FIN | SYN | RST | ACK | URG
 _HEADER_WITH_TS: Final = struct.Struct("!HHIIBBHHHBBBBII")
 _TS_OFFSET_BYTE: Final = (32 // 4) << 4
 _PLAIN_OFFSET_BYTE: Final = (20 // 4) << 4
@@ -599,6 +602,13 @@ class TcpConnection:
         """Process one segment. Returns True when a TIME-WAIT connection should be
         replaced by a new one for this SYN (RFC 9293 §3.10.7.4, RFC 6191)."""
         state = self.state
+        if (
+            state is _S.ESTABLISHED
+            and flags & _PREDICTION_MASK == ACK
+            and seq == self._rcv_nxt
+            and self._predicted_segment(ack, window, options, payload, now)
+        ):
+            return False
         if state is _S.SYN_SENT:
             self._syn_sent_arrives(seq, ack, flags, window, options, payload, now)
             return False
@@ -709,6 +719,54 @@ class TcpConnection:
                 self._ack_now = True  # CLOSE-WAIT, CLOSING, LAST-ACK: ignore text, re-ACK.
                 self._layer.mark_dirty(self)
         return False
+
+    def _predicted_segment(
+        self, ack: int, window: int, options: TcpOptions | None, payload: memoryview, now: float
+    ) -> bool:
+        """Header prediction (Jacobson 1990; RFC 9293 §3.10.7.4 in its commonest case): an
+        in-order data segment that acknowledges nothing new and changes no window, in
+        ESTABLISHED, without SACK, PAWS or window trimming to consider. Returns False
+        (having changed nothing) whenever the full processing is needed."""
+        length = len(payload)
+        if (
+            not length
+            or self._ooo
+            or self._orphan
+            or self._fin_offset is not None
+            or ack != (self._iss + self._una) & _SEQ_MASK
+            or (window << self._snd_wscale) != self._snd_wnd
+            or self._rcv_off + length > self._rcv_adv
+        ):
+            return False
+        if self._ts_ok:
+            if options is None or options.timestamp is None or options.sack_blocks:
+                return False
+            tsval = options.timestamp[0]
+            if ((tsval - self._ts_recent) & _SEQ_MASK) >= _SEQ_HALF:
+                return False  # PAWS has to look at it
+            self._ts_recent = tsval  # RFC 7323 §4.3: in order, so it is the one to echo
+            self._ts_recent_time = now
+        elif options is not None:
+            return False
+        self._last_received = now
+        self._keepalive_probes = 0
+        self._snd_wl1 = self._rcv_nxt  # RFC 9293 §3.10.7.4: window from the newest segment
+        self._snd_wl2 = ack
+        self._rbuf += payload
+        self._rcv_off += length
+        self._rcv_nxt = (self._rcv_nxt + length) & _SEQ_MASK
+        pending = self._bytes_since_ack + length
+        self._bytes_since_ack = pending
+        if pending >= 2 * self._rcv_mss:
+            self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
+        elif self._delack_deadline is None:
+            self._delack_deadline = now + self._layer.config.delayed_ack_timeout
+        layer = self._layer
+        if not self._readable_pending:
+            self._readable_pending = True
+            layer.events.append(TcpReadable(self))
+        layer.mark_dirty(self)
+        return True
 
     @staticmethod
     def _acceptable(offset: int, seg_len: int, wnd: int) -> bool:
