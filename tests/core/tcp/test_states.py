@@ -731,3 +731,30 @@ def test_data_segments_with_sack_blocks_stay_within_the_mss(timestamps: bool) ->
     peer.advance(5)
     for emitted in peer.take() + peer.sent:
         assert len(emitted.raw) <= 1460 + 20
+
+
+def test_zero_window_probes_back_off_exactly_and_window_reopens() -> None:
+    """RFC 9293 §3.8.6.1: probe a zero window, doubling the interval, never giving up while
+    the peer answers; a window update restarts the flow."""
+    peer = ScriptedPeer()
+    connection, iss = peer.passive_open(peer_isn=PEER_ISN, window=0)
+    connection.send(b"q" * 3000)
+    assert peer.take() == []  # nothing fits in a zero window
+    start = peer.now
+    probe_times = []
+    for _ in range(5):
+        deadline = peer.layer.get_timer()
+        assert deadline is not None
+        peer.clock.advance_to(deadline)
+        peer.layer.handle_timer(deadline)
+        (probe,) = peer.take()
+        assert probe.seq == iss and probe.payload == b""  # SND.UNA - 1, no data
+        probe_times.append(round(peer.now - start, 6))
+        # The peer answers each probe, still with a zero window.
+        assert peer.inject(seq=PEER_ISN + 1, ack=iss + 1, window=0) == []
+    assert probe_times == [1.0, 3.0, 7.0, 15.0, 31.0]
+    assert connection.state is TcpState.ESTABLISHED
+    sent = peer.inject(seq=PEER_ISN + 1, ack=iss + 1, window=65535)
+    assert [len(s.payload) for s in sent] == [1460, 1460]  # Nagle holds the 80-byte tail
+    (tail,) = peer.inject(seq=PEER_ISN + 1, ack=iss + 1 + 2920, window=65535)
+    assert tail.payload == b"q" * 80
