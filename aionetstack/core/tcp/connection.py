@@ -176,6 +176,8 @@ class TcpConnection:
         "_orphan",
         "_persist_backoff",
         "_persist_deadline",
+        "_prr_delivered",
+        "_prr_out",
         "_pseudo_sum",
         "_rack_index",
         "_rack_sent_at",
@@ -189,6 +191,7 @@ class TcpConnection:
         "_readable_pending",
         "_records",
         "_recover",
+        "_recover_fs",
         "_recovery",
         "_reno_sacked",
         "_retrans_bytes",
@@ -279,6 +282,9 @@ class TcpConnection:
         self._rack_sent_at = 0.0
         self._rack_index = 0
         self._recovery: str | None = None
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._recover_fs = 1
         self._recover = 0
         self._retries = 0
         self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
@@ -888,6 +894,7 @@ class TcpConnection:
         self._keepalive_probes = 0
         sack_blocks = options.sack_blocks if options is not None and self._sack_ok else ()
         old_wnd = self._snd_wnd
+        delivered_before = una + self._sacked_bytes + self._reno_sacked
         # RFC 9293 §3.10.7.4: update the send window from newer segments only.
         if seq_diff(seq, self._snd_wl1) > 0 or (
             seq == self._snd_wl1 and seq_diff(ack, self._snd_wl2) >= 0
@@ -909,6 +916,9 @@ class TcpConnection:
             self._process_sack(sack_blocks)
         if self._nxt > self._una:
             self._detect_loss(now)
+        if self._recovery == "fast":
+            delivered = self._una + self._sacked_bytes + self._reno_sacked - delivered_before
+            self._proportional_rate_reduction(delivered)
         if self._snd_wnd and self._persist_deadline is not None:
             self._persist_deadline = None
             self._persist_backoff = 0
@@ -970,6 +980,8 @@ class TcpConnection:
         # Congestion control.
         if self._recovery is not None and ack_off >= self._recover:
             if self._recovery == "fast":
+                # RFC 6937 §3 / RFC 6675 §5: recovery ends with cwnd = ssthresh.
+                self._cc.cwnd = max(self._cc.ssthresh, self._snd_mss)
                 self._cc.on_recovery_end(now)
             self._recovery = None
         if self._recovery is None or self._recovery == "loss":
@@ -1059,9 +1071,29 @@ class TcpConnection:
             self._tlp_deadline = None
             self._recovery = "fast"
             self._recover = self._nxt
+            # RFC 6937 §3: PRR state at the start of recovery.
+            self._prr_delivered = 0
+            self._prr_out = 0
+            self._recover_fs = max(self._flight_size(), 1)
             self._cc.on_congestion(self._flight_size(), now)
             if self._lost_bytes <= self._retrans_bytes:
                 self._mark_head_lost()
+
+    def _proportional_rate_reduction(self, delivered: int) -> None:
+        """RFC 6937 §3 (PRR-SSRB): on each ACK in fast recovery, let cwnd = pipe + sndcnt,
+        so the window comes down to ssthresh smoothly instead of in one silent step."""
+        cc = self._cc
+        self._prr_delivered += max(delivered, 0)
+        pipe = self._flight()
+        ssthresh = cc.ssthresh
+        if pipe > ssthresh:
+            # Proportional part: ceil(prr_delivered * ssthresh / RecoverFS) - prr_out.
+            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
+        else:
+            # Slow-start reduction bound: catch up to ssthresh, at most MSS beyond delivery.
+            limit = max(self._prr_delivered - self._prr_out, delivered) + self._snd_mss
+            sndcnt = min(ssthresh - pipe, limit)
+        cc.cwnd = pipe + max(sndcnt, 0)
 
     def _mark_lost_by_sack(self) -> None:
         """RFC 6675 §4 IsLost(), in its byte form: a hole is lost once more than
@@ -1354,6 +1386,8 @@ class TcpConnection:
         if start == 0:
             self._send_syn(now)
             return
+        if self._recovery == "fast":
+            self._prr_out += end - start
         data_end = self._sbuf_start + len(self._sbuf)
         flags = ACK
         if end > data_end:

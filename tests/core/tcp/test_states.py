@@ -758,3 +758,29 @@ def test_zero_window_probes_back_off_exactly_and_window_reopens() -> None:
     assert [len(s.payload) for s in sent] == [1460, 1460]  # Nagle holds the 80-byte tail
     (tail,) = peer.inject(seq=PEER_ISN + 1, ack=iss + 1 + 2920, window=65535)
     assert tail.payload == b"q" * 80
+
+
+def test_fast_recovery_with_prr_spreads_sending_over_the_acks() -> None:
+    """RFC 6675 + RFC 6937: the first segment is lost; SACKs for the others start fast
+    recovery (retransmitting it), then PRR sends new data in proportion to what is delivered."""
+    peer = ScriptedPeer(TcpConfig(congestion_control="newreno"))
+    options = build_options(mss=1460, sack_permitted=True)
+    connection, iss = peer.passive_open(peer_isn=PEER_ISN, options=options)
+    connection._cc.cwnd = 20 * 1460
+    connection.send(b"r" * 60 * 1460)
+    first = peer.take()
+    assert len(first) == 20
+    base = iss + 1
+    sends_per_ack = []
+    for index in range(1, 20):  # segment 0 is lost; SACK 1..index
+        sack = build_options(sack_blocks=[(base + 1460, base + 1460 * (index + 1))])
+        sent = peer.inject(seq=PEER_ISN + 1, ack=base, options=sack)
+        sends_per_ack.append(sent)
+    retransmissions = [s for batch in sends_per_ack for s in batch if s.seq == base]
+    assert len(retransmissions) == 1  # fast retransmit of the hole, once
+    new_data = [s for batch in sends_per_ack for s in batch if s.seq != base]
+    # NewReno halves: about one new segment per two delivered, spread over the ACKs.
+    assert 5 <= len(new_data) <= 10, len(new_data)
+    acks_that_sent = sum(1 for batch in sends_per_ack[3:] if batch)
+    assert acks_that_sent >= 5
+    assert peer.layer.statistics()["fast_retransmits"] == 1
