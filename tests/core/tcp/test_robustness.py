@@ -98,3 +98,59 @@ def test_out_of_order_flood_is_bounded() -> None:
         peer.inject(seq=PEER_ISN + 1 + 1000 + index * 200, ack=iss + 1, payload=b"z" * 100)
     assert connection._ooo.bytes_held <= 8192
     assert peer.layer.statistics()["drops_out_of_order_queue_full"] > 0
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.integers(0, 10_000),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["send", "read", "shutdown", "close", "abort", "wait"]),
+            st.sampled_from(["client", "server"]),
+            st.integers(0, 30_000),
+        ),
+        max_size=12,
+    ),
+)
+def test_every_connection_ends_exactly_once(seed: int, actions: list[tuple[str, str, int]]) -> None:
+    """Random app behaviour on both ends over a lossy path: each connection reports
+    TcpClosed exactly once, and once both apps close and time passes, no state is left."""
+    from aionetstack.core.tcp import TcpClosed
+    from aionetstack.testing.netsim import PathProfile
+    from aionetstack.testing.tcp_pair import TcpPair
+
+    config = TcpConfig(msl=1.0, fin_wait_2_timeout=5.0, data_retries=6, syn_retries=3)
+    pair = TcpPair(config, config, seed=seed)
+    pair.network.paths[pair.b.address].profile = PathProfile(delay=0.005, loss=0.1, reorder=0.1)
+    pair.network.paths[pair.a.address].profile = PathProfile(delay=0.005, loss=0.1)
+    client, server = pair.open()
+    ends = {"client": client, "server": server}
+    for action, side, amount in actions:
+        connection = ends[side]
+        try:
+            if action == "send":
+                connection.send(bytes(amount))
+            elif action == "read":
+                connection.receive(amount)
+            elif action == "shutdown":
+                connection.shutdown_write()
+            elif action == "close":
+                connection.close()
+            elif action == "abort":
+                connection.abort()
+        except BrokenPipeError:
+            pass
+        pair.run_for(0.05 if action != "wait" else amount / 1000)
+    for connection in (client, server):
+        connection.receive()
+        connection.close()
+    pair.run_for(600)
+    for events, connection in ((pair.events_a, client), (pair.events_b, server)):
+        ends_reported = [
+            e for e in events if isinstance(e, TcpClosed) and e.connection is connection
+        ]
+        assert len(ends_reported) == 1, (seed, actions)
+        assert connection.state.name == "CLOSED"
+    assert pair.a.layer.statistics()["connections_current"] == 0
+    assert pair.b.layer.statistics()["connections_current"] == 0
+    assert pair.a.layer.get_timer() is None or pair.a.layer.connections == []
