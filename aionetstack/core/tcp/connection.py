@@ -1165,8 +1165,13 @@ class TcpConnection:
         return self._nxt - self._una
 
     def _flight(self) -> int:
-        """RFC 6675 §4 pipe: outstanding minus SACKed and lost, plus retransmitted."""
-        return (
+        """RFC 6675 §4 pipe: outstanding minus SACKed and lost, plus retransmitted.
+
+        Without SACK, each duplicate ACK stands for one segment that left the network
+        (``_reno_sacked``, as Linux's Reno emulation); that estimate can overlap the lost
+        head, so the result is clamped at zero.
+        """
+        pipe = (
             self._nxt
             - self._una
             - self._sacked_bytes
@@ -1174,6 +1179,7 @@ class TcpConnection:
             - self._lost_bytes
             + self._retrans_bytes
         )
+        return pipe if pipe > 0 else 0
 
     def _after_ack_state_changes(self, now: float) -> None:
         """FIN acknowledged: FIN-WAIT-1/CLOSING/LAST-ACK transitions (RFC 9293 §3.10.7.4 fifth)."""
