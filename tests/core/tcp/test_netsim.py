@@ -152,8 +152,11 @@ def test_throughput_is_sane() -> None:
         assert row["ok"]
         assert 0 < row["capacity_fraction"] <= 1
         if row["mathis_fraction"] is not None:
-            # Within a factor of two of the Mathis model (TCP "friendliness" sanity check).
-            assert 0.5 <= row["mathis_fraction"] <= 2.0, row
+            # NewReno within a factor of two of the Mathis model (a Reno model); CUBIC is
+            # allowed to beat it (RFC 9438 §5: more aggressive at large BDP) but not lag it.
+            assert row["mathis_fraction"] >= 0.5, row
+            if row["congestion_control"] == "newreno":
+                assert row["mathis_fraction"] <= 2.0, row
 
 
 IPV6_A = bytes.fromhex("20010db8000000000000000000000001")

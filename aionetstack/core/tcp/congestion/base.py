@@ -50,11 +50,14 @@ class CongestionControl:
         self.cwnd = initial_window(mss)
 
     def slow_start(self, acked: int) -> int:
-        """RFC 5681 §3.1 (with RFC 3465 L=2): grow by the bytes ACKed, at most 2*MSS per ACK.
+        """RFC 5681 §3.1 slow start with byte counting (RFC 3465): grow by the bytes ACKed.
 
+        Like Linux (and unlike RFC 3465's L = 2*SMSS cap), a stretch ACK counts in full:
+        receivers that coalesce ACKs per batch or GRO super-segment (this stack's included)
+        would otherwise turn slow start's doubling into linear growth.
         Returns the acked bytes left over once cwnd reaches ssthresh.
         """
-        growth = min(acked, 2 * self.mss, self.ssthresh - self.cwnd)
+        growth = min(acked, self.ssthresh - self.cwnd)
         self.cwnd += growth
         return acked - growth if self.cwnd >= self.ssthresh else 0
 
