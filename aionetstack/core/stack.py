@@ -240,7 +240,7 @@ class StackCore:
         self._identification = identification = (self._identification + 1) & 0xFFFF
         header = ipv4.simple_ipv4_header(
             source, destination, protocol, len(payload),
-            self._default_ttl if ttl is None else ttl, identification,
+            ttl=self._default_ttl if ttl is None else ttl, identification=identification,
         )  # fmt: skip
         packet = b"".join((header, payload))
         self._outbox.append(

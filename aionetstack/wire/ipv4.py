@@ -22,8 +22,8 @@ __all__ = [
     "IPv4Header",
     "build_ipv4",
     "build_ipv4_header",
-    "simple_ipv4_header",
     "parse_ipv4",
+    "simple_ipv4_header",
 ]
 
 #: Protocol numbers (IANA "Assigned Internet Protocol Numbers").
@@ -149,6 +149,7 @@ def simple_ipv4_header(
     destination: bytes,
     protocol: int,
     payload_length: int,
+    *,
     ttl: int,
     identification: int,
 ) -> bytes:

@@ -219,7 +219,7 @@ def test_bad_addresses_raise_value_error(bad: str) -> None:
 
 def test_oversized_send_is_refused() -> None:
     core = make_core(mtu=576)
-    with pytest.raises(ValueError, match="MTU"):
+    with pytest.raises(ValueError, match="exceeds the link's limit of 576"):
         core.send_echo_request(PEER, 1, 1, bytes(600))
 
 

@@ -26,7 +26,9 @@ class Collect(asyncio.DatagramProtocol):
         self.received.put_nowait((data, addr))
 
 
-async def test_udp_with_partial_checksums_reaches_kernel_sockets_both_ways(netns: Namespace) -> None:
+async def test_udp_with_partial_checksums_reaches_kernel_sockets_both_ways(
+    netns: Namespace,
+) -> None:
     link = TunLink("aionst0", kernel_address=f"{KERNEL}/24", offload=True)
     assert link.transmit_offload and link.receive_checksums_partial
     async with Stack(link, address=f"{STACK}/24") as stack:
