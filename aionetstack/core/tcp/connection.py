@@ -697,13 +697,15 @@ class TcpConnection:
             self._una = 1
             self._sbuf_start = 1
             self._rto_deadline = None
+            if options is not None and options.timestamp is not None and self._ts_ok:
+                self._rtt_sample_ts(options.timestamp[1], now)
+            elif self._retries == 0:
+                self._rtt.sample(now - self._syn_time)  # Karn: only an unretransmitted SYN-ACK
             self._retries = 0
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)
             self._set_state(_S.FIN_WAIT_1 if self._fin_queued else _S.ESTABLISHED)
-            if options is not None and options.timestamp is not None and self._ts_ok:
-                self._rtt_sample_ts(options.timestamp[1], now)
             if self.listener is None:
                 self._report_connected()
             state = self.state
@@ -1868,7 +1870,9 @@ class TcpConnection:
         self._ack_now = False
         self._sbuf = bytearray()
         self._records = []
-        self._head = 0
+        self._head = self._retx_index = self._fack_index = self._rack_index = 0
+        self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
+        self._nxt = self._una  # nothing is outstanding any more
         self._report_closed(error)
         self._layer.forget(self)
 

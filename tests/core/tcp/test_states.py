@@ -507,8 +507,12 @@ def test_half_close_keeps_receiving() -> None:
 def test_fin_wait_1_fin_retransmitted_with_backoff() -> None:
     peer = ScriptedPeer()
     _connection, iss = fin_wait_1(peer)
-    (again,) = peer.advance(1.0)
-    assert again.flags & FIN and again.seq == iss + 1
+    times = []
+    for _ in range(3):
+        (again,) = peer.advance(peer.layer.get_timer() - peer.now)  # type: ignore[operator]
+        assert again.flags & FIN and again.seq == iss + 1
+        times.append(round(peer.now - 1000.0, 6))
+    assert times == [0.2, 0.6, 1.4]  # RFC 6298 §5.5 doubling from the 200 ms minimum
 
 
 def test_orphan_fin_wait_2_times_out() -> None:
@@ -752,7 +756,8 @@ def test_zero_window_probes_back_off_exactly_and_window_reopens() -> None:
         probe_times.append(round(peer.now - start, 6))
         # The peer answers each probe, still with a zero window.
         assert peer.inject(seq=PEER_ISN + 1, ack=iss + 1, window=0) == []
-    assert probe_times == [1.0, 3.0, 7.0, 15.0, 31.0]
+    # The handshake gave an RTT sample, so the base is the 200 ms minimum RTO; then doubling.
+    assert probe_times == [0.2, 0.6, 1.4, 3.0, 6.2]
     assert connection.state is TcpState.ESTABLISHED
     sent = peer.inject(seq=PEER_ISN + 1, ack=iss + 1, window=65535)
     assert [len(s.payload) for s in sent] == [1460, 1460]  # Nagle holds the 80-byte tail
