@@ -72,14 +72,6 @@ async def test_bulk_transfer_both_ways_is_byte_exact(seed: int) -> None:
         await exchange(near, far, 9000, simultaneous=False, seed=seed)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core TCP bug: a full-MSS data segment that also carries SACK blocks exceeds the "
-    "MTU by the SACK option length (TcpConnection._transmit/_emit size payload by snd_mss, "
-    "which only allows for the timestamp option); StackCore.send_ip raises "
-    "ValueError('packet of 1512 bytes exceeds the MTU of 1500') out of the driver and the "
-    "connection stalls. Needs data flowing both ways while one direction has a hole.",
-)
 async def test_simultaneous_bulk_transfer_both_ways() -> None:
     async with impaired_stacks(SEEDS[0]) as (near, far):
         await exchange(near, far, 9003, simultaneous=True, seed=SEEDS[0], wait=3.0)

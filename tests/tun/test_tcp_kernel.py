@@ -34,6 +34,23 @@ async def stack(netns: Namespace) -> AsyncIterator[Stack]:
         yield s
 
 
+#: The kernel counters a clean run must leave unchanged, and the one it may not:
+#: a tail-loss probe (RFC 8985 §7) fires when an ACK is later than 2*SRTT + 2 ms,
+#: which over a TUN only means the stack's process was not scheduled in time
+#: (seen under CI load); it is counted in TcpRetransSegs without any loss.
+CLEAN = ("TcpRetransSegs", "TcpOutRsts", "TcpEstabResets", "TcpExtTCPLossProbes")
+
+
+def assert_clean(before: dict[str, int], after: dict[str, int]) -> None:
+    """No retransmission but tail-loss probes, no reset."""
+    delta = {name: after[name] - before[name] for name in CLEAN}
+    probes = delta.pop("TcpExtTCPLossProbes")
+    # A probe sends new data when it can (then it is no retransmission at all).
+    delta["TcpRetransSegs"] = max(0, delta["TcpRetransSegs"] - probes)
+    assert delta == dict.fromkeys(delta, 0), f"kernel counters moved: {delta} (+{probes} TLP)"
+    assert probes <= 3, f"{probes} tail-loss probes: the stack's ACKs are late"
+
+
 def kernel_counters(*names: str) -> dict[str, int]:
     """The namespace's kernel TCP counters (``nstat -az``)."""
     output = subprocess.run(
@@ -67,12 +84,11 @@ async def echo_handler(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 async def test_kernel_client_echoes_100_megabytes_byte_exact(stack: Stack) -> None:
     server = await stack.start_server(echo_handler, None, 7)
-    before = kernel_counters("TcpRetransSegs", "TcpOutRsts", "TcpEstabResets")
+    before = kernel_counters(*CLEAN)
     sent, received, count = (await run_peer("echo-client", STACK, "7", "100", "1")).split()
     assert int(count) == 100 * 1024 * 1024
     assert sent == received
-    after = kernel_counters("TcpRetransSegs", "TcpOutRsts", "TcpEstabResets")
-    assert after == before, "a clean run must not retransmit or reset"
+    assert_clean(before, kernel_counters(*CLEAN))
     server.close()
 
 
@@ -129,11 +145,10 @@ async def upper_line(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 @pytest.mark.parametrize(("count", "concurrency"), [(1000, 1), (200, 200)])
 async def test_many_kernel_connections_complete(stack: Stack, count: int, concurrency: int) -> None:
     server = await stack.start_server(upper_line, None, 9000, backlog=256)
-    before = kernel_counters("TcpOutRsts", "TcpEstabResets", "TcpRetransSegs")
+    before = kernel_counters(*CLEAN)
     done = await run_peer("connect-many", STACK, "9000", str(count), str(concurrency))
     assert int(done) == count
-    after = kernel_counters("TcpOutRsts", "TcpEstabResets", "TcpRetransSegs")
-    assert after == before
+    assert_clean(before, kernel_counters(*CLEAN))
     server.close()
 
 
