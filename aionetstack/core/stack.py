@@ -92,6 +92,7 @@ class StackCore:
         self.tcp = TcpLayer(
             self.config.tcp, rng, emit=self.emit_transport(ipv4.PROTO_TCP), events=self._events,
             ephemeral_ports=self.config.ephemeral_ports, mss_for=self._mss_for,
+            partial_checksums=transmit_offload, max_segment_payload=self._tso_payload(),
         )  # fmt: skip
         self.register_transport(
             ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self.tcp.icmp_error,
@@ -295,6 +296,15 @@ class StackCore:
         self.icmp_stats["errors_sent"] += 1
 
     # -- TCP --------------------------------------------------------------------
+
+    def _tso_payload(self) -> int:
+        """Most TCP payload per super-segment the link cuts for us (0: no TSO).
+
+        Leaves room for the largest IPv4 and TCP headers (RFC 791 §3.1, RFC 9293 §3.1).
+        """
+        if self.max_packet_size <= self.mtu:
+            return 0
+        return self.max_packet_size - ipv4.IPV4_HEADER_LENGTH - 60
 
     def _mss_for(self, remote: bytes) -> int:
         """MSS to advertise towards ``remote``: the MTU less IP and TCP headers (RFC 6691)."""

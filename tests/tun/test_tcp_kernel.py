@@ -28,9 +28,11 @@ STACK = "198.18.0.2"
 PEER_SCRIPT = Path(__file__).with_name("kernel_peer.py")
 
 
-@pytest.fixture
-async def stack(netns: Namespace) -> AsyncIterator[Stack]:
-    async with Stack(TunLink("aionst0", kernel_address=f"{KERNEL}/24"), address=f"{STACK}/24") as s:
+@pytest.fixture(params=[False, True], ids=["plain", "offload"])
+async def stack(netns: Namespace, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    """The stack on a TUN, without offloads and with them (partial checksums, TSO/GRO)."""
+    link = TunLink("aionst0", kernel_address=f"{KERNEL}/24", offload=request.param)
+    async with Stack(link, address=f"{STACK}/24") as s:
         yield s
 
 
