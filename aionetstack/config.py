@@ -86,6 +86,9 @@ class TcpConfig:
     #: Tail loss probes (RFC 8985 §7): probe 2*SRTT after the last send instead of waiting
     #: for the RTO, so a lost tail is repaired by fast recovery. Needs SACK.
     tail_loss_probe: bool = True
+    #: Leave slow start when the RTT starts to grow (HyStart++, RFC 9406 §4.2, delay
+    #: increase only), instead of overflowing the bottleneck queue.
+    hystart: bool = True
     #: Listener bounds: half-open connections per listener before SYN cookies.
     syn_queue_limit: int = 256
     #: Answer SYNs beyond ``syn_queue_limit`` with SYN cookies (RFC 4987 §3.6); False drops them.

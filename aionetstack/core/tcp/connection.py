@@ -56,6 +56,11 @@ DUP_THRESH: Final = 3
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
 #: Timestamp clock: 1 ms ticks (RFC 7323 §5.4 allows 1 ms .. 1 s).
 TS_HZ: Final = 1000
+#: RFC 9406 §4.3: N_RTT_SAMPLE, MIN/MAX_RTT_THRESH (s), LOW_SSTHRESH (segments).
+HYSTART_RTT_SAMPLES: Final = 8
+HYSTART_MIN_RTT_THRESH: Final = 0.004
+HYSTART_MAX_RTT_THRESH: Final = 0.016
+HYSTART_LOW_SSTHRESH: Final = 16
 #: RFC 8985 §7.2: worst-case delayed-ACK time added to the PTO when one segment is in flight.
 TLP_DELAYED_ACK_ALLOWANCE: Final = 0.2
 #: A floor on the PTO (Linux uses two jiffies, 10 ms at HZ=200 .. 2 ms at HZ=1000).
@@ -161,6 +166,10 @@ class TcpConnection:
         "_fin_wait_deadline",
         "_head",
         "_highest_sacked",
+        "_hs_last_round_min",
+        "_hs_round_end",
+        "_hs_round_min",
+        "_hs_samples",
         "_irs",
         "_iss",
         "_keepalive",
@@ -280,6 +289,10 @@ class TcpConnection:
         self._highest_sacked = 0
         self._dupacks = 0
         self._rack_sent_at = 0.0
+        self._hs_round_end = 0
+        self._hs_round_min = float("inf")
+        self._hs_last_round_min = float("inf")
+        self._hs_samples = 0
         self._rack_index = 0
         self._recovery: str | None = None
         self._prr_delivered = 0
@@ -467,6 +480,7 @@ class TcpConnection:
         self.shutdown_write()
         if self.state is _S.FIN_WAIT_2:
             self._fin_wait_deadline = self._layer.now + self._layer.config.fin_wait_2_timeout
+            self._layer.reschedule(self)
 
     def abort(self) -> None:
         """Reset the connection now (RST when synchronized) and report ConnectionAbortedError."""
@@ -974,11 +988,18 @@ class TcpConnection:
             self._reno_sacked = max(self._reno_sacked - acked, 0)
         self._retries = 0
         # RTT: timestamps (RFC 7323 §4.2) or Karn's rule (RFC 6298 §3).
+        samples_before = self._rtt.samples
         if self._ts_ok and options is not None and options.timestamp is not None:
             self._rtt_sample_ts(options.timestamp[1], now, since_last_send)
         elif rtt_sample is not None:
             self._rtt.sample(rtt_sample)
         self._rtt.reset_backoff()
+        if (
+            self._rtt.samples != samples_before
+            and self._cc.in_slow_start
+            and self._recovery is None
+        ):
+            self._hystart(ack_off)
         # Congestion control.
         if self._recovery is not None and ack_off >= self._recover:
             if self._recovery == "fast":
@@ -1000,6 +1021,31 @@ class TcpConnection:
             self._want_writable = False
             if self.state in _APP_CAN_SEND and not self._fin_queued:
                 self._layer.events.append(TcpWritable(self))
+
+    def _hystart(self, ack_off: int) -> None:
+        """HyStart++ delay increase (RFC 9406 §4.2): per round trip, compare the smallest
+        RTT of this round with the last; a rise of eta ends slow start (ssthresh = cwnd)."""
+        if not self._layer.config.hystart:
+            return
+        sample = self._rtt.latest_rtt
+        assert sample is not None
+        if ack_off >= self._hs_round_end:  # a new round begins
+            self._hs_last_round_min = self._hs_round_min
+            self._hs_round_min = float("inf")
+            self._hs_samples = 0
+            self._hs_round_end = self._nxt
+        self._hs_round_min = min(self._hs_round_min, sample)
+        self._hs_samples += 1
+        last = self._hs_last_round_min
+        if (
+            self._hs_samples >= HYSTART_RTT_SAMPLES
+            and last != float("inf")
+            and self._cc.cwnd >= HYSTART_LOW_SSTHRESH * self._snd_mss
+        ):
+            eta = min(max(last / 8, HYSTART_MIN_RTT_THRESH), HYSTART_MAX_RTT_THRESH)
+            if self._hs_round_min >= last + eta:
+                self._layer.count("hystart_exits")
+                self._cc.ssthresh = self._cc.cwnd
 
     def _forget(self, record: _Sent) -> None:
         """Remove a cumulatively ACKed record's share from the pipe counters."""

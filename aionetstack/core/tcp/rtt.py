@@ -29,6 +29,7 @@ class RttEstimator:
         "min_rtt",
         "rto_base",
         "rttvar",
+        "samples",
         "srtt",
     )
 
@@ -42,6 +43,8 @@ class RttEstimator:
         self.max_rto = max_rto
         #: Number of back-offs applied since the last new ACK (RFC 6298 §5.5).
         self.backoff = 0
+        #: Samples taken so far.
+        self.samples = 0
 
     @property
     def rto(self) -> float:
@@ -51,6 +54,7 @@ class RttEstimator:
     def sample(self, rtt: float) -> None:
         """Feed one RTT measurement (RFC 6298 §2.2 / §2.3)."""
         rtt = max(rtt, 0.0)
+        self.samples += 1
         self.latest_rtt = rtt
         if self.min_rtt is None or rtt < self.min_rtt:
             self.min_rtt = rtt

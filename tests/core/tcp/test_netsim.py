@@ -234,3 +234,22 @@ def test_tso_super_segments_cut_by_the_device(loss: float) -> None:
     assert_exact(transfer, 31)
     assert max(emitted_sizes) > 4 * 1448  # super-segments left the layer
     assert max(len(piece) for _, piece in network.a.log) <= 1500 - 20  # the wire saw MSS pieces
+
+
+def test_hystart_leaves_slow_start_before_the_queue_overflows() -> None:
+    """RFC 9406: with HyStart++ the rising RTT ends slow start without self-inflicted loss;
+    without it, slow start overflows the bottleneck queue."""
+
+    def retransmissions(hystart: bool) -> int:
+        config = TcpConfig(hystart=hystart)
+        profile = PathProfile(delay=0.025, bandwidth=10_000_000, queue_limit=256)
+        network = Network(
+            profile, PathProfile(delay=0.025), config_a=config, config_b=config, seed=2
+        )
+        transfer = BulkTransfer(network, 4_000_000, seed=2)
+        network.run(lambda: transfer.done, max_time=1000)
+        assert_exact(transfer, 2)
+        return network.a.layer.statistics().get("segments_retransmitted", 0)
+
+    assert retransmissions(hystart=True) == 0
+    assert retransmissions(hystart=False) > 50

@@ -789,3 +789,18 @@ def test_fast_recovery_with_prr_spreads_sending_over_the_acks() -> None:
     acks_that_sent = sum(1 for batch in sends_per_ack[3:] if batch)
     assert acks_that_sent >= 5
     assert peer.layer.statistics()["fast_retransmits"] == 1
+
+
+def test_close_in_fin_wait_2_arms_the_orphan_timeout() -> None:
+    """Half-close, the FIN is acknowledged, then close(): the orphan still expires."""
+    peer = ScriptedPeer(TcpConfig(fin_wait_2_timeout=5.0))
+    connection, _ = fin_wait_2(peer, half_close=True)
+    peer.advance(10.0)  # nothing is due in a half-closed FIN-WAIT-2: the heap empties
+    assert peer.layer.get_timer() is None
+    connection.close()
+    assert peer.layer.get_timer() == pytest.approx(peer.now + 5.0)
+    peer.advance(4.9)
+    assert connection.state is TcpState.FIN_WAIT_2
+    peer.advance(0.2)
+    assert connection.state is TcpState.CLOSED
+    assert peer.layer.statistics()["orphans_fin_wait_2_timeout"] == 1
