@@ -121,9 +121,9 @@ def test_every_connection_ends_exactly_once(seed: int, actions: list[tuple[str, 
 
     config = TcpConfig(msl=1.0, fin_wait_2_timeout=5.0, data_retries=6, syn_retries=3)
     pair = TcpPair(config, config, seed=seed)
+    client, server = pair.open()  # on a clean path; the loss starts afterwards
     pair.network.paths[pair.b.address].profile = PathProfile(delay=0.005, loss=0.1, reorder=0.1)
     pair.network.paths[pair.a.address].profile = PathProfile(delay=0.005, loss=0.1)
-    client, server = pair.open()
     ends = {"client": client, "server": server}
     for action, side, amount in actions:
         connection = ends[side]
