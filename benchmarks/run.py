@@ -122,6 +122,17 @@ def progress(text: str) -> None:
 def measure_backend(name: str, runs: int, seconds: float, idle: int) -> dict[str, Any]:
     backend, host, extra = BACKENDS[name]
     results: dict[str, Any] = {}
+    if idle:
+        # A fresh server for each measurement: earlier bulk runs leave freed memory behind.
+        values = []
+        for number in range(min(runs, 3)):
+            progress(f"{name}: {idle} idle connections, run {number + 1}")
+            server = Server(backend, host, extra)
+            try:
+                values.append(idle_memory(server, host, idle))
+            finally:
+                server.stop()
+        results[f"memory per idle conn ({idle})"] = {"values": values, "unit": "KiB"}
     server = Server(backend, host, extra)
     try:
         for label, mode, connections, metric, unit in SCENARIOS:
@@ -130,11 +141,6 @@ def measure_backend(name: str, runs: int, seconds: float, idle: int) -> dict[str
                 progress(f"{name}: {label} run {number + 1}/{runs}")
                 values.append(run_peer(mode, host, seconds, connections)[metric])
             results[label] = {"values": values, "unit": unit}
-        if idle:
-            progress(f"{name}: {idle} idle connections")
-            results[f"memory per idle conn ({idle})"] = {
-                "values": [idle_memory(server, host, idle)], "unit": "KiB",
-            }  # fmt: skip
     finally:
         server.stop()
     return results
