@@ -158,19 +158,7 @@ class MemoryLink:
 
     def send(self, packet: bytes | bytearray | memoryview, now: float) -> None:
         """Queue ``packet`` for the peer; oversize packets and a closed peer are counted drops."""
-        self._check_open()
-        size = len(packet)
-        if size > self.mtu:
-            self.send_dropped_oversize += 1
-            return
-        peer = self._peer
-        if peer is None or peer._closed:
-            self.send_dropped_closed += 1
-            return
-        self.sent_packets += 1
-        self.sent_bytes += size
-        peer._inbox.put(bytes(packet), now)
-        peer._signal()
+        self._deliver(packet, self.mtu, now)
 
     def send_offloaded(
         self, packet: bytes | bytearray | memoryview, segment_size: int, now: float
@@ -178,9 +166,12 @@ class MemoryLink:
         """Queue a partial-checksum packet (up to ``max_packet_size``) for the peer, whole."""
         if not self.transmit_offload:
             raise ValueError("this MemoryLink pair was made without offload")
+        self._deliver(packet, self.max_packet_size, now)
+
+    def _deliver(self, packet: bytes | bytearray | memoryview, limit: int, now: float) -> None:
         self._check_open()
         size = len(packet)
-        if size > self.max_packet_size:
+        if size > limit:
             self.send_dropped_oversize += 1
             return
         peer = self._peer
