@@ -35,6 +35,7 @@ from ...wire.tcp import (
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected, TcpEofReceived, TcpReadable, TcpWritable
 from .reassembly import Reassembly
+from .receive_buffer import ReceiveBuffer
 from .rtt import RttEstimator
 
 if TYPE_CHECKING:
@@ -139,6 +140,14 @@ class _Sent:
 
 def _start_of(record: _Sent) -> int:
     return record.start
+
+
+def _owned(payload: memoryview) -> memoryview | bytes:
+    """``payload`` itself when it views immutable ``bytes`` (the usual case: the link's
+    packet), else a copy, so the receive buffer never aliases memory that may change."""
+    if type(payload) is memoryview and type(payload.obj) is bytes:
+        return payload
+    return bytes(payload)
 
 
 def _timeout_error(message: str, cause: OSError | None) -> TimeoutError:
@@ -312,11 +321,12 @@ class TcpConnection:
         self._rcv_nxt = 0
         self._rcv_off = 0
         self._rcv_adv = 0
-        self._rbuf = bytearray()
+        self._rbuf = ReceiveBuffer()
         self._rbuf_limit = config.receive_buffer
         self._rcv_wscale = window_scale_for(config.receive_buffer) if config.window_scaling else 0
         self._rcv_mss = layer.mss_for(remote_address)
-        self._ooo = Reassembly(config.out_of_order_limit)
+        #: The out-of-order queue, made when the first segment arrives out of order.
+        self._ooo: Reassembly | None = None
         self._fin_offset: int | None = None
         self._ack_now = False
         self._bytes_since_ack = 0
@@ -362,7 +372,7 @@ class TcpConnection:
     @property
     def readable_bytes(self) -> int:
         """Bytes buffered in order and not yet read."""
-        return len(self._rbuf)
+        return self._rbuf.size
 
     @property
     def send_buffer_free(self) -> int:
@@ -425,22 +435,13 @@ class TcpConnection:
 
     def receive(self, max_bytes: int = -1) -> bytes:
         """Take up to ``max_bytes`` (all when negative) bytes out of the receive buffer."""
-        buffer = self._rbuf
-        if max_bytes < 0 or max_bytes >= len(buffer):
-            data = bytes(buffer)
-            buffer.clear()
-        else:
-            data = bytes(buffer[:max_bytes])
-            del buffer[:max_bytes]
+        data = self._rbuf.take(max_bytes)
         self._after_read()
         return data
 
     def receive_into(self, buffer: bytearray | memoryview) -> int:
         """Copy bytes into ``buffer``; returns how many."""
-        count = min(len(buffer), len(self._rbuf))
-        if count:
-            memoryview(buffer)[:count] = memoryview(self._rbuf)[:count]
-            del self._rbuf[:count]
+        count = self._rbuf.take_into(buffer)
         self._after_read()
         return count
 
@@ -774,7 +775,7 @@ class TcpConnection:
         self._keepalive_probes = 0
         self._snd_wl1 = self._rcv_nxt  # RFC 9293 §3.10.7.4: window from the newest segment
         self._snd_wl2 = ack
-        self._rbuf += payload
+        self._rbuf.append(_owned(payload))
         self._rcv_off += length
         self._rcv_nxt = (self._rcv_nxt + length) & _SEQ_MASK
         pending = self._bytes_since_ack + length
@@ -1271,14 +1272,17 @@ class TcpConnection:
         if start == self._rcv_off:
             in_order = len(payload)
             if in_order:
-                self._rbuf += payload
+                self._rbuf.append(_owned(payload))
                 self._rcv_off = end
-                if self._ooo:
+                ooo = self._ooo
+                if ooo:
                     self._ack_now = True  # RFC 5681 §4.2: ACK at once when a gap fills
-                    ready = self._ooo.pop_ready(self._rcv_off)
+                    ready = ooo.pop_ready(self._rcv_off)
                     if ready is not None:
-                        self._rbuf += ready
+                        self._rbuf.append(ready)
                         self._rcv_off += len(ready)
+                    if not ooo:
+                        self._ooo = None  # idle connections keep no queue
                 self._bytes_since_ack += in_order
                 if self._bytes_since_ack >= 2 * self._rcv_mss:
                     self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
@@ -1293,6 +1297,8 @@ class TcpConnection:
                 self._layer.count("duplicate_segments_received")
         elif length:
             self._ack_now = True  # RFC 5681 §4.2: out-of-order: immediate (duplicate) ACK
+            if self._ooo is None:
+                self._ooo = Reassembly(self._layer.config.out_of_order_limit)
             if self._ooo.add(start, payload):
                 self._layer.count("out_of_order_segments_received")
             else:
@@ -1469,7 +1475,7 @@ class TcpConnection:
     def _advertised_window_field(self, *, initial: bool = False) -> int:
         """The window field: right edge never moves left (RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4),
         and only moves right by at least min(RCV.BUFF/2, MSS) (receiver SWS avoidance)."""
-        free = self._rbuf_limit - len(self._rbuf)
+        free = self._rbuf_limit - self._rbuf.size
         candidate = self._rcv_off + max(free, 0)
         threshold = min(self._rbuf_limit // 2, self._rcv_mss)
         if initial or candidate - self._rcv_adv >= threshold:
@@ -1580,6 +1586,7 @@ class TcpConnection:
             layer.emit(self.local_address, self.remote_address, segment)
 
     def _sack_options(self, count: int) -> bytes:
+        assert self._ooo is not None
         blocks = self._ooo.sack_blocks(count)
         base = self._irs + 1
         out = bytearray((1, 1, 5, 2 + 8 * len(blocks)))
@@ -1598,6 +1605,7 @@ class TcpConnection:
         (RFC 6691 §2: options come out of the payload): fewer blocks, or none, go
         on a full segment. A TSO super-segment keeps them; the device cuts it smaller.
         """
+        assert self._ooo is not None
         count = min(self._ooo.range_count, 3 if self._ts_ok else 4)
         if payload_length and payload_length <= self._snd_mss:
             count = min(count, max((self._snd_mss - payload_length - 4) // 8, 0))
@@ -1605,7 +1613,7 @@ class TcpConnection:
 
     def _sack_option_length(self) -> int:
         """Option bytes SACK blocks add to a segment we send now (0 without reordering)."""
-        if not (self._sack_ok and self._ooo):
+        if not self._sack_ok or not self._ooo:
             return 0
         return 4 + 8 * min(self._ooo.range_count, 3 if self._ts_ok else 4)
 
@@ -1619,7 +1627,7 @@ class TcpConnection:
         if self.state not in _RECEIVES_DATA:
             return
         current = self._rcv_adv - self._rcv_off
-        free = self._rbuf_limit - len(self._rbuf)
+        free = self._rbuf_limit - self._rbuf.size
         threshold = min(self._rbuf_limit // 2, self._rcv_mss)
         if free - current >= threshold and free >= 2 * current:
             self._ack_now = True

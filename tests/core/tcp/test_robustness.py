@@ -96,7 +96,7 @@ def test_out_of_order_flood_is_bounded() -> None:
     connection, iss = peer.passive_open(peer_isn=PEER_ISN)
     for index in range(200):
         peer.inject(seq=PEER_ISN + 1 + 1000 + index * 200, ack=iss + 1, payload=b"z" * 100)
-    assert connection._ooo.bytes_held <= 8192
+    assert connection._ooo is not None and connection._ooo.bytes_held <= 8192
     assert peer.layer.statistics()["drops_out_of_order_queue_full"] > 0
 
 

@@ -1,0 +1,116 @@
+"""The in-order receive buffer: bytes received and not yet read, kept as they arrived.
+
+Appending never copies: a chunk (usually a memoryview of the received packet) is
+stored as it is, and bytes are copied once, when the application reads them
+(``take`` joins chunks into one ``bytes``; ``take_into`` copies straight into the
+caller's buffer). A growing ``bytearray`` would instead copy every byte twice and
+allocate afresh after each read, which for 64 KB super-segments means page faults.
+"""
+
+from __future__ import annotations
+
+__all__ = ["ReceiveBuffer"]
+
+_Chunk = bytes | bytearray | memoryview
+
+
+class ReceiveBuffer:
+    """A FIFO of byte chunks with a byte count; the chunk list exists only while it holds data.
+
+    Contract: a chunk given to :meth:`append` is owned by the buffer from then on; the
+    caller must not change it (pass ``bytes``, a memoryview of ``bytes``, or a
+    ``bytearray`` nobody else keeps).
+    """
+
+    __slots__ = ("_chunks", "size")
+
+    def __init__(self) -> None:
+        self._chunks: list[_Chunk] | None = None
+        #: Bytes held (``len`` of the buffer, as a plain attribute for hot paths).
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __bool__(self) -> bool:
+        return self.size != 0
+
+    def append(self, chunk: _Chunk) -> None:
+        """Queue ``chunk`` (non-empty chunks only are kept)."""
+        length = len(chunk)
+        if not length:
+            return
+        chunks = self._chunks
+        if chunks is None:
+            self._chunks = [chunk]
+        else:
+            chunks.append(chunk)
+        self.size += length
+
+    def take(self, max_bytes: int = -1) -> bytes:
+        """Remove and return up to ``max_bytes`` bytes (all of them when negative)."""
+        chunks = self._chunks
+        if chunks is None:
+            return b""
+        if max_bytes < 0 or max_bytes >= self.size:
+            data = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
+            self._chunks = None
+            self.size = 0
+            return data
+        taken: list[_Chunk] = []
+        index = self._split(max_bytes, taken)
+        del chunks[:index]
+        self.size -= max_bytes
+        return bytes(taken[0]) if len(taken) == 1 else b"".join(taken)
+
+    def take_into(self, buffer: bytearray | memoryview) -> int:
+        """Move bytes into ``buffer`` (as many as fit); returns how many."""
+        chunks = self._chunks
+        if chunks is None:
+            return 0
+        view = memoryview(buffer).cast("B")
+        count = min(len(view), self.size)
+        if not count:
+            return 0
+        position = 0
+        index = 0
+        while position < count:
+            chunk = chunks[index]
+            length = len(chunk)
+            if position + length <= count:
+                view[position : position + length] = chunk
+                position += length
+                index += 1
+            else:
+                part = count - position
+                whole = memoryview(chunk)
+                view[position:count] = whole[:part]
+                chunks[index] = whole[part:]
+                position = count
+        if count == self.size:
+            self._chunks = None
+            self.size = 0
+        else:
+            del chunks[:index]
+            self.size -= count
+        return count
+
+    def _split(self, count: int, taken: list[_Chunk]) -> int:
+        """Move the first ``count`` bytes' chunks into ``taken`` (splitting the last one in
+        place); return how many whole chunks to delete from the front."""
+        chunks = self._chunks
+        assert chunks is not None
+        index = 0
+        while count:
+            chunk = chunks[index]
+            length = len(chunk)
+            if length <= count:
+                taken.append(chunk)
+                count -= length
+                index += 1
+            else:
+                whole = memoryview(chunk)
+                taken.append(whole[:count])
+                chunks[index] = whole[count:]
+                count = 0
+        return index
