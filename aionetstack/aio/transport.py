@@ -39,6 +39,8 @@ MAX_READ = 256 * 1024
 #: Writes to a lost connection are dropped silently this many times before each further
 #: one logs a warning (asyncio's ``constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES``).
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
+#: The ``extra`` of every transport made without one, shared (never written to).
+_NO_EXTRA: dict[str, Any] = {}
 
 
 class StackSocket:
@@ -94,6 +96,33 @@ class TcpTransport(asyncio.Transport):
 
     _start_tls_compatible = True  # loop.start_tls() accepts us (base_events.start_tls)
 
+    # Slots, and nothing made before it is needed (the write queue, the address tuples,
+    # the socket stand-in): an idle connection's transport stays small.
+    __slots__ = (
+        "_buffered",
+        "_closed_while_paused",
+        "_closing",
+        "_connection",
+        "_driver",
+        "_dropped_writes",
+        "_eof_delivered",
+        "_eof_received",
+        "_eof_requested",
+        "_high_water",
+        "_loop",
+        "_lost",
+        "_lost_called",
+        "_low_water",
+        "_on_lost",
+        "_pending",
+        "_pending_size",
+        "_protocol",
+        "_protocol_paused",
+        "_reading_paused",
+        "_socket",
+    )
+    _extra: dict[str, Any]  # BaseTransport's slot: the ``extra`` given to the constructor
+
     def __init__(
         self,
         loop: asyncio.AbstractEventLoop,
@@ -104,13 +133,14 @@ class TcpTransport(asyncio.Transport):
         extra: dict[str, Any] | None = None,
         on_lost: Callable[[TcpTransport], None] | None = None,
     ) -> None:
-        super().__init__(extra)
+        super().__init__(_NO_EXTRA if extra is None else extra)
         self._loop = loop
         self._driver = driver
         self._connection = connection
         self._protocol = protocol
         self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
-        self._pending: collections.deque[bytes] = collections.deque()
+        #: Bytes the connection's send buffer could not take yet (made when first needed).
+        self._pending: collections.deque[bytes] | None = None
         self._pending_size = 0
         self._high_water = DEFAULT_HIGH_WATER
         self._low_water = DEFAULT_HIGH_WATER // 4
@@ -127,23 +157,34 @@ class TcpTransport(asyncio.Transport):
         self._closed_while_paused = False
         self._dropped_writes = 0
         self._on_lost = on_lost
+        self._socket: StackSocket | None = None
         connection.user_data = self
-        sockname = (text_address(connection.local_address), connection.local_port)
-        peername = (text_address(connection.remote_address), connection.remote_port)
-        self._info: dict[str, Any] = dict(extra or {})
-        self._info.update(
-            peername=peername, sockname=sockname, socket=StackSocket(connection, sockname)
-        )
 
     def __repr__(self) -> str:
         state = "closing" if self._closing else "open"
-        return f"<TcpTransport {self._info['sockname']} -> {self._info['peername']} {state}>"
+        return f"<TcpTransport {self._sockname()} -> {self._peername()} {state}>"
 
     # -- BaseTransport --------------------------------------------------------------
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``peername``/``sockname`` as ``(host, port)``; ``socket`` a :class:`StackSocket`."""
-        return self._info.get(name, default)
+        if name == "peername":
+            return self._peername()
+        if name == "sockname":
+            return self._sockname()
+        if name == "socket":
+            if self._socket is None:
+                self._socket = StackSocket(self._connection, self._sockname())
+            return self._socket
+        return self._extra.get(name, default)
+
+    def _sockname(self) -> tuple[str, int]:
+        connection = self._connection
+        return (text_address(connection.local_address), connection.local_port)
+
+    def _peername(self) -> tuple[str, int]:
+        connection = self._connection
+        return (text_address(connection.remote_address), connection.remote_port)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol
@@ -223,8 +264,9 @@ class TcpTransport(asyncio.Transport):
             if self._dropped_writes >= LOG_THRESHOLD_FOR_CONNLOST_WRITES:
                 logger.warning("socket.send() raised exception.")  # asyncio's wording
             return
-        if self._pending:
-            self._pending.append(bytes(data))
+        pending = self._pending
+        if pending:
+            pending.append(bytes(data))
             self._pending_size += len(data)
         else:
             try:
@@ -234,7 +276,9 @@ class TcpTransport(asyncio.Transport):
                 return
             if accepted < len(data):
                 rest = bytes(memoryview(data)[accepted:])
-                self._pending.append(rest)
+                if pending is None:
+                    self._pending = pending = collections.deque()
+                pending.append(rest)
                 self._pending_size += len(rest)
         self._driver.request_flush()
         self._maybe_pause_protocol()
@@ -276,6 +320,7 @@ class TcpTransport(asyncio.Transport):
                 break
             pending.popleft()
         if not pending:
+            self._pending = None
             if self._closing:
                 connection.close()
                 self._schedule_connection_lost(None)
@@ -318,7 +363,7 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         if error is not None:
-            self._pending.clear()
+            self._pending = None
             self._pending_size = 0
             self._closing = True
             self._schedule_connection_lost(error, soon=False)
@@ -376,7 +421,7 @@ class TcpTransport(asyncio.Transport):
         if self._lost:
             return
         self._closing = True
-        self._pending.clear()
+        self._pending = None
         self._pending_size = 0
         self._connection.abort()
         self._driver.request_flush()

@@ -1894,6 +1894,7 @@ class TcpConnection:
         """The one place the connection's state changes."""
         self.state = state
         if state is _S.ESTABLISHED:
+            self._syn_options = None  # only a SYN-ACK retransmission needed them
             self._layer.count("connections_established")
             if self._keepalive:
                 self._arm_keepalive(self._layer.now)
