@@ -37,6 +37,7 @@ from .events import TcpClosed, TcpConnected, TcpEofReceived, TcpReadable, TcpWri
 from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
 from .rtt import RttEstimator
+from .send_buffer import SendBuffer
 
 if TYPE_CHECKING:
     from .layer import TcpLayer, TcpListener
@@ -277,7 +278,7 @@ class TcpConnection:
         self._iss = iss
         self._una = 0
         self._nxt = 0
-        self._sbuf = bytearray()
+        self._sbuf = SendBuffer()
         self._sbuf_start = 1
         self._sbuf_limit = config.send_buffer
         self._fin_queued = False
@@ -379,12 +380,12 @@ class TcpConnection:
         """Bytes :meth:`send` would accept now."""
         if self.state not in _APP_CAN_SEND or self._fin_queued:
             return 0
-        return max(self._sbuf_limit - len(self._sbuf), 0)
+        return max(self._sbuf_limit - self._sbuf.size, 0)
 
     @property
     def send_buffer_used(self) -> int:
         """Bytes written by the app and not yet acknowledged by the peer."""
-        return len(self._sbuf)
+        return self._sbuf.size
 
     @property
     def eof_received(self) -> bool:
@@ -418,16 +419,16 @@ class TcpConnection:
         """
         if self.state not in _APP_CAN_SEND or self._fin_queued:
             raise BrokenPipeError(errno.EPIPE, "TCP connection is not open for sending")
-        room = self._sbuf_limit - len(self._sbuf)
+        room = self._sbuf_limit - self._sbuf.size
         if room <= 0:
             self._want_writable = True
             return 0
         if len(data) > room:
-            self._sbuf += memoryview(data)[:room]
+            self._sbuf.append(memoryview(data)[:room])
             self._want_writable = True
             accepted = room
         else:
-            self._sbuf += data
+            self._sbuf.append(data)
             accepted = len(data)
         if accepted:
             self._layer.mark_dirty(self)
@@ -979,9 +980,9 @@ class TcpConnection:
             self._rack_index = max(self._rack_index - head, 0)
             self._head = 0
         # Trim the send buffer (data offsets start at 1; FIN sits after the data).
-        data_acked_to = min(ack_off, self._sbuf_start + len(self._sbuf))
+        data_acked_to = min(ack_off, self._sbuf_start + self._sbuf.size)
         if data_acked_to > self._sbuf_start:
-            del self._sbuf[: data_acked_to - self._sbuf_start]
+            self._sbuf.release(data_acked_to - self._sbuf_start)
             self._sbuf_start = data_acked_to
         self._una = ack_off
         self._dupacks = 0
@@ -1018,7 +1019,7 @@ class TcpConnection:
         # RFC 8985 §7.2: every ACK of new data restarts the probe timeout.
         self._tlp_probe_out = False
         self._arm_tlp(now)
-        if self._want_writable and self._sbuf_limit - len(self._sbuf) >= self._sbuf_limit // 2:
+        if self._want_writable and self._sbuf_limit - self._sbuf.size >= self._sbuf_limit // 2:
             self._want_writable = False
             if self.state in _APP_CAN_SEND and not self._fin_queued:
                 self._layer.events.append(TcpWritable(self))
@@ -1338,7 +1339,7 @@ class TcpConnection:
 
     def _data_end(self) -> int:
         """Offset just past the last byte the app has written."""
-        return self._sbuf_start + len(self._sbuf)
+        return self._sbuf_start + self._sbuf.size
 
     def _fin_end(self) -> int:
         """Offset just past our FIN (valid once a FIN is queued)."""
@@ -1391,7 +1392,7 @@ class TcpConnection:
         # RFC 6691 §2: SACK blocks we carry come out of the payload (as Linux's current MSS).
         mss = self._snd_mss - self._sack_option_length()
         quantum = max(self._layer.max_segment_payload // mss * mss, mss)
-        data_end = self._sbuf_start + len(self._sbuf)
+        data_end = self._sbuf_start + self._sbuf.size
         window_edge = self._una + self._snd_wnd
         cwnd = self._cc.cwnd
         flight = self._flight()
@@ -1448,7 +1449,7 @@ class TcpConnection:
             return
         if self._recovery == "fast":
             self._prr_out += end - start
-        data_end = self._sbuf_start + len(self._sbuf)
+        data_end = self._sbuf_start + self._sbuf.size
         flags = ACK
         if end > data_end:
             if self._fin_queued:
@@ -1458,8 +1459,7 @@ class TcpConnection:
             stop = end
         payload: bytes | memoryview = b""
         if stop > start:
-            lo = start - self._sbuf_start
-            payload = memoryview(self._sbuf)[lo : lo + stop - start]
+            payload = self._sbuf.view(start - self._sbuf_start, stop - start)
             if stop == data_end:
                 flags |= PSH
         self._emit(self._seq(start), self._rcv_nxt, flags, -1, None, payload, now)
@@ -1787,7 +1787,7 @@ class TcpConnection:
             return
         self._layer.count("tail_loss_probes")
         self._tlp_probe_out = True
-        data_end = self._sbuf_start + len(self._sbuf)
+        data_end = self._sbuf_start + self._sbuf.size
         room = self._una + self._snd_wnd - self._nxt
         if data_end > self._nxt and room > 0:
             start = self._nxt
@@ -1923,7 +1923,7 @@ class TcpConnection:
         self._keepalive_deadline = self._time_wait_deadline = self._fin_wait_deadline = None
         self._tlp_deadline = None
         self._ack_now = False
-        self._sbuf = bytearray()
+        self._sbuf = SendBuffer()
         self._records = []
         self._head = self._retx_index = self._fack_index = self._rack_index = 0
         self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
