@@ -23,7 +23,8 @@ from .aio.api import (
     open_connection,
     start_server,
 )
-from .aio.stack import EchoReply, Stack, current_stack
+from .aio.echo import EchoReply
+from .aio.stack import Stack, current_stack
 from .config import IpConfig, StackConfig, TcpConfig, UdpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
 

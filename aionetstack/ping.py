@@ -19,7 +19,8 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .aio.stack import DEFAULT_PING_SIZE, Stack
+from .aio.echo import DEFAULT_PING_SIZE
+from .aio.stack import Stack
 from .errors import MissingPrivilegeError
 from .link.base import Link
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
-import ipaddress
 import os
 import random
 import ssl as ssl_module
 from asyncio import sslproto
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -36,20 +34,19 @@ from ..link.base import Link
 from .addresses import ip_literal, parse_endpoint
 from .datagram import DatagramTransport
 from .driver import AsyncioDriver
+from .echo import DEFAULT_PING_SIZE, EchoReply, Pinger
+from .options import client_ssl_context, refuse_unsupported
 from .server import Server, listen_addresses
 from .transport import TcpTransport
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpConnection, TcpListener
 
-__all__ = ["EchoReply", "Stack", "current_stack"]
+__all__ = ["Stack", "current_stack"]
 
 _current: contextvars.ContextVar[Stack | None] = contextvars.ContextVar(
     "aionetstack_current_stack", default=None
 )
-
-#: ICMP echo payload bytes that make the classic 64-byte ping (RFC 792 has no default).
-DEFAULT_PING_SIZE = 56
 
 
 def current_stack() -> Stack:
@@ -58,17 +55,6 @@ def current_stack() -> Stack:
     if stack is None:
         raise RuntimeError("no current aionetstack Stack: use 'async with Stack(...)' first")
     return stack
-
-
-@dataclass(frozen=True, slots=True)
-class EchoReply:
-    """One answered ping: round-trip time in seconds, reply TTL, ICMP bytes, who answered."""
-
-    rtt: float
-    ttl: int
-    size: int
-    source: str
-    sequence: int
 
 
 class Stack:
@@ -103,18 +89,17 @@ class Stack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
-        self._capture = None
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
             link = CapturingLink(link, os.fspath(pcap))
-            self._capture = link
         self.link = link
         self._driver: AsyncioDriver | None = None
         self._token: contextvars.Token[Stack | None] | None = None
+        self._pinger = Pinger(self.core, self._rng.getrandbits(16))
         self._handlers: dict[type, Callable[[Any], None]] = {
-            EchoReplyReceived: self._on_echo_reply,
-            EchoUnreachable: self._on_echo_unreachable,
+            EchoReplyReceived: self._pinger.on_reply,
+            EchoUnreachable: self._pinger.on_unreachable,
             UdpDatagramReceived: self._on_udp_datagram,
             UdpErrorReceived: self._on_udp_error,
             TcpConnected: self._on_tcp_connected,
@@ -127,11 +112,6 @@ class Stack:
         self._servers: set[Server] = set()
         self._listener_servers: dict[TcpListener, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
-        self._ping_waiters: dict[
-            tuple[int, int], asyncio.Future[tuple[float, EchoReplyReceived]]
-        ] = {}
-        self._ping_identifier = self._rng.getrandbits(16)
-        self._ping_sequence = 0
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
 
@@ -179,10 +159,7 @@ class Stack:
             transport.abort()  # as a process exit: open connections are reset
         if self._driver is not None:
             self._driver.flush_now()
-        for future in self._ping_waiters.values():
-            if not future.done():
-                future.set_exception(ConnectionAbortedError("the stack was closed"))
-        self._ping_waiters.clear()
+        self._pinger.fail_all(ConnectionAbortedError("the stack was closed"))
         self.link.close()
 
     @property
@@ -217,34 +194,7 @@ class Stack:
         ttl: int | None = None,
     ) -> EchoReply:
         """Like :meth:`ping` but return the whole :class:`EchoReply`."""
-        destination = ip_literal(host)
-        if not isinstance(size, int) or not 0 <= size <= self.core.mtu - 28:
-            raise ValueError(
-                f"size must be an int in 0..{self.core.mtu - 28} (MTU {self.core.mtu})"
-            )
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {timeout}")
-        driver = self.driver
-        self._ping_sequence = (self._ping_sequence + 1) & 0xFFFF
-        key = (self._ping_identifier, self._ping_sequence)
-        payload = bytes((i + 8) & 0xFF for i in range(size))  # iputils' pattern after its timestamp
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[float, EchoReplyReceived]] = loop.create_future()
-        self._ping_waiters[key] = future
-        try:
-            self.core.send_echo_request(destination, key[0], key[1], payload, ttl=ttl)
-            sent_at = loop.time()
-            driver.flush_now()
-            async with asyncio.timeout(timeout):
-                received_at, event = await future
-        except TimeoutError:
-            raise TimeoutError(f"no echo reply from {host} within {timeout} s") from None
-        finally:
-            self._ping_waiters.pop(key, None)
-        return EchoReply(
-            rtt=received_at - sent_at, ttl=event.ttl, size=8 + len(event.payload),
-            source=str(ipaddress.ip_address(event.source)), sequence=event.sequence,
-        )  # fmt: skip
+        return await self._pinger.echo(self.driver, host, timeout=timeout, size=size, ttl=ttl)
 
     # -- TCP --------------------------------------------------------------------
 
@@ -266,9 +216,9 @@ class Stack:
         Raises ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError``
         (no answer after the SYN retries), ``OSError(ENETUNREACH)``.
         """
-        _refuse_unsupported(unsupported, ("happy_eyeballs_delay", "interleave", "family",
+        refuse_unsupported(unsupported, ("happy_eyeballs_delay", "interleave", "family",
                                           "proto", "flags", "all_errors"))  # fmt: skip
-        context = _client_ssl_context(ssl, server_hostname, ssl_handshake_timeout)
+        context = client_ssl_context(ssl, server_hostname, ssl_handshake_timeout)
         remote = ip_literal(host)
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 0xFFFF:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
@@ -319,7 +269,7 @@ class Stack:
 
         Raises ``OSError(EADDRINUSE)`` when the port is taken.
         """
-        _refuse_unsupported(unsupported, ("family", "flags", "keep_alive"))
+        refuse_unsupported(unsupported, ("family", "flags", "keep_alive"))
         if reuse_port:
             raise ValueError("reuse_port is not supported by aionetstack")
         del reuse_address  # listeners never conflict with TIME-WAIT connections here
@@ -581,41 +531,3 @@ class Stack:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
-
-    def _on_echo_reply(self, event: EchoReplyReceived) -> None:
-        future = self._ping_waiters.get((event.identifier, event.sequence))
-        if future is not None and not future.done():
-            future.set_result((asyncio.get_running_loop().time(), event))
-
-    def _on_echo_unreachable(self, event: EchoUnreachable) -> None:
-        future = self._ping_waiters.get((event.identifier, event.sequence))
-        if future is not None and not future.done():
-            future.set_exception(event.error)
-
-
-def _refuse_unsupported(options: dict[str, Any], known: tuple[str, ...]) -> None:
-    """asyncio parameters that make no sense here must be left at their defaults."""
-    for name, value in options.items():
-        if name not in known:
-            raise TypeError(f"unexpected keyword argument {name!r}")
-        if value not in (None, 0, False):
-            raise ValueError(f"{name}={value!r} is not supported by aionetstack")
-
-
-def _client_ssl_context(
-    ssl: ssl_module.SSLContext | bool | None,
-    server_hostname: str | None,
-    handshake_timeout: float | None,
-) -> ssl_module.SSLContext | None:
-    """The context ``create_connection`` will use, validated as asyncio does."""
-    if not ssl:
-        if server_hostname is not None:
-            raise ValueError("server_hostname is only meaningful with ssl")
-        if handshake_timeout is not None:
-            raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
-        return None
-    if ssl is True:
-        return ssl_module.create_default_context()
-    if not isinstance(ssl, ssl_module.SSLContext):
-        raise TypeError(f"ssl must be an SSLContext, True or None, got {type(ssl).__name__}")
-    return ssl
