@@ -81,6 +81,10 @@ _SACK_EDGE: Final = struct.Struct("!II")
 class TcpState(enum.Enum):
     """RFC 9293 §3.3.2 connection states."""
 
+    # Members compare by identity, so hash them by identity too: the state-set tests on
+    # every segment then hash in C instead of calling Enum's Python-level ``__hash__``.
+    __hash__ = object.__hash__
+
     CLOSED = "CLOSED"
     LISTEN = "LISTEN"
     SYN_SENT = "SYN-SENT"
