@@ -9,7 +9,16 @@ allocate afresh after each read, which for 64 KB super-segments means page fault
 
 from __future__ import annotations
 
+from typing import Final
+
 __all__ = ["ReceiveBuffer"]
+
+#: Chunks shorter than this are copied into a ``bytearray`` tail instead of kept as views:
+#: a view pins its whole packet, so a flood of tiny segments the application does not
+#: read would otherwise hold many times the receive window in memory.
+SMALL_CHUNK: Final = 512
+#: The tail ``bytearray`` gathers small chunks until it holds this many bytes.
+TAIL_LIMIT: Final = 16384
 
 _Chunk = bytes | bytearray | memoryview
 
@@ -41,7 +50,15 @@ class ReceiveBuffer:
         if not length:
             return
         chunks = self._chunks
-        if chunks is None:
+        if length < SMALL_CHUNK:
+            tail = chunks[-1] if chunks else None
+            if type(tail) is bytearray and len(tail) < TAIL_LIMIT:
+                tail += chunk
+            elif chunks is None:
+                self._chunks = [bytearray(chunk)]
+            else:
+                chunks.append(bytearray(chunk))
+        elif chunks is None:
             self._chunks = [chunk]
         else:
             chunks.append(chunk)
@@ -83,9 +100,8 @@ class ReceiveBuffer:
                 index += 1
             else:
                 part = count - position
-                whole = memoryview(chunk)
-                view[position:count] = whole[:part]
-                chunks[index] = whole[part:]
+                view[position:count] = memoryview(chunk)[:part]
+                chunks[index] = _rest(chunk, part)
                 position = count
         if count == self.size:
             self._chunks = None
@@ -109,8 +125,16 @@ class ReceiveBuffer:
                 count -= length
                 index += 1
             else:
-                whole = memoryview(chunk)
-                taken.append(whole[:count])
-                chunks[index] = whole[count:]
+                taken.append(memoryview(chunk)[:count].tobytes())
+                chunks[index] = _rest(chunk, count)
                 count = 0
         return index
+
+
+def _rest(chunk: _Chunk, start: int) -> _Chunk:
+    """``chunk`` without its first ``start`` bytes. A ``bytearray`` (a tail that may still
+    grow) is cut in place, never exported to a memoryview that would pin its size."""
+    if type(chunk) is bytearray:
+        del chunk[:start]
+        return chunk
+    return memoryview(chunk)[start:]

@@ -5,12 +5,18 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aionetstack.core.tcp.receive_buffer import ReceiveBuffer
+from aionetstack.core.tcp.receive_buffer import SMALL_CHUNK, ReceiveBuffer
 from aionetstack.testing.segments import LOCAL, REMOTE, ScriptedPeer, make_segment
 from aionetstack.wire.tcp import ACK
 
-_chunks = st.lists(st.binary(min_size=0, max_size=40), max_size=12)
-_reads = st.lists(st.tuples(st.booleans(), st.integers(min_value=-1, max_value=90)), max_size=12)
+# Small chunks go into the bytearray tail, large ones (>= SMALL_CHUNK) are kept as given.
+_chunks = st.lists(
+    st.one_of(st.binary(max_size=40), st.binary(min_size=SMALL_CHUNK, max_size=SMALL_CHUNK + 40)),
+    max_size=12,
+)
+_reads = st.lists(
+    st.tuples(st.booleans(), st.integers(min_value=-1, max_value=SMALL_CHUNK + 90)), max_size=12
+)
 
 
 @given(_chunks, _reads)
@@ -57,6 +63,17 @@ def test_empty_chunks_are_not_kept() -> None:
     buffer.append(memoryview(b"abc")[3:])
     assert buffer.size == 0 and not buffer
     assert buffer._chunks is None  # an idle buffer holds no list
+
+
+def test_a_flood_of_tiny_chunks_is_gathered_not_kept_one_by_one() -> None:
+    buffer = ReceiveBuffer()
+    packet = bytes(1500)
+    for _ in range(5000):
+        buffer.append(memoryview(packet)[52:53])  # one byte of a 1500-byte packet
+    assert buffer.size == 5000
+    assert buffer._chunks is not None and len(buffer._chunks) == 1
+    assert all(not isinstance(chunk, memoryview) for chunk in buffer._chunks)  # no packet pinned
+    assert buffer.take(3) == b"\0\0\0" and buffer.size == 4997
 
 
 def test_take_into_accepts_a_memoryview_of_another_format() -> None:
