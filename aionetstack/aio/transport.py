@@ -85,6 +85,11 @@ class StackSocket:
             self._connection.set_keepalive(bool(flag))
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
+        if (level, option) == (
+            socket.IPPROTO_TCP,
+            socket.TCP_NODELAY,
+        ) and self._connection is not None:
+            return int(self._connection.nodelay)
         return self._options.get((level, option), 0)
 
     def __repr__(self) -> str:
@@ -134,6 +139,9 @@ class TcpTransport(asyncio.Transport):
         on_lost: Callable[[TcpTransport], None] | None = None,
     ) -> None:
         super().__init__(_NO_EXTRA if extra is None else extra)
+        # asyncio turns Nagle off on every TCP transport (base_events._set_nodelay), and
+        # asyncio code is written for that: small writes go out at once.
+        connection.set_nodelay(True)
         self._loop = loop
         self._driver = driver
         self._connection = connection

@@ -647,3 +647,15 @@ async def test_callback_exception_goes_to_the_loop_and_aborts_only_that_connecti
             assert_grammar(victim_server.calls, eof=False)
     finally:
         loop.set_exception_handler(previous)
+
+
+async def test_transports_turn_nagle_off_as_asyncio_does(stacks: tuple[Stack, Stack]) -> None:
+    """asyncio sets TCP_NODELAY on every TCP transport; code written for asyncio expects it."""
+    near, far = stacks
+    await far.start_server(lambda r, w: None, None, 8123)
+    _, writer = await near.open_connection(FAR, 8123)
+    sock = writer.get_extra_info("socket")
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
+    assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
+    writer.close()

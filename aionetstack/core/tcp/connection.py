@@ -497,6 +497,11 @@ class TcpConnection:
         self._app_closed = True
         self._finish(ConnectionAbortedError(errno.ECONNABORTED, "TCP connection aborted locally"))
 
+    @property
+    def nodelay(self) -> bool:
+        """True when Nagle's algorithm is off (TCP_NODELAY)."""
+        return not self._nagle
+
     def set_nodelay(self, flag: bool) -> None:
         """TCP_NODELAY: True turns Nagle's algorithm (RFC 896) off."""
         self._nagle = not flag
