@@ -25,7 +25,7 @@ from .aio.api import (
 )
 from .aio.echo import EchoReply
 from .aio.stack import Stack, current_stack
-from .config import IpConfig, StackConfig, TcpConfig, UdpConfig
+from .config import IpConfig, StackConfig, TcpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
 
 if TYPE_CHECKING:
@@ -62,7 +62,6 @@ __all__ = [
     "StackConfig",
     "TcpConfig",
     "TunLink",
-    "UdpConfig",
     "WireError",
     "create_connection",
     "create_datagram_endpoint",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["IpConfig", "StackConfig", "TcpConfig", "UdpConfig"]
+__all__ = ["IpConfig", "StackConfig", "TcpConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,14 +35,6 @@ class IpConfig:
             raise ValueError(f"default_ttl must be in 1..255, got {self.default_ttl}")
         if self.icmp_error_rate <= 0 or self.icmp_error_burst < 1:
             raise ValueError("icmp_error_rate must be > 0 and icmp_error_burst >= 1")
-
-
-@dataclass(frozen=True, slots=True)
-class UdpConfig:
-    """UDP settings."""
-
-    #: Datagrams queued per endpoint before new ones are dropped (counted).
-    receive_queue_limit: int = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +113,6 @@ class StackConfig:
     """Settings for a whole stack."""
 
     ip: IpConfig = field(default_factory=IpConfig)
-    udp: UdpConfig = field(default_factory=UdpConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
     #: Packets read from the link per wake-up before yielding to the loop.
     receive_batch: int = 256

@@ -150,15 +150,13 @@ class Stack:
         if self._closed:
             return
         self._closed = True
-        if self._driver is not None:
-            self._driver.flush_now()
-            self._driver.stop()
         for server in list(self._servers):
             server.close()
         for transport in list(self._transports):
             transport.abort()  # as a process exit: open connections are reset
         if self._driver is not None:
-            self._driver.flush_now()
+            self._driver.flush_now()  # the RSTs go out before the link closes
+            self._driver.stop()
         self._pinger.fail_all(ConnectionAbortedError("the stack was closed"))
         self.link.close()
 

@@ -659,3 +659,22 @@ async def test_transports_turn_nagle_off_as_asyncio_does(stacks: tuple[Stack, St
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 0)
     assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 0
     writer.close()
+
+
+async def test_closing_a_stack_resets_its_open_connections() -> None:
+    """As a process exit does: the peer learns at once, instead of waiting for a timeout."""
+    a, b = MemoryLink.pair()
+    async with Stack(b, address=f"{FAR}/24", seed=2) as far:
+        accepted: asyncio.Queue[asyncio.StreamReader] = asyncio.Queue()
+
+        async def keep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            accepted.put_nowait(reader)
+
+        await far.start_server(keep, None, 8124)
+        near = Stack(a, address="198.18.0.2/24", seed=1)
+        async with near:
+            _, writer = await near.open_connection(FAR, 8124)  # held: no FIN from GC
+            reader = await asyncio.wait_for(accepted.get(), 1)
+        with pytest.raises(ConnectionResetError):
+            await asyncio.wait_for(reader.read(10), 1)
+        assert writer.is_closing()
