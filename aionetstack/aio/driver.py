@@ -92,9 +92,8 @@ class AsyncioDriver:
                 receive(packet, now)
             except Exception as error:  # a core bug must not wedge the loop
                 self._internal_error("receiving a packet", error)
-        if len(packets) >= self._batch:
-            # A full batch: more may be waiting. Yield to other callbacks, then go on.
-            self._loop.call_soon(self._on_readable)
+        # A full batch may leave packets behind: the fd then stays readable (the Link
+        # contract), so the loop calls us again after the other ready callbacks.
         self._process(now)
 
     def _on_flush(self) -> None:
