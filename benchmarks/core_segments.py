@@ -3,8 +3,12 @@
 A bulk transfer from layer A to layer B; segments are handed straight from one
 layer's emit to the other's receive_segment (checksums are computed on send and
 not verified, as on a TUN with offloads), with one flush per delivered batch.
+``--echo N`` measures instead 1-byte request/response transactions on N
+connections (the per-segment cost of small exchanges, with partial checksums as
+on an offloading TUN).
 
     python benchmarks/core_segments.py [--megabytes 50] [--mss 1460] [--profile]
+    python benchmarks/core_segments.py --echo 100 [--transactions 200000]
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from aionetstack.config import TcpConfig
-from aionetstack.core.tcp import TcpAccepted, TcpLayer, TcpReadable
+from aionetstack.core.tcp import TcpAccepted, TcpConnected, TcpLayer, TcpReadable
 
 A = bytes([198, 18, 0, 1])
 B = bytes([198, 18, 0, 2])
@@ -82,6 +86,60 @@ def run(megabytes: int, mss: int) -> dict[str, float]:
     }
 
 
+def echo(connections: int, transactions: int) -> dict[str, float]:
+    """1-byte transactions: A writes, B echoes on readable, A writes again on readable."""
+    config = TcpConfig()
+    wire_ab: list[bytes] = []
+    wire_ba: list[bytes] = []
+    events_a: collections.deque[object] = collections.deque()
+    events_b: collections.deque[object] = collections.deque()
+    layer_a = TcpLayer(config, random.Random(1), emit=lambda s, d, seg, *_: wire_ab.append(seg),
+                       events=events_a, mss_for=lambda _: 1460)  # fmt: skip
+    layer_b = TcpLayer(config, random.Random(2), emit=lambda s, d, seg, *_: wire_ba.append(seg),
+                       events=events_b, mss_for=lambda _: 1460)  # fmt: skip
+    layer_a.partial_checksums = layer_b.partial_checksums = True
+    layer_b.listen(B, 5001)
+    clients = [layer_a.connect(A, B, 5001, 0.0) for _ in range(connections)]
+    for client in clients:
+        client.set_nodelay(True)
+    now = 0.0
+    done = segments = 0
+    started = time.perf_counter()
+
+    def deliver(batch: list[bytes], layer: TcpLayer, source: bytes, destination: bytes) -> int:
+        for segment in batch:
+            layer.receive_segment(source, destination, memoryview(segment), now)
+        return len(batch)
+
+    while done < transactions:
+        now += 0.00005
+        layer_a.flush(now)
+        batch, wire_ab[:] = list(wire_ab), []
+        segments += deliver(batch, layer_b, A, B)
+        while events_b:
+            event = events_b.popleft()
+            if isinstance(event, TcpAccepted):
+                server = event.listener.accept()
+                assert server is not None
+                server.set_nodelay(True)
+            elif isinstance(event, TcpReadable):
+                event.connection.send(event.connection.receive())
+        layer_b.flush(now)
+        batch, wire_ba[:] = list(wire_ba), []
+        segments += deliver(batch, layer_a, B, A)
+        while events_a:
+            event = events_a.popleft()
+            if isinstance(event, TcpReadable):
+                done += len(event.connection.receive())
+                event.connection.send(b"x")
+            elif isinstance(event, TcpConnected):
+                event.connection.send(b"x")
+        layer_a.handle_timer(now)
+        layer_b.handle_timer(now)
+    elapsed = time.perf_counter() - started
+    return {"transactions_per_second": done / elapsed, "segments": segments, "seconds": elapsed}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -89,7 +147,20 @@ def main() -> None:
     parser.add_argument("--megabytes", type=int, default=50)
     parser.add_argument("--mss", type=int, default=1460)
     parser.add_argument("--profile", action="store_true", help="print a cProfile summary")
+    parser.add_argument("--echo", type=int, default=0, metavar="N",
+                        help="1-byte transactions on N connections instead of bulk")  # fmt: skip
+    parser.add_argument("--transactions", type=int, default=200_000)
     args = parser.parse_args()
+    if args.echo:
+        best = max(
+            (echo(args.echo, args.transactions) for _ in range(3)),
+            key=lambda r: r["transactions_per_second"],
+        )
+        print(
+            f"{args.echo} connections: {best['transactions_per_second']:,.0f} 1-byte "
+            f"transactions/s through both layers ({best['segments']} segments, best of 3)"
+        )
+        return
     if args.profile:
         import cProfile
         import pstats

@@ -119,7 +119,9 @@ def progress(text: str) -> None:
     print(f"\r\033[K{text}", end="", file=sys.stderr, flush=True)
 
 
-def measure_backend(name: str, runs: int, seconds: float, idle: int) -> dict[str, Any]:
+def measure_backend(
+    name: str, runs: int, seconds: float, idle: int, only: str | None = None
+) -> dict[str, Any]:
     backend, host, extra = BACKENDS[name]
     results: dict[str, Any] = {}
     if idle:
@@ -136,6 +138,8 @@ def measure_backend(name: str, runs: int, seconds: float, idle: int) -> dict[str
     server = Server(backend, host, extra)
     try:
         for label, mode, connections, metric, unit in SCENARIOS:
+            if only is not None and only not in label:
+                continue
             values = []
             for number in range(runs):
                 progress(f"{name}: {label} run {number + 1}/{runs}")
@@ -194,6 +198,7 @@ def main() -> int:
     parser.add_argument("--idle", type=int, default=10000, help="idle connections (0 = skip)")
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--quick", action="store_true", help="1 run of 1 s, 1000 idle conns")
+    parser.add_argument("--only", help="run only the scenarios whose label contains this text")
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.idle = 1, 1.0, 1000
@@ -206,12 +211,15 @@ def main() -> int:
         # loopback (Linux's default 2), so the connection-rate runs measure the servers.
         subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)
         for name in args.backends.split(","):
-            all_results[name] = measure_backend(name, args.runs, args.seconds, args.idle)
-    progress("stack to stack over a memory link")
-    all_results.setdefault("stack", {}).update(memory_link_figures(args.runs, args.seconds))
+            all_results[name] = measure_backend(name, args.runs, args.seconds, args.idle, args.only)
+    if args.only is None or "memory link" in args.only:
+        progress("stack to stack over a memory link")
+        all_results.setdefault("stack", {}).update(memory_link_figures(args.runs, args.seconds))
     progress("")
     print(table(all_results))
     data = {"runs": args.runs, "seconds": args.seconds, "results": all_results}
+    if args.only is not None:  # a partial run does not replace the published figures
+        return 0
     path = write_result("bench", data)
     print(f"\nmachine: {machine()}\nwritten {path}", file=sys.stderr)
     return 0

@@ -74,6 +74,8 @@ _TS_OPTION_LENGTH: Final = 12
 _PREDICTION_MASK: Final = FIN | SYN | RST | ACK | URG
 _HEADER_WITH_TS: Final = struct.Struct("!HHIIBBHHHBBBBII")
 _TS_OFFSET_BYTE: Final = (32 // 4) << 4
+#: A header with the timestamp option alone (RFC 7323 Appendix A layout): 20 + 12 bytes.
+_TS_HEADER_LENGTH: Final = 32
 _PLAIN_OFFSET_BYTE: Final = (20 // 4) << 4
 _SACK_EDGE: Final = struct.Struct("!II")
 
@@ -756,21 +758,38 @@ class TcpConnection:
     def _predicted_segment(
         self, ack: int, window: int, options: TcpOptions | None, payload: memoryview, now: float
     ) -> bool:
-        """Header prediction (Jacobson 1990; RFC 9293 §3.10.7.4 in its commonest case): an
-        in-order data segment that acknowledges nothing new and changes no window, in
-        ESTABLISHED, without SACK, PAWS or window trimming to consider. Returns False
-        (having changed nothing) whenever the full processing is needed."""
+        """Header prediction (Jacobson 1990; RFC 9293 §3.10.7.4 in its commonest cases): an
+        in-order data segment in ESTABLISHED that changes no window and either acknowledges
+        nothing new or acknowledges everything we sent (a request/response exchange), with
+        no SACK, PAWS, recovery or window trimming to consider. Returns False (having
+        changed nothing) whenever the full processing is needed."""
         length = len(payload)
         if (
             not length
             or self._ooo
             or self._orphan
             or self._fin_offset is not None
-            or ack != (self._iss + self._una) & _SEQ_MASK
             or (window << self._snd_wscale) != self._snd_wnd
             or self._rcv_off + length > self._rcv_adv
         ):
             return False
+        una = self._una
+        acks_all = False
+        if ack != (self._iss + una) & _SEQ_MASK:
+            # The other common case: the peer's answer acknowledges all our data (not a
+            # FIN), with no loss being repaired; nothing then remains for loss detection.
+            nxt = self._nxt
+            if (
+                ack != (self._iss + nxt) & _SEQ_MASK
+                or nxt <= una
+                or self._fin_queued
+                or self._recovery is not None
+                or self._lost_bytes
+                or self._sacked_bytes
+                or self._reno_sacked
+            ):
+                return False
+            acks_all = True
         if self._ts_ok:
             if options is None or options.timestamp is None or options.sack_blocks:
                 return False
@@ -781,6 +800,12 @@ class TcpConnection:
             self._ts_recent_time = now
         elif options is not None:
             return False
+        self._layer.count("predicted_segments")  # Linux: TcpExtTCPHPHits
+        if acks_all:
+            self._ack_new_data(self._nxt, options, now)
+            if self._persist_deadline is not None and self._snd_wnd:
+                self._persist_deadline = None
+                self._persist_backoff = 0
         self._last_received = now
         self._keepalive_probes = 0
         self._snd_wl1 = self._rcv_nxt  # RFC 9293 §3.10.7.4: window from the newest segment
@@ -962,16 +987,24 @@ class TcpConnection:
         rtt_sample: float | None = None
         since_last_send: float | None = None
         # Trim the retransmission queue.
-        while head < len(records) and records[head].end <= ack_off:
+        count = len(records)
+        rack_sent_at = self._rack_sent_at
+        while head < count:
             record = records[head]
-            self._forget(record)
-            self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
-            if since_last_send is None or now - record.sent_at < since_last_send:
-                since_last_send = now - record.sent_at
+            if record.end > ack_off:
+                break
+            if record.sacked or record.lost:
+                self._forget(record)
+            sent_at = record.sent_at
+            rack_sent_at = max(rack_sent_at, sent_at)
+            elapsed = now - sent_at
+            if since_last_send is None or elapsed < since_last_send:
+                since_last_send = elapsed
             if not record.retransmitted:
                 rtt_sample = since_last_send
             head += 1
-        if head < len(records) and records[head].start < ack_off:
+        self._rack_sent_at = rack_sent_at
+        if head < count and records[head].start < ack_off:
             record = records[head]
             cut = ack_off - record.start
             if record.sacked:
@@ -989,9 +1022,11 @@ class TcpConnection:
             self._rack_index = max(self._rack_index - head, 0)
             self._head = 0
         # Trim the send buffer (data offsets start at 1; FIN sits after the data).
-        data_acked_to = min(ack_off, self._sbuf_start + self._sbuf.size)
-        if data_acked_to > self._sbuf_start:
-            self._sbuf.release(data_acked_to - self._sbuf_start)
+        sbuf_start = self._sbuf_start
+        data_end = sbuf_start + self._sbuf.size
+        data_acked_to = ack_off if ack_off < data_end else data_end
+        if data_acked_to > sbuf_start:
+            self._sbuf.release(data_acked_to - sbuf_start)
             self._sbuf_start = data_acked_to
         self._una = ack_off
         self._dupacks = 0
@@ -1004,11 +1039,14 @@ class TcpConnection:
             self._rtt_sample_ts(options.timestamp[1], now, since_last_send)
         elif rtt_sample is not None:
             self._rtt.sample(rtt_sample)
-        self._rtt.reset_backoff()
+        rtt = self._rtt
+        rtt.backoff = 0  # RFC 6298 §5.7 note: a new ACK computes the timeout afresh
+        cc = self._cc
         if (
-            self._rtt.samples != samples_before
-            and self._cc.in_slow_start
+            rtt.samples != samples_before
+            and cc.cwnd < cc.ssthresh  # in slow start
             and self._recovery is None
+            and self._layer.config.hystart
         ):
             self._hystart(ack_off)
         # Congestion control.
@@ -1398,10 +1436,15 @@ class TcpConnection:
         With TSO (``layer.max_segment_payload``) one segment carries up to that many bytes,
         a whole number of MSS, for the device to cut.
         """
-        # RFC 6691 §2: SACK blocks we carry come out of the payload (as Linux's current MSS).
-        mss = self._snd_mss - self._sack_option_length()
-        quantum = max(self._layer.max_segment_payload // mss * mss, mss)
         data_end = self._sbuf_start + self._sbuf.size
+        if data_end <= self._nxt and not self._fin_queued:
+            return  # nothing written that is not already sent
+        # RFC 6691 §2: SACK blocks we carry come out of the payload (as Linux's current MSS).
+        mss = self._snd_mss
+        if self._ooo:
+            mss -= self._sack_option_length()
+        quantum = self._layer.max_segment_payload // mss * mss
+        quantum = max(quantum, mss)
         window_edge = self._una + self._snd_wnd
         cwnd = self._cc.cwnd
         flight = self._flight()
@@ -1484,17 +1527,19 @@ class TcpConnection:
     def _advertised_window_field(self, *, initial: bool = False) -> int:
         """The window field: right edge never moves left (RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4),
         and only moves right by at least min(RCV.BUFF/2, MSS) (receiver SWS avoidance)."""
-        free = self._rbuf_limit - self._rbuf.size
-        candidate = self._rcv_off + max(free, 0)
-        threshold = min(self._rbuf_limit // 2, self._rcv_mss)
-        if initial or candidate - self._rcv_adv >= threshold:
-            edge = max(candidate, self._rcv_adv)
+        limit = self._rbuf_limit
+        free = limit - self._rbuf.size
+        candidate = self._rcv_off + free if free > 0 else self._rcv_off
+        advertised = self._rcv_adv
+        half = limit // 2
+        threshold = half if half < self._rcv_mss else self._rcv_mss
+        if (initial or candidate - advertised >= threshold) and candidate > advertised:
+            edge = candidate
         else:
-            edge = self._rcv_adv
+            edge = advertised
         scale = self._rcv_wscale
-        wnd = edge - self._rcv_off
-        field = min((wnd + (1 << scale) - 1) >> scale, MAX_WINDOW_FIELD)
-        return field
+        field = (edge - self._rcv_off + (1 << scale) - 1) >> scale
+        return field if field < MAX_WINDOW_FIELD else MAX_WINDOW_FIELD
 
     def _emit(  # noqa: PLR0917
         self,
@@ -1521,6 +1566,7 @@ class TcpConnection:
                 if blocks:
                     options = self._ts_and_sack_options(now, blocks)
                 else:
+                    partial = self._layer.partial_checksums
                     header = _HEADER_WITH_TS.pack(
                         self.local_port,
                         self.remote_port,
@@ -1529,7 +1575,10 @@ class TcpConnection:
                         _TS_OFFSET_BYTE,
                         flags,
                         window,
-                        0,
+                        # The folded pseudo-header sum (see _finish_segment), packed at once.
+                        (self._pseudo_sum + _TS_HEADER_LENGTH + len(payload)) % 0xFFFF or 0xFFFF
+                        if partial
+                        else 0,
                         0,
                         1,
                         1,
@@ -1538,7 +1587,11 @@ class TcpConnection:
                         self._ts_now(now),
                         self._ts_recent,
                     )
-                    self._finish_segment(header, payload, flags)
+                    if partial:
+                        segment = header + payload if payload else header
+                        self._hand_down(segment, _TS_HEADER_LENGTH, len(payload), flags)
+                    else:
+                        self._finish_segment(header, payload, flags)
                     return
             elif blocks:
                 options = self._sack_options(blocks)
@@ -1578,6 +1631,12 @@ class TcpConnection:
             segment = b"".join((header[:16], checksum.to_bytes(2, "big"), header[18:], payload))
         else:
             segment = header[:16] + checksum.to_bytes(2, "big") + header[18:]
+        self._hand_down(segment, len(header), len(payload), flags)
+
+    def _hand_down(
+        self, segment: bytes, header_length: int, payload_length: int, flags: int
+    ) -> None:
+        """Account for a finished ``segment`` and emit it."""
         if flags & ACK:
             self._ack_now = False
             self._delack_deadline = None
@@ -1588,8 +1647,8 @@ class TcpConnection:
             layer.count("resets_sent")
         if layer.partial_checksums:
             # A TSO super-segment is cut into pieces that each carry this header's options.
-            extra = len(header) - 20 - (_TS_OPTION_LENGTH if self._ts_ok else 0)
-            size = self._snd_mss - extra if len(payload) > self._snd_mss - extra else 0
+            extra = header_length - 20 - (_TS_OPTION_LENGTH if self._ts_ok else 0)
+            size = self._snd_mss - extra if payload_length > self._snd_mss - extra else 0
             layer.emit(self.local_address, self.remote_address, segment, size)
         else:
             layer.emit(self.local_address, self.remote_address, segment)
@@ -1783,7 +1842,7 @@ class TcpConnection:
         pto = 2 * srtt
         if self._nxt - self._una <= self._snd_mss:
             pto += TLP_DELAYED_ACK_ALLOWANCE
-        deadline = now + max(pto, TLP_MIN_PTO)
+        deadline = now + (pto if pto > TLP_MIN_PTO else TLP_MIN_PTO)
         if self._rto_deadline is not None and deadline >= self._rto_deadline:
             self._tlp_deadline = None  # the RTO comes first anyway
             return

@@ -38,7 +38,7 @@ class RttEstimator:
         self.rttvar = 0.0
         self.latest_rtt: float | None = None
         self.min_rtt: float | None = None
-        self.rto_base = initial_rto
+        self.rto_base = min(initial_rto, max_rto)
         self.min_rto = min_rto
         self.max_rto = max_rto
         #: Number of back-offs applied since the last new ACK (RFC 6298 §5.5).
@@ -49,25 +49,31 @@ class RttEstimator:
     @property
     def rto(self) -> float:
         """Current timeout including back-off, clamped to ``max_rto`` (RFC 6298 §2.5)."""
-        return min(self.rto_base * (1 << min(self.backoff, 30)), self.max_rto)
+        backoff = self.backoff
+        if not backoff:
+            return self.rto_base  # already clamped to max_rto by sample()
+        return min(self.rto_base * (1 << min(backoff, 30)), self.max_rto)
 
     def sample(self, rtt: float) -> None:
         """Feed one RTT measurement (RFC 6298 §2.2 / §2.3)."""
         rtt = max(rtt, 0.0)
         self.samples += 1
         self.latest_rtt = rtt
-        if self.min_rtt is None or rtt < self.min_rtt:
+        min_rtt = self.min_rtt
+        if min_rtt is None or rtt < min_rtt:
             self.min_rtt = rtt
-        if self.srtt is None:
-            self.srtt = rtt
-            self.rttvar = rtt / 2
+        srtt = self.srtt
+        if srtt is None:
+            srtt = self.srtt = rtt
+            rttvar = self.rttvar = rtt / 2
         else:
-            self.rttvar = (1 - _BETA) * self.rttvar + _BETA * abs(self.srtt - rtt)
-            self.srtt = (1 - _ALPHA) * self.srtt + _ALPHA * rtt
+            rttvar = self.rttvar = (1 - _BETA) * self.rttvar + _BETA * abs(srtt - rtt)
+            srtt = self.srtt = (1 - _ALPHA) * srtt + _ALPHA * rtt
         # RFC 6298 §2.4: RTO is at least min_rto (1 s in the RFC; Linux uses 200 ms).
-        self.rto_base = min(
-            max(self.srtt + max(_GRANULARITY, _K * self.rttvar), self.min_rto), self.max_rto
-        )
+        variation = _K * rttvar
+        rto = srtt + (variation if variation > _GRANULARITY else _GRANULARITY)
+        rto = max(rto, self.min_rto)
+        self.rto_base = rto if rto < self.max_rto else self.max_rto
 
     def back_off(self) -> None:
         """Double the timeout after it expired (RFC 6298 §5.5)."""

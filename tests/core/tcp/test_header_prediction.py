@@ -1,0 +1,141 @@
+"""Header prediction: the fast path must leave exactly the state the full processing would.
+
+Each exchange is run twice, once with prediction and once with it disabled (by
+patching it to decline), and the connections' observable state is compared.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from aionetstack.core.tcp import TcpConnection
+from aionetstack.testing.tcp_pair import TcpPair
+
+
+def _exchange(
+    pair: TcpPair, client: TcpConnection, server: TcpConnection, sizes: list[int]
+) -> bytes:
+    """One request/response transaction per size; returns what came back."""
+    echoed = bytearray()
+    for number, size in enumerate(sizes):
+        request = bytes([number & 0xFF]) * size
+        assert client.send(request) == len(request)
+        assert pair.run(_echoes(server, len(request)), max_time=30)
+        assert pair.run(_collects(client, echoed, len(echoed) + len(request)), max_time=30)
+    return bytes(echoed)
+
+
+def _echoes(server: TcpConnection, count: int) -> Callable[[], bool]:
+    """A ``pair.run`` condition: the server echoes what it reads until ``count`` bytes."""
+    seen = 0
+
+    def served() -> bool:
+        nonlocal seen
+        data = server.receive()
+        seen += len(data)
+        if data:
+            server.send(data)
+        return seen == count
+
+    return served
+
+
+def _collects(client: TcpConnection, into: bytearray, total: int) -> Callable[[], bool]:
+    def answered() -> bool:
+        into.extend(client.receive())
+        return len(into) == total
+
+    return answered
+
+
+def _observable(connection: TcpConnection) -> tuple[object, ...]:
+    rtt = connection._rtt
+    return (
+        connection.state,
+        connection._una,
+        connection._nxt,
+        connection._rcv_nxt,
+        connection._snd_wnd,
+        connection._cc.cwnd,
+        rtt.samples,
+        rtt.srtt,
+        rtt.rto,
+        connection._rto_deadline,
+        connection._tlp_deadline,
+        connection._delack_deadline,
+        connection.send_buffer_free,
+    )
+
+
+Result = tuple[bytes, tuple[object, ...], tuple[object, ...], int]
+
+
+def _run(predict: bool, sizes: list[int], monkeypatch: pytest.MonkeyPatch) -> Result:
+    with monkeypatch.context() as patch:
+        if not predict:
+            patch.setattr(TcpConnection, "_predicted_segment", lambda *args: False)
+        pair = TcpPair(seed=3)
+        client, server = pair.open()
+        echoed = _exchange(pair, client, server, sizes)
+        predicted = pair.b.layer.statistics().get("predicted_segments", 0)
+        return echoed, _observable(client), _observable(server), predicted
+
+
+@pytest.mark.parametrize(
+    "sizes",
+    [[1] * 40, [1 + n * 37 % 3000 for n in range(40)]],
+    ids=["one-byte", "growing"],
+)
+def test_prediction_leaves_the_state_full_processing_would(
+    sizes: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fast = _run(True, sizes, monkeypatch)
+    slow = _run(False, sizes, monkeypatch)
+    assert fast[:3] == slow[:3]
+    assert fast[0] == b"".join(bytes([n & 0xFF]) * size for n, size in enumerate(sizes))
+    assert fast[3] > 0 and slow[3] == 0
+
+
+def test_one_byte_requests_acknowledging_the_answer_are_predicted(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each request after the first acknowledges the whole previous answer (new data)."""
+    assert _run(True, [1] * 40, monkeypatch)[3] >= 39
+
+
+def test_a_request_acknowledging_part_of_the_answer_takes_the_full_path() -> None:
+    """With two answer segments in flight, a request that acknowledges only the first is
+    processed in full (loss detection may have work to do) and ends in the right state."""
+    pair = TcpPair(seed=4)
+    client, server = pair.open()
+    server.set_nodelay(True)  # Nagle would hold the b's until the a's are acknowledged
+    held: list[object] = []
+
+    def hold_second_answer(direction: str, segment: object) -> bool:
+        payload = getattr(segment, "payload", b"")
+        if direction == "ba" and payload and not held and payload[:1] == b"b":
+            held.append(segment)
+            return False
+        return True
+
+    pair.intercept = hold_second_answer
+    # One MSS of a's: the client's window edge then moves by a full MSS when it reads
+    # them, so its next segment advertises the same window (prediction's precondition).
+    server.send(b"a" * 1460)
+    pair.run(lambda: client.readable_bytes == 1460, max_time=5)
+    server.send(b"b" * 1000)  # dropped once: in flight as far as the server knows
+    pair.run_for(0.005)
+    before = pair.b.layer.statistics().get("predicted_segments", 0)
+    client.receive()
+    client.send(b"q")  # acknowledges the a's only
+    pair.run(lambda: server.readable_bytes == 1, max_time=5)
+    assert held, "the second answer was never sent"
+    assert pair.b.layer.statistics().get("predicted_segments", 0) == before
+    assert server._una == 1461
+    assert server.receive() == b"q"
+    pair.intercept = None
+    got = bytearray()
+    assert pair.run(lambda: bool(got.extend(client.receive())) or len(got) == 1000)
+    assert bytes(got) == b"b" * 1000
