@@ -13,15 +13,31 @@ import asyncio
 import json
 import os
 import resource
+import socket
 import sys
 import time
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB, the same writes as the baseline in limits.md
+#: The kernel client's congestion control (``BENCH_CC``; unset: the system default).
+CONGESTION = os.environ.get("BENCH_CC")
+
+
+async def open_connection(
+    host: str, port: int
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """``asyncio.open_connection``, on a socket using ``CONGESTION`` when one is set."""
+    if CONGESTION is None:
+        return await asyncio.open_connection(host, port)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, CONGESTION.encode())
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, port))
+    return await asyncio.open_connection(sock=sock)
 
 
 async def upload(host: str, seconds: float, connections: int) -> dict[str, float]:
     async def one() -> int:
-        reader, writer = await asyncio.open_connection(host, 5001)
+        reader, writer = await open_connection(host, 5001)
         sent = 0
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
@@ -41,7 +57,7 @@ async def upload(host: str, seconds: float, connections: int) -> dict[str, float
 
 async def download(host: str, seconds: float, connections: int) -> dict[str, float]:
     async def one() -> int:
-        reader, writer = await asyncio.open_connection(host, 5002)
+        reader, writer = await open_connection(host, 5002)
         received = 0
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
@@ -56,7 +72,7 @@ async def download(host: str, seconds: float, connections: int) -> dict[str, flo
 
 async def request_response(host: str, seconds: float, connections: int) -> dict[str, float]:
     async def one() -> int:
-        reader, writer = await asyncio.open_connection(host, 5003)
+        reader, writer = await open_connection(host, 5003)
         count = 0
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
@@ -76,7 +92,7 @@ async def connection_rate(host: str, seconds: float, connections: int) -> dict[s
         count = 0
         end = time.perf_counter() + seconds
         while time.perf_counter() < end:
-            reader, writer = await asyncio.open_connection(host, 5003)
+            reader, writer = await open_connection(host, 5003)
             writer.write(b"x")
             await reader.readexactly(1)
             writer.close()
@@ -92,7 +108,7 @@ async def connection_rate(host: str, seconds: float, connections: int) -> dict[s
 async def idle(host: str, seconds: float, connections: int) -> dict[str, float]:
     held = []
     for _ in range(connections):
-        held.append(await asyncio.open_connection(host, 5003))
+        held.append(await open_connection(host, 5003))
     print(json.dumps({"opened": len(held)}), flush=True)
     loop = asyncio.get_running_loop()
     commands = asyncio.StreamReader()

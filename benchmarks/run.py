@@ -87,11 +87,15 @@ class Server:
             self.process.wait()
 
 
+#: Extra environment for every peer (``--congestion`` sets BENCH_CC).
+PEER_ENV: dict[str, str] = {}
+
+
 def run_peer(mode: str, host: str, seconds: float, connections: int) -> dict[str, float]:
     result = subprocess.run(
         [sys.executable, str(HERE / "peer.py"), mode, host, str(seconds), str(connections)],
         capture_output=True, text=True, timeout=seconds + 180,
-        env={**os.environ, "BENCH_CPU": str(PEER_CPU)}, check=False,
+        env={**os.environ, **PEER_ENV, "BENCH_CPU": str(PEER_CPU)}, check=False,
     )  # fmt: skip
     if result.returncode != 0:
         raise RuntimeError(f"peer {mode} failed: {result.stderr.strip()[-500:]}")
@@ -104,7 +108,7 @@ def idle_memory(server: Server, host: str, connections: int) -> float:
     peer = subprocess.Popen(
         [sys.executable, str(HERE / "peer.py"), "idle", host, "0", str(connections)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-        env={**os.environ, "BENCH_CPU": str(PEER_CPU)},
+        env={**os.environ, **PEER_ENV, "BENCH_CPU": str(PEER_CPU)},
     )  # fmt: skip
     assert peer.stdout is not None and peer.stdin is not None
     opened = json.loads(peer.stdout.readline())["opened"]
@@ -199,9 +203,13 @@ def main() -> int:
     parser.add_argument("--backends", default=",".join(BACKENDS))
     parser.add_argument("--quick", action="store_true", help="1 run of 1 s, 1000 idle conns")
     parser.add_argument("--only", help="run only the scenarios whose label contains this text")
+    parser.add_argument("--congestion", help="the kernel client's congestion control "
+                        "(TCP_CONGESTION, e.g. cubic); default: the system's")  # fmt: skip
     args = parser.parse_args()
     if args.quick:
         args.runs, args.seconds, args.idle = 1, 1.0, 1000
+    if args.congestion:
+        PEER_ENV["BENCH_CC"] = args.congestion
     if os.geteuid() != 0:
         print("run.py: needs root for the network namespace and the TUN", file=sys.stderr)
         return 2
