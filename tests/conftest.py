@@ -4,6 +4,10 @@
 afterwards. Every test that creates a TUN or sends real packets uses it, so
 nothing can leave the machine. Without root it skips with the reason, unless
 ``AIONETSTACK_REQUIRE_TUN=1`` (CI), where it fails instead.
+
+Property tests draw their examples deterministically (hypothesis ``derandomize``):
+every run tries the same examples, so a red run can be repeated. Set
+``HYPOTHESIS_PROFILE=explore`` to search with fresh random examples instead.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import os
 from collections.abc import Iterator
 
 import pytest
+from hypothesis import settings
 
 from aionetstack.testing.netns import (
     Namespace,
@@ -19,6 +24,10 @@ from aionetstack.testing.netns import (
     namespace_support,
     network_namespace,
 )
+
+settings.register_profile("deterministic", derandomize=True)
+settings.register_profile("explore", derandomize=False)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 
 
 def tun_unavailable(reason: str) -> None:

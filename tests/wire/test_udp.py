@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dpkt
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from aionetstack.wire.checksum import internet_checksum, pseudo_header_sum
@@ -156,6 +156,7 @@ def test_ipv4_round_trip_and_dpkt_agree(
 
 @SETTINGS
 @given(source_port=ports, destination_port=ports, payload=st.binary(max_size=200))
+@example(source_port=0, destination_port=1490, payload=bytes(4))  # the sum comes to 0
 def test_ipv6_round_trip_and_dpkt_agree(
     source_port: int, destination_port: int, payload: bytes
 ) -> None:
@@ -163,9 +164,13 @@ def test_ipv6_round_trip_and_dpkt_agree(
         sport=source_port, dport=destination_port, ulen=8 + len(payload), data=payload
     )
     packet = bytes(dpkt.ip6.IP6(src=HOST6, dst=PEER6, nxt=17, hlim=64, data=theirs))
-    assert packet[40:] == build_udp(source_port, destination_port, payload, HOST6, PEER6)
-    header, parsed = parse_udp(packet[40:], source_address=HOST6, destination_address=PEER6)
-    assert header.checksum == theirs.sum
+    ours = build_udp(source_port, destination_port, payload, HOST6, PEER6)
+    # A computed checksum of 0 goes out as 0xFFFF (RFC 768; mandatory over IPv6,
+    # RFC 8200 §8.1); dpkt leaves it 0, which an IPv6 receiver must drop.
+    expected_sum = theirs.sum or 0xFFFF
+    assert ours == packet[40:46] + expected_sum.to_bytes(2, "big") + packet[48:]
+    header, parsed = parse_udp(ours, source_address=HOST6, destination_address=PEER6)
+    assert header.checksum == expected_sum
     assert bytes(parsed) == payload
 
 

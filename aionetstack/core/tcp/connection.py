@@ -212,6 +212,7 @@ class TcpConnection:
         "_rcv_mss",
         "_rcv_nxt",
         "_rcv_off",
+        "_rcv_wnd_max",
         "_rcv_wscale",
         "_readable_pending",
         "_records",
@@ -328,6 +329,9 @@ class TcpConnection:
         self._rcv_nxt = 0
         self._rcv_off = 0
         self._rcv_adv = 0
+        #: The largest window (bytes) we have offered (Linux's window_clamp in this role):
+        #: a read sends a pure window update only once the peer has used half of it.
+        self._rcv_wnd_max = 0
         self._rbuf = ReceiveBuffer()
         self._rbuf_limit = config.receive_buffer
         self._rcv_wscale = window_scale_for(config.receive_buffer) if config.window_scaling else 0
@@ -555,7 +559,7 @@ class TcpConnection:
         self._take_peer_syn(client_isn, options, now)
         self._una = self._nxt = 1
         self._sbuf_start = 1
-        self._rcv_adv = min(self._rbuf_limit, MAX_WINDOW_FIELD)
+        self._rcv_adv = self._rcv_wnd_max = min(self._rbuf_limit, MAX_WINDOW_FIELD)
         self._snd_wl1 = ack_seq
         self._snd_wl2 = self._seq(1)
         self._update_send_window(window)
@@ -607,7 +611,7 @@ class TcpConnection:
             if offer_ts
             else None,
         )
-        window = min(self._rbuf_limit, MAX_WINDOW_FIELD)
+        window = self._rcv_wnd_max = min(self._rbuf_limit, MAX_WINDOW_FIELD)
         self._rcv_adv = self._rcv_off + window
         ack = self._rcv_nxt if is_synack else 0
         self._emit(self._iss, ack, flags, window, options, b"", now)
@@ -1555,7 +1559,9 @@ class TcpConnection:
         if window < 0:
             window = self._advertised_window_field()
             edge = self._rcv_off + (window << self._rcv_wscale)
-            self._rcv_adv = max(self._rcv_adv, edge)
+            if edge > self._rcv_adv:
+                self._rcv_adv = edge
+                self._rcv_wnd_max = max(self._rcv_wnd_max, edge - self._rcv_off)
         if options is None:
             blocks = (
                 self._sack_block_budget(len(payload))
@@ -1690,11 +1696,17 @@ class TcpConnection:
         return (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK
 
     def _after_read(self) -> None:
-        """The app read: clear the readable latch, and update the window when it grew a lot."""
+        """The app read: clear the readable latch, and send a window update when the window
+        grew a lot (RFC 9293 §3.8.6.2.2) and the peer may be waiting for it: what is left
+        is at most half the largest window we offered, or under one segment (Linux's
+        tcp_cleanup_rbuf rule). A small read early on, while the first window is barely
+        used, then goes out with the answer instead of as a pure ACK before it."""
         self._readable_pending = False
         if self.state not in _RECEIVES_DATA:
             return
         current = self._rcv_adv - self._rcv_off
+        if current >= self._rcv_mss and 2 * current > self._rcv_wnd_max:
+            return
         free = self._rbuf_limit - self._rbuf.size
         threshold = min(self._rbuf_limit // 2, self._rcv_mss)
         if free - current >= threshold and free >= 2 * current:

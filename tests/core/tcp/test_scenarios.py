@@ -306,7 +306,7 @@ def test_lost_acks_never_stall() -> None:
         return True
 
     pair.intercept = drop_pure_acks
-    data = pattern(300_000)
+    data = pattern(1_000_000)
     assert pump(pair, client, data, server) == data
     client.close()
     assert pair.run(lambda: client.state is TcpState.FIN_WAIT_2)
