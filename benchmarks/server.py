@@ -39,6 +39,13 @@ async def source(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> 
     except (ConnectionError, OSError):
         pass
     writer.close()
+    # The client ends a download by closing with our data unread, which may reset the
+    # connection: that is how the run ends, not an error to report.
+    reading.cancel()
+    try:
+        await reading
+    except (asyncio.CancelledError, ConnectionError, OSError):
+        pass
 
 
 async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
