@@ -29,17 +29,23 @@ A = bytes([198, 18, 0, 1])
 B = bytes([198, 18, 0, 2])
 
 
+class _Side:
+    """One TCP layer of a pair: what it emits goes to ``wire``, its events to ``events``."""
+
+    def __init__(self, config: TcpConfig, seed: int, mss: int) -> None:
+        self.wire: list[bytes] = []
+        self.events: collections.deque[object] = collections.deque()
+        self.layer = TcpLayer(config, random.Random(seed),
+                              emit=lambda s, d, seg, *_: self.wire.append(seg),
+                              events=self.events, mss_for=lambda _: mss)  # fmt: skip
+
+
 def run(megabytes: int, mss: int) -> dict[str, float]:
     total = megabytes * 1_000_000
     config = TcpConfig(send_buffer=4 << 20, receive_buffer=4 << 20)
-    wire_ab: list[bytes] = []
-    wire_ba: list[bytes] = []
-    events_a: collections.deque[object] = collections.deque()
-    events_b: collections.deque[object] = collections.deque()
-    layer_a = TcpLayer(config, random.Random(1), emit=lambda s, d, seg: wire_ab.append(seg),
-                       events=events_a, mss_for=lambda _: mss)  # fmt: skip
-    layer_b = TcpLayer(config, random.Random(2), emit=lambda s, d, seg: wire_ba.append(seg),
-                       events=events_b, mss_for=lambda _: mss)  # fmt: skip
+    a, b = _Side(config, 1, mss), _Side(config, 2, mss)
+    layer_a, wire_ab, events_a = a.layer, a.wire, a.events
+    layer_b, wire_ba, events_b = b.layer, b.wire, b.events
     layer_b.listen(B, 5001)
     client = layer_a.connect(A, B, 5001, 0.0)
     chunk = bytes(256 * 1024)
@@ -88,15 +94,9 @@ def run(megabytes: int, mss: int) -> dict[str, float]:
 
 def echo(connections: int, transactions: int) -> dict[str, float]:
     """1-byte transactions: A writes, B echoes on readable, A writes again on readable."""
-    config = TcpConfig()
-    wire_ab: list[bytes] = []
-    wire_ba: list[bytes] = []
-    events_a: collections.deque[object] = collections.deque()
-    events_b: collections.deque[object] = collections.deque()
-    layer_a = TcpLayer(config, random.Random(1), emit=lambda s, d, seg, *_: wire_ab.append(seg),
-                       events=events_a, mss_for=lambda _: 1460)  # fmt: skip
-    layer_b = TcpLayer(config, random.Random(2), emit=lambda s, d, seg, *_: wire_ba.append(seg),
-                       events=events_b, mss_for=lambda _: 1460)  # fmt: skip
+    a, b = _Side(TcpConfig(), 1, 1460), _Side(TcpConfig(), 2, 1460)
+    layer_a, wire_ab, events_a = a.layer, a.wire, a.events
+    layer_b, wire_ba, events_b = b.layer, b.wire, b.events
     layer_a.partial_checksums = layer_b.partial_checksums = True
     layer_b.listen(B, 5001)
     clients = [layer_a.connect(A, B, 5001, 0.0) for _ in range(connections)]

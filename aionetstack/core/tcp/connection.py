@@ -807,9 +807,7 @@ class TcpConnection:
         self._layer.count("predicted_segments")  # Linux: TcpExtTCPHPHits
         if acks_all:
             self._ack_new_data(self._nxt, options, now)
-            if self._persist_deadline is not None and self._snd_wnd:
-                self._persist_deadline = None
-                self._persist_backoff = 0
+            self._stop_persist_if_window_open()
         self._last_received = now
         self._keepalive_probes = 0
         self._snd_wl1 = self._rcv_nxt  # RFC 9293 §3.10.7.4: window from the newest segment
@@ -975,9 +973,7 @@ class TcpConnection:
         if self._recovery == "fast":
             delivered = self._una + self._sacked_bytes + self._reno_sacked - delivered_before
             self._proportional_rate_reduction(delivered)
-        if self._snd_wnd and self._persist_deadline is not None:
-            self._persist_deadline = None
-            self._persist_backoff = 0
+        self._stop_persist_if_window_open()
         self._layer.mark_dirty(self)
         self._after_ack_state_changes(now)
         return True
@@ -1043,14 +1039,11 @@ class TcpConnection:
             self._rtt_sample_ts(options.timestamp[1], now, since_last_send)
         elif rtt_sample is not None:
             self._rtt.sample(rtt_sample)
-        rtt = self._rtt
-        rtt.backoff = 0  # RFC 6298 §5.7 note: a new ACK computes the timeout afresh
-        cc = self._cc
+        self._rtt.reset_backoff()
         if (
-            rtt.samples != samples_before
-            and cc.cwnd < cc.ssthresh  # in slow start
+            self._rtt.samples != samples_before
+            and self._cc.in_slow_start
             and self._recovery is None
-            and self._layer.config.hystart
         ):
             self._hystart(ack_off)
         # Congestion control.
@@ -1124,6 +1117,12 @@ class TcpConnection:
             if bound is not None and bound < sample:
                 sample = bound
             self._rtt.sample(sample)
+
+    def _stop_persist_if_window_open(self) -> None:
+        """An ACK with an open window ends zero-window probing (RFC 9293 §3.8.6.1)."""
+        if self._snd_wnd and self._persist_deadline is not None:
+            self._persist_deadline = None
+            self._persist_backoff = 0
 
     def _update_send_window(self, window: int) -> None:
         wnd = window << self._snd_wscale
@@ -1581,10 +1580,8 @@ class TcpConnection:
                         _TS_OFFSET_BYTE,
                         flags,
                         window,
-                        # The folded pseudo-header sum (see _finish_segment), packed at once.
-                        (self._pseudo_sum + _TS_HEADER_LENGTH + len(payload)) % 0xFFFF or 0xFFFF
-                        if partial
-                        else 0,
+                        # Packed at once: the partial sum needs no other header field.
+                        self._partial_checksum(_TS_HEADER_LENGTH + len(payload)) if partial else 0,
                         0,
                         1,
                         1,
@@ -1627,7 +1624,7 @@ class TcpConnection:
         """
         total = len(header) + len(payload)
         if self._layer.partial_checksums:
-            checksum = ones_complement_sum(b"", self._pseudo_sum + total)
+            checksum = self._partial_checksum(total)
         else:
             partial = self._pseudo_sum + total
             if payload:
@@ -1638,6 +1635,10 @@ class TcpConnection:
         else:
             segment = header[:16] + checksum.to_bytes(2, "big") + header[18:]
         self._hand_down(segment, len(header), len(payload), flags)
+
+    def _partial_checksum(self, segment_length: int) -> int:
+        """The folded pseudo-header sum that a checksum-offloading link completes."""
+        return ones_complement_sum(b"", self._pseudo_sum + segment_length)
 
     def _hand_down(
         self, segment: bytes, header_length: int, payload_length: int, flags: int
