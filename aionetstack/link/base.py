@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Link"]
@@ -32,6 +33,8 @@ class Link(Protocol):
       cut by the device into segments of ``segment_size`` payload bytes (TSO).
       Without offload ``max_packet_size == mtu`` and ``send_offloaded`` is
       never called.
+    * ``statistics()`` maps counter names to counts; a link may add a few
+      descriptive strings (``TunLink``: ``"offload"``).
     """
 
     mtu: int
@@ -49,6 +52,6 @@ class Link(Protocol):
 
     def get_timer(self) -> float | None: ...
 
-    def statistics(self) -> dict[str, int]: ...
+    def statistics(self) -> Mapping[str, int | str]: ...
 
     def close(self) -> None: ...

@@ -137,7 +137,7 @@ class CapturingLink:
     def get_timer(self) -> float | None:
         return self.link.get_timer()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> dict[str, int | str]:
         stats = dict(self.link.statistics())
         stats["captured_packets"] = self._writer.packets_written
         return stats
