@@ -43,6 +43,9 @@ from typing import Final
 import pytun
 
 from ..errors import MissingPrivilegeError
+from ..wire.ipv4 import IPv4Header, build_ipv4
+from ..wire.ipv6 import IPv6Header, build_ipv6
+from ..wire.tcp import RST, build_tcp
 from ..wire.vnet import (
     CSUM_OFFSET_TCP,
     CSUM_OFFSET_UDP,
@@ -152,6 +155,7 @@ class TunLink:
         "_reader",
         "_skip",
         "_view",
+        "claimed_flows",
         "created",
         "max_packet_size",
         "mtu",
@@ -226,6 +230,7 @@ class TunLink:
         self._view = memoryview(self._buffer)
         self.sent_packets = 0
         self.sent_bytes = 0
+        self.claimed_flows = 0
         self.received_packets = 0
         self.received_bytes = 0
         self.received_runts = 0
@@ -265,6 +270,8 @@ class TunLink:
     def send(self, packet: bytes | bytearray | memoryview, now: float) -> None:
         """Write one IP packet; a full queue or a packet the kernel rejects is a counted drop."""
         self._check_open()
+        if self.multi_queue:
+            self._claim_flow(packet)
         self._write(VNET_HEADER_NONE if self._skip else None, packet)
 
     def _write(self, header: bytes | None, packet: bytes | bytearray | memoryview) -> None:
@@ -299,12 +306,29 @@ class TunLink:
         if not self._skip:
             raise ValueError(f"TUN {self.name} was opened without offload")
         self._check_open()
+        if self.multi_queue:
+            self._claim_flow(packet)
         try:
             header = _offload_header(packet, segment_size if len(packet) > self.mtu else 0)
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
         self._write(header, packet)
+
+    def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
+        """Before an active open's SYN, make the kernel steer the flow to this queue.
+
+        The kernel records a flow's queue only after it has processed a packet
+        written on that queue, and it answers a SYN within that same ``write``:
+        left alone, the SYN-ACK is steered by hash and may reach another worker.
+        So a SYN (without ACK) is preceded by an RST of the same flow, which the
+        kernel discards without an answer (RFC 9293 §3.10.7.1: an RST is never
+        answered; a listener drops it, RFC 9293 §3.10.7.2) but records the flow.
+        """
+        primer = _flow_primer(packet)
+        if primer is not None:
+            self.claimed_flows += 1
+            self._write(VNET_HEADER_NONE if self._skip else None, primer)
 
     def get_timer(self) -> float | None:
         """Always None: the device never holds packets back on a timer."""
@@ -321,6 +345,7 @@ class TunLink:
             "received_runts": self.received_runts,
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
+            "claimed_flows": self.claimed_flows,
         }
 
     def close(self) -> None:
@@ -600,6 +625,34 @@ def _offload_header(packet: bytes | bytearray | memoryview, segment_size: int) -
         if len(_offload_headers) < 1024:
             _offload_headers[key] = header
     return header
+
+
+_TCP_SYN: Final = 0x02
+_TCP_ACK: Final = 0x10
+
+
+def _flow_primer(packet: bytes | bytearray | memoryview) -> bytes | None:
+    """For a TCP SYN without ACK: an RST of the same flow (checksums complete); else None."""
+    version = packet[0] >> 4
+    if version == 4 and len(packet) >= 40 and packet[9] == _IPPROTO_TCP:
+        start = (packet[0] & 0x0F) * 4
+        source, destination = bytes(packet[12:16]), bytes(packet[16:20])
+    elif version == 6 and len(packet) >= 60 and packet[6] == _IPPROTO_TCP:
+        start = 40
+        source, destination = bytes(packet[8:24]), bytes(packet[24:40])
+    else:
+        return None
+    if len(packet) < start + 20 or packet[start + 13] & (_TCP_SYN | _TCP_ACK) != _TCP_SYN:
+        return None
+    ports_and_seq = bytes(packet[start : start + 8])
+    segment = build_tcp(
+        int.from_bytes(ports_and_seq[0:2], "big"), int.from_bytes(ports_and_seq[2:4], "big"),
+        int.from_bytes(ports_and_seq[4:8], "big"), 0, RST, 0,
+        source=source, destination=destination,
+    )  # fmt: skip
+    if version == 4:
+        return build_ipv4(IPv4Header(source, destination, _IPPROTO_TCP), segment)
+    return build_ipv6(IPv6Header(source, destination, _IPPROTO_TCP), segment)
 
 
 def _set_queue_length(name: str, length: int = TRANSMIT_QUEUE_LENGTH) -> None:
