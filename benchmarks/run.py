@@ -62,13 +62,14 @@ class Backend:
     name: str
     host: str
     commands: list[list[str]]
+    env: dict[str, str] = field(default_factory=dict)
     processes: list[subprocess.Popen[str]] = field(default_factory=list)
 
     def start(self) -> None:
         for command in self.commands:
             process = subprocess.Popen(
                 [sys.executable, *command], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                stderr=self.log(), text=True,
+                stderr=self.log(), text=True, env={**os.environ, **self.env},
             )  # fmt: skip
             self.processes.append(process)
             assert process.stdout is not None

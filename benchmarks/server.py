@@ -21,9 +21,11 @@ import os
 import resource
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: BENCH_CODE: another checkout's root to import aionetstack from (A/B runs, ab.py).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.environ.get("BENCH_CODE") or _ROOT)
 
-from aionetstack import Stack, StackConfig, TunLink
+from aionetstack import Stack, StackConfig, TunLink  # noqa: E402
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 

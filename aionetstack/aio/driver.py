@@ -3,7 +3,13 @@
 One reader callback on the link's fd drains it in bounded batches, feeds every
 packet to the core, delivers the events, flushes the output once and re-arms a
 single ``call_at`` timer for the whole stack (DESIGN.md §2). Application
-writes ask for one coalesced flush per loop tick with :meth:`request_flush`.
+writes ask for one coalesced flush per loop tick with :meth:`request_flush`
+(for a stream server answering a request, that flush runs in the same loop
+iteration as the task that wrote the answer, right after it).
+
+The loop timer is only ever moved earlier: when the earliest deadline moves
+later (a delayed ACK or RTO pushed back by every transaction), the armed timer
+stays and, when it fires early, the core finds nothing due and it is re-armed.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ class AsyncioDriver:
         "_flush_pending",
         "_link",
         "_loop",
+        "_processing",
         "_running",
         "_timer_deadline",
         "_timer_handle",
@@ -51,6 +58,7 @@ class AsyncioDriver:
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._running = False
+        self._processing = False
         #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
         self.internal_errors = 0
 
@@ -71,7 +79,9 @@ class AsyncioDriver:
             self._timer_handle = None
 
     def request_flush(self) -> None:
-        """Ask for one flush at the end of this loop tick (coalesces many writes)."""
+        """Ask for one flush at the end of this loop tick (coalesces many writes).
+
+        """
         if not self._flush_pending and self._running:
             self._flush_pending = True
             self._loop.call_soon(self._on_flush)
@@ -120,31 +130,40 @@ class AsyncioDriver:
     # -- the one place output happens ----------------------------------------------
 
     def _process(self, now: float) -> None:
+        if self._processing:  # re-entered from a callback (flush_now): the loop below flushes
+            return
         core = self._core
         dispatch = self._dispatch
-        send = self._link.send
-        send_offloaded = self._link.send_offloaded
-        while True:
-            event = core.next_event()
-            while event is not None:
-                try:
-                    dispatch(event)
-                except Exception as error:
-                    self._internal_error(f"delivering {type(event).__name__}", error)
+        self._processing = True
+        try:
+            while True:
                 event = core.next_event()
-            try:
-                packets = core.packets_to_send(now)
-            except Exception as error:
-                self._internal_error("collecting output", error)
-                packets = []
-            for packet in packets:
-                if isinstance(packet, bytes):
-                    send(packet, now)
-                else:  # OffloadedPacket: the link completes the checksum, maybe segments
-                    send_offloaded(packet.packet, packet.segment_size, now)
-            if not core.events:
-                break
+                while event is not None:
+                    try:
+                        dispatch(event)
+                    except Exception as error:
+                        self._internal_error(f"delivering {type(event).__name__}", error)
+                    event = core.next_event()
+                self._send_output(now)
+                if not core.events:
+                    break
+        finally:
+            self._processing = False
         self._rearm_timer()
+
+    def _send_output(self, now: float) -> None:
+        """Put every packet the core has ready on the link."""
+        try:
+            packets = self._core.packets_to_send(now)
+        except Exception as error:
+            self._internal_error("collecting output", error)
+            return
+        send = self._link.send
+        for packet in packets:
+            if isinstance(packet, bytes):
+                send(packet, now)
+            else:  # OffloadedPacket: the link completes the checksum, maybe segments
+                self._link.send_offloaded(packet.packet, packet.segment_size, now)
 
     def _internal_error(self, doing: str, error: Exception) -> None:
         """Report a bug inside the stack to the loop's handler, count it, and carry on."""
@@ -160,11 +179,10 @@ class AsyncioDriver:
         link_deadline = self._link.get_timer()
         if link_deadline is not None and (deadline is None or link_deadline < deadline):
             deadline = link_deadline
-        if deadline == self._timer_deadline:
-            return
+        current = self._timer_deadline
+        if deadline is None or (current is not None and current <= deadline):
+            return  # the armed timer (if any) fires no later than needed; early is harmless
         if self._timer_handle is not None:
             self._timer_handle.cancel()
-            self._timer_handle = None
         self._timer_deadline = deadline
-        if deadline is not None:
-            self._timer_handle = self._loop.call_at(deadline, self._on_timer)
+        self._timer_handle = self._loop.call_at(deadline, self._on_timer)
