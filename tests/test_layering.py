@@ -169,7 +169,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 KNOWN_CIRCLES: list[set[str]] = [
     {"aionetstack.core.events", "aionetstack.core.stack", "aionetstack.core.udp"},
     {"aionetstack.core.tcp.connection", "aionetstack.core.tcp.events", "aionetstack.core.tcp.layer"},
-    {"aionetstack.aio.server", "aionetstack.aio.stack"},
 ]
 
 

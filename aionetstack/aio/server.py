@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .addresses import text_address
 from .transport import StackSocket
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpListener
-    from .stack import Stack
 
-__all__ = ["Server"]
+__all__ = ["Server", "ServerOwner"]
+
+
+class ServerOwner(Protocol):
+    """What a :class:`Server` needs from the stack that made it."""
+
+    def forget_server(self, server: Server) -> None:
+        """Stop routing the server's listeners to it."""
+
+    def request_flush(self) -> None:
+        """Put what became sendable on the link soon (one flush per loop tick)."""
+
+    def close_transports_of(self, server: Server, *, abort: bool) -> None:
+        """Close (or abort) every transport the server accepted."""
 
 
 class Server(asyncio.AbstractServer):
@@ -27,7 +39,7 @@ class Server(asyncio.AbstractServer):
 
     def __init__(
         self,
-        stack: Stack,
+        stack: ServerOwner,
         listeners: list[TcpListener],
         accept: Callable[[Server, Any], None],
     ) -> None:
@@ -110,7 +122,7 @@ class Server(asyncio.AbstractServer):
         for listener in self._listeners:
             listener.close()
         self._stack.forget_server(self)
-        self._stack.driver.request_flush()
+        self._stack.request_flush()
         if self._serving_forever is not None and not self._serving_forever.done():
             self._serving_forever.cancel()
         for waiter in self._waiters:

@@ -415,6 +415,10 @@ class Stack:
         if not task.cancelled():
             task.exception()  # a failed server-side TLS handshake already closed its transport
 
+    def request_flush(self) -> None:
+        """Flush the stack's output once in this loop tick (writes coalesce into it)."""
+        self.driver.request_flush()
+
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""
         self._servers.discard(server)
