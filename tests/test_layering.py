@@ -168,7 +168,6 @@ def _cycles(graph: dict[str, set[str]]) -> list[set[str]]:
 #: Circles still to break. This list may only shrink.
 KNOWN_CIRCLES: list[set[str]] = [
     {"aionetstack.core.events", "aionetstack.core.stack", "aionetstack.core.udp"},
-    {"aionetstack.core.tcp.connection", "aionetstack.core.tcp.events", "aionetstack.core.tcp.layer"},
 ]
 
 

@@ -10,7 +10,7 @@ from .addresses import text_address
 from .transport import StackSocket
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpListener
+    from ..core.tcp import TcpListenerEndpoint
 
 __all__ = ["Server", "ServerOwner"]
 
@@ -40,7 +40,7 @@ class Server(asyncio.AbstractServer):
     def __init__(
         self,
         stack: ServerOwner,
-        listeners: list[TcpListener],
+        listeners: list[TcpListenerEndpoint],
         accept: Callable[[Server, Any], None],
     ) -> None:
         self._stack = stack
@@ -56,7 +56,7 @@ class Server(asyncio.AbstractServer):
         return f"<aionetstack Server {self.get_addresses()}>"
 
     @property
-    def listeners(self) -> list[TcpListener]:
+    def listeners(self) -> list[TcpListenerEndpoint]:
         return self._listeners
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
@@ -88,7 +88,7 @@ class Server(asyncio.AbstractServer):
         for listener in self._listeners:
             self.accept_ready(listener)
 
-    def accept_ready(self, listener: TcpListener) -> None:
+    def accept_ready(self, listener: TcpListenerEndpoint) -> None:
         """Take every established connection waiting on ``listener`` (if serving)."""
         if not self._serving:
             return
