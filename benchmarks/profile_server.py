@@ -115,8 +115,9 @@ def main() -> int:
         sampler = [spy, "record", "--format", "raw", "-r", "400", "-o", str(collapsed)]
         if args.calls_only:
             sampler = None
-        answer, cpu = run(args.mode, args.connections, args.seconds, args.backend, spy=sampler,
-                          env={})
+        answer, cpu = run(
+            args.mode, args.connections, args.seconds, args.backend, spy=sampler, env={}
+        )
         done = units(args.mode, answer)
         unit = "64 KiB" if args.mode in ("upload", "download") else "transaction"
         print(f"{args.mode}, {args.connections} connection(s), {args.backend}: "

@@ -79,9 +79,7 @@ class AsyncioDriver:
             self._timer_handle = None
 
     def request_flush(self) -> None:
-        """Ask for one flush at the end of this loop tick (coalesces many writes).
-
-        """
+        """Ask for one flush at the end of this loop tick (coalesces many writes)."""
         if not self._flush_pending and self._running:
             self._flush_pending = True
             self._loop.call_soon(self._on_flush)
