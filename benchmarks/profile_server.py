@@ -133,6 +133,8 @@ def main() -> int:
         answer, _ = run(args.mode, args.connections, args.seconds, args.backend, spy=None,
                         env={"BENCH_PROFILE": str(stats_path)})  # fmt: skip
         stats = pstats.Stats(str(stats_path))
+        if os.environ.get("PROFILE_KEEP"):
+            shutil.copy(stats_path, os.environ["PROFILE_KEEP"])
         calls = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
         print(f"\ncProfile: {calls / units(args.mode, answer):.0f} Python calls per {unit} "
               f"(primitive and recursive, whole server run)")  # fmt: skip
@@ -146,7 +148,7 @@ def main() -> int:
         print("calls per unit by file: " + ", ".join(
             f"{name} {count / done:.1f}" for name, count in per_file.most_common(14)))  # fmt: skip
         stats.sort_stats("tottime").print_stats(15)
-        stats.sort_stats("ncalls").print_stats(30)
+        stats.sort_stats("ncalls").print_stats(int(os.environ.get("PROFILE_TOP", "30")))
     return 0
 
 

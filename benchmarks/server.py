@@ -128,10 +128,10 @@ async def main() -> None:
     if args.workers > 1:
         config = StackConfig(ephemeral_ports=worker_ports(args.worker, args.workers))
     kernel_address = args.host.rsplit(".", 1)[0] + ".1/24"
+    queues = {"multi_queue": True} if args.workers > 1 else {}  # (older trees lack it: ab.py)
     link = TunLink(
-        args.tun, kernel_address=kernel_address, offload=args.offload, mtu=args.mtu,
-        multi_queue=args.workers > 1,
-    )  # fmt: skip
+        args.tun, kernel_address=kernel_address, offload=args.offload, mtu=args.mtu, **queues
+    )
     async with Stack(link, address=f"{args.host}/24", config=config) as stack:
         await serve(stack, args.host)
 

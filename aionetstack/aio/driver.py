@@ -160,6 +160,8 @@ class AsyncioDriver:
         for packet in packets:
             if isinstance(packet, bytes):
                 send(packet, now)
+            elif packet.tail:  # OffloadedPacket: headers, then views of the send buffer
+                self._link.send_offloaded(packet.packet, packet.segment_size, now, packet.tail)
             else:  # OffloadedPacket: the link completes the checksum, maybe segments
                 self._link.send_offloaded(packet.packet, packet.segment_size, now)
 

@@ -225,6 +225,7 @@ class StackCore:
         *,
         ttl: int | None = None,
         segment_size: int = COMPLETE,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
         """Queue one IPv4 packet (DF set, as Linux with PMTU discovery).
 
@@ -232,31 +233,41 @@ class StackCore:
         whose checksum field holds only the pseudo-header sum, for a link with
         ``transmit_offload`` to complete; with a value > 0 a TCP packet of up
         to ``max_packet_size`` is cut by the device into segments of that size.
+        ``tail``: more payload after ``payload``, handed to the link as it is
+        (offloaded packets only: nothing computes a checksum over it here).
         Raises ``ValueError`` when the packet is too long for the link.
         """
-        length = ipv4.IPV4_HEADER_LENGTH + len(payload)
+        size = len(payload)
+        for part in tail:
+            size += len(part)
+        length = ipv4.IPV4_HEADER_LENGTH + size
         limit = self.mtu if segment_size == COMPLETE else self.max_packet_size
         if length > limit:
             raise ValueError(f"packet of {length} bytes exceeds the link's limit of {limit}")
         self._identification = identification = (self._identification + 1) & 0xFFFF
         header = ipv4.simple_ipv4_header(
-            source, destination, protocol, len(payload),
+            source, destination, protocol, size,
             ttl=self._default_ttl if ttl is None else ttl, identification=identification,
         )  # fmt: skip
         packet = b"".join((header, payload))
-        self._outbox.append(
-            packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size)
-        )
+        if segment_size == COMPLETE:
+            self._outbox.append(b"".join((packet, *tail)) if tail else packet)
+        else:
+            self._outbox.append(OffloadedPacket(packet, segment_size, tail))
         self.ip_stats["sent"] += 1
 
     def emit_transport(self, protocol: int) -> Callable[..., None]:
-        """Return ``emit(source, destination, segment, segment_size=COMPLETE)`` for a transport."""
+        """Return ``emit(source, destination, segment, segment_size=COMPLETE, tail=())``."""
         send_ip = self.send_ip
 
         def emit(
-            source: bytes, destination: bytes, segment: bytes, segment_size: int = COMPLETE
+            source: bytes,
+            destination: bytes,
+            segment: bytes,
+            segment_size: int = COMPLETE,
+            tail: tuple[bytes | memoryview, ...] = (),
         ) -> None:
-            send_ip(source, destination, protocol, segment, segment_size=segment_size)
+            send_ip(source, destination, protocol, segment, segment_size=segment_size, tail=tail)
 
         return emit
 

@@ -274,11 +274,19 @@ class TunLink:
             self._claim_flow(packet)
         self._write(VNET_HEADER_NONE if self._skip else None, packet)
 
-    def _write(self, header: bytes | None, packet: bytes | bytearray | memoryview) -> None:
-        """Write ``packet`` (behind a virtio_net_hdr when offload is on); count, never block."""
+    def _write(
+        self,
+        header: bytes | None,
+        packet: bytes | bytearray | memoryview,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
+        in one system call; count, never block."""
         try:
             if header is None:
                 os.write(self._fd, packet)
+            elif tail:
+                os.writev(self._fd, (header, packet, *tail))
             else:
                 os.writev(self._fd, (header, packet))
         except BlockingIOError:
@@ -294,26 +302,36 @@ class TunLink:
             raise
         self.sent_packets += 1
         self.sent_bytes += len(packet)
+        for part in tail:
+            self.sent_bytes += len(part)
 
     def send_offloaded(
-        self, packet: bytes | bytearray | memoryview, segment_size: int, now: float
+        self,
+        packet: bytes | bytearray | memoryview,
+        segment_size: int,
+        now: float,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
         """Write a partial-checksum TCP/UDP packet; the kernel completes (and segments) it.
 
         A TCP packet longer than the MTU goes as one GSO super-packet cut into
-        ``segment_size``-byte segments. Requires ``offload=True``.
+        ``segment_size``-byte segments. ``tail``: the rest of the packet's bytes
+        (payload views), gathered by ``writev``. Requires ``offload=True``.
         """
         if not self._skip:
             raise ValueError(f"TUN {self.name} was opened without offload")
         self._check_open()
         if self.multi_queue:
             self._claim_flow(packet)
+        length = len(packet)
+        for part in tail:
+            length += len(part)
         try:
-            header = _offload_header(packet, segment_size if len(packet) > self.mtu else 0)
+            header = _offload_header(packet, segment_size if length > self.mtu else 0)
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
-        self._write(header, packet)
+        self._write(header, packet, tail)
 
     def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
         """Before an active open's SYN, make the kernel steer the flow to this queue.
