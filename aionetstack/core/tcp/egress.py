@@ -52,8 +52,16 @@ class _Egress(Tcb):
         options: bytes | None,
         payload: bytes | memoryview,
         now: float,
+        more: tuple[bytes | memoryview, ...] = (),
     ) -> None:
-        """Build one segment (window -1: compute it; options None: TS/SACK as negotiated)."""
+        """Build one segment (window -1: compute it; options None: TS/SACK as negotiated).
+
+        ``more``: payload pieces after ``payload`` (partial checksums only; joined otherwise).
+        """
+        payload_length = len(payload)
+        if more:
+            for piece in more:
+                payload_length += len(piece)
         if window < 0:
             window = self._advertised_window_field()
             edge = self._rcv_off + (window << self._rcv_wscale)
@@ -62,7 +70,7 @@ class _Egress(Tcb):
                 self._rcv_wnd_max = max(self._rcv_wnd_max, edge - self._rcv_off)
         if options is None:
             blocks = (
-                self._sack_block_budget(len(payload))
+                self._sack_block_budget(payload_length)
                 if self._sack_ok and self._ooo and flags & ACK
                 else 0
             )
@@ -80,7 +88,9 @@ class _Egress(Tcb):
                         flags,
                         window,
                         # Packed at once: the partial sum needs no other header field.
-                        self._partial_checksum(_TS_HEADER_LENGTH + len(payload)) if partial else 0,
+                        self._partial_checksum(_TS_HEADER_LENGTH + payload_length)
+                        if partial
+                        else 0,
                         0,
                         1,
                         1,
@@ -93,16 +103,20 @@ class _Egress(Tcb):
                         # The payload (a view of the send buffer) follows the header to
                         # the link as it is: no 64 KB copy (OffloadedPacket.tail).
                         self._hand_down(
-                            header, _TS_HEADER_LENGTH, len(payload), flags,
-                            (payload,) if payload else (),
+                            header, _TS_HEADER_LENGTH, payload_length, flags,
+                            (payload, *more) if payload_length else (),
                         )  # fmt: skip
-                    else:
-                        self._finish_segment(header, payload, flags)
+                        return
+                    if more:
+                        payload = b"".join((payload, *more))
+                    self._finish_segment(header, payload, flags)
                     return
             elif blocks:
                 options = self._sack_options(blocks)
             else:
                 options = b""
+        if more:
+            payload = b"".join((payload, *more))
         header = (
             HEADER.pack(
                 self.local_port,
