@@ -30,7 +30,7 @@ from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
 from .rtt import RttEstimator
 from .send_buffer import SendBuffer
-from .state import TcpState
+from .state import TcpState, is_legal_transition
 
 _SEQ_MASK: Final = 0xFFFFFFFF
 _SEQ_HALF: Final = 1 << 31
@@ -335,7 +335,8 @@ class Tcb:
         return self._fin_queued and self._nxt > self._data_end()
 
     def _set_state(self, state: TcpState) -> None:
-        """The one place the connection's state changes."""
+        """The one place the connection's state changes (legal ones: ``state.TRANSITIONS``)."""
+        assert is_legal_transition(self.state, state), f"{self.state} -> {state}"
         self.state = state
         if state is TcpState.ESTABLISHED:
             self._syn_options = None  # only a SYN-ACK retransmission needed them
