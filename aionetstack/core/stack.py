@@ -89,6 +89,10 @@ class StackCore:
         self._timers: list[tuple[Callable[[], float | None], Callable[[float], None]]] = []
         self._statistics: dict[str, Callable[[], dict[str, int]]] = {}
         self.udp = UdpLayer(self)
+        self.register_transport(
+            ipv4.PROTO_UDP, self.udp.receive, icmp_error=self.udp.icmp_error,
+            statistics=("udp", self.udp.statistics),
+        )  # fmt: skip
         self.tcp = TcpLayer(
             self.config.tcp, rng, emit=self.emit_transport(ipv4.PROTO_TCP), events=self._events,
             ephemeral_ports=self.config.ephemeral_ports, mss_for=self._mss_for,

@@ -4,19 +4,48 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from collections import Counter
-from typing import TYPE_CHECKING
+from collections import Counter, deque
+from typing import Protocol
 
+from ..config import StackConfig
 from ..wire import icmpv4, ipv4, udp
 from ..wire.error import WireError
 from .events import UdpDatagramReceived, UdpErrorReceived
+from .ip import RoutingTable
 from .output import COMPLETE
 from .ports import choose_ephemeral_port
+from .randomness import RandomSource
 
-if TYPE_CHECKING:
-    from .stack import StackCore
+__all__ = ["UdpEndpoint", "UdpHost", "UdpLayer"]
 
-__all__ = ["UdpEndpoint", "UdpLayer"]
+
+class UdpHost(Protocol):
+    """What UDP needs from the IP layer below it (``StackCore`` satisfies it)."""
+
+    @property
+    def routes(self) -> RoutingTable: ...
+    @property
+    def config(self) -> StackConfig: ...
+    @property
+    def rng(self) -> RandomSource: ...
+    @property
+    def mtu(self) -> int: ...
+    @property
+    def transmit_offload(self) -> bool: ...
+    @property
+    def verify_transport_checksums(self) -> bool: ...
+    @property
+    def events(self) -> deque[object]: ...
+
+    def send_ip(
+        self, source: bytes, destination: bytes, protocol: int,
+        payload: bytes | bytearray | memoryview, *, ttl: int | None = None,
+        segment_size: int = COMPLETE,
+    ) -> None: ...  # fmt: skip
+
+    def send_icmp_error(
+        self, icmp_type: int, code: int, header: ipv4.IPv4Header, packet: memoryview, now: float
+    ) -> None: ...
 
 _UDP_AND_IP_HEADERS = ipv4.IPV4_HEADER_LENGTH + udp.UDP_HEADER_LENGTH
 
@@ -70,15 +99,15 @@ class UdpLayer:
 
     __slots__ = ("_by_address", "_core", "_wildcard", "stats")
 
-    def __init__(self, core: StackCore) -> None:
+    def __init__(self, core: UdpHost) -> None:
         self._core = core
         self._by_address: dict[tuple[bytes, int], UdpEndpoint] = {}
         self._wildcard: dict[int, UdpEndpoint] = {}
         self.stats: Counter[str] = Counter()
-        core.register_transport(
-            ipv4.PROTO_UDP, self.receive, icmp_error=self.icmp_error,
-            statistics=("udp", lambda: self.stats),
-        )  # fmt: skip
+
+    def statistics(self) -> Counter[str]:
+        """The UDP counters (``StackCore.statistics()['udp']``)."""
+        return self.stats
 
     # -- binding ------------------------------------------------------------------
 
