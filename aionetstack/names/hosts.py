@@ -52,6 +52,13 @@ class HostsTable:
         """Every address of ``name`` (``None`` if the table does not know it)."""
         return self._entries.get(name)
 
+    def reverse(self, address: bytes) -> str | None:
+        """The first name whose entry holds ``address`` (for ``getnameinfo``)."""
+        for name, addresses in self._entries.items():
+            if address in addresses:
+                return name
+        return None
+
     def __contains__(self, name: object) -> bool:
         return name in self._entries
 

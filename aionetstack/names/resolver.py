@@ -217,7 +217,7 @@ class StubResolver:
             self._events.append(lookup)
             return lookup
         self._active[lookup] = queries
-        for query in queries:
+        for query in list(queries):  # a query may settle (and leave the list) at once
             self._stats["queries"] += 1
             self._next_try(query, now)
         return lookup

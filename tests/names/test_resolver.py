@@ -279,8 +279,9 @@ def test_cancel_releases_the_sockets() -> None:
 
 def test_no_nameservers_times_out_at_once() -> None:
     machine = StubResolver([], rng=random.Random(1))
-    lookup = machine.lookup("web.test", (A,), now=0.0)
+    lookup = machine.lookup("web.test", (A, AAAA), now=0.0)
     assert lookup.done and lookup.answers[A].outcome is Outcome.TIMEOUT
+    assert lookup.answers[AAAA].outcome is Outcome.TIMEOUT and machine.next_event() is lookup
 
 
 @pytest.mark.parametrize("name", ["", "a..b", "x" * 64 + ".test", ".".join(["abc"] * 80)])
