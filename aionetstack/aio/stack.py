@@ -22,7 +22,6 @@ from ..core.events import (
     UdpErrorReceived,
 )
 from ..core.stack import StackCore
-from ..core.tcp.connection import TcpState
 from ..core.tcp.events import (
     TcpAccepted,
     TcpClosed,
@@ -31,6 +30,7 @@ from ..core.tcp.events import (
     TcpReadable,
     TcpWritable,
 )
+from ..core.tcp.state import TcpState
 from ..link.base import Link
 from ..names import HostsTable, StubResolver
 from .addresses import ip_literal, parse_endpoint
@@ -46,7 +46,7 @@ from .server import Server, listen_addresses
 from .transport import TcpTransport
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpConnection, TcpListener
+    from ..core.tcp import TcpEndpoint, TcpListenerEndpoint
 
 __all__ = ["Stack", "current_stack"]
 
@@ -120,7 +120,7 @@ class Stack:
             TcpClosed: self._on_tcp_closed,
         }
         self._servers: set[Server] = set()
-        self._listener_servers: dict[TcpListener, Server] = {}
+        self._listener_servers: dict[TcpListenerEndpoint, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -314,7 +314,7 @@ class Stack:
         delay: float | None = CONNECTION_ATTEMPT_DELAY,
         interleave: int = 1,
         all_errors: bool = False,
-    ) -> TcpConnection:
+    ) -> TcpEndpoint:
         """An established core connection to ``host`` (a name or an address), not yet
         attached to a transport: the part of ``create_connection`` before the protocol."""
         try:
@@ -330,7 +330,7 @@ class Stack:
                 local_host = (await self.resolve_host(local_host))[0]
             local = parse_endpoint((local_host, local_port), "local_addr")
 
-        def abort(connection: TcpConnection) -> None:
+        def abort(connection: TcpEndpoint) -> None:
             connection.abort()
             self.driver.request_flush()
 
@@ -341,7 +341,7 @@ class Stack:
 
     async def _connect_address(
         self, remote: bytes, port: int, local: tuple[bytes | None, int] | None
-    ) -> TcpConnection:
+    ) -> TcpEndpoint:
         driver = self.driver
         loop = asyncio.get_running_loop()
         route = self.core.routes.route(remote)
@@ -398,19 +398,19 @@ class Stack:
                 hosts.append(text)
             else:
                 hosts.extend(await self.resolve_host(text))
-        listeners: list[TcpListener] = []
+        listeners: list[TcpListenerEndpoint] = []
         try:
             for text in dict.fromkeys(hosts):
                 address = None if text is None else parse_endpoint((text, port), "host")[0]
-                listener = self.core.tcp.listen(address, port, backlog)
-                port = listener.local_port  # several hosts share the first ephemeral port
-                listeners.append(listener)
+                opened = self.core.tcp.listen(address, port, backlog)
+                port = opened.local_port  # several hosts share the first ephemeral port
+                listeners.append(opened)
         except BaseException:
-            for listener in listeners:
-                listener.close()
+            for endpoint in listeners:
+                endpoint.close()
             raise
 
-        def accept(server: Server, connection: TcpConnection) -> None:
+        def accept(server: Server, connection: TcpEndpoint) -> None:
             try:
                 protocol = protocol_factory()
             except (SystemExit, KeyboardInterrupt):
@@ -434,8 +434,8 @@ class Stack:
 
         server = Server(self, listeners, accept)
         self._servers.add(server)
-        for listener in listeners:
-            self._listener_servers[listener] = server
+        for endpoint in listeners:
+            self._listener_servers[endpoint] = server
         if start_serving:
             await server.start_serving()
         driver.request_flush()
@@ -471,7 +471,7 @@ class Stack:
         return await self.create_server(factory, host, port, **kwargs)
 
     def _attach(
-        self, connection: TcpConnection, protocol: asyncio.BaseProtocol, server: Server | None
+        self, connection: TcpEndpoint, protocol: asyncio.BaseProtocol, server: Server | None
     ) -> TcpTransport:
         """Wrap an established connection in a transport and start its callbacks."""
         loop = asyncio.get_running_loop()
@@ -497,7 +497,7 @@ class Stack:
 
     async def _attach_tls(
         self,
-        connection: TcpConnection,
+        connection: TcpEndpoint,
         protocol: asyncio.BaseProtocol,
         context: ssl_module.SSLContext,
         *,
@@ -532,6 +532,10 @@ class Stack:
         self._tasks.discard(task)
         if not task.cancelled():
             task.exception()  # a failed server-side TLS handshake already closed its transport
+
+    def request_flush(self) -> None:
+        """Flush the stack's output once in this loop tick (writes coalesce into it)."""
+        self.driver.request_flush()
 
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""
