@@ -165,6 +165,10 @@ class Stack:
 
     async def aclose(self) -> None:
         """Stop, fail pending pings, and close the link (and the pcap file)."""
+        self.close()
+
+    def close(self) -> None:
+        """What :meth:`aclose` does, callable where nothing can be awaited (loop shutdown)."""
         if self._closed:
             return
         self._closed = True
@@ -178,6 +182,10 @@ class Stack:
             self._driver.stop()
         self._pinger.fail_all(ConnectionAbortedError("the stack was closed"))
         self.link.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def driver(self) -> AsyncioDriver:
