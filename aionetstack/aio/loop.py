@@ -25,12 +25,13 @@ import asyncio
 import ipaddress
 import socket
 import ssl as ssl_module
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..config import StackConfig
 from ..link.base import Link
-from .parked import ParkedConnection, ParkedSockets
+from .parked import ParkedConnection, ParkedListener, ParkedSockets
 from .stack import Stack
 
 __all__ = ["StackEventLoop", "default_dial_policy", "loop_factory"]
@@ -71,6 +72,9 @@ class StackEventLoop(asyncio.SelectorEventLoop):
         self._stack: Stack | None = None
         self._dial_policy = dial_policy
         self._parked = ParkedSockets()
+        self._listeners: weakref.WeakKeyDictionary[socket.socket, ParkedListener] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def stack(self) -> Stack:
@@ -97,6 +101,9 @@ class StackEventLoop(asyncio.SelectorEventLoop):
 
     def _close_stack(self) -> None:
         self._parked.close()
+        for listener in list(self._listeners.values()):
+            listener.close()
+        self._listeners.clear()
         if self._stack is not None and not self._stack.closed:
             self._stack.close()
 
@@ -183,9 +190,8 @@ class StackEventLoop(asyncio.SelectorEventLoop):
             return parked.adopt(protocol), protocol
         context = ssl_module.create_default_context() if ssl is True else ssl
         assert isinstance(context, ssl_module.SSLContext)
-        raw = parked.adopt(asyncio.Protocol())
         transport = await self.start_tls(
-            raw, protocol, context, server_side=False,
+            _tls_ready(parked), protocol, context, server_side=False,
             server_hostname=server_hostname if server_hostname is not None else host,
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
@@ -273,6 +279,82 @@ class StackEventLoop(asyncio.SelectorEventLoop):
             return
         await super().sock_connect(sock, address)
 
+    async def sock_accept(self, sock: socket.socket) -> tuple[socket.socket, Any]:
+        """For a kernel listening socket bound to a wildcard or a stack address: accept
+        from a stack server on the same port (anyio's listeners make such sockets)."""
+        self._sweep_listeners()
+        listener = self._listeners.get(sock)
+        if listener is None and self._listens_on_stack(sock):
+            host, port = sock.getsockname()[:2]
+            wildcard = ipaddress.ip_address(host.split("%", maxsplit=1)[0]).is_unspecified
+            key = (None if wildcard else host, port)
+            # anyio listens on 0.0.0.0 and :: with one port: one stack server serves both.
+            listener = next((li for li in self._listeners.values() if li.key == key), None)
+            if listener is None:
+                listener = ParkedListener(key)
+                listener.server = await self.stack.create_server(listener.protocol, *key)
+            self._listeners[sock] = listener
+        if listener is None:
+            return await super().sock_accept(sock)
+        parked = await listener.ready.get()
+        token = socket.socket(sock.family, socket.SOCK_STREAM)  # stands for the connection
+        token.setblocking(False)
+        self._parked.park(token, parked)
+        assert parked.transport is not None
+        return token, parked.transport.get_extra_info("peername")
+
+    def _listens_on_stack(self, sock: socket.socket) -> bool:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) or sock.type != socket.SOCK_STREAM:
+            return False
+        try:
+            host = sock.getsockname()[0]
+            listening = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+        except OSError:
+            return False
+        if not listening:
+            return False
+        ip = ipaddress.ip_address(host.split("%", maxsplit=1)[0])
+        if ip.is_unspecified:
+            return True
+        local = {i.address for i in self.stack.core.routes.interfaces}
+        return ip.packed in local
+
+    def _sweep_listeners(self) -> None:
+        """Close the stack servers whose kernel listening sockets were all closed."""
+        for sock, listener in list(self._listeners.items()):
+            if sock.fileno() == -1:
+                del self._listeners[sock]
+                if listener not in self._listeners.values():
+                    listener.close()
+
+    async def connect_accepted_socket(  # type: ignore[override]
+        self,
+        protocol_factory: Callable[[], asyncio.BaseProtocol],
+        sock: socket.socket,
+        *,
+        ssl: ssl_module.SSLContext | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
+        parked = self._parked.take(sock)
+        if parked is None:
+            kernel: Any = super()
+            return await kernel.connect_accepted_socket(  # type: ignore[no-any-return]
+                protocol_factory, sock, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout,
+                ssl_shutdown_timeout=ssl_shutdown_timeout,
+            )  # fmt: skip
+        sock.close()
+        protocol = protocol_factory()
+        if ssl is None:
+            return parked.adopt(protocol), protocol
+        transport = await self.start_tls(
+            _tls_ready(parked), protocol, ssl, server_side=True,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
+        assert transport is not None
+        protocol.connection_made(transport)
+        return transport, protocol
+
     async def sock_recv(self, sock: socket.socket, n: int) -> bytes:
         parked = self._parked.get(sock)
         if parked is None:
@@ -294,6 +376,13 @@ class StackEventLoop(asyncio.SelectorEventLoop):
             return await super().sock_sendall(sock, data)
         await parked.sendall(data)
         return None
+
+
+def _tls_ready(parked: ParkedConnection) -> asyncio.Transport:
+    """The parked transport, for ``start_tls`` (which takes it over, reading resumed)."""
+    if parked.buffer or parked.transport is None:
+        raise ValueError("TLS over a socket that was already read from is not supported")
+    return parked.transport
 
 
 def loop_factory(

@@ -17,14 +17,15 @@ import socket
 import weakref
 from typing import Any
 
-__all__ = ["ParkedConnection", "ParkedSockets"]
-
-#: Bytes a parked connection buffers before it stops reading (the window closes).
-PARK_BUFFER_LIMIT = 256 * 1024
-
+__all__ = ["ParkedConnection", "ParkedListener", "ParkedSockets"]
 
 class ParkedConnection(asyncio.Protocol):
-    """The protocol of a parked connection: a byte buffer with EOF and loss."""
+    """The protocol of a parked connection.
+
+    Reading stays paused (unread bytes wait in the stack connection and close
+    its window), except while ``recv`` waits; adoption hands the transport,
+    and any bytes ``recv`` left over, to the new protocol.
+    """
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -35,18 +36,17 @@ class ParkedConnection(asyncio.Protocol):
         self._readable: asyncio.Event = asyncio.Event()
         self._writable: asyncio.Event = asyncio.Event()
         self._writable.set()
-        self._reading_paused = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
+        transport.pause_reading()
 
     def data_received(self, data: bytes) -> None:
         self.buffer += data
         self._readable.set()
-        if len(self.buffer) > PARK_BUFFER_LIMIT and self.transport is not None:
+        if self.transport is not None:
             self.transport.pause_reading()
-            self._reading_paused = True
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -69,15 +69,13 @@ class ParkedConnection(asyncio.Protocol):
         """``sock_recv``: up to ``size`` bytes, ``b""`` at EOF."""
         while not self.buffer and not self.eof and not self.lost:
             self._readable.clear()
+            assert self.transport is not None
+            self.transport.resume_reading()
             await self._readable.wait()
         if not self.buffer and self.error is not None:
             raise self.error
         data = bytes(self.buffer[:size])
         del self.buffer[:size]
-        if self._reading_paused and len(self.buffer) <= PARK_BUFFER_LIMIT // 2:
-            self._reading_paused = False
-            assert self.transport is not None
-            self.transport.resume_reading()
         return data
 
     async def sendall(self, data: Any) -> None:
@@ -90,7 +88,7 @@ class ParkedConnection(asyncio.Protocol):
             raise self.error
 
     def adopt(self, protocol: asyncio.BaseProtocol) -> asyncio.Transport:
-        """Hand the transport to ``protocol``, with what was buffered and any EOF."""
+        """Hand the transport to ``protocol``, with what ``recv`` left over and any EOF."""
         transport = self.transport
         assert transport is not None
         transport.set_protocol(protocol)
@@ -102,9 +100,38 @@ class ParkedConnection(asyncio.Protocol):
             protocol.connection_lost(self.error)
         elif self.eof and isinstance(protocol, asyncio.Protocol) and not protocol.eof_received():
             transport.close()
-        if self._reading_paused:
-            transport.resume_reading()
+        transport.resume_reading()
         return transport
+
+
+class ParkedListener:
+    """Connections a stack server accepted for a kernel listening socket, waiting for
+    ``sock_accept``: each is parked under a fresh (never connected) socket object."""
+
+    def __init__(self, key: tuple[str | None, int]) -> None:
+        #: (host, or None for every stack address; port)
+        self.key = key
+        self.server: asyncio.AbstractServer | None = None
+        self.ready: asyncio.Queue[ParkedConnection] = asyncio.Queue()
+
+    def protocol(self) -> ParkedConnection:
+        """The stack server's protocol factory: park, and tell ``sock_accept``."""
+        listener = self
+
+        class Accepted(ParkedConnection):
+            def connection_made(self, transport: asyncio.BaseTransport) -> None:
+                super().connection_made(transport)
+                listener.ready.put_nowait(self)
+
+        return Accepted()
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        while not self.ready.empty():
+            parked = self.ready.get_nowait()
+            if parked.transport is not None:
+                parked.transport.abort()
 
 
 class ParkedSockets:

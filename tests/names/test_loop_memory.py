@@ -4,7 +4,9 @@ on a peer stack that runs on the same loop (no privileges needed)."""
 from __future__ import annotations
 
 import asyncio
+import datetime
 import socket
+import ssl
 from typing import Any
 
 import pytest
@@ -142,3 +144,95 @@ def test_the_default_dial_policy() -> None:
     assert default_dial_policy("198.18.0.1") and default_dial_policy("2001:2::1")
     assert not default_dial_policy("127.0.0.1") and not default_dial_policy("::1")
     assert not default_dial_policy("0.0.0.0") and not default_dial_policy("::ffff:127.0.0.1")
+
+
+def test_anyio_listener_and_connect_tcp() -> None:
+    anyio = pytest.importorskip("anyio")
+
+    async def main(far: Stack) -> None:
+        accepted: list[tuple[str, int]] = []
+
+        async def handle(stream: Any) -> None:
+            async with stream:
+                accepted.append(stream.extra(anyio.abc.SocketAttribute.remote_address))
+                await stream.send((await stream.receive()).upper())
+
+        # anyio makes kernel sockets for 0.0.0.0 and :: and accepts with loop.sock_accept:
+        # the loop serves the port on the stack.
+        listener = await anyio.create_tcp_listener(local_port=7007)
+        async with listener, anyio.create_task_group() as group:
+            group.start_soon(listener.serve, handle)
+            reader, writer = await far.open_connection(NEAR, 7007)
+            writer.write(b"anyio")
+            assert await reader.read(100) == b"ANYIO"
+            writer.close()
+            # anyio's client: loop.create_connection, by name.
+            async with await anyio.connect_tcp("web.test", 7008) as stream:
+                await stream.send(b"x")
+                assert await stream.receive() == b"X!"
+            group.cancel_scope.cancel()
+        assert accepted and accepted[0][0] == FAR
+
+    async def with_upper_server(far: Stack) -> None:
+        async def upper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            writer.write((await reader.read(100)).upper() + b"!")
+            await writer.drain()
+            writer.close()
+
+        await far.start_server(upper, FAR, 7008)
+        await main(far)
+
+    run_with_peer(with_upper_server)
+
+
+def tls_contexts(tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A self-signed certificate for web.test: (server context, client context)."""
+    pytest.importorskip("cryptography")
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "web.test")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder().subject_name(name).issuer_name(name)
+        .public_key(key.public_key()).serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(hours=1))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName("web.test")]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )  # fmt: skip
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))  # fmt: skip
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert_path, key_path)
+    return server, ssl.create_default_context(cafile=str(cert_path))
+
+
+def test_aiohttp_https_by_name_through_a_parked_socket(tmp_path: Any) -> None:
+    server_context, client_context = tls_contexts(tmp_path)
+
+    async def main(far: Stack) -> None:
+        async def hello(request: Any) -> Any:
+            return web.Response(text=f"secure {request.remote}")
+
+        app = web.Application()
+        app.router.add_get("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await far.create_server(runner.server, FAR, 8443, ssl=server_context)
+        connector = aiohttp.TCPConnector(ssl=client_context)
+        async with (
+            aiohttp.ClientSession(connector=connector) as session,
+            session.get("https://web.test:8443/") as response,
+        ):
+            assert await response.text() == f"secure {NEAR}"
+        await runner.cleanup()
+
+    run_with_peer(main)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import socket
 from collections.abc import AsyncIterator
 
 import pytest
 
 from aionetstack import MemoryLink, Stack
+from aionetstack.aio.happy_eyeballs import interleave
 from aionetstack.config import ResolverConfig, StackConfig
 
 from .dns_server import Zone, serve_on_stack
@@ -230,3 +232,24 @@ async def test_every_address_failing_raises_as_asyncio_does(
     with pytest.raises(ExceptionGroup) as caught:
         await near.open_connection("refused-first.test", 8082, all_errors=True)
     assert len(caught.value.exceptions) == 2
+
+
+async def test_a_family_the_stack_cannot_route_is_passed_over(
+    pair: tuple[Stack, Stack, Zone],
+) -> None:
+    near, far, _ = pair
+    await far.start_server(lambda r, w: w.close(), FAR, 8083)
+    # web.test has an AAAA record; this stack has only IPv4, whose addresses come first.
+    _, writer = await near.open_connection("web.test", 8083, happy_eyeballs_delay=60)
+    assert writer.get_extra_info("peername") == (FAR, 8083)
+    writer.close()
+    with pytest.raises(OSError) as caught:
+        await near.open_connection("web.test", 8083, family=socket.AF_INET6)
+    assert caught.value.errno == errno.ENETUNREACH
+
+
+def test_interleave_alternates_the_families() -> None:
+    pairs = [(10, "a6"), (10, "b6"), (10, "c6"), (2, "a4"), (2, "b4")]
+    assert interleave(pairs) == ["a6", "a4", "b6", "b4", "c6"]
+    assert interleave(pairs, 2) == ["a6", "b6", "a4", "c6", "b4"]
+    assert interleave([]) == []
