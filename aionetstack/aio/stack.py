@@ -294,9 +294,9 @@ class Stack:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
         if happy_eyeballs_delay is not None and not happy_eyeballs_delay >= 0:
             raise ValueError(f"happy_eyeballs_delay must be >= 0, got {happy_eyeballs_delay!r}")
-        if local_addr is not None:
-            parse_endpoint((None, *local_addr[1:]) if isinstance(local_addr, tuple) else local_addr,
-                           "local_addr")  # fmt: skip
+        if local_addr is not None:  # its port now; its host (maybe a name) in connect_tcp
+            host_part = (None, *local_addr[1:]) if isinstance(local_addr, tuple) else local_addr
+            parse_endpoint(host_part, "local_addr")
         self.driver  # noqa: B018 - RuntimeError now if the stack is not running
         connection = await self.connect_tcp(
             host, port, local_addr=local_addr, family=family, delay=happy_eyeballs_delay,
@@ -342,6 +342,8 @@ class Stack:
             connection.abort()
             self.driver.request_flush()
 
+        if len(targets) == 1:
+            return await self._connect_address(targets[0], port, local)
         return await race(
             targets, lambda remote: self._connect_address(remote, port, local), delay, abort,
             all_errors=all_errors,

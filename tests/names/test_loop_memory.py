@@ -162,6 +162,8 @@ def test_anyio_listener_and_connect_tcp() -> None:
         listener = await anyio.create_tcp_listener(local_port=7007)
         async with listener, anyio.create_task_group() as group:
             group.start_soon(listener.serve, handle)
+            # The stack listens from the first sock_accept on (it cannot see listen()).
+            await anyio.wait_all_tasks_blocked()
             reader, writer = await far.open_connection(NEAR, 7007)
             writer.write(b"anyio")
             assert await reader.read(100) == b"ANYIO"
