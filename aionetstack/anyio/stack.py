@@ -327,7 +327,9 @@ class AnyioStack:
             local_host
         )
         if remote is not None:
-            self.core.routes.route(remote[0])  # ENETUNREACH now rather than on first send
+            route = self.core.routes.route(remote[0])  # ENETUNREACH now, not on first send
+            if local is None:  # as connect(2) on a UDP socket: the route's source is chosen
+                local = route.source
         endpoint = self.core.udp.bind(local, local_port, remote)
         queue = UdpQueue(driver, endpoint, DEFAULT_UDP_QUEUE)
         self._udp.add(queue)
