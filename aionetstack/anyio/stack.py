@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import ipaddress
 import os
 import random
 import socket
@@ -11,14 +10,14 @@ import ssl
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final
 
 import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
 from ..config import StackConfig
-from ..core.addresses import ip_literal, parse_endpoint
+from ..core.addresses import parse_endpoint
 from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
 from ..core.events import (
     EchoReplyReceived,
@@ -36,26 +35,17 @@ from ..core.tcp.events import (
     TcpWritable,
 )
 from ..link.base import Link
+from .connection import AsyncConnection
 from .driver import AnyioDriver
-from .endpoint import TcpEndpoint
+from .host import AcceptWatcher
+from .names import AddrInfo, HostsTable
 from .streams import StackSocketListener, StackSocketStream
 from .udp import DEFAULT_UDP_QUEUE, StackConnectedUDPSocket, StackUDPSocket, UdpQueue
-
-if TYPE_CHECKING:
-    from ..core.tcp import TcpListener
 
 __all__ = ["AnyioStack"]
 
 #: Linux caps a listen backlog at net.core.somaxconn (4096 since 5.4).
 MAX_BACKLOG: Final = 4096
-
-
-class AcceptWatcher(Protocol):
-    """A face told when its listener has a connection to accept."""
-
-    def on_accept_ready(self) -> None: ...
-
-    def close_listener(self) -> None: ...
 
 
 class AnyioStack:
@@ -97,9 +87,8 @@ class AnyioStack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
-        self.hosts: dict[str, bytes] = {}
-        for name, literal in (hosts or {}).items():
-            self.hosts[name.lower().rstrip(".")] = ip_literal(literal)
+        #: The names this stack resolves (IP literals need none).
+        self.names = HostsTable(hosts)
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
@@ -110,8 +99,8 @@ class AnyioStack:
         )
         self._echo = EchoRequests(self.core, self._rng.getrandbits(16))
         self._pings: dict[tuple[int, int], _PendingPing] = {}
-        self._listeners: dict[TcpListener, AcceptWatcher] = {}
-        self._endpoints: set[TcpEndpoint] = set()
+        self._listeners: dict[object, AcceptWatcher] = {}
+        self._endpoints: set[AsyncConnection] = set()
         self._udp: set[UdpQueue] = set()
         self._group: anyio.abc.TaskGroup | None = None
         self._closed = False
@@ -183,7 +172,8 @@ class AnyioStack:
         for pending in self._pings.values():
             pending.fail(ConnectionAbortedError(errno.ECONNABORTED, "the stack was closed"))
 
-    def _running_driver(self) -> AnyioDriver:
+    def running_driver(self) -> AnyioDriver:
+        """The driver, or RuntimeError when the stack is not running."""
         if self._closed or not self.driver.running:
             raise RuntimeError("the AnyioStack is not running: use 'async with AnyioStack(...)'")
         return self.driver
@@ -191,17 +181,8 @@ class AnyioStack:
     # -- names --------------------------------------------------------------------
 
     def resolve(self, host: str) -> bytes:
-        """The packed address of an IP literal or a name in :attr:`hosts`."""
-        if not isinstance(host, str):
-            raise TypeError(f"host must be a str, got {type(host).__name__}")
-        try:
-            return ipaddress.ip_address(host).packed
-        except ValueError:
-            pass
-        packed = self.hosts.get(host.lower().rstrip("."))
-        if packed is None:
-            raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host!r}")
-        return packed
+        """The packed address of an IP literal or a name given in ``hosts=``."""
+        return self.names.resolve(host)
 
     async def getaddrinfo(
         self,
@@ -212,11 +193,11 @@ class AnyioStack:
         type: int = 0,  # the stdlib's argument name
         proto: int = 0,
         flags: int = 0,
-    ) -> list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]]:
+    ) -> list[AddrInfo]:
         """``socket.getaddrinfo``'s shape, over the hosts table and IP literals."""
         await anyio.lowlevel.checkpoint()
         del flags  # AI_PASSIVE etc.: the answer is the same for the hosts table
-        return getaddrinfo_from(self, host, port, family=family, type_=type, proto=proto)
+        return self.names.getaddrinfo(host, port, family=family, type_=type, proto=proto)
 
     # -- TCP --------------------------------------------------------------------
 
@@ -239,7 +220,7 @@ class AnyioStack:
         ``socket.gaierror`` for an unknown name. With ``tls=True`` (or an
         ``ssl_context``) the stream is wrapped in anyio's ``TLSStream``.
         """
-        driver = self._running_driver()
+        driver = self.running_driver()
         remote = self.resolve(remote_host)
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
@@ -248,7 +229,7 @@ class AnyioStack:
         route = self.core.routes.route(remote)
         connection = self.core.tcp.connect(local or route.source, remote, remote_port,
                                            anyio.current_time())  # fmt: skip
-        endpoint = self._track(TcpEndpoint(driver, connection))
+        endpoint = self._track(AsyncConnection(driver, connection))
         driver.request_flush()
         try:
             await endpoint.wait_connected()
@@ -280,7 +261,7 @@ class AnyioStack:
     ) -> StackSocketListener:
         """``anyio.create_tcp_listener`` over this stack (one listener on every address
         when ``local_host`` is None). ``OSError(EADDRINUSE)`` when the port is taken."""
-        driver = self._running_driver()
+        driver = self.running_driver()
         if reuse_port:
             raise ValueError("reuse_port is not supported by aionetstack")
         del family  # the listener serves the stack's addresses of every family it has
@@ -298,19 +279,19 @@ class AnyioStack:
         await anyio.lowlevel.checkpoint()
         return face
 
-    def tcp_listener_for(self, listener: TcpListener, face: AcceptWatcher) -> None:
-        """Register another face (the trio socket) for a core listener's accept events."""
+    def watch_listener(self, listener: object, face: AcceptWatcher) -> None:
+        """Tell ``face`` about accept events of the core ``listener`` (the trio socket)."""
         self._listeners[listener] = face
 
-    def track_endpoint(self, endpoint: TcpEndpoint) -> TcpEndpoint:
-        """Keep ``endpoint`` in the set reset when the stack closes."""
-        return self._track(endpoint)
+    def track_connection(self, connection: AsyncConnection) -> AsyncConnection:
+        """Keep ``connection`` among those reset when the stack closes."""
+        return self._track(connection)
 
-    def _track(self, endpoint: TcpEndpoint) -> TcpEndpoint:
+    def _track(self, endpoint: AsyncConnection) -> AsyncConnection:
         self._endpoints.add(endpoint)
         return endpoint
 
-    def forget_listener(self, listener: TcpListener) -> None:
+    def forget_listener(self, listener: object) -> None:
         self._listeners.pop(listener, None)
 
     # -- UDP --------------------------------------------------------------------
@@ -322,7 +303,7 @@ class AnyioStack:
         remote: tuple[bytes, int] | None,
     ) -> UdpQueue:
         """Bind a core UDP endpoint with an awaitable queue (for the faces)."""
-        driver = self._running_driver()
+        driver = self.running_driver()
         local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
             local_host
         )
@@ -387,7 +368,7 @@ class AnyioStack:
         ttl: int | None = None,
     ) -> EchoReply:  # fmt: skip
         """Like :meth:`ping` but return the whole :class:`~aionetstack.EchoReply`."""
-        driver = self._running_driver()
+        driver = self.running_driver()
         destination = self.resolve(host)
         self._echo.validate(size, timeout)
         key = self._echo.next_key()
@@ -441,7 +422,7 @@ class AnyioStack:
 
     def _on_tcp_connected(self, event: TcpConnected) -> None:
         endpoint = event.connection.user_data
-        if isinstance(endpoint, TcpEndpoint):
+        if isinstance(endpoint, AsyncConnection):
             endpoint.on_connected()
 
     def _on_tcp_accepted(self, event: TcpAccepted) -> None:
@@ -451,17 +432,17 @@ class AnyioStack:
 
     def _on_tcp_readable(self, event: TcpReadable | TcpEofReceived) -> None:
         endpoint = event.connection.user_data
-        if isinstance(endpoint, TcpEndpoint):
+        if isinstance(endpoint, AsyncConnection):
             endpoint.on_readable()
 
     def _on_tcp_writable(self, event: TcpWritable) -> None:
         endpoint = event.connection.user_data
-        if isinstance(endpoint, TcpEndpoint):
+        if isinstance(endpoint, AsyncConnection):
             endpoint.on_writable()
 
     def _on_tcp_closed(self, event: TcpClosed) -> None:
         endpoint = event.connection.user_data
-        if isinstance(endpoint, TcpEndpoint):
+        if isinstance(endpoint, AsyncConnection):
             endpoint.on_closed(event.error)
             self._endpoints.discard(endpoint)
 
@@ -503,27 +484,3 @@ class _PendingPing:
         if self.reply is None and self.error is None:
             self.error = error
             self.event.set()
-
-
-def getaddrinfo_from(
-    stack: AnyioStack, host: str | None, port: int | str | None, *, family: int = 0,
-    type_: int = 0, proto: int = 0,
-) -> list[tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[str, int]]]:  # fmt: skip
-    """getaddrinfo over the stack's hosts table (shared with the trio resolver)."""
-    if isinstance(port, str):
-        try:
-            port = int(port)
-        except ValueError:
-            raise socket.gaierror(socket.EAI_SERVICE, f"unknown service {port!r}") from None
-    port = port or 0
-    packed = (b"\x00" * 4) if host is None else stack.resolve(host)
-    text = str(ipaddress.ip_address(packed))
-    address_family = socket.AF_INET6 if len(packed) == 16 else socket.AF_INET
-    if family not in (0, socket.AF_UNSPEC, address_family):
-        raise socket.gaierror(socket.EAI_ADDRFAMILY, f"{host!r} has no address of that family")
-    kinds = [(socket.SOCK_STREAM, socket.IPPROTO_TCP), (socket.SOCK_DGRAM, socket.IPPROTO_UDP)]
-    if type_:
-        kinds = [(kind, number) for kind, number in kinds if kind == type_]
-    return [
-        (address_family, kind, proto or number, "", (text, port)) for kind, number in kinds
-    ]

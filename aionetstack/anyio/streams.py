@@ -12,7 +12,7 @@ Typed attributes: ``SocketAttribute.family``, ``local_address``,
 not in a kernel socket, so asking for it raises ``TypedAttributeLookupError``
 (or returns the default given to ``extra()``), exactly as for any anyio stream
 that has no socket underneath. :attr:`StackAttribute.connection` gives the
-core ``TcpConnection`` instead (its RTT, congestion window, statistics).
+core ``TcpEndpoint`` instead (its RTT, congestion window, statistics).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ import anyio.lowlevel
 from anyio import TypedAttributeSet, typed_attribute
 
 from ..core.addresses import text_address
-from .endpoint import Signal, TcpEndpoint
+from .connection import AsyncConnection, Signal
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpConnection, TcpListener
+    from ..core.tcp import TcpEndpoint, TcpListenerEndpoint
     from .driver import AnyioDriver
 
 __all__ = ["StackAttribute", "StackSocketListener", "StackSocketStream"]
@@ -40,8 +40,8 @@ __all__ = ["StackAttribute", "StackSocketListener", "StackSocketStream"]
 class StackAttribute(TypedAttributeSet):
     """aionetstack's own typed attributes on its anyio streams."""
 
-    #: The core ``TcpConnection`` under a stream.
-    connection: TcpConnection = typed_attribute()
+    #: The core ``TcpEndpoint`` under a stream.
+    connection: TcpEndpoint = typed_attribute()
 
 
 def _family(packed: bytes | None) -> socket.AddressFamily:
@@ -57,7 +57,7 @@ def _no_raw_socket() -> NoReturn:
 class StackSocketStream(anyio.abc.SocketStream):
     """One TCP connection of an :class:`~aionetstack.anyio.AnyioStack` as an anyio stream."""
 
-    def __init__(self, endpoint: TcpEndpoint) -> None:
+    def __init__(self, endpoint: AsyncConnection) -> None:
         self._endpoint = endpoint
         self._receive_guard = anyio.ResourceGuard("reading from")
         self._send_guard = anyio.ResourceGuard("writing to")
@@ -135,7 +135,10 @@ class StackSocketListener(anyio.abc.SocketListener):
     """
 
     def __init__(
-        self, driver: AnyioDriver, listener: TcpListener, on_close: Callable[[TcpListener], None]
+        self,
+        driver: AnyioDriver,
+        listener: TcpListenerEndpoint,
+        on_close: Callable[[TcpListenerEndpoint], None],
     ) -> None:
         self._driver = driver
         self._listener = listener
@@ -182,7 +185,7 @@ class StackSocketListener(anyio.abc.SocketListener):
                     raise anyio.ClosedResourceError
                 connection = self._listener.accept()
                 if connection is not None:
-                    stream = StackSocketStream(TcpEndpoint(self._driver, connection))
+                    stream = StackSocketStream(AsyncConnection(self._driver, connection))
                     await anyio.lowlevel.cancel_shielded_checkpoint()
                     return stream
                 await self._accepted.wait()

@@ -24,7 +24,7 @@ import trio
 from .trio_socket import _TYPE_FLAGS, StackTrioSocket
 
 if TYPE_CHECKING:
-    from .stack import AnyioStack
+    from .host import SocketHost
 
 __all__ = ["StackHostnameResolver", "StackSocketFactory", "install_trio_network"]
 
@@ -32,7 +32,7 @@ __all__ = ["StackHostnameResolver", "StackSocketFactory", "install_trio_network"
 class StackSocketFactory(trio.abc.SocketFactory):
     """Makes :class:`StackTrioSocket`\\ s: TCP and UDP in the families the stack has."""
 
-    def __init__(self, stack: AnyioStack) -> None:
+    def __init__(self, stack: SocketHost) -> None:
         self._stack = stack
 
     def socket(
@@ -56,7 +56,7 @@ class StackSocketFactory(trio.abc.SocketFactory):
 class StackHostnameResolver(trio.abc.HostnameResolver):
     """Names through the stack's hosts table (trio resolves IP literals itself)."""
 
-    def __init__(self, stack: AnyioStack) -> None:
+    def __init__(self, stack: SocketHost) -> None:
         self._stack = stack
 
     async def getaddrinfo(  # noqa: PLR0917  # trio's signature
@@ -68,13 +68,11 @@ class StackHostnameResolver(trio.abc.HostnameResolver):
         proto: int = 0,
         flags: int = 0,
     ) -> list[Any]:
-        from .stack import getaddrinfo_from
-
         await trio.lowlevel.checkpoint()
         if isinstance(port, bytes):
             port = port.decode("ascii")
         name = None if host is None else host.decode("ascii")
-        return getaddrinfo_from(self._stack, name, port, family=family, type_=type, proto=proto)
+        return self._stack.names.getaddrinfo(name, port, family=family, type_=type, proto=proto)
 
     async def getnameinfo(
         self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int
@@ -83,15 +81,12 @@ class StackHostnameResolver(trio.abc.HostnameResolver):
         host, port = sockaddr[0], sockaddr[1]
         packed = ipaddress.ip_address(host).packed
         if not flags & stdlib_socket.NI_NUMERICHOST:
-            for name, address in self._stack.hosts.items():
-                if address == packed:
-                    host = name
-                    break
+            host = self._stack.names.name_of(packed) or host
         return host, str(port)
 
 
 @contextmanager
-def install_trio_network(stack: AnyioStack) -> Iterator[None]:
+def install_trio_network(stack: SocketHost) -> Iterator[None]:
     """Install the stack's socket factory and resolver for the current trio run."""
     if sniffio.current_async_library() != "trio":
         raise RuntimeError("as_trio_network() works under trio only")

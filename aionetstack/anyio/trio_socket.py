@@ -34,13 +34,13 @@ import anyio.lowlevel
 import trio
 
 from ..core.addresses import text_address
-from .endpoint import Signal, TcpEndpoint, closed_error
+from .connection import AsyncConnection, Signal, closed_error
 
 if TYPE_CHECKING:
     from typing_extensions import Buffer
 
     from ..core.tcp import TcpListener
-    from .stack import AnyioStack
+    from .host import SocketHost
     from .udp import UdpQueue
 
 __all__ = ["StackTrioSocket"]
@@ -71,12 +71,12 @@ class StackTrioSocket(trio.socket.SocketType):
 
     def __init__(
         self,
-        stack: AnyioStack,
+        stack: SocketHost,
         family: stdlib_socket.AddressFamily,
         kind: stdlib_socket.SocketKind,
         proto: int = 0,
         *,
-        endpoint: TcpEndpoint | None = None,
+        endpoint: AsyncConnection | None = None,
     ) -> None:
         super().__init__()
         self._stack = stack
@@ -258,7 +258,7 @@ class StackTrioSocket(trio.socket.SocketType):
         host, port = self._bound or (None, 0)
         address = None if host is None else self._stack.resolve(host)
         self._listener = self._stack.core.tcp.listen(address, port, max(1, min(backlog, 4096)))
-        self._stack.tcp_listener_for(self._listener, self)
+        self._stack.watch_listener(self._listener, self)
 
     def on_accept_ready(self) -> None:
         """The stack's dispatch: a connection waits in this listener's backlog."""
@@ -279,8 +279,8 @@ class StackTrioSocket(trio.socket.SocketType):
                 raise closed_error()
             connection = listener.accept()
             if connection is not None:
-                endpoint = self._stack.track_endpoint(
-                    TcpEndpoint(self._stack._running_driver(), connection)
+                endpoint = self._stack.track_connection(
+                    AsyncConnection(self._stack.running_driver(), connection)
                 )
                 sock = StackTrioSocket(self._stack, self._family, self._kind, self._proto,
                                        endpoint=endpoint)  # fmt: skip
@@ -303,13 +303,13 @@ class StackTrioSocket(trio.socket.SocketType):
         if self._listener is not None:
             raise OSError(errno.EINVAL, "Invalid argument: the socket is listening")
         stack = self._stack
-        driver = stack._running_driver()
+        driver = stack.running_driver()
         local_host, local_port = self._bound or (None, 0)
         local = stack.core.routes.route(remote).source if local_host is None \
             else stack.resolve(local_host)  # fmt: skip
         connection = stack.core.tcp.connect(local, remote, port, anyio.current_time(),
                                             local_port=local_port)  # fmt: skip
-        endpoint = stack.track_endpoint(TcpEndpoint(driver, connection))
+        endpoint = stack.track_connection(AsyncConnection(driver, connection))
         self._endpoint = endpoint
         for (level, optname), flag in self._options.items():
             self._apply_option(level, optname, flag)
@@ -330,7 +330,7 @@ class StackTrioSocket(trio.socket.SocketType):
 
     # -- data ---------------------------------------------------------------------------
 
-    def _tcp(self) -> TcpEndpoint:
+    def _tcp(self) -> AsyncConnection:
         self._check_open()
         if self._endpoint is None:
             raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")

@@ -22,7 +22,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ..core.addresses import parse_endpoint, text_address
-from .endpoint import Signal, closed_error
+from .connection import Signal, closed_error
 
 if TYPE_CHECKING:
     from ..core.udp import UdpEndpoint

@@ -1,6 +1,6 @@
 """One TCP connection of the stack as awaitable operations, for every anyio/trio face.
 
-:class:`TcpEndpoint` is what the connection's ``user_data`` points at: the
+:class:`AsyncConnection` is what the connection's ``user_data`` points at: the
 stack's event dispatch wakes it (readable, writable, EOF, closed), and the faces
 (``anyio.abc.SocketStream`` in ``streams.py``, the trio socket in
 ``trio_socket.py``) await it and translate its ``OSError``s into their own
@@ -27,13 +27,13 @@ import anyio
 import anyio.lowlevel
 
 from ..core.addresses import text_address
-from ..core.tcp import TcpState
+from ..core.tcp.state import TcpState
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpConnection
+    from ..core.tcp import TcpEndpoint
     from .driver import AnyioDriver
 
-__all__ = ["Signal", "TcpEndpoint", "closed_error"]
+__all__ = ["AsyncConnection", "Signal", "closed_error"]
 
 
 def closed_error() -> OSError:
@@ -62,8 +62,8 @@ class Signal:
             event.set()
 
 
-class TcpEndpoint:
-    """An established (or connecting) core ``TcpConnection`` with awaitable I/O."""
+class AsyncConnection:
+    """An established (or connecting) core ``TcpEndpoint`` with awaitable I/O."""
 
     __slots__ = (
         "_readable",
@@ -77,7 +77,7 @@ class TcpEndpoint:
         "write_shut",
     )
 
-    def __init__(self, driver: AnyioDriver, connection: TcpConnection) -> None:
+    def __init__(self, driver: AnyioDriver, connection: TcpEndpoint) -> None:
         self.driver = driver
         self.connection = connection
         #: The connection is over inside the stack (TcpClosed seen); ``error`` says why.
