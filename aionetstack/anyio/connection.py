@@ -21,6 +21,7 @@ consumed by an operation that then gets cancelled).
 from __future__ import annotations
 
 import errno
+import operator
 from typing import TYPE_CHECKING
 
 import anyio
@@ -147,6 +148,7 @@ class AsyncConnection:
 
     async def receive(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at end of stream."""
+        max_bytes = operator.index(max_bytes)  # TypeError for 1.5, as socket.recv
         await anyio.lowlevel.checkpoint_if_cancelled()
         connection = self.connection
         while True:
@@ -243,14 +245,19 @@ class AsyncConnection:
         )
 
     async def wait_writable(self) -> None:
-        """Wait until a send would accept at least one byte (or fail at once)."""
+        """Wait until a send would accept at least one byte (or fail at once).
+
+        ``OSError(EBADF)`` if the connection is (or gets) closed here, as trio's
+        ``wait_writable`` raises for a socket closed under it.
+        """
         await anyio.lowlevel.checkpoint_if_cancelled()
         if self.writable_now():
             await anyio.lowlevel.cancel_shielded_checkpoint()
-            return
         while not self.writable_now():
             self.connection.send(b"")  # a full buffer: ask the core for TcpWritable
             await self._writable.wait()
+        if self.closed:
+            raise closed_error()
 
     def shutdown_write(self) -> None:
         """FIN after everything queued (half-close). Idempotent."""

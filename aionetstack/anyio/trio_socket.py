@@ -26,7 +26,10 @@ from __future__ import annotations
 import builtins
 import errno
 import itertools
+import operator
 import socket as stdlib_socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final, Self
 
@@ -91,6 +94,8 @@ class StackTrioSocket(trio.socket.SocketType):
         self._bound: tuple[str | None, int] | None = None
         self._closed = False
         self._options: dict[tuple[int, int], int] = {}
+        self._receiving = False
+        self._sending = False
         if endpoint is not None:
             self._bound = endpoint.sockname()
 
@@ -330,6 +335,27 @@ class StackTrioSocket(trio.socket.SocketType):
 
     # -- data ---------------------------------------------------------------------------
 
+    @contextmanager
+    def _receive_guard(self) -> Iterator[None]:
+        """One task at a time may wait to receive (trio's kernel sockets say the same)."""
+        if self._receiving:
+            raise trio.BusyResourceError("another task is already reading from this socket")
+        self._receiving = True
+        try:
+            yield
+        finally:
+            self._receiving = False
+
+    @contextmanager
+    def _send_guard(self) -> Iterator[None]:
+        if self._sending:
+            raise trio.BusyResourceError("another task is already writing to this socket")
+        self._sending = True
+        try:
+            yield
+        finally:
+            self._sending = False
+
     def _tcp(self) -> AsyncConnection:
         self._check_open()
         if self._endpoint is None:
@@ -342,7 +368,8 @@ class StackTrioSocket(trio.socket.SocketType):
             self._udp = self._stack.open_udp(None, 0, None)
         return self._udp
 
-    async def recv(self, buflen: int, flags: int = 0, /) -> bytes:
+    async def _recv(self, buflen: int, flags: int = 0, /) -> bytes:
+        buflen = operator.index(buflen)
         if buflen < 0:
             raise ValueError("negative buffersize in recv")
         if self._kind == stdlib_socket.SOCK_DGRAM:
@@ -353,7 +380,7 @@ class StackTrioSocket(trio.socket.SocketType):
             return b""
         return await self._tcp().receive(buflen)
 
-    async def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0) -> int:
+    async def _recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0) -> int:
         view = memoryview(buffer).cast("B")
         if nbytes:
             view = view[:nbytes]
@@ -367,13 +394,13 @@ class StackTrioSocket(trio.socket.SocketType):
             return 0
         return await self._tcp().receive_into(view)
 
-    async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
+    async def _recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         if self._kind == stdlib_socket.SOCK_DGRAM:
             data, source = await self._datagram().receive()
             return data[:bufsize], source
-        return await self.recv(bufsize), None
+        return await self._recv(bufsize), None
 
-    async def recvfrom_into(
+    async def _recvfrom_into(
         self, buffer: Buffer, nbytes: int = 0, flags: int = 0
     ) -> tuple[int, Any]:
         view = memoryview(buffer).cast("B")
@@ -384,9 +411,9 @@ class StackTrioSocket(trio.socket.SocketType):
             data = data[: len(view)]
             view[: len(data)] = data
             return len(data), source
-        return await self.recv_into(view), None
+        return await self._recv_into(view), None
 
-    async def send(self, data: Buffer, flags: int = 0, /) -> int:
+    async def _send(self, data: Buffer, flags: int = 0, /) -> int:
         view = memoryview(data).cast("B")
         if self._kind == stdlib_socket.SOCK_DGRAM:
             queue = self._datagram()
@@ -394,7 +421,7 @@ class StackTrioSocket(trio.socket.SocketType):
             return len(view)
         return await self._tcp().send_some(view)
 
-    async def sendto(self, *args: Any) -> int:
+    async def _sendto(self, *args: Any) -> int:
         if len(args) == 2:
             data, address = args
         elif len(args) == 3:
@@ -409,6 +436,32 @@ class StackTrioSocket(trio.socket.SocketType):
         view = memoryview(data).cast("B")
         await self._datagram().send(bytes(view), (self._stack.resolve(host), port))
         return len(view)
+
+    async def recv(self, buflen: int, flags: int = 0, /) -> bytes:
+        with self._receive_guard():
+            return await self._recv(buflen, flags)
+
+    async def recv_into(self, buffer: Buffer, nbytes: int = 0, flags: int = 0) -> int:
+        with self._receive_guard():
+            return await self._recv_into(buffer, nbytes, flags)
+
+    async def recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
+        with self._receive_guard():
+            return await self._recvfrom(bufsize, flags)
+
+    async def recvfrom_into(
+        self, buffer: Buffer, nbytes: int = 0, flags: int = 0
+    ) -> tuple[int, Any]:
+        with self._receive_guard():
+            return await self._recvfrom_into(buffer, nbytes, flags)
+
+    async def send(self, data: Buffer, flags: int = 0, /) -> int:
+        with self._send_guard():
+            return await self._send(data, flags)
+
+    async def sendto(self, *args: Any) -> int:
+        with self._send_guard():
+            return await self._sendto(*args)
 
     async def recvmsg(self, *args: Any) -> Any:
         raise _unsupported("recvmsg()")
@@ -433,10 +486,11 @@ class StackTrioSocket(trio.socket.SocketType):
         return False
 
     async def wait_writable(self) -> None:
-        if self._endpoint is not None and not self._closed:
-            await self._endpoint.wait_writable()
-        else:
-            await anyio.lowlevel.checkpoint()
+        with self._send_guard():
+            if self._endpoint is not None and not self._closed:
+                await self._endpoint.wait_writable()
+            else:
+                await anyio.lowlevel.checkpoint()
 
     def shutdown(self, flag: int) -> None:
         endpoint = self._tcp()
