@@ -49,9 +49,12 @@ async def test_serve_tcp_and_open_tcp_stream_by_name(stacks: Stacks) -> None:
 @with_stacks
 async def test_refused_connection_is_trios_oserror(stacks: Stacks) -> None:
     near, _ = stacks
-    with near.as_trio_network(), trio.fail_after(WAIT):
-        with pytest.raises(OSError, match="all attempts to connect") as caught:
-            await trio.open_tcp_stream(FAR, 9)
+    with (
+        near.as_trio_network(),
+        trio.fail_after(WAIT),
+        pytest.raises(OSError, match="all attempts to connect") as caught,
+    ):
+        await trio.open_tcp_stream(FAR, 9)
     causes = caught.value.__cause__
     assert isinstance(causes, ExceptionGroup)
     assert all(isinstance(error, ConnectionRefusedError) for error in causes.exceptions)
