@@ -60,6 +60,11 @@ class TcpConfig:
     receive_buffer: int = 4 * 1024 * 1024
     #: Upper bound on out-of-order bytes held per connection.
     out_of_order_limit: int = 4 * 1024 * 1024
+    #: Upper bound on out-of-order segments (pieces after coalescing) held per connection,
+    #: the SegmentSmack defence (CVE-2018-5390): Linux charges each queued skb at least
+    #: about 1 KiB of truesize against the receive buffer, so 4 MiB holds about 4096.
+    #: Past it the highest ranges are pruned (Linux ``tcp_prune_ofo_queue``).
+    out_of_order_segments: int = 4096
     #: Delayed ACK timeout, at most 500 ms per RFC 1122 §4.2.3.2 (Linux: 40 ms min).
     delayed_ack_timeout: float = 0.04
     #: Nagle's algorithm (RFC 896, RFC 1122 §4.2.3.4); False means TCP_NODELAY.
@@ -102,6 +107,10 @@ class TcpConfig:
         for name in ("send_buffer", "receive_buffer", "out_of_order_limit"):
             if getattr(self, name) < 1024:
                 raise ValueError(f"{name} must be at least 1024 bytes")
+        if self.out_of_order_segments < 1:
+            raise ValueError(
+                f"out_of_order_segments must be >= 1, got {self.out_of_order_segments}"
+            )
         if not 0 < self.delayed_ack_timeout <= 0.5:
             raise ValueError("delayed_ack_timeout must be in (0, 0.5] s (RFC 1122 §4.2.3.2)")
         if self.msl <= 0 or self.fin_wait_2_timeout <= 0:
