@@ -4,16 +4,28 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .addresses import text_address
 from .transport import StackSocket
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpListener
-    from .stack import Stack
+    from ..core.tcp import TcpListenerEndpoint
 
-__all__ = ["Server"]
+__all__ = ["Server", "ServerOwner"]
+
+
+class ServerOwner(Protocol):
+    """What a :class:`Server` needs from the stack that made it."""
+
+    def forget_server(self, server: Server) -> None:
+        """Stop routing the server's listeners to it."""
+
+    def request_flush(self) -> None:
+        """Put what became sendable on the link soon (one flush per loop tick)."""
+
+    def close_transports_of(self, server: Server, *, abort: bool) -> None:
+        """Close (or abort) every transport the server accepted."""
 
 
 class Server(asyncio.AbstractServer):
@@ -27,8 +39,8 @@ class Server(asyncio.AbstractServer):
 
     def __init__(
         self,
-        stack: Stack,
-        listeners: list[TcpListener],
+        stack: ServerOwner,
+        listeners: list[TcpListenerEndpoint],
         accept: Callable[[Server, Any], None],
     ) -> None:
         self._stack = stack
@@ -44,7 +56,7 @@ class Server(asyncio.AbstractServer):
         return f"<aionetstack Server {self.get_addresses()}>"
 
     @property
-    def listeners(self) -> list[TcpListener]:
+    def listeners(self) -> list[TcpListenerEndpoint]:
         return self._listeners
 
     def get_loop(self) -> asyncio.AbstractEventLoop:
@@ -76,7 +88,7 @@ class Server(asyncio.AbstractServer):
         for listener in self._listeners:
             self.accept_ready(listener)
 
-    def accept_ready(self, listener: TcpListener) -> None:
+    def accept_ready(self, listener: TcpListenerEndpoint) -> None:
         """Take every established connection waiting on ``listener`` (if serving)."""
         if not self._serving:
             return
@@ -110,7 +122,7 @@ class Server(asyncio.AbstractServer):
         for listener in self._listeners:
             listener.close()
         self._stack.forget_server(self)
-        self._stack.driver.request_flush()
+        self._stack.request_flush()
         if self._serving_forever is not None and not self._serving_forever.done():
             self._serving_forever.cancel()
         for waiter in self._waiters:

@@ -21,7 +21,6 @@ from ..core.events import (
     UdpErrorReceived,
 )
 from ..core.stack import StackCore
-from ..core.tcp.connection import TcpState
 from ..core.tcp.events import (
     TcpAccepted,
     TcpClosed,
@@ -30,6 +29,7 @@ from ..core.tcp.events import (
     TcpReadable,
     TcpWritable,
 )
+from ..core.tcp.state import TcpState
 from ..link.base import Link
 from .addresses import ip_literal, parse_endpoint
 from .datagram import DatagramTransport
@@ -40,7 +40,7 @@ from .server import Server, listen_addresses
 from .transport import TcpTransport
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpConnection, TcpListener
+    from ..core.tcp import TcpEndpoint, TcpListenerEndpoint
 
 __all__ = ["Stack", "current_stack"]
 
@@ -110,7 +110,7 @@ class Stack:
             TcpClosed: self._on_tcp_closed,
         }
         self._servers: set[Server] = set()
-        self._listener_servers: dict[TcpListener, Server] = {}
+        self._listener_servers: dict[TcpListenerEndpoint, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -280,19 +280,19 @@ class Stack:
         if ssl is None and (ssl_handshake_timeout is not None or ssl_shutdown_timeout is not None):
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         driver = self.driver
-        listeners: list[TcpListener] = []
+        listeners: list[TcpListenerEndpoint] = []
         try:
             for text in listen_addresses(host):
                 address = None if text is None else parse_endpoint((text, port), "host")[0]
-                listener = self.core.tcp.listen(address, port, backlog)
-                port = listener.local_port  # several hosts share the first ephemeral port
-                listeners.append(listener)
+                opened = self.core.tcp.listen(address, port, backlog)
+                port = opened.local_port  # several hosts share the first ephemeral port
+                listeners.append(opened)
         except BaseException:
-            for listener in listeners:
-                listener.close()
+            for endpoint in listeners:
+                endpoint.close()
             raise
 
-        def accept(server: Server, connection: TcpConnection) -> None:
+        def accept(server: Server, connection: TcpEndpoint) -> None:
             try:
                 protocol = protocol_factory()
             except (SystemExit, KeyboardInterrupt):
@@ -316,8 +316,8 @@ class Stack:
 
         server = Server(self, listeners, accept)
         self._servers.add(server)
-        for listener in listeners:
-            self._listener_servers[listener] = server
+        for endpoint in listeners:
+            self._listener_servers[endpoint] = server
         if start_serving:
             await server.start_serving()
         driver.request_flush()
@@ -353,7 +353,7 @@ class Stack:
         return await self.create_server(factory, host, port, **kwargs)
 
     def _attach(
-        self, connection: TcpConnection, protocol: asyncio.BaseProtocol, server: Server | None
+        self, connection: TcpEndpoint, protocol: asyncio.BaseProtocol, server: Server | None
     ) -> TcpTransport:
         """Wrap an established connection in a transport and start its callbacks."""
         loop = asyncio.get_running_loop()
@@ -379,7 +379,7 @@ class Stack:
 
     async def _attach_tls(
         self,
-        connection: TcpConnection,
+        connection: TcpEndpoint,
         protocol: asyncio.BaseProtocol,
         context: ssl_module.SSLContext,
         *,
@@ -414,6 +414,10 @@ class Stack:
         self._tasks.discard(task)
         if not task.cancelled():
             task.exception()  # a failed server-side TLS handshake already closed its transport
+
+    def request_flush(self) -> None:
+        """Flush the stack's output once in this loop tick (writes coalesce into it)."""
+        self.driver.request_flush()
 
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""

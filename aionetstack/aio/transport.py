@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from .addresses import text_address
 
 if TYPE_CHECKING:
-    from ..core.tcp import TcpConnection
+    from ..core.tcp import TcpEndpoint
     from .driver import AsyncioDriver
 
 __all__ = ["StackSocket", "TcpTransport"]
@@ -57,7 +57,7 @@ class StackSocket:
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
-    def __init__(self, connection: TcpConnection | None, sockname: tuple[str, int]) -> None:
+    def __init__(self, connection: TcpEndpoint | None, sockname: tuple[str, int]) -> None:
         self._connection = connection
         self._options: dict[tuple[int, int], int] = {}
         self._sockname = sockname
@@ -132,7 +132,7 @@ class TcpTransport(asyncio.Transport):
         self,
         loop: asyncio.AbstractEventLoop,
         driver: AsyncioDriver,
-        connection: TcpConnection,
+        connection: TcpEndpoint,
         protocol: asyncio.BaseProtocol,
         *,
         extra: dict[str, Any] | None = None,
@@ -392,7 +392,7 @@ class TcpTransport(asyncio.Transport):
             self._closing = True
             self._schedule_connection_lost(None, soon=False)
 
-    def _deliver_chunk(self, connection: TcpConnection) -> bool:
+    def _deliver_chunk(self, connection: TcpEndpoint) -> bool:
         protocol = self._protocol
         try:
             if self._buffered:

@@ -24,7 +24,7 @@ from ..core.tcp import (
     TcpAccepted,
     TcpClosed,
     TcpConnected,
-    TcpConnection,
+    TcpEndpoint,
     TcpEofReceived,
     TcpLayer,
     TcpReadable,
@@ -329,7 +329,7 @@ class BulkTransfer:
         self.received = 0
         self.sent = 0
         self.chunk = chunk
-        self.server_connection: TcpConnection | None = None
+        self.server_connection: TcpEndpoint | None = None
         self.client_closed: TcpClosed | None = None
         self.server_closed: TcpClosed | None = None
         self.eof = False

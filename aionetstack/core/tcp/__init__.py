@@ -3,16 +3,31 @@
 RFC 6937 (PRR), RFC 8985 (tail loss probes, RACK-style loss marking), RFC 5961 (blind
 attacks), RFC 6528 (ISNs), RFC 6056 (ports) and RFC 4987 (SYN cookies).
 
-Modules:
+Where is the rule for ... (one concern per module; ``TcpConnection`` joins the mixins):
 
-* ``layer``      :class:`TcpLayer` (demultiplexing, listeners, ports, SYN cookies, one
-  timer heap for every connection) and :class:`TcpListener`;
-* ``connection`` :class:`TcpConnection`: the state machine (every state transition lives
-  here), send side (retransmission queue, SACK scoreboard, loss recovery) and receive side;
-* ``reassembly`` the bounded out-of-order queue and the SACK blocks it yields;
-* ``rtt``        the RFC 6298 estimator; ``congestion/`` NewReno and CUBIC;
-* ``secrets``    keyed hashes (ISN, ephemeral ports, timestamps offsets, SYN cookies);
-* ``events``     what the layer appends to the stack's event queue.
+* a segment with no connection (RFC 9293 §3.10.7.1), LISTEN (§3.10.7.2), SYN cookies
+  (RFC 4987), demultiplexing, ports (RFC 6056), the timer heap: ``layer``;
+* an incoming segment for a connection: ``ingress`` (header prediction, SYN-SENT
+  §3.10.7.3, the §3.10.7.4 steps, PAWS, RFC 5961, TIME-WAIT reuse RFC 6191);
+* ACK processing (step five: SND.UNA, send window, RTT samples, congestion hooks,
+  HyStart++, FIN acknowledged): ``ack``;
+* loss recovery (SACK scoreboard, IsLost, RACK marking, PRR, NewReno, retransmitting
+  what is lost): ``recovery``;
+* received text and FIN, the out-of-order queue, delayed ACKs, window updates after a
+  read: ``receive`` (the queue itself: ``reassembly``; the bytes: ``receive_buffer``);
+* what to send now (cwnd, peer window, Nagle, SWS, TSO quanta, FIN): ``send`` (the
+  bytes: ``send_buffer``);
+* building one segment (window field, options, checksum, TSO hand-down): ``egress``;
+* RTO, tail loss probe, persist, keepalive, delayed-ACK, FIN-WAIT-2, TIME-WAIT
+  deadlines: ``timers`` (the RTO value: ``rtt``);
+* our SYN and the options it offers, the peer's SYN options: ``opening``; window-scale
+  arithmetic: ``options``;
+* the application's calls (send, receive, close, abort, half-close, keepalive,
+  Nagle), opening calls, ICMP errors: ``connection``;
+* the states, and which states allow what: ``state``; the fields of a connection and
+  the one place its state changes (``_set_state``, TIME-WAIT, the end): ``tcb``;
+* cwnd: ``congestion/`` (NewReno, CUBIC); keyed hashes for ISNs, ports, timestamp
+  offsets and cookies: ``secrets``; what the layer tells drivers: ``events``.
 
 Driver contract: feed segments with ``receive_segment`` (it only updates state; replies
 and ACKs go out at the next ``flush``, so a batch of segments is acknowledged once), call
@@ -22,18 +37,30 @@ and ACKs go out at the next ``flush``, so a batch of segments is acknowledged on
 
 from __future__ import annotations
 
-from .connection import TcpConnection, TcpState
-from .events import TcpAccepted, TcpClosed, TcpConnected, TcpEofReceived, TcpReadable, TcpWritable
+from .connection import TcpConnection
+from .events import (
+    TcpAccepted,
+    TcpClosed,
+    TcpConnected,
+    TcpEndpoint,
+    TcpEofReceived,
+    TcpListenerEndpoint,
+    TcpReadable,
+    TcpWritable,
+)
 from .layer import TcpLayer, TcpListener
+from .state import TcpState
 
 __all__ = [
     "TcpAccepted",
     "TcpClosed",
     "TcpConnected",
     "TcpConnection",
+    "TcpEndpoint",
     "TcpEofReceived",
     "TcpLayer",
     "TcpListener",
+    "TcpListenerEndpoint",
     "TcpReadable",
     "TcpState",
     "TcpWritable",

@@ -1,61 +1,132 @@
-"""Events the TCP layer appends to the stack's shared event queue.
+"""Events the TCP layer appends to the stack's shared event queue, and the faces they carry.
 
-Each is a small slotted dataclass naming the connection (or listener) it is about.
-The driver pops them in order and turns them into asyncio callbacks.
+Each event is a small slotted dataclass naming the connection (or listener) it is
+about, typed by the Protocols below: the part of a connection and a listener that a
+driver (``aio``, ``anyio``) uses. This module imports nothing that produces events,
+so producers and consumers both depend on it and it on neither.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .connection import TcpConnection
-    from .layer import TcpListener
+from .state import TcpState
 
 __all__ = [
     "TcpAccepted",
     "TcpClosed",
     "TcpConnected",
+    "TcpEndpoint",
     "TcpEofReceived",
+    "TcpListenerEndpoint",
     "TcpReadable",
     "TcpWritable",
 ]
+
+
+class TcpEndpoint(Protocol):
+    """A connection as its application sees it (``TcpConnection`` satisfies this)."""
+
+    local_address: bytes
+    local_port: int
+    remote_address: bytes
+    remote_port: int
+    state: TcpState
+    #: Free for the driver: the transport or stream this connection belongs to.
+    user_data: object
+
+    @property
+    def readable_bytes(self) -> int:
+        """Bytes buffered in order and not yet read."""
+
+    @property
+    def send_buffer_free(self) -> int:
+        """Bytes ``send`` would accept now."""
+
+    @property
+    def send_buffer_used(self) -> int:
+        """Bytes written and not yet acknowledged."""
+
+    @property
+    def eof_received(self) -> bool:
+        """The peer's FIN arrived in order."""
+
+    @property
+    def nodelay(self) -> bool:
+        """True when Nagle's algorithm is off (TCP_NODELAY)."""
+
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue bytes; returns how many fit. BrokenPipeError once sending is over."""
+
+    def receive(self, max_bytes: int = -1) -> bytes:
+        """Take up to ``max_bytes`` bytes (all when negative)."""
+
+    def receive_into(self, buffer: bytearray | memoryview) -> int:
+        """Copy bytes into ``buffer``; returns how many."""
+
+    def shutdown_write(self) -> None:
+        """Send FIN after the buffered data."""
+
+    def close(self) -> None:
+        """FIN after the buffered data (RST when received data is unread)."""
+
+    def abort(self) -> None:
+        """RST now."""
+
+    def set_nodelay(self, flag: bool) -> None:
+        """TCP_NODELAY."""
+
+    def set_keepalive(self, flag: bool) -> None:
+        """SO_KEEPALIVE."""
+
+
+class TcpListenerEndpoint(Protocol):
+    """A listening port as a driver sees it (``TcpListener`` satisfies this)."""
+
+    local_address: bytes | None
+    local_port: int
+
+    def accept(self) -> TcpEndpoint | None:
+        """The next established connection, or None."""
+
+    def close(self) -> None:
+        """Stop listening; connections not yet accepted are reset."""
 
 
 @dataclass(slots=True)
 class TcpConnected:
     """An active open completed (the connection is ESTABLISHED)."""
 
-    connection: TcpConnection
+    connection: TcpEndpoint
 
 
 @dataclass(slots=True)
 class TcpAccepted:
     """A connection is waiting on ``listener.accept()``."""
 
-    listener: TcpListener
+    listener: TcpListenerEndpoint
 
 
 @dataclass(slots=True)
 class TcpReadable:
     """New bytes are readable. At most one is pending per connection until the app reads."""
 
-    connection: TcpConnection
+    connection: TcpEndpoint
 
 
 @dataclass(slots=True)
 class TcpWritable:
     """Send-buffer space was freed after the buffer had been full (or nearly so)."""
 
-    connection: TcpConnection
+    connection: TcpEndpoint
 
 
 @dataclass(slots=True)
 class TcpEofReceived:
     """The peer's FIN arrived in order: no more bytes will come after those buffered."""
 
-    connection: TcpConnection
+    connection: TcpEndpoint
 
 
 @dataclass(slots=True)
@@ -66,5 +137,5 @@ class TcpClosed:
     ConnectionResetError, TimeoutError (retry limits) or ConnectionAbortedError (abort()).
     """
 
-    connection: TcpConnection
+    connection: TcpEndpoint
     error: OSError | None

@@ -21,9 +21,11 @@ from ...wire.checksum import ones_complement_sum, pseudo_header_sum
 from ...wire.error import WireError
 from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, build_options, parse_options
 from ..randomness import RandomSource
-from .connection import TcpConnection, TcpState, window_scale_for
+from .connection import TcpConnection
 from .events import TcpAccepted
+from .options import window_scale_for
 from .secrets import KeyedHashes
+from .state import TcpState
 
 __all__ = ["TcpLayer", "TcpListener"]
 

@@ -28,6 +28,8 @@ async def test_an_idle_connection_and_its_transport_hold_only_their_fixed_fields
         assert isinstance(transport, TcpTransport)
         assert not hasattr(transport, "__dict__")
         connection = transport._connection
+        # Every mixin of TcpConnection has empty __slots__: no per-instance dict.
+        assert not hasattr(connection, "__dict__")
         assert connection._ooo is None and connection._syn_options is None
         assert transport._pending is None and transport._socket is None
         assert transport.get_extra_info("peername") == (FAR, 7000)

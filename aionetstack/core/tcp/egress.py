@@ -1,0 +1,196 @@
+"""One segment out of the TCB: the window field (receiver SWS avoidance, RFC 9293
+§3.8.6.2.2; RFC 7323 scaling), the header with its timestamp (RFC 7323) and SACK
+(RFC 2018) options, the checksum or the partial sum a device completes, and the
+hand-down to the layer (TSO super-segments cut by the device).
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Final
+
+from ...wire.checksum import ones_complement_sum
+from ...wire.tcp import ACK, HEADER, RST
+from .options import MAX_WINDOW_FIELD
+from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ, Tcb
+
+_HEADER_WITH_TS: Final = struct.Struct("!HHIIBBHHHBBBBII")
+_TS_OFFSET_BYTE: Final = (32 // 4) << 4
+#: A header with the timestamp option alone (RFC 7323 Appendix A layout): 20 + 12 bytes.
+_TS_HEADER_LENGTH: Final = 32
+_SACK_EDGE: Final = struct.Struct("!II")
+
+
+class _Egress(Tcb):
+    """The egress part of :class:`~.connection.TcpConnection` (see the module docstring)."""
+
+    __slots__ = ()
+
+    def _advertised_window_field(self, *, initial: bool = False) -> int:
+        """The window field: right edge never moves left (RFC 9293 §3.8.6.2.2 / RFC 7323 §2.4),
+        and only moves right by at least min(RCV.BUFF/2, MSS) (receiver SWS avoidance)."""
+        limit = self._rbuf_limit
+        free = limit - self._rbuf.size
+        candidate = self._rcv_off + free if free > 0 else self._rcv_off
+        advertised = self._rcv_adv
+        half = limit // 2
+        threshold = half if half < self._rcv_mss else self._rcv_mss
+        if (initial or candidate - advertised >= threshold) and candidate > advertised:
+            edge = candidate
+        else:
+            edge = advertised
+        scale = self._rcv_wscale
+        field = (edge - self._rcv_off + (1 << scale) - 1) >> scale
+        return field if field < MAX_WINDOW_FIELD else MAX_WINDOW_FIELD
+
+    def _emit(  # noqa: PLR0917
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes | None,
+        payload: bytes | memoryview,
+        now: float,
+    ) -> None:
+        """Build one segment (window -1: compute it; options None: TS/SACK as negotiated)."""
+        if window < 0:
+            window = self._advertised_window_field()
+            edge = self._rcv_off + (window << self._rcv_wscale)
+            if edge > self._rcv_adv:
+                self._rcv_adv = edge
+                self._rcv_wnd_max = max(self._rcv_wnd_max, edge - self._rcv_off)
+        if options is None:
+            blocks = (
+                self._sack_block_budget(len(payload))
+                if self._sack_ok and self._ooo and flags & ACK
+                else 0
+            )
+            if self._ts_ok and not flags & RST:
+                if blocks:
+                    options = self._ts_and_sack_options(now, blocks)
+                else:
+                    partial = self._layer.partial_checksums
+                    header = _HEADER_WITH_TS.pack(
+                        self.local_port,
+                        self.remote_port,
+                        seq,
+                        ack,
+                        _TS_OFFSET_BYTE,
+                        flags,
+                        window,
+                        # Packed at once: the partial sum needs no other header field.
+                        self._partial_checksum(_TS_HEADER_LENGTH + len(payload)) if partial else 0,
+                        0,
+                        1,
+                        1,
+                        8,
+                        10,
+                        self._ts_now(now),
+                        self._ts_recent,
+                    )
+                    if partial:
+                        segment = header + payload if payload else header
+                        self._hand_down(segment, _TS_HEADER_LENGTH, len(payload), flags)
+                    else:
+                        self._finish_segment(header, payload, flags)
+                    return
+            elif blocks:
+                options = self._sack_options(blocks)
+            else:
+                options = b""
+        header = (
+            HEADER.pack(
+                self.local_port,
+                self.remote_port,
+                seq,
+                ack,
+                (20 + len(options)) << 2,
+                flags,
+                window,
+                0,
+                0,
+            )
+            + options
+        )
+        self._finish_segment(header, payload, flags)
+
+    def _finish_segment(self, header: bytes, payload: bytes | memoryview, flags: int) -> None:
+        """Fill in the checksum and hand the segment to the IP layer.
+
+        With ``layer.partial_checksums`` the field holds only the folded pseudo-header
+        sum (Linux CHECKSUM_PARTIAL), for links that complete it (TUN NEEDS_CSUM offload).
+        """
+        total = len(header) + len(payload)
+        if self._layer.partial_checksums:
+            checksum = self._partial_checksum(total)
+        else:
+            partial = self._pseudo_sum + total
+            if payload:
+                partial = ones_complement_sum(payload, partial)
+            checksum = ~ones_complement_sum(header, partial) & 0xFFFF
+        if payload:
+            segment = b"".join((header[:16], checksum.to_bytes(2, "big"), header[18:], payload))
+        else:
+            segment = header[:16] + checksum.to_bytes(2, "big") + header[18:]
+        self._hand_down(segment, len(header), len(payload), flags)
+
+    def _partial_checksum(self, segment_length: int) -> int:
+        """The folded pseudo-header sum that a checksum-offloading link completes."""
+        return ones_complement_sum(b"", self._pseudo_sum + segment_length)
+
+    def _hand_down(
+        self, segment: bytes, header_length: int, payload_length: int, flags: int
+    ) -> None:
+        """Account for a finished ``segment`` and emit it."""
+        if flags & ACK:
+            self._ack_now = False
+            self._delack_deadline = None
+            self._bytes_since_ack = 0
+        layer = self._layer
+        layer.count("segments_out")
+        if flags & RST:
+            layer.count("resets_sent")
+        if layer.partial_checksums:
+            # A TSO super-segment is cut into pieces that each carry this header's options.
+            extra = header_length - 20 - (_TS_OPTION_LENGTH if self._ts_ok else 0)
+            size = self._snd_mss - extra if payload_length > self._snd_mss - extra else 0
+            layer.emit(self.local_address, self.remote_address, segment, size)
+        else:
+            layer.emit(self.local_address, self.remote_address, segment)
+
+    def _sack_options(self, count: int) -> bytes:
+        assert self._ooo is not None
+        blocks = self._ooo.sack_blocks(count)
+        base = self._irs + 1
+        out = bytearray((1, 1, 5, 2 + 8 * len(blocks)))
+        for start, end in blocks:
+            out += _SACK_EDGE.pack((base + start) & _SEQ_MASK, (base + end) & _SEQ_MASK)
+        return bytes(out)
+
+    def _ts_and_sack_options(self, now: float, count: int) -> bytes:
+        ts = struct.pack("!BBBBII", 1, 1, 8, 10, self._ts_now(now), self._ts_recent)
+        return ts + self._sack_options(count)
+
+    def _sack_block_budget(self, payload_length: int) -> int:
+        """How many SACK blocks this segment can carry (RFC 2018 §3: 4, or 3 beside TS).
+
+        A segment of at most one MSS must stay within it with the blocks added
+        (RFC 6691 §2: options come out of the payload): fewer blocks, or none, go
+        on a full segment. A TSO super-segment keeps them; the device cuts it smaller.
+        """
+        assert self._ooo is not None
+        count = min(self._ooo.range_count, 3 if self._ts_ok else 4)
+        if payload_length and payload_length <= self._snd_mss:
+            count = min(count, max((self._snd_mss - payload_length - 4) // 8, 0))
+        return count
+
+    def _sack_option_length(self) -> int:
+        """Option bytes SACK blocks add to a segment we send now (0 without reordering)."""
+        if not self._sack_ok or not self._ooo:
+            return 0
+        return 4 + 8 * min(self._ooo.range_count, 3 if self._ts_ok else 4)
+
+    def _ts_now(self, now: float) -> int:
+        """TSval: a 1 ms clock plus the per-connection offset (RFC 7323 §5.4)."""
+        return (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK

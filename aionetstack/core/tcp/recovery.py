@@ -1,0 +1,232 @@
+"""Loss recovery: the SACK scoreboard (RFC 2018, RFC 6675), what is lost (IsLost in
+its byte form, RACK-style time marking of RFC 8985 §6.2, NewReno's head of RFC 6582),
+fast recovery with proportional rate reduction (RFC 6937), the pipe, and the
+retransmission of lost segments (RFC 6675 §5 NextSeg rule 1).
+
+The RTO and tail loss probe timers that also start retransmissions are in
+``timers.py``; ``check_invariants`` checks the scoreboard's bookkeeping.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from typing import Final
+
+from ...wire.tcp import seq_diff
+from .tcb import Tcb, _Sent
+
+#: RFC 6675 §2 DupThresh.
+DUP_THRESH: Final = 3
+
+
+def _start_of(record: _Sent) -> int:
+    return record.start
+
+
+def check_invariants(connection: Tcb) -> list[str]:
+    """Recompute the scoreboard counters from the records (for tests and debugging)."""
+    problems = []
+    sacked = lost = retrans = 0
+    records = connection._records[connection._head :]
+    previous_end = connection._una
+    for record in records:
+        size = record.end - record.start
+        if record.start != previous_end:
+            problems.append(f"gap/overlap at {record.start} (expected {previous_end})")
+        previous_end = record.end
+        if record.sacked:
+            sacked += size
+        elif record.lost:
+            lost += size
+            if record.retransmitting:
+                retrans += size
+    if records and previous_end != connection._nxt:
+        problems.append(f"records end at {previous_end}, nxt is {connection._nxt}")
+    if sacked != connection._sacked_bytes:
+        problems.append(f"sacked {connection._sacked_bytes} != {sacked}")
+    if lost != connection._lost_bytes:
+        problems.append(f"lost {connection._lost_bytes} != {lost}")
+    if retrans != connection._retrans_bytes:
+        problems.append(f"retrans {connection._retrans_bytes} != {retrans}")
+    return problems
+
+
+class _Recovery(Tcb):
+    """The recovery part of :class:`~.connection.TcpConnection` (see the module docstring)."""
+
+    __slots__ = ()
+
+    def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        """Mark SACKed records (RFC 2018 §5, RFC 6675 §4 Update())."""
+        records = self._records
+        base_seq = self._seq(self._una)
+        for left, right in blocks:
+            start = self._una + seq_diff(left, base_seq)
+            end = self._una + seq_diff(right, base_seq)
+            if end <= start or end <= self._una or end > self._nxt:
+                continue  # a D-SACK below SND.UNA or garbage: ignore
+            index = bisect_left(records, start, lo=self._head, key=_start_of)
+            if index > self._head and records[index - 1].end > start:
+                index -= 1
+            while index < len(records) and records[index].end <= end:
+                record = records[index]
+                if not record.sacked and record.start >= start:
+                    size = record.end - record.start
+                    if record.lost:
+                        record.lost = False
+                        self._lost_bytes -= size
+                        if record.retransmitting:
+                            self._retrans_bytes -= size
+                            record.retransmitting = False
+                    record.sacked = True
+                    self._sacked_bytes += size
+                    self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
+                index += 1
+            self._highest_sacked = max(self._highest_sacked, end)
+
+    def _detect_loss(self, now: float) -> None:
+        """Enter fast recovery on DupThresh evidence (RFC 5681 §3.2, RFC 6675 §5)."""
+        if self._sack_ok and self._highest_sacked > self._una:
+            self._mark_lost_by_sack()
+            self._mark_lost_by_time()
+        if self._retrans_bytes:
+            self._detect_lost_retransmissions()
+        if self._recovery is None and (
+            self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes
+        ):
+            self._layer.count("fast_retransmits")
+            self._tlp_deadline = None
+            self._recovery = "fast"
+            self._recover = self._nxt
+            # RFC 6937 §3: PRR state at the start of recovery.
+            self._prr_delivered = 0
+            self._prr_out = 0
+            self._recover_fs = max(self._flight_size(), 1)
+            self._cc.on_congestion(self._flight_size(), now)
+            if self._lost_bytes <= self._retrans_bytes:
+                self._mark_head_lost()
+
+    def _proportional_rate_reduction(self, delivered: int) -> None:
+        """RFC 6937 §3 (PRR-SSRB): on each ACK in fast recovery, let cwnd = pipe + sndcnt,
+        so the window comes down to ssthresh smoothly instead of in one silent step."""
+        cc = self._cc
+        self._prr_delivered += max(delivered, 0)
+        pipe = self._flight()
+        ssthresh = cc.ssthresh
+        if pipe > ssthresh:
+            # Proportional part: ceil(prr_delivered * ssthresh / RecoverFS) - prr_out.
+            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
+        else:
+            # Slow-start reduction bound: catch up to ssthresh, at most MSS beyond delivery.
+            limit = max(self._prr_delivered - self._prr_out, delivered) + self._snd_mss
+            sndcnt = min(ssthresh - pipe, limit)
+        cc.cwnd = pipe + max(sndcnt, 0)
+
+    def _mark_lost_by_sack(self) -> None:
+        """RFC 6675 §4 IsLost(), in its byte form: a hole is lost once more than
+        (DupThresh - 1) * SMSS bytes above it have been SACKed (forward ACK bound)."""
+        records = self._records
+        threshold = self._highest_sacked - (DUP_THRESH - 1) * self._snd_mss
+        index = max(self._fack_index, self._head)
+        while index < len(records):
+            record = records[index]
+            if record.end > threshold:
+                break
+            if not record.sacked and not record.lost:
+                record.lost = True
+                self._lost_bytes += record.end - record.start
+            index += 1
+        self._fack_index = index
+
+    def _mark_lost_by_time(self) -> None:
+        """RFC 8985 §6.2 (RACK): an unSACKed segment is lost once a segment sent after it,
+        by more than the reordering window (a quarter of min RTT), has been delivered."""
+        limit = self._rack_sent_at - (self._rtt.min_rtt or 0.0) / 4
+        records = self._records
+        index = max(self._rack_index, self._head)
+        while index < len(records):
+            record = records[index]
+            if not (record.sacked or record.lost):
+                if record.sent_at >= limit:
+                    break
+                record.lost = True
+                self._lost_bytes += record.end - record.start
+                self._retx_index = min(self._retx_index, index)
+            index += 1
+        self._rack_index = index
+
+    def _detect_lost_retransmissions(self) -> None:
+        """RFC 8985 §6.2 in part: a retransmission is lost once a segment sent after it
+        (by more than a quarter of min RTT, the reordering window) has been delivered."""
+        records = self._records
+        limit = self._rack_sent_at - (self._rtt.min_rtt or 0.0) / 4
+        end = min(self._retx_index, len(records))
+        for index in range(self._head, end):
+            record = records[index]
+            if record.retransmitting and record.sent_at < limit:
+                record.retransmitting = False
+                self._retrans_bytes -= record.end - record.start
+                self._layer.count("lost_retransmissions_detected")
+                self._retx_index = min(self._retx_index, index)
+
+    def _mark_head_lost(self) -> None:
+        """Mark the first un-SACKed outstanding record lost (NewReno, RFC 6582 §3.2)."""
+        records = self._records
+        for index in range(self._head, len(records)):
+            record = records[index]
+            if record.sacked:
+                continue
+            if not record.lost:
+                record.lost = True
+                self._lost_bytes += record.end - record.start
+                self._retx_index = min(self._retx_index, index)
+            elif not record.retransmitting:
+                self._retx_index = min(self._retx_index, index)
+            return
+
+    def _outstanding(self) -> int:
+        return self._nxt - self._una
+
+    def _flight_size(self) -> int:
+        """RFC 5681 FlightSize: sent and not cumulatively ACKed."""
+        return self._nxt - self._una
+
+    def _flight(self) -> int:
+        """RFC 6675 §4 pipe: outstanding minus SACKed and lost, plus retransmitted.
+
+        Without SACK, each duplicate ACK stands for one segment that left the network
+        (``_reno_sacked``, as Linux's Reno emulation); that estimate can overlap the lost
+        head, so the result is clamped at zero.
+        """
+        pipe = (
+            self._nxt
+            - self._una
+            - self._sacked_bytes
+            - self._reno_sacked
+            - self._lost_bytes
+            + self._retrans_bytes
+        )
+        return pipe if pipe > 0 else 0
+
+    def _retransmit_lost(self, now: float) -> None:
+        """RFC 6675 §5 NextSeg() rule 1: retransmit lost segments while pipe < cwnd."""
+        records = self._records
+        index = max(self._retx_index, self._head)
+        cwnd = self._cc.cwnd
+        while index < len(records) and self._lost_bytes > self._retrans_bytes:
+            record = records[index]
+            if record.sacked or (record.lost and record.retransmitting):
+                index += 1
+                continue
+            if not record.lost:
+                break
+            if self._flight() + (record.end - record.start) > cwnd and self._flight() > 0:
+                break
+            self._transmit(record.start, record.end, now)
+            record.retransmitting = True
+            record.retransmitted = True
+            record.sent_at = now
+            self._retrans_bytes += record.end - record.start
+            self._layer.count("segments_retransmitted")
+            index += 1
+        self._retx_index = index

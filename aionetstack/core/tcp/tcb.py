@@ -1,0 +1,491 @@
+"""The transmission control block: every field of one connection, and the one place
+its state changes.
+
+``Tcb`` holds the per-connection variables of RFC 9293 §3.3.1 in one slotted layout
+(the send side counts in *offsets*: unwrapped ints, 0 is our ISN; the receive side in
+offsets from the peer's ISN, so ordering, SACK scoreboards and buffers never see
+wrap-around; sequence numbers are converted only at the wire). The behaviour lives
+in mixins, one concern per module, that :class:`~.connection.TcpConnection` joins:
+``ingress``, ``ack``, ``recovery``, ``receive``, ``send``, ``egress``, ``timers``,
+``opening``. Under ``TYPE_CHECKING`` this class declares the methods one mixin calls
+in another (the role of ``include/net/tcp.h``), so each mixin type-checks alone.
+
+A connection talks to its owner through :class:`TcpHost` and to its listener through
+:class:`AcceptQueue`, Protocols defined here, so this package never imports the layer.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final, Protocol
+
+from ...config import TcpConfig
+from ...wire.checksum import pseudo_header_sum
+from ...wire.tcp import TcpOptions, seq_diff
+from .congestion import CongestionControl, create_congestion_control
+from .events import TcpClosed, TcpConnected
+from .options import window_scale_for
+from .reassembly import Reassembly
+from .receive_buffer import ReceiveBuffer
+from .rtt import RttEstimator
+from .send_buffer import SendBuffer
+from .state import TcpState
+
+_SEQ_MASK: Final = 0xFFFFFFFF
+_SEQ_HALF: Final = 1 << 31
+#: RFC 9293 §3.7.1: the send MSS when the peer sends no MSS option (IPv4 / IPv6).
+DEFAULT_MSS_IPV4: Final = 536
+DEFAULT_MSS_IPV6: Final = 1220
+#: Timestamp clock: 1 ms ticks (RFC 7323 §5.4 allows 1 ms .. 1 s).
+TS_HZ: Final = 1000
+#: Bytes of option space: 12 for NOP NOP TS; SACK adds 2 + 8 per block after NOP NOP.
+_TS_OPTION_LENGTH: Final = 12
+#: The data-offset byte of a header without options (20 bytes).
+_PLAIN_OFFSET_BYTE: Final = (20 // 4) << 4
+
+
+class _Sent:
+    """One transmitted segment in the retransmission queue (offsets are unwrapped)."""
+
+    __slots__ = ("end", "lost", "retransmitted", "retransmitting", "sacked", "sent_at", "start")
+
+    def __init__(self, start: int, end: int, sent_at: float) -> None:
+        self.start = start
+        self.end = end
+        self.sent_at = sent_at
+        self.sacked = False
+        self.lost = False
+        #: Ever retransmitted (Karn's rule, RFC 6298 §3).
+        self.retransmitted = False
+        #: Retransmitted since it was last marked lost (counts in the pipe, RFC 6675 §4).
+        self.retransmitting = False
+
+
+class TcpHost(Protocol):
+    """What a connection needs from the layer that owns it (``TcpLayer`` satisfies it).
+
+    Methods taking ``connection`` are passed the connection itself; they are typed
+    loosely because the host, not this module, knows the concrete class.
+    """
+
+    config: TcpConfig
+    events: collections.deque[object]
+    now: float
+    partial_checksums: bool
+    max_segment_payload: int
+    emit: Callable[..., None]
+    mss_for: Callable[[bytes], int]
+
+    def count(self, name: str, amount: int = 1) -> None:
+        """Add to the named counter of ``statistics()``."""
+
+    def mark_dirty(self, connection: Any) -> None:
+        """``connection`` has something to send at the next flush."""
+
+    def reschedule(self, connection: Any) -> None:
+        """``connection``'s earliest deadline may have moved earlier."""
+
+    def forget(self, connection: Any) -> None:
+        """``connection`` reached CLOSED: drop it from every table."""
+
+    def allow_challenge_ack(self) -> bool:
+        """RFC 5961 §7: may one more challenge ACK be sent now?"""
+
+
+class AcceptQueue(Protocol):
+    """What a passively opened connection needs from its listener (``TcpListener``)."""
+
+    def enqueue_established(self, connection: Any) -> bool:
+        """The handshake completed: queue ``connection`` for accept (False: queue full)."""
+
+    def discard(self, connection: Any) -> None:
+        """``connection`` ended before it was accepted."""
+
+
+class Tcb:
+    """The fields of one TCP connection and its state changes; see the module docstring."""
+
+    __slots__ = (
+        "_ack_now",
+        "_app_closed",
+        "_bytes_since_ack",
+        "_cc",
+        "_closed_reported",
+        "_connected_reported",
+        "_delack_deadline",
+        "_dupacks",
+        "_eof_reported",
+        "_fack_index",
+        "_fin_offset",
+        "_fin_queued",
+        "_fin_wait_deadline",
+        "_head",
+        "_highest_sacked",
+        "_hs_last_round_min",
+        "_hs_round_end",
+        "_hs_round_min",
+        "_hs_samples",
+        "_irs",
+        "_iss",
+        "_keepalive",
+        "_keepalive_deadline",
+        "_keepalive_probes",
+        "_last_received",
+        "_layer",
+        "_lost_bytes",
+        "_max_snd_wnd",
+        "_nagle",
+        "_nxt",
+        "_ooo",
+        "_orphan",
+        "_persist_backoff",
+        "_persist_deadline",
+        "_prr_delivered",
+        "_prr_out",
+        "_pseudo_sum",
+        "_rack_index",
+        "_rack_sent_at",
+        "_rbuf",
+        "_rbuf_limit",
+        "_rcv_adv",
+        "_rcv_mss",
+        "_rcv_nxt",
+        "_rcv_off",
+        "_rcv_wnd_max",
+        "_rcv_wscale",
+        "_readable_pending",
+        "_records",
+        "_recover",
+        "_recover_fs",
+        "_recovery",
+        "_reno_sacked",
+        "_retrans_bytes",
+        "_retries",
+        "_retx_index",
+        "_rto_deadline",
+        "_rtt",
+        "_sack_ok",
+        "_sacked_bytes",
+        "_sbuf",
+        "_sbuf_limit",
+        "_sbuf_start",
+        "_snd_mss",
+        "_snd_wl1",
+        "_snd_wl2",
+        "_snd_wnd",
+        "_snd_wscale",
+        "_soft_error",
+        "_syn_options",
+        "_syn_time",
+        "_time_wait_deadline",
+        "_tlp_deadline",
+        "_tlp_probe_out",
+        "_ts_offset",
+        "_ts_ok",
+        "_ts_recent",
+        "_ts_recent_time",
+        "_una",
+        "_want_writable",
+        "heap_deadline",
+        "listener",
+        "local_address",
+        "local_port",
+        "remote_address",
+        "remote_port",
+        "state",
+        "user_data",
+    )
+
+    def __init__(
+        self,
+        layer: TcpHost,
+        local_address: bytes,
+        local_port: int,
+        remote_address: bytes,
+        remote_port: int,
+        *,
+        iss: int,
+        ts_offset: int,
+        now: float,
+    ) -> None:
+        config = layer.config
+        self._layer = layer
+        self.local_address = local_address
+        self.local_port = local_port
+        self.remote_address = remote_address
+        self.remote_port = remote_port
+        self.state = TcpState.CLOSED
+        self.user_data: object = None
+        self.listener: AcceptQueue | None = None
+        #: The deadline this connection currently has in the layer's timer heap.
+        self.heap_deadline: float | None = None
+        self._pseudo_sum = pseudo_header_sum(local_address, remote_address, 6, 0)
+        # --- send side (offsets: 0 is our SYN, data starts at 1) ---
+        self._iss = iss
+        self._una = 0
+        self._nxt = 0
+        self._sbuf = SendBuffer()
+        self._sbuf_start = 1
+        self._sbuf_limit = config.send_buffer
+        self._fin_queued = False
+        self._snd_wnd = 0
+        self._max_snd_wnd = 0
+        self._snd_wl1 = 0
+        self._snd_wl2 = 0
+        self._snd_wscale = 0
+        self._snd_mss = DEFAULT_MSS_IPV4 if len(remote_address) == 4 else DEFAULT_MSS_IPV6
+        self._records: list[_Sent] = []
+        self._head = 0
+        self._retx_index = 0
+        self._fack_index = 0
+        self._sacked_bytes = 0
+        self._lost_bytes = 0
+        self._retrans_bytes = 0
+        self._reno_sacked = 0
+        self._highest_sacked = 0
+        self._dupacks = 0
+        self._rack_sent_at = 0.0
+        self._hs_round_end = 0
+        self._hs_round_min = float("inf")
+        self._hs_last_round_min = float("inf")
+        self._hs_samples = 0
+        self._rack_index = 0
+        self._recovery: str | None = None
+        self._prr_delivered = 0
+        self._prr_out = 0
+        self._recover_fs = 1
+        self._recover = 0
+        self._retries = 0
+        self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
+        self._cc: CongestionControl = create_congestion_control(
+            config.congestion_control, self._snd_mss
+        )
+        self._nagle = config.nagle
+        self._want_writable = False
+        self._soft_error: OSError | None = None
+        # --- receive side (offsets: 0 is the byte after the peer's SYN) ---
+        self._irs = 0
+        self._rcv_nxt = 0
+        self._rcv_off = 0
+        self._rcv_adv = 0
+        #: The largest window (bytes) we have offered (Linux's window_clamp in this role):
+        #: a read sends a pure window update only once the peer has used half of it.
+        self._rcv_wnd_max = 0
+        self._rbuf = ReceiveBuffer()
+        self._rbuf_limit = config.receive_buffer
+        self._rcv_wscale = window_scale_for(config.receive_buffer) if config.window_scaling else 0
+        self._rcv_mss = layer.mss_for(remote_address)
+        #: The out-of-order queue, made when the first segment arrives out of order.
+        self._ooo: Reassembly | None = None
+        self._fin_offset: int | None = None
+        self._ack_now = False
+        self._bytes_since_ack = 0
+        self._readable_pending = False
+        self._eof_reported = False
+        # --- options negotiated ---
+        self._sack_ok = False
+        self._ts_ok = False
+        self._ts_offset = ts_offset
+        self._ts_recent = 0
+        self._ts_recent_time = now
+        self._syn_options: TcpOptions | None = None
+        self._syn_time = now
+        # --- timers ---
+        self._rto_deadline: float | None = None
+        self._delack_deadline: float | None = None
+        self._persist_deadline: float | None = None
+        self._persist_backoff = 0
+        self._keepalive = config.keepalive
+        self._keepalive_deadline: float | None = None
+        self._keepalive_probes = 0
+        self._time_wait_deadline: float | None = None
+        self._tlp_deadline: float | None = None
+        self._tlp_probe_out = False
+        self._fin_wait_deadline: float | None = None
+        self._last_received = now
+        # --- lifecycle ---
+        self._app_closed = False
+        self._orphan = False
+        self._connected_reported = False
+        self._closed_reported = False
+
+    def __repr__(self) -> str:
+        return (
+            f"<TcpConnection {self.local_port}->{self.remote_port} {self.state.value} "
+            f"una={self._una} nxt={self._nxt} rcv={self._rcv_off}>"
+        )
+
+    def _ack_offset(self, ack: int) -> int:
+        """Convert an ACK field to an unwrapped send offset (relative to SND.UNA)."""
+        return self._una + seq_diff(ack, self._seq(self._una))
+
+    def _seq(self, offset: int) -> int:
+        return (self._iss + offset) & _SEQ_MASK
+
+    def _data_end(self) -> int:
+        """Offset just past the last byte the app has written."""
+        return self._sbuf_start + self._sbuf.size
+
+    def _fin_end(self) -> int:
+        """Offset just past our FIN (valid once a FIN is queued)."""
+        return self._data_end() + 1
+
+    def _fin_sent(self) -> bool:
+        return self._fin_queued and self._nxt > self._data_end()
+
+    def _set_state(self, state: TcpState) -> None:
+        """The one place the connection's state changes."""
+        self.state = state
+        if state is TcpState.ESTABLISHED:
+            self._syn_options = None  # only a SYN-ACK retransmission needed them
+            self._layer.count("connections_established")
+            if self._keepalive:
+                self._arm_keepalive(self._layer.now)
+
+    def _report_connected(self) -> None:
+        if not self._connected_reported:
+            self._connected_reported = True
+            self._layer.events.append(TcpConnected(self))
+
+    def _enter_time_wait(self, now: float) -> None:
+        """RFC 9293 §3.4.2 / §3.10.7.4: TIME-WAIT for 2*MSL; the app sees the close now."""
+        self._set_state(TcpState.TIME_WAIT)
+        self._rto_deadline = None
+        self._persist_deadline = None
+        self._keepalive_deadline = None
+        self._fin_wait_deadline = None
+        self._tlp_deadline = None
+        self._time_wait_deadline = now + 2 * self._layer.config.msl
+        self._report_closed(None)
+        self._layer.mark_dirty(self)
+
+    def _finish(self, error: OSError | None) -> None:
+        """Enter CLOSED: stop timers, drop buffers, report once, leave the layer's tables."""
+        self._set_state(TcpState.CLOSED)
+        self._rto_deadline = self._delack_deadline = self._persist_deadline = None
+        self._keepalive_deadline = self._time_wait_deadline = self._fin_wait_deadline = None
+        self._tlp_deadline = None
+        self._ack_now = False
+        self._sbuf = SendBuffer()
+        self._records = []
+        self._head = self._retx_index = self._fack_index = self._rack_index = 0
+        self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
+        self._nxt = self._una  # nothing is outstanding any more
+        self._report_closed(error)
+        self._layer.forget(self)
+
+    def _report_closed(self, error: OSError | None) -> None:
+        if self._closed_reported:
+            return
+        if self.listener is not None and not self._connected_reported:
+            return  # a half-open passive connection the app never saw
+        self._closed_reported = True
+        self._layer.events.append(TcpClosed(self, error))
+
+    if TYPE_CHECKING:
+        # Implemented by the mixins (see the module docstring).
+
+        def _ack_new_data(self, ack_off: int, options: TcpOptions | None, now: float) -> None: ...
+
+        def _after_read(self) -> None: ...
+
+        def _arm_keepalive(self, now: float) -> None: ...
+
+        def _arm_persist(self, now: float) -> None: ...
+
+        def _arm_tlp(self, now: float) -> None: ...
+
+        def _challenge_ack(self, reason: str) -> None: ...
+
+        def _detect_loss(self, now: float) -> None: ...
+
+        def _emit(  # noqa: PLR0917
+            self,
+            seq: int,
+            ack: int,
+            flags: int,
+            window: int,
+            options: bytes | None,
+            payload: bytes | memoryview,
+            now: float,
+        ) -> None: ...
+
+        def _flight(self) -> int: ...
+
+        def _flight_size(self) -> int: ...
+
+        def _mark_head_lost(self) -> None: ...
+
+        def _outstanding(self) -> int: ...
+
+        def _process_ack(  # noqa: PLR0917
+            self,
+            seq: int,
+            ack: int,
+            window: int,
+            options: TcpOptions | None,
+            length: int,
+            now: float,
+        ) -> bool: ...
+
+        def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None: ...
+
+        def _proportional_rate_reduction(self, delivered: int) -> None: ...
+
+        def _receive_data(
+            self, offset: int, payload: memoryview, fin: bool, now: float
+        ) -> None: ...
+
+        def _retransmit_lost(self, now: float) -> None: ...
+
+        def _rtt_sample_ts(self, tsecr: int, now: float, bound: float | None = None) -> None: ...
+
+        def _sack_option_length(self) -> int: ...
+
+        def _send_control(self, seq: int, flags: int, now: float) -> None: ...
+
+        def _send_syn(self, now: float) -> None: ...
+
+        def _stop_persist_if_window_open(self) -> None: ...
+
+        def _take_peer_syn(self, seq: int, options: TcpOptions, now: float) -> None: ...
+
+        def _transmit(self, start: int, end: int, now: float) -> None: ...
+
+        def _ts_now(self, now: float) -> int: ...
+
+        def _update_send_window(self, window: int) -> None: ...
+
+        def abort(self) -> None: ...
+
+        def close(self) -> None: ...
+
+        @property
+        def eof_received(self) -> bool: ...
+
+        @property
+        def nodelay(self) -> bool: ...
+
+        def output(self, now: float) -> None: ...
+
+        @property
+        def readable_bytes(self) -> int: ...
+
+        def receive(self, max_bytes: int = -1) -> bytes: ...
+
+        def receive_into(self, buffer: bytearray | memoryview) -> int: ...
+
+        def send(self, data: bytes | bytearray | memoryview) -> int: ...
+
+        @property
+        def send_buffer_free(self) -> int: ...
+
+        @property
+        def send_buffer_used(self) -> int: ...
+
+        def set_keepalive(self, flag: bool) -> None: ...
+
+        def set_nodelay(self, flag: bool) -> None: ...
+
+        def shutdown_write(self) -> None: ...
