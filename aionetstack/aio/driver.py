@@ -27,10 +27,12 @@ class AsyncioDriver:
         "_flush_pending",
         "_link",
         "_loop",
+        "_on_link_error",
         "_running",
         "_timer_deadline",
         "_timer_handle",
         "internal_errors",
+        "link_errors",
     )
 
     def __init__(
@@ -41,6 +43,7 @@ class AsyncioDriver:
         dispatch: Callable[[object], None],
         *,
         batch: int = 256,
+        on_link_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._core = core
         self._link = link
@@ -53,6 +56,9 @@ class AsyncioDriver:
         self._running = False
         #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
         self.internal_errors = 0
+        #: The link failed for good (an OSError from receive or send): the driver stopped.
+        self.link_errors = 0
+        self._on_link_error = on_link_error
 
     def start(self) -> None:
         """Start watching the link."""
@@ -85,7 +91,11 @@ class AsyncioDriver:
 
     def _on_readable(self) -> None:
         now = self._loop.time()
-        packets = self._link.receive_batch(self._batch, now)
+        try:
+            packets = self._link.receive_batch(self._batch, now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         receive = self._core.receive_packet
         for packet in packets:
             try:
@@ -137,14 +147,40 @@ class AsyncioDriver:
             except Exception as error:
                 self._internal_error("collecting output", error)
                 packets = []
-            for packet in packets:
-                if isinstance(packet, bytes):
-                    send(packet, now)
-                else:  # OffloadedPacket: the link completes the checksum, maybe segments
-                    send_offloaded(packet.packet, packet.segment_size, now)
+            try:
+                for packet in packets:
+                    if isinstance(packet, bytes):
+                        send(packet, now)
+                    else:  # OffloadedPacket: the link completes the checksum, maybe segments
+                        send_offloaded(packet.packet, packet.segment_size, now)
+            except OSError as error:
+                self._link_failed(error)
+                return
             if not core.events:
                 break
         self._rearm_timer()
+
+    def _link_failed(self, error: OSError) -> None:
+        """The link raised (a device that is gone, not one that is merely down: links
+        count those drops themselves). Stop watching it, so a dead fd that polls as
+        readable cannot spin the loop, and hand the error to the owner."""
+        if not self._running:
+            return
+        self.link_errors += 1
+        self._running = False
+        try:
+            self._loop.remove_reader(self._link.fileno())
+        except (OSError, ValueError):
+            pass  # the fd is already unusable
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if self._on_link_error is not None:
+            self._on_link_error(error)
+        else:
+            self._loop.call_exception_handler({
+                "message": "aionetstack: the link failed; the stack stopped", "exception": error,
+            })  # fmt: skip
 
     def _internal_error(self, doing: str, error: Exception) -> None:
         """Report a bug inside the stack to the loop's handler, count it, and carry on."""
