@@ -5,8 +5,8 @@ attacks), RFC 6528 (ISNs), RFC 6056 (ports) and RFC 4987 (SYN cookies).
 
 Where is the rule for ... (one concern per module; ``TcpConnection`` joins the mixins):
 
-* a segment with no connection (RFC 9293 §3.10.7.1), LISTEN (§3.10.7.2), SYN cookies
-  (RFC 4987), demultiplexing, ports (RFC 6056), the timer heap: ``layer``;
+* a segment with no connection (RFC 9293 §3.10.7.1), demultiplexing, ports (RFC 6056),
+  the timer heap: ``layer``; LISTEN (§3.10.7.2) and SYN cookies (RFC 4987): ``listener``;
 * an incoming segment for a connection: ``ingress`` (header prediction, SYN-SENT
   §3.10.7.3, the §3.10.7.4 steps, PAWS, RFC 5961, TIME-WAIT reuse RFC 6191);
 * ACK processing (step five: SND.UNA, send window, RTT samples, congestion hooks,
