@@ -10,6 +10,7 @@ in ``recovery.py``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final
 
 from ...wire.tcp import TcpOptions, seq_diff
@@ -130,6 +131,11 @@ class _AckProcessing(Tcb):
             self._sbuf.release(data_acked_to - sbuf_start)
             self._sbuf_start = data_acked_to
         self._una = ack_off
+        sack_ends = self._sack_ends
+        if sack_ends and sack_ends[0] <= ack_off:  # scoreboard ranges now below SND.UNA
+            below = bisect_right(sack_ends, ack_off)
+            del sack_ends[:below]
+            del self._sack_starts[:below]
         self._dupacks = 0
         if self._reno_sacked:
             self._reno_sacked = max(self._reno_sacked - acked, 0)

@@ -163,9 +163,12 @@ class Tcb:
         "_retrans_bytes",
         "_retries",
         "_retx_index",
+        "_retx_queue",
         "_rto_deadline",
         "_rtt",
+        "_sack_ends",
         "_sack_ok",
+        "_sack_starts",
         "_sacked_bytes",
         "_sbuf",
         "_sbuf_limit",
@@ -244,6 +247,13 @@ class Tcb:
         self._retrans_bytes = 0
         self._reno_sacked = 0
         self._highest_sacked = 0
+        #: The SACK scoreboard as merged ranges (unwrapped offsets, sorted): what the peer
+        #: has SACKed, so a block repeating known ranges costs a bisect, not a walk.
+        self._sack_starts: list[int] = []
+        self._sack_ends: list[int] = []
+        #: (sent_at, record) per retransmission in sending order, for RACK's lost-
+        #: retransmission check (RFC 8985 §6.2) in constant work per ACK.
+        self._retx_queue: collections.deque[tuple[float, _Sent]] = collections.deque()
         self._dupacks = 0
         self._rack_sent_at = 0.0
         self._hs_round_end = 0
@@ -371,6 +381,9 @@ class Tcb:
         self._records = []
         self._head = self._retx_index = self._fack_index = self._rack_index = 0
         self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
+        self._sack_starts = []
+        self._sack_ends = []
+        self._retx_queue.clear()
         self._nxt = self._una  # nothing is outstanding any more
         self._report_closed(error)
         self._layer.forget(self)

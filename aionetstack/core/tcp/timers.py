@@ -129,8 +129,11 @@ class _Timers(Tcb):
             if not record.lost:
                 record.lost = True
                 self._lost_bytes += record.end - record.start
+        self._retx_queue.clear()
         if reneged:
             self._highest_sacked = self._una
+            self._sack_starts = []
+            self._sack_ends = []
         self._reno_sacked = 0
         self._dupacks = 0
         self._retx_index = self._head

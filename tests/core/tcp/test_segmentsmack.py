@@ -140,3 +140,16 @@ def test_merging_keeps_pieces_and_delivers_the_bytes_in_order() -> None:
     ready = queue.pop_ready(10)
     assert ready is not None and bytes(ready) == stream[10:160]
     assert not queue and queue.segments_held == 0 and queue.bytes_held == 0
+
+
+def test_a_full_queue_prunes_above_a_nearer_segment_and_counts_it() -> None:
+    """Through a connection: with the segment cap reached, a segment nearer RCV.NXT is
+    kept and the highest range is pruned (statistics: out_of_order_ranges_pruned)."""
+    peer = ScriptedPeer(TcpConfig(out_of_order_segments=8))
+    connection, iss = peer.passive_open(peer_isn=PEER_ISN)
+    for index in range(8):
+        peer.inject(seq=PEER_ISN + 1 + 100 + 10 * index, ack=iss + 1, payload=b"q")
+    peer.inject(seq=PEER_ISN + 1 + 50, ack=iss + 1, payload=b"n")
+    stats = peer.layer.statistics()
+    assert stats["out_of_order_ranges_pruned"] == 1
+    assert connection._ooo is not None and connection._ooo.highest_end == 100 + 10 * 6 + 1
