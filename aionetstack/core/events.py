@@ -7,12 +7,26 @@ Addresses are packed bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .udp import UdpEndpoint
+__all__ = [
+    "EchoReplyReceived",
+    "EchoUnreachable",
+    "UdpDatagramReceived",
+    "UdpEndpointLike",
+    "UdpErrorReceived",
+]
 
-__all__ = ["EchoReplyReceived", "EchoUnreachable", "UdpDatagramReceived", "UdpErrorReceived"]
+
+class UdpEndpointLike(Protocol):
+    """What an event says about the endpoint it is for (``core.udp.UdpEndpoint``).
+
+    Declared here so that this module imports none of the layers that produce events.
+    """
+
+    local_address: bytes | None
+    local_port: int
+    user_data: object
 
 
 @dataclass(slots=True)
@@ -41,7 +55,7 @@ class EchoUnreachable:
 class UdpDatagramReceived:
     """A datagram for a bound UDP endpoint."""
 
-    endpoint: UdpEndpoint
+    endpoint: UdpEndpointLike
     data: bytes
     source: bytes
     source_port: int
@@ -51,7 +65,7 @@ class UdpDatagramReceived:
 class UdpErrorReceived:
     """An ICMP error quoting a datagram the endpoint sent (e.g. port unreachable)."""
 
-    endpoint: UdpEndpoint
+    endpoint: UdpEndpointLike
     error: OSError
     destination: bytes
     destination_port: int

@@ -5,9 +5,9 @@ from __future__ import annotations
 import errno
 from typing import Final
 
-from ..wire import icmpv4
+from ..wire import icmpv4, icmpv6
 
-__all__ = ["IcmpRateLimiter", "icmpv4_error_to_oserror"]
+__all__ = ["IcmpRateLimiter", "icmpv4_error_to_oserror", "icmpv6_error_to_oserror"]
 
 #: Destination-unreachable codes mapped to errno as Linux does (net/ipv4/icmp.c
 #: ``icmp_err_convert``), so users see what they would see over the kernel.
@@ -37,6 +37,33 @@ def icmpv4_error_to_oserror(icmp_type: int, code: int) -> OSError:
     else:  # time exceeded: Linux reports EHOSTUNREACH
         number = errno.EHOSTUNREACH
         detail = f"ICMP time exceeded (code {code})"
+    return OSError(number, f"{detail}: {errno.errorcode.get(number, number)}")
+
+
+#: ICMPv6 destination-unreachable codes (RFC 4443 §3.1) as Linux maps them
+#: (net/ipv6/icmp.c ``tab_unreach``).
+_UNREACHABLE_ERRNO_V6: Final = {
+    0: errno.ENETUNREACH,   # no route to destination
+    1: errno.EACCES,        # communication administratively prohibited
+    2: errno.EHOSTUNREACH,  # beyond scope of source address
+    3: errno.EHOSTUNREACH,  # address unreachable
+    4: errno.ECONNREFUSED,  # port unreachable
+    5: errno.EACCES,        # source address failed ingress/egress policy
+    6: errno.EACCES,        # reject route to destination
+}  # fmt: skip
+
+
+def icmpv6_error_to_oserror(icmp_type: int, code: int) -> OSError:
+    """The ``OSError`` for an ICMPv6 error, as Linux's ``icmpv6_err_convert`` gives it."""
+    if icmp_type == icmpv6.TYPE_DESTINATION_UNREACHABLE:
+        number = _UNREACHABLE_ERRNO_V6.get(code, errno.EHOSTUNREACH)
+        detail = f"ICMPv6 destination unreachable (code {code})"
+    elif icmp_type == icmpv6.TYPE_PACKET_TOO_BIG:
+        number, detail = errno.EMSGSIZE, "ICMPv6 packet too big"
+    elif icmp_type == icmpv6.TYPE_PARAMETER_PROBLEM:
+        number, detail = errno.EPROTO, f"ICMPv6 parameter problem (code {code})"
+    else:
+        number, detail = errno.EHOSTUNREACH, f"ICMPv6 time exceeded (code {code})"
     return OSError(number, f"{detail}: {errno.errorcode.get(number, number)}")
 
 

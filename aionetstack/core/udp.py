@@ -4,21 +4,58 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from collections import Counter
-from typing import TYPE_CHECKING
+from collections import Counter, deque
+from typing import Protocol
 
-from ..wire import icmpv4, ipv4, udp
+from ..config import StackConfig
+from ..wire import icmpv4, ipv4, ipv6, udp
 from ..wire.error import WireError
 from .events import UdpDatagramReceived, UdpErrorReceived
+from .ip import RoutingTable
 from .output import COMPLETE
 from .ports import choose_ephemeral_port
+from .randomness import RandomSource
 
-if TYPE_CHECKING:
-    from .stack import StackCore
+__all__ = ["UdpEndpoint", "UdpHost", "UdpLayer"]
 
-__all__ = ["UdpEndpoint", "UdpLayer"]
 
-_UDP_AND_IP_HEADERS = ipv4.IPV4_HEADER_LENGTH + udp.UDP_HEADER_LENGTH
+class UdpHost(Protocol):
+    """What UDP needs from the IP layer below it (``StackCore`` satisfies it)."""
+
+    @property
+    def routes(self) -> RoutingTable: ...
+    @property
+    def config(self) -> StackConfig: ...
+    @property
+    def rng(self) -> RandomSource: ...
+    @property
+    def mtu(self) -> int: ...
+    @property
+    def transmit_offload(self) -> bool: ...
+    @property
+    def verify_transport_checksums(self) -> bool: ...
+    @property
+    def events(self) -> deque[object]: ...
+
+    def path_mtu(self, destination: bytes) -> int: ...
+
+    def send_ip(
+        self, source: bytes, destination: bytes, protocol: int,
+        payload: bytes | bytearray | memoryview, *, ttl: int | None = None,
+        segment_size: int = COMPLETE,
+    ) -> None: ...  # fmt: skip
+
+    def send_icmp_error(
+        self, icmp_type: int, code: int, header: ipv4.IPv4Header | ipv6.IPv6Header,
+        packet: memoryview, now: float,
+    ) -> None: ...  # fmt: skip
+
+
+#: RFC 768 / RFC 791 §3.1: the largest UDP payload in an IPv4 datagram (65,535 - 20 - 8);
+#: IPv6's payload length field leaves 65,535 - 8 (RFC 8200 §3, no jumbograms).
+_MAX_PAYLOAD = {4: 0xFFFF - ipv4.IPV4_HEADER_LENGTH - udp.UDP_HEADER_LENGTH,
+                16: 0xFFFF - udp.UDP_HEADER_LENGTH}  # fmt: skip
+_IP_HEADER = {4: ipv4.IPV4_HEADER_LENGTH, 16: ipv6.IPV6_HEADER_LENGTH}
 
 
 class UdpEndpoint:
@@ -45,9 +82,11 @@ class UdpEndpoint:
     ) -> None:
         """Send one datagram to ``address`` (or the connected remote when ``None``).
 
-        Raises ``OSError(EMSGSIZE)`` for datagrams that do not fit the MTU
-        (fragmentation is not implemented), ``OSError(ENETUNREACH)`` without
-        a route, ``ValueError`` for a bad port.
+        A datagram longer than the path MTU goes out in IP fragments (as Linux
+        does by default). Raises ``OSError(EMSGSIZE)`` for one longer than an
+        IP datagram holds, ``OSError(ENETUNREACH)`` without a route,
+        ``OSError(EAFNOSUPPORT)`` towards the other family than the bound
+        address, ``ValueError`` for a bad port.
         """
         if self.closed:
             raise OSError(errno.EBADF, "the UDP endpoint is closed")
@@ -70,15 +109,15 @@ class UdpLayer:
 
     __slots__ = ("_by_address", "_core", "_wildcard", "stats")
 
-    def __init__(self, core: StackCore) -> None:
+    def __init__(self, core: UdpHost) -> None:
         self._core = core
         self._by_address: dict[tuple[bytes, int], UdpEndpoint] = {}
         self._wildcard: dict[int, UdpEndpoint] = {}
         self.stats: Counter[str] = Counter()
-        core.register_transport(
-            ipv4.PROTO_UDP, self.receive, icmp_error=self.icmp_error,
-            statistics=("udp", lambda: self.stats),
-        )  # fmt: skip
+
+    def statistics(self) -> Counter[str]:
+        """The UDP counters (``StackCore.statistics()['udp']``)."""
+        return self.stats
 
     # -- binding ------------------------------------------------------------------
 
@@ -136,16 +175,25 @@ class UdpLayer:
     def send(self, endpoint: UdpEndpoint, data: bytes, address: bytes, port: int) -> None:
         if not 1 <= port <= 0xFFFF:
             raise ValueError(f"destination port {port} is not in 1..65535")
-        room = self._core.mtu - _UDP_AND_IP_HEADERS
+        family = len(address)
+        local = endpoint.local_address
+        if local is not None and len(local) != family:
+            raise OSError(
+                errno.EAFNOSUPPORT,
+                f"endpoint bound to {ipaddress.ip_address(local)} cannot send to "
+                f"{ipaddress.ip_address(address)}",
+            )
+        room = _MAX_PAYLOAD[family]
         if len(data) > room:
             raise OSError(
                 errno.EMSGSIZE,
-                f"datagram of {len(data)} bytes exceeds the {room} that fit in the MTU of "
-                f"{self._core.mtu} (IP fragmentation is not supported yet)",
+                f"datagram of {len(data)} bytes exceeds the {room} an IP datagram holds",
             )
         route = self._core.routes.route(address)
-        source = endpoint.local_address or route.source
-        offload = self._core.transmit_offload  # the link completes the checksum
+        source = local or route.source
+        length = _IP_HEADER[family] + udp.UDP_HEADER_LENGTH + len(data)
+        # The link completes the checksum, unless the datagram goes out in fragments.
+        offload = self._core.transmit_offload and length <= self._core.path_mtu(address)
         datagram = udp.build_udp(
             endpoint.local_port, port, data, source, address, checksum_partial=offload
         )
@@ -155,7 +203,11 @@ class UdpLayer:
         self.stats["datagrams_sent"] += 1
 
     def receive(
-        self, header: ipv4.IPv4Header, payload: memoryview, packet: memoryview, now: float
+        self,
+        header: ipv4.IPv4Header | ipv6.IPv6Header,
+        payload: memoryview,
+        packet: memoryview,
+        now: float,
     ) -> None:
         stats = self.stats
         stats["datagrams_received"] += 1
@@ -168,6 +220,9 @@ class UdpLayer:
             )
         except WireError as error:
             stats["dropped_" + error.reason] += 1
+            return
+        if udp_header.checksum == 0 and len(header.source) == 16:
+            stats["dropped_missing_checksum"] += 1  # RFC 8200 §8.1, even when not verifying
             return
         endpoint = self._lookup(header.destination, udp_header.destination_port)
         if endpoint is None:

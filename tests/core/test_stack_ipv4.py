@@ -76,10 +76,10 @@ def test_malformed_packets_are_dropped_and_counted(mangle, reason) -> None:  # t
     assert core.statistics()["ip"][reason] == 1
 
 
-def test_ipv6_is_counted_as_unsupported_for_now() -> None:
+def test_ipv6_to_a_stack_without_ipv6_addresses_is_not_for_us() -> None:
     core = make_core()
     core.receive_packet(bytes([0x60]) + bytes(39), NOW)
-    assert core.statistics()["ip"]["dropped_unsupported_version"] == 1
+    assert core.statistics()["ip6"]["dropped_not_for_us"] == 1
 
 
 def test_ttl_zero_is_dropped() -> None:
@@ -217,10 +217,16 @@ def test_bad_addresses_raise_value_error(bad: str) -> None:
         StackCore([bad], rng=random.Random(1))
 
 
-def test_oversized_send_is_refused() -> None:
+def test_send_over_the_mtu_is_fragmented_and_over_65535_refused() -> None:
     core = make_core(mtu=576)
-    with pytest.raises(ValueError, match="exceeds the link's limit of 576"):
-        core.send_echo_request(PEER, 1, 1, bytes(600))
+    core.send_echo_request(PEER, 1, 1, bytes(600))
+    first, second = core.packets_to_send(NOW)
+    one, two = dpkt.ip.IP(first), dpkt.ip.IP(second)
+    assert len(first) == 572 and one.mf and not one.df and one.offset == 0  # 552 = 69 x 8
+    assert not two.mf and two.offset * 8 == 552 and len(two.data) == 608 - 552
+    assert one.id == two.id
+    with pytest.raises(ValueError, match="exceeds 65535"):
+        core.send_echo_request(PEER, 1, 1, bytes(65535 - 28 + 1))
 
 
 @settings(max_examples=400, deadline=None)

@@ -114,13 +114,17 @@ def test_connected_endpoint_filters_sources_and_gets_icmp_errors() -> None:
     assert isinstance(event.error, ConnectionRefusedError)
 
 
-def test_oversized_datagram_is_refused_with_emsgsize() -> None:
+def test_datagram_over_the_mtu_is_fragmented_and_over_ip_limit_refused() -> None:
     core = make_core()
     endpoint = core.udp.bind()
-    with pytest.raises(OSError) as caught:
-        endpoint.sendto(bytes(1473), (PEER, 9))
-    assert caught.value.errno == errno.EMSGSIZE
     endpoint.sendto(bytes(1472), (PEER, 9))  # exactly one 1500-byte packet fits
+    assert len(core.packets_to_send(NOW)) == 1
+    endpoint.sendto(bytes(1473), (PEER, 9))
+    first, second = core.packets_to_send(NOW)
+    assert len(first) == 1500 and len(second) == 21  # the 1,481st byte of UDP alone
+    with pytest.raises(OSError) as caught:
+        endpoint.sendto(bytes(65508), (PEER, 9))
+    assert caught.value.errno == errno.EMSGSIZE
 
 
 def test_closed_endpoint_frees_its_port() -> None:

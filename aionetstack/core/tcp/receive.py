@@ -68,7 +68,7 @@ class _ReceiveSide(Tcb):
                 if self._bytes_since_ack >= 2 * self._rcv_mss:
                     self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
                 elif self._delack_deadline is None:
-                    self._delack_deadline = now + self._layer.config.delayed_ack_timeout
+                    self._delack_deadline = now + self._config.delayed_ack_timeout
                 self._rcv_nxt = (self._irs + 1 + self._rcv_off) & _SEQ_MASK
                 if not self._readable_pending and not self._orphan:
                     self._readable_pending = True
@@ -80,7 +80,7 @@ class _ReceiveSide(Tcb):
             self._ack_now = True  # RFC 5681 §4.2: out-of-order: immediate (duplicate) ACK
             ooo = self._ooo
             if ooo is None:
-                config = self._layer.config
+                config = self._config
                 ooo = self._ooo = Reassembly(
                     config.out_of_order_limit, config.out_of_order_segments
                 )

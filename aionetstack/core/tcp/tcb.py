@@ -30,7 +30,7 @@ from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
 from .rtt import RttEstimator
 from .send_buffer import SendBuffer
-from .state import TcpState
+from .state import TcpState, is_legal_transition
 
 _SEQ_MASK: Final = 0xFFFFFFFF
 _SEQ_HALF: Final = 1 << 31
@@ -112,6 +112,7 @@ class Tcb:
         "_bytes_since_ack",
         "_cc",
         "_closed_reported",
+        "_config",
         "_connected_reported",
         "_delack_deadline",
         "_dupacks",
@@ -214,6 +215,8 @@ class Tcb:
     ) -> None:
         config = layer.config
         self._layer = layer
+        #: The layer's configuration (frozen), one hop away on the paths that read it.
+        self._config = config
         self.local_address = local_address
         self.local_port = local_port
         self.remote_address = remote_address
@@ -345,7 +348,8 @@ class Tcb:
         return self._fin_queued and self._nxt > self._data_end()
 
     def _set_state(self, state: TcpState) -> None:
-        """The one place the connection's state changes."""
+        """The one place the connection's state changes (legal ones: ``state.TRANSITIONS``)."""
+        assert is_legal_transition(self.state, state), f"{self.state} -> {state}"
         self.state = state
         if state is TcpState.ESTABLISHED:
             self._syn_options = None  # only a SYN-ACK retransmission needed them
@@ -366,7 +370,7 @@ class Tcb:
         self._keepalive_deadline = None
         self._fin_wait_deadline = None
         self._tlp_deadline = None
-        self._time_wait_deadline = now + 2 * self._layer.config.msl
+        self._time_wait_deadline = now + 2 * self._config.msl
         self._report_closed(None)
         self._layer.mark_dirty(self)
 
