@@ -98,10 +98,6 @@ class _Ingress(Tcb):
             else:
                 self._layer.count("drops_rst_out_of_window")
             return False
-        # RFC 7323 §4.3: remember TSval of the segment that will be acknowledged next.
-        if tsval >= 0 and offset <= 0 and ((tsval - self._ts_recent) & _SEQ_MASK) < _SEQ_HALF:
-            self._ts_recent = tsval
-            self._ts_recent_time = now
         # --- second: RST (RFC 5961 §3.2) ---
         if flags & RST:
             if offset == 0:
@@ -147,6 +143,13 @@ class _Ingress(Tcb):
             state = self.state
         if not self._process_ack(seq, ack, window, options, length, now):
             return False
+        # RFC 7323 §4.3: remember TSval of the segment that will be acknowledged next, once
+        # it is known to be acceptable: a RST, a SYN or an unacceptable ACK must not move
+        # it, or PAWS would then drop the good segments (Linux: packetdrill
+        # ts_recent/invalid_ack.pkt; tcp_replace_ts_recent after tcp_ack).
+        if tsval >= 0 and offset <= 0 and ((tsval - self._ts_recent) & _SEQ_MASK) < _SEQ_HALF:
+            self._ts_recent = tsval
+            self._ts_recent_time = now
         state = self.state
         if state is TcpState.CLOSED:
             return False
