@@ -48,6 +48,7 @@ class _AckProcessing(Tcb):
             self._challenge_ack("old_ack")
             return False
         self._keepalive_probes = 0
+        self._probes_out = 0  # the peer answers: zero-window probes are not unanswered
         sack_blocks = options.sack_blocks if options is not None and self._sack_ok else ()
         old_wnd = self._snd_wnd
         delivered_before = una + self._sacked_bytes + self._reno_sacked
@@ -140,6 +141,7 @@ class _AckProcessing(Tcb):
         if self._reno_sacked:
             self._reno_sacked = max(self._reno_sacked - acked, 0)
         self._retries = 0
+        self._retrans_stamp = None
         # RTT: timestamps (RFC 7323 §4.2) or Karn's rule (RFC 6298 §3).
         samples_before = self._rtt.samples
         if self._ts_ok and options is not None and options.timestamp is not None:
@@ -230,6 +232,7 @@ class _AckProcessing(Tcb):
         if self._snd_wnd and self._persist_deadline is not None:
             self._persist_deadline = None
             self._persist_backoff = 0
+            self._persist_started = None
 
     def _update_send_window(self, window: int) -> None:
         wnd = window << self._snd_wscale

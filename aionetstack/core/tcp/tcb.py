@@ -132,6 +132,7 @@ class Tcb:
         "_keepalive",
         "_keepalive_deadline",
         "_keepalive_probes",
+        "_last_invalid_reply",
         "_last_received",
         "_layer",
         "_lost_bytes",
@@ -142,6 +143,8 @@ class Tcb:
         "_orphan",
         "_persist_backoff",
         "_persist_deadline",
+        "_persist_started",
+        "_probes_out",
         "_prr_delivered",
         "_prr_out",
         "_pseudo_sum",
@@ -162,6 +165,7 @@ class Tcb:
         "_recovery",
         "_reno_sacked",
         "_retrans_bytes",
+        "_retrans_stamp",
         "_retries",
         "_retx_index",
         "_retx_queue",
@@ -190,6 +194,7 @@ class Tcb:
         "_ts_recent",
         "_ts_recent_time",
         "_una",
+        "_user_timeout",
         "_want_writable",
         "heap_deadline",
         "listener",
@@ -309,6 +314,17 @@ class Tcb:
         self._delack_deadline: float | None = None
         self._persist_deadline: float | None = None
         self._persist_backoff = 0
+        #: When zero-window probing began (None: not probing), for the user timeout.
+        self._persist_started: float | None = None
+        #: Zero-window probes sent since the peer last answered (Linux icsk_probes_out).
+        self._probes_out = 0
+        #: Send time of the oldest unacknowledged segment when retransmissions began
+        #: (Linux retrans_stamp), for the user timeout; None while nothing is retried.
+        self._retrans_stamp: float | None = None
+        #: RFC 5482 user timeout of this connection in seconds (0: off).
+        self._user_timeout = config.user_timeout
+        #: When the last reply to an invalid segment went out (tcp_invalid_ratelimit).
+        self._last_invalid_reply = -1e18
         self._keepalive = config.keepalive
         self._keepalive_deadline: float | None = None
         self._keepalive_probes = 0
@@ -504,5 +520,10 @@ class Tcb:
         def set_keepalive(self, flag: bool) -> None: ...
 
         def set_nodelay(self, flag: bool) -> None: ...
+
+        @property
+        def user_timeout(self) -> float: ...
+
+        def set_user_timeout(self, seconds: float) -> None: ...
 
         def shutdown_write(self) -> None: ...
