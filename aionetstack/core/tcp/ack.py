@@ -39,8 +39,9 @@ class _AckProcessing(Tcb):
         if ack_off > self._nxt:
             # RFC 9293 §3.10.7.4: ACK for something not yet sent: send ACK, drop.
             self._layer.count("drops_ack_too_new")
-            self._ack_now = True
-            self._layer.mark_dirty(self)
+            if self._may_reply_to_invalid("ack_too_new", length=length, now=now):
+                self._ack_now = True
+                self._layer.mark_dirty(self)
             return False
         if ack_off < una - max(self._max_snd_wnd, 1):
             # RFC 5961 §5.2: too old to be acceptable; challenge.
