@@ -182,6 +182,18 @@ class TcpConnection(
             self._arm_keepalive(self._layer.now)
         self._layer.reschedule(self)
 
+    @property
+    def user_timeout(self) -> float:
+        """RFC 5482 user timeout in seconds (0: off); see :meth:`set_user_timeout`."""
+        return self._user_timeout
+
+    def set_user_timeout(self, seconds: float) -> None:
+        """TCP_USER_TIMEOUT (RFC 5482, RFC 9293 §3.8.3): fail with TimeoutError when sent
+        data stays unacknowledged, or the peer's window stays closed, this long. 0: off."""
+        if seconds < 0:
+            raise ValueError(f"user timeout must be >= 0 seconds, got {seconds}")
+        self._user_timeout = float(seconds)
+
     def open_active(self, now: float) -> None:
         """Send our SYN (RFC 9293 §3.10.1 OPEN, active)."""
         self._set_state(TcpState.SYN_SENT)
