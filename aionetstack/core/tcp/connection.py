@@ -148,6 +148,9 @@ class TcpConnection(
             self._layer.count("resets_on_close_with_unread_data")
             self.abort()
             return
+        if not self._layer.admit_orphan(self):
+            self.abort()  # too many orphans already: reset (Linux tcp_max_orphans)
+            return
         self.shutdown_write()
         if self.state is TcpState.FIN_WAIT_2:
             self._fin_wait_deadline = self._layer.now + self._config.fin_wait_2_timeout

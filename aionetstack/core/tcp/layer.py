@@ -70,6 +70,10 @@ class TcpLayer(_PassiveOpen):
         self._timers: list[tuple[float, int, TcpConnection]] = []
         self._timer_sequence = 0
         self._dirty: dict[TcpConnection, None] = {}
+        #: Connections in TIME-WAIT, and orphans (closed by the app, not in TIME-WAIT),
+        #: each capped by config (Linux tcp_max_tw_buckets, tcp_max_orphans).
+        self._time_wait: set[TcpConnection] = set()
+        self._orphans: set[TcpConnection] = set()
         self._stats: collections.Counter[str] = collections.Counter()
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
@@ -91,6 +95,8 @@ class TcpLayer(_PassiveOpen):
         stats = dict(self._stats)
         stats["connections_current"] = len(self._connections)
         stats["listeners_current"] = len(self._listeners)
+        stats["time_wait_current"] = len(self._time_wait)
+        stats["orphans_current"] = len(self._orphans)
         return stats
 
     @property
@@ -405,6 +411,28 @@ class TcpLayer(_PassiveOpen):
             connection.listener.discard(connection)
         connection.heap_deadline = None
         self._dirty.pop(connection, None)
+        self._time_wait.discard(connection)
+        self._orphans.discard(connection)
+
+    def admit_orphan(self, connection: TcpConnection) -> bool:
+        """A connection its application closed may finish as an orphan, unless there are
+        ``max_orphans`` already (then the caller resets it: Linux "too many orphaned
+        sockets")."""
+        if len(self._orphans) >= self.config.max_orphans:
+            self.count("orphans_over_limit_reset")
+            return False
+        self._orphans.add(connection)
+        return True
+
+    def admit_time_wait(self, connection: TcpConnection) -> bool:
+        """A connection may wait in TIME-WAIT, unless ``max_time_wait`` do already (then it
+        closes at once: Linux "time wait bucket table overflow")."""
+        self._orphans.discard(connection)
+        if len(self._time_wait) >= self.config.max_time_wait:
+            self.count("time_wait_overflow")
+            return False
+        self._time_wait.add(connection)
+        return True
 
     def allow_challenge_ack(self) -> bool:
         """RFC 5961 §7: a token bucket of ``challenge_ack_limit`` per second."""
