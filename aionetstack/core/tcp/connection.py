@@ -185,6 +185,13 @@ class TcpConnection(
             self._arm_keepalive(self._layer.now)
         self._layer.reschedule(self)
 
+    def fail(self, error: OSError) -> None:
+        """End the connection at once with ``error`` and send nothing (its link is gone):
+        TcpClosed(error) follows, and the layer forgets it."""
+        if self.state is not TcpState.CLOSED:
+            self._layer.count("connections_failed_link")
+            self._finish(error)
+
     @property
     def user_timeout(self) -> float:
         """RFC 5482 user timeout in seconds (0: off); see :meth:`set_user_timeout`."""
