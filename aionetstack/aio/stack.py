@@ -616,7 +616,8 @@ class Stack:
 
     def request_flush(self) -> None:
         """Flush the stack's output once in this loop tick (writes coalesce into it)."""
-        self.driver.request_flush()
+        if self._link_error is None:
+            self.driver.request_flush()
 
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""
