@@ -75,7 +75,7 @@ class FaultyLink:
     def get_timer(self) -> float | None:
         return self.inner.get_timer()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> dict[str, int | str]:
         return {**self.inner.statistics(), "send_link_down": self.send_link_down}
 
     def close(self) -> None:
