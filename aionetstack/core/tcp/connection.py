@@ -185,6 +185,21 @@ class TcpConnection(
             self._arm_keepalive(self._layer.now)
         self._layer.reschedule(self)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes this connection holds: unread, out of order, and unacknowledged or unsent."""
+        ooo = self._ooo
+        return self._rbuf.size + self._sbuf.size + (ooo.bytes_held if ooo is not None else 0)
+
+    def purge_out_of_order(self) -> int:
+        """Drop the out-of-order queue (memory pressure); returns the bytes dropped. The
+        peer retransmits them (RFC 2018 §8 allows reneging on SACKed data)."""
+        ooo = self._ooo
+        if ooo is None:
+            return 0
+        self._ooo = None
+        return ooo.bytes_held
+
     def fail(self, error: OSError) -> None:
         """End the connection at once with ``error`` and send nothing (its link is gone):
         TcpClosed(error) follows, and the layer forgets it."""

@@ -89,6 +89,8 @@ class TcpHost(Protocol):
     def forget(self, connection: Any) -> None:
         """``connection`` reached CLOSED: drop it from every table."""
 
+    memory_pressure: bool
+
     def admit_orphan(self, connection: Any) -> bool:
         """Whether a closed connection may live on as an orphan (``max_orphans``)."""
 
