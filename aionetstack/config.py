@@ -115,8 +115,9 @@ class TcpConfig:
     #: fill ``max_connections``.
     max_time_wait: int = 16384
     #: Stack-wide budget in bytes for data held in TCP buffers (receive, out-of-order and
-    #: send), like Linux ``tcp_mem``: over it, out-of-order data is refused, receive windows
-    #: stop growing and ``send`` accepts nothing more until buffers drain.
+    #: send), like Linux ``tcp_mem``'s pressure mark. Measured at most once a second of
+    #: activity; over it, every out-of-order queue is purged, new out-of-order data is
+    #: refused and new SYNs are dropped, until the total is back under the budget.
     memory_limit: int = 1 << 30
     #: Most connections the stack keeps (established, orphaned and TIME-WAIT).
     max_connections: int = 65536

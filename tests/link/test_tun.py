@@ -26,10 +26,9 @@ from pathlib import Path
 import pytest
 import pytun
 
-from aionetstack.errors import MissingPrivilegeError
+from aionetstack.errors import LinkGoneError, MissingPrivilegeError
 from aionetstack.link import tun as tun_module
 from aionetstack.link.base import Link
-from aionetstack.errors import LinkGoneError
 from aionetstack.link.tun import TUN_F_CSUM, TunLink
 from aionetstack.testing.netns import Namespace
 from aionetstack.wire.icmpv4 import TYPE_ECHO_REPLY, build_echo, parse_icmpv4

@@ -128,6 +128,7 @@ class _PassiveOpen:
     mss_for: Callable[[bytes], int]
     _connections: dict[ConnectionKey, TcpConnection]
     _hashes: KeyedHashes
+    memory_pressure: bool
 
     if TYPE_CHECKING:
         # Implemented by TcpLayer.
@@ -210,6 +211,9 @@ class _PassiveOpen:
             return
         if not flags & SYN:
             self.count("drops_no_syn_to_listener")
+            return
+        if self.memory_pressure:
+            self.count("drops_syn_memory_pressure")  # over memory_limit (Linux tcp_mem)
             return
         syn_options = options if options is not None else TcpOptions()
         if (

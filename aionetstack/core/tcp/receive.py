@@ -78,6 +78,10 @@ class _ReceiveSide(Tcb):
                 self._layer.count("duplicate_segments_received")
         elif length:
             self._ack_now = True  # RFC 5681 §4.2: out-of-order: immediate (duplicate) ACK
+            if self._layer.memory_pressure:
+                self._layer.count("drops_out_of_order_memory_pressure")  # Linux tcp_mem
+                self._layer.mark_dirty(self)
+                return
             ooo = self._ooo
             if ooo is None:
                 config = self._config

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ...config import TcpConfig
 from ...wire.checksum import pseudo_header_sum
-from ...wire.tcp import TcpOptions, seq_diff
+from ...wire.tcp import ACK, TcpOptions, seq_diff
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
 from .options import window_scale_for
@@ -88,6 +88,14 @@ class TcpHost(Protocol):
 
     def forget(self, connection: Any) -> None:
         """``connection`` reached CLOSED: drop it from every table."""
+
+    memory_pressure: bool
+
+    def admit_orphan(self, connection: Any) -> bool:
+        """Whether a closed connection may live on as an orphan (``max_orphans``)."""
+
+    def admit_time_wait(self, connection: Any) -> bool:
+        """Whether a connection may enter TIME-WAIT (``max_time_wait``)."""
 
     def allow_challenge_ack(self) -> bool:
         """RFC 5961 §7: may one more challenge ACK be sent now?"""
@@ -379,7 +387,13 @@ class Tcb:
             self._layer.events.append(TcpConnected(self))
 
     def _enter_time_wait(self, now: float) -> None:
-        """RFC 9293 §3.4.2 / §3.10.7.4: TIME-WAIT for 2*MSL; the app sees the close now."""
+        """RFC 9293 §3.4.2 / §3.10.7.4: TIME-WAIT for 2*MSL; the app sees the close now.
+
+        With ``max_time_wait`` connections in TIME-WAIT already it closes at once instead."""
+        if not self._layer.admit_time_wait(self):
+            self._send_control(self._seq(self._nxt), ACK, now)  # the peer's FIN is ACKed
+            self._finish(None)
+            return
         self._set_state(TcpState.TIME_WAIT)
         self._rto_deadline = None
         self._persist_deadline = None
