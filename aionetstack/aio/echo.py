@@ -18,8 +18,9 @@ __all__ = ["DEFAULT_PING_SIZE", "EchoReply", "Pinger"]
 
 #: Payload bytes of the classic 64-byte ping (iputils' default; RFC 792 sets none).
 DEFAULT_PING_SIZE: Final = 56
-#: IPv4 and ICMP headers around an echo payload.
-_HEADERS: Final = 28
+#: The largest echo payload: an IP datagram's 65,535 bytes less the IP header (IPv4;
+#: IPv6's payload length excludes its header) and the 8-byte ICMP echo header.
+_MAX_PAYLOAD: Final = {4: 65535 - 20 - 8, 16: 65535 - 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +50,9 @@ class Pinger:
     ) -> EchoReply:
         """Send one echo request and wait for its reply (see ``Stack.echo``)."""
         destination = ip_literal(host)
-        room = self._core.mtu - _HEADERS
+        room = _MAX_PAYLOAD[len(destination)]
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= room:
-            raise ValueError(f"size must be an int in 0..{room} (MTU {self._core.mtu})")
+            raise ValueError(f"size must be an int in 0..{room} (larger ones are fragmented)")
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, got {timeout}")
         self._sequence = (self._sequence + 1) & 0xFFFF

@@ -20,6 +20,7 @@ from ..core.events import (
     UdpDatagramReceived,
     UdpErrorReceived,
 )
+from ..core.ip import RouteEntry
 from ..core.stack import StackCore
 from ..core.tcp.events import (
     TcpAccepted,
@@ -61,7 +62,8 @@ class Stack:
     """A TCP/IP stack running on the current asyncio loop over ``link``.
 
     ``address`` is one interface string or several (``"198.18.0.2/24"``);
-    ``gateway`` the default route's next hop; ``pcap`` a file path that records
+    ``gateway`` the default routes' next hops (one per family, e.g.
+    ``["198.18.0.1", "2001:2::1"]``); ``pcap`` a file path that records
     every packet both ways. ``seed`` makes ISNs, ports and identifiers
     reproducible (tests); by default they come from ``random.SystemRandom``.
     The stack owns the link and closes it when it closes.
@@ -72,7 +74,7 @@ class Stack:
         link: Link,
         *,
         address: str | Sequence[str],
-        gateway: str | None = None,
+        gateway: str | Sequence[str] | None = None,
         pcap: str | os.PathLike[str] | None = None,
         config: StackConfig | None = None,
         seed: int | None = None,
@@ -226,6 +228,10 @@ class Stack:
         local_address, local_port = (
             (None, 0) if local_addr is None else parse_endpoint(local_addr, "local_addr")
         )
+        if local_address is not None and len(local_address) != len(remote):
+            raise OSError(
+                errno.EAFNOSUPPORT, f"local_addr {local_addr!r} is not of {host}'s family"
+            )
         connection = self.core.tcp.connect(
             local_address or route.source, remote, port, loop.time(), local_port=local_port
         )
@@ -518,6 +524,14 @@ class Stack:
             transport.deliver_error(event.error)
 
     # -- statistics ---------------------------------------------------------------
+
+    def routes(self) -> list[RouteEntry]:
+        """The routing table as ``ip route`` lists it: connected prefixes, static, defaults."""
+        return self.core.route_entries()
+
+    def add_route(self, network: str, via: str) -> None:
+        """Add a static route (``"198.19.0.0/16"`` via an on-link gateway)."""
+        self.core.routes.add_route(network, via)
 
     def statistics(self) -> dict[str, dict[str, int]]:
         """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``): ``netstat -s``."""
