@@ -172,7 +172,7 @@ class _AckProcessing(Tcb):
     def _hystart(self, ack_off: int) -> None:
         """HyStart++ delay increase (RFC 9406 §4.2): per round trip, compare the smallest
         RTT of this round with the last; a rise of eta ends slow start (ssthresh = cwnd)."""
-        if not self._layer.config.hystart:
+        if not self._config.hystart:
             return
         sample = self._rtt.latest_rtt
         assert sample is not None
@@ -239,7 +239,7 @@ class _AckProcessing(Tcb):
         if state is TcpState.FIN_WAIT_1:
             self._set_state(TcpState.FIN_WAIT_2)
             if self._orphan:
-                self._fin_wait_deadline = now + self._layer.config.fin_wait_2_timeout
+                self._fin_wait_deadline = now + self._config.fin_wait_2_timeout
         elif state is TcpState.CLOSING:
             self._enter_time_wait(now)
         elif state is TcpState.LAST_ACK:

@@ -150,7 +150,7 @@ class TcpConnection(
             return
         self.shutdown_write()
         if self.state is TcpState.FIN_WAIT_2:
-            self._fin_wait_deadline = self._layer.now + self._layer.config.fin_wait_2_timeout
+            self._fin_wait_deadline = self._layer.now + self._config.fin_wait_2_timeout
             self._layer.reschedule(self)
 
     def abort(self) -> None:

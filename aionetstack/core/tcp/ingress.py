@@ -94,7 +94,7 @@ class _Ingress(Tcb):
                 self._layer.mark_dirty(self)
                 if state is TcpState.TIME_WAIT and flags & FIN:
                     # RFC 9293 §3.10.7.4 eighth: a retransmitted FIN restarts the 2 MSL timeout.
-                    self._time_wait_deadline = now + 2 * self._layer.config.msl
+                    self._time_wait_deadline = now + 2 * self._config.msl
             else:
                 self._layer.count("drops_rst_out_of_window")
             return False
@@ -157,7 +157,7 @@ class _Ingress(Tcb):
             elif state is TcpState.TIME_WAIT and flags & FIN:
                 # RFC 9293 §3.10.7.4 eighth: a retransmitted FIN restarts the 2 MSL timeout.
                 self._ack_now = True
-                self._time_wait_deadline = now + 2 * self._layer.config.msl
+                self._time_wait_deadline = now + 2 * self._config.msl
                 self._layer.mark_dirty(self)
             else:
                 self._ack_now = True  # CLOSE-WAIT, CLOSING, LAST-ACK: ignore text, re-ACK.
@@ -225,7 +225,7 @@ class _Ingress(Tcb):
         if pending >= 2 * self._rcv_mss:
             self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
         elif self._delack_deadline is None:
-            self._delack_deadline = now + self._layer.config.delayed_ack_timeout
+            self._delack_deadline = now + self._config.delayed_ack_timeout
         layer = self._layer
         if not self._readable_pending:
             self._readable_pending = True

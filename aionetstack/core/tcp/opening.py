@@ -17,7 +17,7 @@ class _Opening(Tcb):
 
     def _take_peer_syn(self, seq: int, options: TcpOptions, now: float) -> None:
         """Record the peer's ISN and its SYN options (RFC 9293 §3.10.7.3, RFC 7323 §2/§3)."""
-        config = self._layer.config
+        config = self._config
         self._irs = seq
         self._rcv_nxt = (seq + 1) & _SEQ_MASK
         self._rcv_off = 0
@@ -44,7 +44,7 @@ class _Opening(Tcb):
 
     def _send_syn(self, now: float) -> None:
         """Send (or resend) SYN or SYN-ACK with the options RFC 9293 §3.2 / RFC 7323 allow."""
-        config = self._layer.config
+        config = self._config
         peer = self._syn_options
         is_synack = peer is not None
         flags = SYN | ACK if is_synack else SYN

@@ -68,7 +68,7 @@ class _ReceiveSide(Tcb):
                 if self._bytes_since_ack >= 2 * self._rcv_mss:
                     self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
                 elif self._delack_deadline is None:
-                    self._delack_deadline = now + self._layer.config.delayed_ack_timeout
+                    self._delack_deadline = now + self._config.delayed_ack_timeout
                 self._rcv_nxt = (self._irs + 1 + self._rcv_off) & _SEQ_MASK
                 if not self._readable_pending and not self._orphan:
                     self._readable_pending = True
@@ -79,7 +79,7 @@ class _ReceiveSide(Tcb):
         elif length:
             self._ack_now = True  # RFC 5681 §4.2: out-of-order: immediate (duplicate) ACK
             if self._ooo is None:
-                self._ooo = Reassembly(self._layer.config.out_of_order_limit)
+                self._ooo = Reassembly(self._config.out_of_order_limit)
             if self._ooo.add(start, payload):
                 self._layer.count("out_of_order_segments_received")
             else:

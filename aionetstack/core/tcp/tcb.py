@@ -112,6 +112,7 @@ class Tcb:
         "_bytes_since_ack",
         "_cc",
         "_closed_reported",
+        "_config",
         "_connected_reported",
         "_delack_deadline",
         "_dupacks",
@@ -211,6 +212,8 @@ class Tcb:
     ) -> None:
         config = layer.config
         self._layer = layer
+        #: The layer's configuration (frozen), one hop away on the paths that read it.
+        self._config = config
         self.local_address = local_address
         self.local_port = local_port
         self.remote_address = remote_address
@@ -357,7 +360,7 @@ class Tcb:
         self._keepalive_deadline = None
         self._fin_wait_deadline = None
         self._tlp_deadline = None
-        self._time_wait_deadline = now + 2 * self._layer.config.msl
+        self._time_wait_deadline = now + 2 * self._config.msl
         self._report_closed(None)
         self._layer.mark_dirty(self)
 

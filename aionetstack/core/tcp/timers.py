@@ -89,7 +89,7 @@ class _Timers(Tcb):
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6: retransmit the earliest segment, back off, restart."""
         state = self.state
-        config = self._layer.config
+        config = self._config
         self._layer.count("retransmission_timeouts")
         self._retries += 1
         if state is TcpState.SYN_SENT or state is TcpState.SYN_RECEIVED:
@@ -159,7 +159,7 @@ class _Timers(Tcb):
             or self._recovery is not None
             or self._tlp_probe_out
             or not self._sack_ok
-            or not self._layer.config.tail_loss_probe
+            or not self._config.tail_loss_probe
             or self._nxt <= self._una
             or self.state not in SENDS_DATA
         ):
@@ -233,7 +233,7 @@ class _Timers(Tcb):
 
     def _arm_keepalive(self, now: float) -> None:
         if self.state in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT):
-            config = self._layer.config
+            config = self._config
             base = self._last_received
             interval = (
                 config.keepalive_idle if self._keepalive_probes == 0 else config.keepalive_interval
@@ -244,7 +244,7 @@ class _Timers(Tcb):
 
     def _keepalive_fire(self, now: float) -> None:
         """RFC 1122 §4.2.3.6: probe an idle connection; give up after the configured count."""
-        config = self._layer.config
+        config = self._config
         if self.state not in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT) or not self._keepalive:
             return
         if self._keepalive_probes == 0 and now < self._last_received + config.keepalive_idle:
