@@ -180,6 +180,7 @@ class StackCore:
         )  # fmt: skip
         self.register_transport(
             ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self._tcp_icmp_error,
+            path_mtu=self.tcp.path_mtu_changed,
             flush=self.tcp.flush, get_timer=self.tcp.get_timer, handle_timer=self.tcp.handle_timer,
             statistics=("tcp", self.tcp.statistics),
         )  # fmt: skip
@@ -733,8 +734,8 @@ class StackCore:
         return self.max_packet_size - ipv6.IPV6_HEADER_LENGTH - 60
 
     def _mss_for(self, remote: bytes) -> int:
-        """MSS to advertise towards ``remote``: the MTU less IP and TCP headers (RFC 6691)."""
-        return self.mtu - (40 if len(remote) == 4 else 60)
+        """MSS to advertise towards ``remote``: the path MTU less IP and TCP headers (RFC 6691)."""
+        return self.pmtu.get(remote, self._now) - (40 if len(remote) == 4 else 60)
 
     def _receive_tcp(
         self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
