@@ -5,8 +5,9 @@ side 198.18.0.1/24, 2001:2::1/64), a veth pair with MTU 1280 to a second
 namespace on the other (198.18.1.2, 2001:2:1::2), where a kernel echo server
 listens. Its routes advertise a full-sized MSS (``advmss``), as a server on a
 1500-byte link behind the narrow hop would. The stack's full-sized segments
-meet the 1280-byte link; the router answers with ICMP fragmentation needed / ICMPv6 packet too big, and the
-stack's TCP must shrink its segments and deliver every byte.
+meet the 1280-byte link; the router answers with ICMP fragmentation needed or
+ICMPv6 packet too big, and the stack's TCP must shrink its segments and
+deliver every byte.
 """
 
 from __future__ import annotations
