@@ -31,6 +31,7 @@ from .errors import AionetstackError, MissingPrivilegeError, WireError
 if TYPE_CHECKING:
     from .link.impair import Impairment
     from .link.memory import MemoryLink
+    from .link.tap import TapLink
     from .link.tun import TunLink
 
 #: Link classes load on first use: TunLink pulls in python-pytun, which
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Impairment": "aionetstack.link.impair",
     "MemoryLink": "aionetstack.link.memory",
+    "TapLink": "aionetstack.link.tap",
     "TunLink": "aionetstack.link.tun",
 }
 
@@ -60,6 +62,7 @@ __all__ = [
     "MissingPrivilegeError",
     "Stack",
     "StackConfig",
+    "TapLink",
     "TcpConfig",
     "TunLink",
     "WireError",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ..core.ethernet import EthernetHost
 from ..core.stack import StackCore
 from ..link.base import Link
 
@@ -35,7 +36,7 @@ class AsyncioDriver:
 
     def __init__(
         self,
-        core: StackCore,
+        core: StackCore | EthernetHost,
         link: Link,
         loop: asyncio.AbstractEventLoop,
         dispatch: Callable[[object], None],

@@ -14,6 +14,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import StackConfig
+from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
     EchoUnreachable,
@@ -91,6 +92,10 @@ class Stack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
+        #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
+        self._host: StackCore | EthernetHost = self.core
+        if getattr(link, "framing", "ip") == "ethernet":
+            self._host = EthernetHost(self.core, getattr(link, "mac"))  # noqa: B009
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
@@ -143,7 +148,7 @@ class Stack:
             return
         loop = asyncio.get_running_loop()
         self._driver = AsyncioDriver(
-            self.core, self.link, loop, self._dispatch, batch=self.config.receive_batch
+            self._host, self.link, loop, self._dispatch, batch=self.config.receive_batch
         )
         self._driver.start()
 

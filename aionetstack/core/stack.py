@@ -220,6 +220,10 @@ class StackCore:
         if statistics is not None:
             self._statistics[statistics[0]] = statistics[1]
 
+    def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
+        """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""
+        self._statistics[name] = source
+
     @property
     def events(self) -> deque[object]:
         """The shared event queue transports append to."""

@@ -153,6 +153,11 @@ class TunLink:
         "transmit_offload",
     )
 
+    #: IFF_TUN: IP packets; ``TapLink`` sets IFF_TAP (Ethernet frames).
+    _mode: int = pytun.IFF_TUN
+    #: What the packets on this link are: ``"ip"`` here, ``"ethernet"`` on a TAP.
+    framing: str = "ip"
+
     def __init__(
         self,
         name: str = "aions0",
@@ -173,7 +178,7 @@ class TunLink:
                 _TUN_DEVICE,
             )
         existed = _interface_exists(name)
-        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        flags = self._mode | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
         self._device = _open_device(name, flags, existed)
         self._fd: int = self._device.fileno()
         self._reader: io.FileIO | None = None
