@@ -136,9 +136,7 @@ class Stack:
         machine = StubResolver(
             nameservers, hosts=HostsTable(hosts), config=self.config.resolver, rng=self._rng
         )
-        self.resolver = StackResolver(
-            machine, self.core, lambda: self.driver, self.open_connection
-        )
+        self.resolver = StackResolver(machine, self.core, lambda: self.driver, self.open_connection)
 
     # -- lifecycle ----------------------------------------------------------------
 

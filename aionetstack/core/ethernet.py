@@ -104,7 +104,8 @@ class EthernetHost:
         again, failed = self.neighbours.handle_timer(now)
         for address in again:
             self._solicit(address)
-        self.stats["neighbours_unreachable"] += len(failed)
+        for packet in failed:
+            self.core.report_unreachable(packet, now)  # EHOSTUNREACH, as Linux after ARP fails
 
     def next_event(self) -> object | None:
         return self.core.next_event()

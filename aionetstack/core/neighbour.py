@@ -153,10 +153,11 @@ class NeighbourCache:
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> tuple[list[bytes], list[bytes]]:
-        """Return ``(addresses to solicit again, addresses given up)``.
+        """Return ``(addresses to solicit again, packets given up)``.
 
         A resolution that got no answer after ``retries`` solicitations fails:
-        its waiting packets are dropped and counted (``dropped_unresolved``).
+        its waiting packets are handed back (for the caller to report
+        unreachable) and counted (``dropped_unresolved``).
         """
         again: list[bytes] = []
         failed: list[bytes] = []
@@ -167,7 +168,7 @@ class NeighbourCache:
                 self.stats["resolutions_failed"] += 1
                 self.stats["dropped_unresolved"] += len(entry.queue)
                 del self._entries[address]
-                failed.append(address)
+                failed.extend(entry.queue)
                 continue
             entry.solicits += 1
             entry.deadline = now + self.retransmit

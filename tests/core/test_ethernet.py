@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import random
 
@@ -9,7 +10,7 @@ import dpkt
 import pytest
 
 from aionetstack.core.ethernet import EthernetHost
-from aionetstack.core.events import EchoReplyReceived
+from aionetstack.core.events import EchoReplyReceived, EchoUnreachable
 from aionetstack.core.neighbour import INCOMPLETE, REACHABLE, STALE, NeighbourCache
 from aionetstack.core.stack import StackCore
 from aionetstack.wire import arp, ethernet, icmpv4, icmpv6, ipv4, ipv6
@@ -88,6 +89,8 @@ def test_unanswered_arp_is_retried_then_given_up() -> None:
     eth.handle_timer(NOW + 3)
     assert eth.packets_to_send(NOW + 3) == []
     assert eth.neighbours.state(PEER4) is None
+    event = eth.next_event()  # the ping hears EHOSTUNREACH, as from Linux
+    assert isinstance(event, EchoUnreachable) and event.error.errno == errno.EHOSTUNREACH
     stats = eth.core.statistics()["ethernet"]
     assert stats["neighbour_resolutions_failed"] == 1 and stats["neighbour_dropped_unresolved"] == 1
 
