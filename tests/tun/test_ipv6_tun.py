@@ -59,11 +59,11 @@ def ping_tool() -> None:
 
 
 async def test_kernel_ping6_and_stack_ping6(stack: Stack, ping_tool: None) -> None:
-    status, output = await run("ping", "-6", "-c", "3", "-i", "0.05", "-W", "2", STACK6)
+    status, output = await run("ping", "-6", "-c", "3", "-i", "0.05", "-W", "5", STACK6)
     assert status == 0 and received(output) == (3, 3), output
     assert stack.statistics()["icmp6"]["echo_replies_sent"] == 3
-    rtts = [await stack.ping(KERNEL6, timeout=2) for _ in range(3)]
-    assert all(0 < rtt < 2 for rtt in rtts)
+    rtts = [await stack.ping(KERNEL6, timeout=5) for _ in range(3)]  # generous: CI load
+    assert all(0 < rtt < 5 for rtt in rtts)
 
 
 @pytest.mark.parametrize("family", [4, 6])

@@ -58,8 +58,8 @@ async def test_kernel_learns_our_mac_and_pings_go_both_ways(stack: Stack, family
     status, output = await run("ping", f"-{family}", "-c", "3", "-i", "0.1", "-W", "2", target)
     assert status == 0 and " 0% packet loss" in output, output
     assert f"lladdr {MAC}" in kernel_neighbour(target)
-    rtts = [await stack.ping(kernel, timeout=2) for _ in range(3)]
-    assert all(0 < rtt < 2 for rtt in rtts)
+    rtts = [await stack.ping(kernel, timeout=5) for _ in range(3)]  # generous: CI load
+    assert all(0 < rtt < 5 for rtt in rtts)
     reply = await stack.echo(kernel, size=3000, timeout=2)  # fragmented both ways
     assert reply.size == 3008
     ethernet = stack.statistics()["ethernet"]
