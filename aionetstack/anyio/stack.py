@@ -397,9 +397,14 @@ class AnyioStack:
 
     # -- statistics -------------------------------------------------------------
 
-    def statistics(self) -> dict[str, dict[str, int]]:
-        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``)."""
-        result = self.core.statistics()
+    def statistics(self) -> dict[str, dict[str, int | str]]:
+        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``).
+
+        The link may add descriptive strings (a ``TunLink``'s ``"offload"`` status).
+        """
+        result: dict[str, dict[str, int | str]] = {
+            layer: dict(counters) for layer, counters in self.core.statistics().items()
+        }
         result["link"] = dict(self.link.statistics())
         result["driver"] = {
             "internal_errors": self.driver.internal_errors,
