@@ -5,7 +5,9 @@ packet to the core, delivers the events, flushes the output once and re-arms a
 single ``call_at`` timer for the whole stack (DESIGN.md §2). Application
 writes ask for one coalesced flush per loop tick with :meth:`request_flush`
 (for a stream server answering a request, that flush runs in the same loop
-iteration as the task that wrote the answer, right after it).
+iteration as the task that wrote the answer, right after it). What happens at
+each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared with the anyio
+driver; this module only decides *when*, with asyncio callbacks.
 
 The loop timer is only ever moved earlier: when the earliest deadline moves
 later (a delayed ACK or RTO pushed back by every transaction), the armed timer
@@ -17,6 +19,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ..core.ethernet import EthernetHost
+from ..core.pump import Pump
 from ..core.stack import StackCore
 from ..link.base import Link
 
@@ -27,40 +31,42 @@ class AsyncioDriver:
     """Run ``core`` over ``link`` on ``loop``; ``dispatch`` receives every core event."""
 
     __slots__ = (
-        "_batch",
-        "_core",
-        "_dispatch",
         "_flush_pending",
         "_link",
         "_loop",
-        "_processing",
+        "_on_link_error",
+        "_pump",
         "_running",
         "_timer_deadline",
         "_timer_handle",
-        "internal_errors",
+        "link_errors",
     )
 
     def __init__(
         self,
-        core: StackCore,
+        core: StackCore | EthernetHost,
         link: Link,
         loop: asyncio.AbstractEventLoop,
         dispatch: Callable[[object], None],
         *,
         batch: int = 256,
+        on_link_error: Callable[[OSError], None] | None = None,
     ) -> None:
-        self._core = core
         self._link = link
         self._loop = loop
-        self._dispatch = dispatch
-        self._batch = batch
+        self._pump = Pump(core, link, dispatch, self._report, batch=batch)
         self._flush_pending = False
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._running = False
-        self._processing = False
-        #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
-        self.internal_errors = 0
+        #: The link failed for good (an OSError from receive or send): the driver stopped.
+        self.link_errors = 0
+        self._on_link_error = on_link_error
+
+    @property
+    def internal_errors(self) -> int:
+        """Exceptions the core or a dispatcher raised (bugs), reported and survived."""
+        return self._pump.internal_errors
 
     def start(self) -> None:
         """Start watching the link."""
@@ -93,15 +99,11 @@ class AsyncioDriver:
 
     def _on_readable(self) -> None:
         now = self._loop.time()
-        packets = self._link.receive_batch(self._batch, now)
-        receive = self._core.receive_packet
-        for packet in packets:
-            try:
-                receive(packet, now)
-            except Exception as error:  # a core bug must not wedge the loop
-                self._internal_error("receiving a packet", error)
-        # A full batch may leave packets behind: the fd then stays readable (the Link
-        # contract), so the loop calls us again after the other ready callbacks.
+        try:
+            self._pump.receive(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._process(now)
 
     def _on_flush(self) -> None:
@@ -115,12 +117,7 @@ class AsyncioDriver:
         if not self._running:
             return
         now = self._loop.time()
-        try:
-            self._core.handle_timer(now)
-        except Exception as error:
-            self._internal_error("handling a timer", error)
-        link_deadline = self._link.get_timer()
-        if link_deadline is not None and link_deadline <= now:
+        if self._pump.expire(now):
             self._on_readable()  # the link holds packets that are now due
         else:
             self._process(now)
@@ -128,46 +125,37 @@ class AsyncioDriver:
     # -- the one place output happens ----------------------------------------------
 
     def _process(self, now: float) -> None:
-        if self._processing:  # re-entered from a callback (flush_now): the loop below flushes
-            return
-        core = self._core
-        dispatch = self._dispatch
-        self._processing = True
         try:
-            while True:
-                event = core.next_event()
-                while event is not None:
-                    try:
-                        dispatch(event)
-                    except Exception as error:
-                        self._internal_error(f"delivering {type(event).__name__}", error)
-                    event = core.next_event()
-                self._send_output(now)
-                if not core.events:
-                    break
-        finally:
-            self._processing = False
+            self._pump.process(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._rearm_timer()
 
-    def _send_output(self, now: float) -> None:
-        """Put every packet the core has ready on the link."""
-        try:
-            packets = self._core.packets_to_send(now)
-        except Exception as error:
-            self._internal_error("collecting output", error)
+    def _link_failed(self, error: OSError) -> None:
+        """The link raised (a device that is gone, not one that is merely down: links
+        count those drops themselves). Stop watching it, so a dead fd that polls as
+        readable cannot spin the loop, and hand the error to the owner."""
+        if not self._running:
             return
-        send = self._link.send
-        for packet in packets:
-            if isinstance(packet, bytes):
-                send(packet, now)
-            elif packet.tail:  # OffloadedPacket: headers, then views of the send buffer
-                self._link.send_offloaded(packet.packet, packet.segment_size, now, packet.tail)
-            else:  # OffloadedPacket: the link completes the checksum, maybe segments
-                self._link.send_offloaded(packet.packet, packet.segment_size, now)
+        self.link_errors += 1
+        self._running = False
+        try:
+            self._loop.remove_reader(self._link.fileno())
+        except (OSError, ValueError):
+            pass  # the fd is already unusable
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if self._on_link_error is not None:
+            self._on_link_error(error)
+        else:
+            self._loop.call_exception_handler({
+                "message": "aionetstack: the link failed; the stack stopped", "exception": error,
+            })  # fmt: skip
 
-    def _internal_error(self, doing: str, error: Exception) -> None:
-        """Report a bug inside the stack to the loop's handler, count it, and carry on."""
-        self.internal_errors += 1
+    def _report(self, doing: str, error: Exception) -> None:
+        """Report a bug inside the stack to the loop's handler (the pump counts it)."""
         self._loop.call_exception_handler({
             "message": f"aionetstack: internal error while {doing}", "exception": error,
         })  # fmt: skip
@@ -175,10 +163,7 @@ class AsyncioDriver:
     def _rearm_timer(self) -> None:
         if not self._running:
             return
-        deadline = self._core.get_timer()
-        link_deadline = self._link.get_timer()
-        if link_deadline is not None and (deadline is None or link_deadline < deadline):
-            deadline = link_deadline
+        deadline = self._pump.deadline()
         current = self._timer_deadline
         if deadline is None or (current is not None and current <= deadline):
             return  # the armed timer (if any) fires no later than needed; early is harmless
