@@ -24,8 +24,9 @@ from .aio.api import (
     start_server,
 )
 from .aio.echo import EchoReply
+from .aio.intercept import Interception, TcpFlow, UdpFlow
 from .aio.stack import Stack, current_stack
-from .config import IpConfig, StackConfig, TcpConfig
+from .config import InterceptConfig, IpConfig, StackConfig, TcpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
 
 if TYPE_CHECKING:
@@ -55,13 +56,17 @@ __all__ = [
     "AionetstackError",
     "EchoReply",
     "Impairment",
+    "InterceptConfig",
+    "Interception",
     "IpConfig",
     "MemoryLink",
     "MissingPrivilegeError",
     "Stack",
     "StackConfig",
     "TcpConfig",
+    "TcpFlow",
     "TunLink",
+    "UdpFlow",
     "WireError",
     "create_connection",
     "create_datagram_endpoint",

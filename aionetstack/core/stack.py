@@ -23,6 +23,7 @@ from ..wire.error import WireError
 from .events import EchoReplyReceived, EchoUnreachable
 from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter, icmpv4_error_to_oserror, icmpv6_error_to_oserror
+from .intercept import Interceptor
 from .ip import ALL_NODES, Interface, RouteEntry, RoutingTable, parse_interface
 from .ipv6 import ExtensionWalk, ParameterProblem, walk_extension_headers
 from .output import COMPLETE, OffloadedPacket
@@ -183,6 +184,12 @@ class StackCore:
             flush=self.tcp.flush, get_timer=self.tcp.get_timer, handle_timer=self.tcp.handle_timer,
             statistics=("tcp", self.tcp.statistics),
         )  # fmt: skip
+        #: Intercept mode (core/intercept.py): flows to addresses that are not ours.
+        self.intercept = Interceptor(
+            self.config.intercept, events=self._events, send_ip=self.send_ip, tcp=self.tcp
+        )
+        self.tcp.interceptor = self.udp.interceptor = self.intercept
+        self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))
 
     # -- plugging transports in ---------------------------------------------------
 
@@ -266,7 +273,9 @@ class StackCore:
         if header.ttl == 0:
             stats["dropped_bad_ttl"] += 1
             return
-        if header.destination not in self._accepted_destinations:
+        if header.destination not in self._accepted_destinations and not self.intercept.covers(
+            header.destination
+        ):
             stats["dropped_not_for_us"] += 1  # we are a host: no forwarding (RFC 1122 §3.3.1)
             return
         if header.source in self._refused_sources or header.source[0] in _MARTIAN_FIRST_OCTETS:
@@ -333,7 +342,7 @@ class StackCore:
             stats["dropped_" + error.reason] += 1
             return
         destination, source = header.destination, header.source
-        if destination not in self._accepted6:
+        if destination not in self._accepted6 and not self.intercept.covers(destination):
             stats["dropped_not_for_us"] += 1  # a host: no forwarding (RFC 8200 §4, RFC 1122)
             return
         # RFC 4291 §2.7: a multicast address is never a source; ::1 never arrives on a link.
@@ -740,7 +749,9 @@ class StackCore:
         self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
     ) -> None:
         # RFC 1122 §4.2.3.10: segments to broadcast or multicast addresses are discarded.
-        if header.destination not in self.routes.local_addresses:
+        if header.destination not in self.routes.local_addresses and not self.intercept.covers(
+            header.destination
+        ):
             self.tcp.count("dropped_broadcast")
             return
         if not self.verify_transport_checksum(header, payload, ipv4.PROTO_TCP):
@@ -772,6 +783,8 @@ class StackCore:
             result["pmtu"] = dict(self.pmtu.stats)
         for name, source in self._statistics.items():
             result[name] = dict(source())
+        if self.intercept.used:
+            result["intercept"] = self.intercept.statistics()
         return result
 
     # -- ICMP ---------------------------------------------------------------------
@@ -803,7 +816,10 @@ class StackCore:
         stats = self.icmp_stats
         stats["echo_requests_received"] += 1
         # Linux default icmp_echo_ignore_broadcasts=1 (RFC 1122 §3.2.2.6 allows it).
-        if not self.config.ip.answer_echo or header.destination not in self.routes.local_addresses:
+        if not self.config.ip.answer_echo or (
+            header.destination not in self.routes.local_addresses
+            and not self.intercept.answers_echo(header.destination)
+        ):
             stats["echo_requests_ignored"] += 1
             return
         reply = icmpv4.build_echo(
@@ -827,7 +843,9 @@ class StackCore:
             stats["dropped_bad_quote"] += 1
             return
         quoted_payload = memoryview(quote)[quoted.header_length :]
-        if quoted.source not in self.routes.local_addresses:
+        if quoted.source not in self.routes.local_addresses and not self.intercept.covers(
+            quoted.source
+        ):
             stats["dropped_not_ours"] += 1  # RFC 5927 §4.1: the quote must be of our packet
             return
         error = icmpv4_error_to_oserror(message.type, message.code)
@@ -941,7 +959,7 @@ class StackCore:
             stats["echo_requests_ignored"] += 1
             return
         source = header.destination
-        if source not in self.routes.local_addresses:
+        if source not in self.routes.local_addresses and not self.intercept.answers_echo(source):
             # To all-nodes: Linux answers (icmp_echo_ignore_multicast=0) from a unicast address.
             try:
                 source = self.routes.route(header.source).source
@@ -966,7 +984,9 @@ class StackCore:
             return
         quoted_source = bytes(quote[8:24])
         quoted_destination = bytes(quote[24:40])
-        if quoted_source not in self.routes.local_addresses:
+        if quoted_source not in self.routes.local_addresses and not self.intercept.covers(
+            quoted_source
+        ):
             stats["dropped_not_ours"] += 1  # RFC 5927 §4.1
             return
         walk = walk_extension_headers(quote[6], quote[ipv6.IPV6_HEADER_LENGTH :])
