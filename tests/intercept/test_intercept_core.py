@@ -149,7 +149,7 @@ def test_reject_with_icmp_quotes_the_syn(how: str, code: int) -> None:
 def test_timeout_rejects_with_rst() -> None:
     core = make_core(pending_timeout=5.0)
     core.receive_packet(syn(), 1.0)
-    [event] = events(core)
+    [_event] = events(core)
     assert core.get_timer() == 6.0
     core.handle_timer(5.9)
     assert core.packets_to_send(5.9) == []
@@ -249,7 +249,7 @@ def test_removing_the_rule_resets_pending_and_stops_intercepting() -> None:
     core = make_core()
     rule = core.intercept.add(["198.20.0.0/24"])
     core.receive_packet(syn(destination=bytes([198, 20, 0, 5])), 1.0)
-    [event] = events(core)
+    [_event] = events(core)
     core.intercept.remove(rule, 2.0)
     [rst] = tcp_out(core, 2.0)
     assert rst.data.flags == RST | ACK
