@@ -1,0 +1,251 @@
+"""Intercept mode against the real kernel over a TUN, each test in its own namespace.
+
+Clients in the namespace (curl, blocking sockets) dial addresses in
+198.19.0.0/16, which the namespace routes into the TUN; the stack intercepts
+them and relays with the proxy's ``--direct`` logic (``SO_MARK`` 1, see
+conftest.py) to kernel servers that see the very address the client dialled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import hashlib
+import random
+import socket
+import struct
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from aionetstack import InterceptConfig, Stack, StackConfig, TcpConfig, TcpFlow, TunLink, UdpFlow
+from aionetstack.proxy import DirectUpstream, Relay
+from aionetstack.testing.kernel_servers import (
+    KERNEL,
+    MARK,
+    STACK,
+    TUN,
+    KernelServers,
+    route_intercepted,
+)
+from aionetstack.testing.netns import Namespace
+from aionetstack.wire.tcp import SYN, build_tcp
+
+pytestmark = pytest.mark.tun
+
+
+class Recording(Relay):
+    """The relay, remembering the destinations its flows were intercepted for."""
+
+    def __init__(self, upstream: DirectUpstream) -> None:
+        super().__init__(upstream)
+        self.tcp_destinations: list[tuple[str, int]] = []
+        self.udp_destinations: list[tuple[str, int]] = []
+
+    async def on_tcp(self, flow: TcpFlow) -> None:
+        self.tcp_destinations.append(flow.destination)
+        await super().on_tcp(flow)
+
+    async def on_udp(self, flow: UdpFlow) -> None:
+        self.udp_destinations.append(flow.destination)
+        await super().on_udp(flow)
+
+
+@pytest.fixture
+async def proxy(
+    netns: Namespace, kernel_servers: KernelServers
+) -> AsyncIterator[tuple[Stack, Recording]]:
+    link = TunLink(TUN, kernel_address=f"{KERNEL}/24", offload=True)
+    config = StackConfig(
+        tcp=TcpConfig(msl=0.1),
+        intercept=InterceptConfig(pending_timeout=1.0, max_pending_tcp=256),
+    )
+    async with Stack(link, address=f"{STACK}/24", config=config) as stack:
+        route_intercepted()
+        relay = Recording(DirectUpstream(mark=MARK, connect_timeout=2.0))
+        await stack.intercept(tcp=relay.on_tcp, udp=relay.on_udp, networks=["198.19.0.0/16"])
+        yield stack, relay
+
+
+async def curl(*args: str) -> tuple[int, bytes, bytes]:
+    process = await asyncio.create_subprocess_exec(
+        "curl", "-sS", "--max-time", "30", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode is not None
+    return process.returncode, out, err
+
+
+async def wait_until_empty(stack: Stack, relay: Relay) -> dict[str, int]:
+    """Poll (bounded) until the intercept and TCP tables are empty; return the counters."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 15
+    while True:
+        stats = stack.statistics()
+        intercept = stats["intercept"]
+        empty = (
+            intercept["tcp_pending_current"] == 0
+            and intercept["udp_flows_current"] == 0
+            and stats["tcp"]["connections_current"] == 0
+            and relay.stats.tcp_active == 0
+        )
+        if empty or loop.time() > deadline:
+            assert empty, (stats["tcp"]["connections_current"], intercept, relay.stats)
+            return intercept
+        await asyncio.sleep(0.1)
+
+
+async def test_curl_reaches_kernel_server_byte_exact_at_the_dialled_address(
+    proxy: tuple[Stack, Recording], kernel_servers: KernelServers, tmp_path: Path
+) -> None:
+    stack, relay = proxy
+    out = tmp_path / "body"
+    url = f"http://198.19.1.2:{kernel_servers.http_port}/"
+    code, headers, err = await curl("-D", "-", "-o", str(out), url)
+    assert code == 0, err
+    assert hashlib.sha256(out.read_bytes()).digest() == hashlib.sha256(kernel_servers.body).digest()
+    assert f"X-Reached: 198.19.1.2:{kernel_servers.http_port}".encode() in headers
+    assert relay.tcp_destinations == [("198.19.1.2", kernel_servers.http_port)]
+    assert relay.stats.bytes_down >= len(kernel_servers.body)
+    await wait_until_empty(stack, relay)
+
+
+async def test_refused_port_gives_curl_connection_refused_at_once(
+    proxy: tuple[Stack, Recording], kernel_servers: KernelServers
+) -> None:
+    stack, relay = proxy
+    closed = socket.socket()
+    closed.bind(("0.0.0.0", 0))
+    port = closed.getsockname()[1]
+    closed.close()  # a port nothing listens on
+    code, _, err = await curl(f"http://198.19.3.4:{port}/")
+    assert code == 7, err  # curl: "Failed to connect" (connection refused)
+    assert b"refused" in err.lower() or b"couldn't connect" in err.lower(), err
+    intercept = stack.statistics()["intercept"]
+    # At once: the first SYN was answered (no retransmission reached the stack).
+    assert intercept.get("tcp_flows_rejected") == 1, (intercept, relay.stats)
+    assert intercept.get("tcp_syn_retransmits_absorbed", 0) == 0
+    assert relay.stats.tcp_refused == 1
+
+
+async def test_udp_client_datagrams_are_relayed_and_answered_from_the_destination(
+    proxy: tuple[Stack, Recording], kernel_servers: KernelServers
+) -> None:
+    _, relay = proxy
+    port = kernel_servers.udp_port
+    loop = asyncio.get_running_loop()
+
+    def exchange() -> list[tuple[bytes, tuple[str, int]]]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(5)
+            answers = []
+            for index in range(5):
+                client.sendto(b"datagram %d" % index, ("198.19.9.9", port))
+                answers.append(client.recvfrom(2048))
+            return answers
+
+    answers = await loop.run_in_executor(None, exchange)
+    assert answers == [(b"datagram %d" % i, ("198.19.9.9", port)) for i in range(5)]
+    assert relay.udp_destinations == [("198.19.9.9", port)]
+    assert {host for host, _ in kernel_servers.udp_seen} == {"198.19.9.9"}
+
+
+async def test_a_thousand_flows_churned_leave_nothing_behind(
+    proxy: tuple[Stack, Recording], kernel_servers: KernelServers
+) -> None:
+    stack, relay = proxy
+    port = kernel_servers.echo_port
+    rng = random.Random(1000)
+    targets = [(f"198.19.{rng.randrange(256)}.{rng.randrange(1, 255)}", port) for _ in range(1000)]
+
+    def one(target: tuple[str, int]) -> bytes:
+        with socket.create_connection(target, timeout=20) as client:
+            message = f"hello {target}".encode()
+            client.sendall(message)
+            client.shutdown(socket.SHUT_WR)
+            data = b""
+            while chunk := client.recv(4096):
+                data += chunk
+            assert data == message
+            return data
+
+    loop = asyncio.get_running_loop()
+    with concurrent.futures.ThreadPoolExecutor(16) as pool:
+        results = await asyncio.gather(*(loop.run_in_executor(pool, one, t) for t in targets))
+    assert len(results) == 1000
+    intercept = await wait_until_empty(stack, relay)
+    assert intercept["tcp_flows_accepted"] == 1000
+    assert sorted(relay.tcp_destinations) == sorted(targets)
+    assert relay.stats.tcp_relayed == 1000
+
+
+def _raw_syns(count: int, seed: int) -> list[tuple[bytes, str]]:
+    """``count`` SYNs from the kernel side to random addresses and ports in 198.19/16."""
+    rng = random.Random(seed)
+    source = socket.inet_aton(KERNEL)
+    packets = []
+    for _ in range(count):
+        destination = bytes([198, 19, rng.randrange(256), rng.randrange(1, 255)])
+        segment = build_tcp(
+            rng.randrange(1024, 65536), rng.randrange(1, 65536), rng.getrandbits(32), 0, SYN,
+            65535, source=source, destination=destination,
+        )  # fmt: skip
+        header = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + len(segment), 0, 0, 64, 6, 0, source, destination
+        )
+        packets.append((header + segment, socket.inet_ntoa(destination)))
+    return packets
+
+
+async def test_syn_flood_keeps_the_pending_bound_and_the_proxy_serves_after(
+    proxy: tuple[Stack, Recording], kernel_servers: KernelServers, tmp_path: Path
+) -> None:
+    stack, relay = proxy
+    packets = _raw_syns(5000, seed=5)
+    high_water = 0
+
+    def sample() -> None:
+        nonlocal high_water
+        high_water = max(high_water, stack.statistics()["intercept"]["tcp_pending_current"])
+
+    with socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
+        raw.setblocking(False)
+        for index, (packet, destination) in enumerate(packets):
+            while True:
+                try:
+                    raw.sendto(packet, (destination, 0))
+                    break
+                except BlockingIOError:
+                    await asyncio.sleep(0.001)
+            if index % 100 == 99:
+                await asyncio.sleep(0)  # let the stack read the TUN
+                sample()
+    await asyncio.sleep(0.2)
+    sample()
+    intercept = stack.statistics()["intercept"]
+    assert high_water <= 256
+    assert intercept["tcp_flows_intercepted"] + intercept.get(
+        "tcp_syns_dropped_pending_full", 0) > 256  # fmt: skip
+    # The flood's flows are refused (their upstream ports are closed) or time out;
+    # the tables empty and the proxy still serves.
+    await wait_until_empty(stack, relay)
+    out = tmp_path / "body"
+    code, _, err = await curl("-o", str(out), f"http://198.19.1.2:{kernel_servers.http_port}/")
+    assert code == 0, err
+    assert out.read_bytes() == kernel_servers.body
+
+
+async def test_own_dial_coming_back_is_refused_not_looped(netns: Namespace) -> None:
+    """Without the fwmark rule the relay's upstream SYN re-enters the TUN: it is
+    recognised as the relay's own and refused, and the client hears "refused"."""
+    link = TunLink(TUN, kernel_address=f"{KERNEL}/24", offload=True)
+    async with Stack(link, address=f"{STACK}/24") as stack:
+        route_intercepted()
+        relay = Relay(DirectUpstream(connect_timeout=2.0))  # no mark: upstream routes to the TUN
+        await stack.intercept(tcp=relay.on_tcp, networks=["198.19.0.0/16"])
+        code, _, err = await curl("http://198.19.1.1:80/")
+        assert code == 7, err
+        assert relay.stats.tcp_loops_refused == 1
+        assert relay.stats.tcp_refused == 1
