@@ -25,8 +25,9 @@ from .aio.api import (
 )
 from .aio.echo import EchoReply
 from .aio.intercept import Interception, TcpFlow, UdpFlow
+from .aio.loop import loop_factory
 from .aio.stack import Stack, current_stack
-from .config import InterceptConfig, IpConfig, StackConfig, TcpConfig
+from .config import InterceptConfig, IpConfig, ResolverConfig, StackConfig, TcpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
 
 if TYPE_CHECKING:
@@ -61,6 +62,7 @@ __all__ = [
     "IpConfig",
     "MemoryLink",
     "MissingPrivilegeError",
+    "ResolverConfig",
     "Stack",
     "StackConfig",
     "TcpConfig",
@@ -72,6 +74,7 @@ __all__ = [
     "create_datagram_endpoint",
     "create_server",
     "current_stack",
+    "loop_factory",
     "open_connection",
     "start_server",
 ]

@@ -232,6 +232,7 @@ class Interception:
         self._tcp = tcp
         self._udp = udp
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop = asyncio.get_running_loop()
         rule.user_data = self
 
     def __repr__(self) -> str:
@@ -250,7 +251,7 @@ class Interception:
         """Stop intercepting these networks. Idempotent."""
         if self._rule.closed:
             return
-        self._core.remove(self._rule, asyncio.get_running_loop().time())
+        self._core.remove(self._rule, self._loop.time())
         self._owner.request_flush()
 
     async def __aenter__(self) -> Interception:
@@ -262,7 +263,8 @@ class Interception:
     def cancel_handlers(self) -> None:
         """Cancel every running handler task (the stack does this when it closes)."""
         for task in list(self._tasks):
-            task.cancel()
+            if not task.done():
+                task.cancel()
 
     # -- called by the stack on core events ----------------------------------------
 
