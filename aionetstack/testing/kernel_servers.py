@@ -11,8 +11,10 @@ Call these only inside a network namespace made for the purpose
   (``SO_MARK`` 1) reach kernel servers bound to 0.0.0.0 under the very
   address the client dialled instead of looping back into the TUN;
   ``net.ipv4.tcp_fwmark_accept=1`` marks the servers' accepted sockets too,
-  so their answers stay local, and ``net.ipv4.fwmark_reflect=1`` the kernel's
-  RSTs and ICMP errors to marked packets (a closed port refuses at once).
+  so their answers stay local, and ``net.ipv4.fwmark_reflect=1`` the
+  kernel's RSTs and ICMP errors to marked packets (a closed port refuses at
+  once). Packets from ``SOCKS_EXTERNAL`` (198.18.9.1 on ``lo``: a SOCKS
+  server's outgoing address) are local the same way.
   (A local route in a table other than ``local`` does not serve output
   routing, hence the rule order: marked -> local; unmarked to 198.19/16 ->
   main; everything else -> local.)
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import struct
 import subprocess
 import threading
 
@@ -33,26 +36,39 @@ __all__ = [
     "INTERCEPTED",
     "KERNEL",
     "MARK",
+    "SOCKS_EXTERNAL",
     "STACK",
-
     "TUN",
     "KernelServers",
     "route_intercepted",
 ]
+
+#: struct in_pktinfo (ip(7)): interface index, local address, destination address.
+_IN_PKTINFO = struct.Struct("=i4s4s")
+#: ip(7) IP_PKTINFO (``socket.IP_PKTINFO`` only from Python 3.12).
+IP_PKTINFO = getattr(socket, "IP_PKTINFO", 8)
 
 TUN = "aionsi0"
 KERNEL = "198.18.0.1"
 STACK = "198.18.0.2"
 INTERCEPTED = "198.19.0.0/16"
 MARK = 1
+#: A SOCKS server's outgoing address (on lo): its connections stay local too.
+SOCKS_EXTERNAL = "198.18.9.1"
 
 
-def route_intercepted(tun: str = TUN) -> None:
-    """The routing described in the module docstring (in the current namespace)."""
+def route_intercepted(tun: str | None = TUN) -> None:
+    """The routing described in the module docstring (in the current namespace).
+
+    ``tun=None`` leaves out the route into the TUN (for a proxy that adds it).
+    """
+    commands = [["ip", "route", "replace", INTERCEPTED, "dev", tun]] if tun else []
     for command in (
-        ["ip", "route", "replace", INTERCEPTED, "dev", tun],
+        *commands,
+        ["ip", "addr", "add", f"{SOCKS_EXTERNAL}/32", "dev", "lo"],
         ["ip", "route", "replace", "local", INTERCEPTED, "dev", "lo", "table", "local"],
         ["ip", "rule", "add", "pref", "10", "fwmark", str(MARK), "lookup", "local"],
+        ["ip", "rule", "add", "pref", "11", "from", SOCKS_EXTERNAL, "lookup", "local"],
         ["ip", "rule", "add", "pref", "20", "to", INTERCEPTED, "lookup", "main"],
         ["ip", "rule", "add", "pref", "30", "lookup", "local"],
         ["ip", "rule", "del", "pref", "0"],
@@ -68,6 +84,7 @@ class KernelServers:
     def __init__(self, body: bytes) -> None:
         self.body = body
         self.tcp_seen: list[tuple[str, int]] = []
+        #: The (address, port) each UDP datagram was sent to.
         self.udp_seen: list[tuple[str, int]] = []
         self._sockets: list[socket.socket] = []
         self._threads: list[threading.Thread] = []
@@ -126,16 +143,27 @@ class KernelServers:
             connection.sendall(head + self.body)
 
     def _udp_echo(self, sock: socket.socket) -> None:
+        """Echo each datagram from the address it was sent to (IP_PKTINFO), as a UDP
+        server on a host with several addresses must, so that NATs and SOCKS relays
+        match the answer to the request."""
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         while not self._closing.is_set():
             try:
-                data, peer = sock.recvfrom(65535)
+                data, ancillary, _flags, peer = sock.recvmsg(65535, 256)
             except OSError:
                 return
             if peer is None:  # shut down
                 return
-            self.udp_seen.append(peer)
+            reached = None
+            for level, kind, value in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    _index, _spec, reached = _IN_PKTINFO.unpack_from(value)
+            if reached is None:
+                continue
+            self.udp_seen.append((socket.inet_ntoa(reached), self.udp_port))
+            reply = [(socket.IPPROTO_IP, IP_PKTINFO, _IN_PKTINFO.pack(0, reached, bytes(4)))]
             with contextlib.suppress(OSError):
-                sock.sendto(data, peer)
+                sock.sendmsg([data], reply, 0, peer)
 
     def close(self) -> None:
         self._closing.set()
