@@ -224,3 +224,58 @@ async def test_arguments_checked(pair: tuple[Stack, Stack]) -> None:
 def test_exports() -> None:
     assert aionetstack.TcpFlow is TcpFlow
     assert aionetstack.UdpFlow is UdpFlow
+
+
+async def test_udp_handler_error_closes_only_its_flow(pair: tuple[Stack, Stack]) -> None:
+    client, proxy = pair
+
+    async def on_udp(flow: UdpFlow) -> None:
+        datagram = await flow.receive()
+        if datagram == b"boom":
+            raise RuntimeError("bad datagram")
+        flow.send(datagram)
+        async for more in flow:
+            flow.send(more)
+
+    await proxy.intercept(udp=on_udp, networks=["198.19.0.0/16"])
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    class Client(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
+            received.put_nowait(data)
+
+    transport, _ = await client.create_datagram_endpoint(Client, local_addr=(CLIENT, 5001))
+    transport.sendto(b"boom", ("198.19.1.1", 53))
+    transport.sendto(b"fine", ("198.19.1.2", 53))
+    assert await asyncio.wait_for(received.get(), 5) == b"fine"
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 5
+    while proxy.statistics()["intercept"].get("handler_errors", 0) == 0:
+        assert loop.time() < deadline
+        await asyncio.sleep(0.01)
+    assert proxy.statistics()["intercept"]["udp_flows_current"] == 1
+    # The failed flow is gone: the next datagram to that destination starts a new one.
+    transport.sendto(b"again", ("198.19.1.1", 53))
+    assert await asyncio.wait_for(received.get(), 5) == b"again"
+    transport.close()
+
+
+async def test_closing_the_interception_resets_pending_and_stops(
+    pair: tuple[Stack, Stack],
+) -> None:
+    client, proxy = pair
+    started = asyncio.Event()
+
+    async def on_tcp(flow: TcpFlow) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    interception = await proxy.intercept(tcp=on_tcp, networks=["198.19.0.0/16"])
+    attempt = asyncio.ensure_future(client.open_connection("198.19.0.9", 80))
+    await asyncio.wait_for(started.wait(), 5)
+    interception.close()
+    with pytest.raises(ConnectionRefusedError):
+        await asyncio.wait_for(attempt, 5)
+    assert proxy.statistics()["intercept"]["networks_current"] == 0
+    with pytest.raises((TimeoutError, OSError)):  # no longer intercepted: dropped
+        await asyncio.wait_for(client.open_connection("198.19.0.9", 80), 0.5)

@@ -14,6 +14,7 @@ import hashlib
 import random
 import socket
 import struct
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -249,3 +250,29 @@ async def test_own_dial_coming_back_is_refused_not_looped(netns: Namespace) -> N
         assert code == 7, err
         assert relay.stats.tcp_loops_refused == 1
         assert relay.stats.tcp_refused == 1
+
+
+async def test_ipv6_connection_to_an_intercepted_address(netns: Namespace) -> None:
+    """curl over IPv6 to an address in 2001:2:1::/48 routed into the TUN."""
+    link = TunLink(TUN, kernel_address=f"{KERNEL}/24", offload=True)
+    async with Stack(link, address=[f"{STACK}/24", "2001:2::2/64"]) as stack:
+        for command in (
+            ["ip", "-6", "addr", "add", "2001:2::1/64", "dev", TUN, "nodad"],
+            ["ip", "-6", "route", "replace", "2001:2:1::/48", "dev", TUN],
+        ):
+            subprocess.run(command, check=True)
+        seen: list[tuple[object, object]] = []
+
+        async def on_tcp(flow: TcpFlow) -> None:
+            reader, writer = await flow.accept()
+            seen.append((flow.destination, writer.get_extra_info("sockname")[:2]))
+            await reader.readuntil(b"\r\n\r\n")
+            body = repr(flow.destination).encode()
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            writer.close()
+
+        await stack.intercept(tcp=on_tcp, networks=["2001:2:1::/48"])
+        code, out, err = await curl("-g", "http://[2001:2:1::5]:8080/")
+        assert code == 0, err
+        assert out == b"('2001:2:1::5', 8080)"
+        assert seen == [(("2001:2:1::5", 8080), ("2001:2:1::5", 8080))]
