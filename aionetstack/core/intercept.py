@@ -465,9 +465,12 @@ class Interceptor:
         addresses, ports and sequence number: what the client matches on, RFC 5927 §4.1)."""
         segment = _syn_quote(flow)
         if len(flow.local) == 4:
-            packet = ipv4.simple_ipv4_header(
-                flow.remote, flow.local, 6, len(segment), ttl=64, identification=0
-            ) + segment
+            packet = (
+                ipv4.simple_ipv4_header(
+                    flow.remote, flow.local, 6, len(segment), ttl=64, identification=0
+                )
+                + segment
+            )
             message = icmpv4.build_error(icmpv4.TYPE_DESTINATION_UNREACHABLE, code4, packet)
             self._send_ip(flow.local, flow.remote, ipv4.PROTO_ICMP, message)
         else:

@@ -205,6 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     _check_networks(parser, args.networks)
+    if not 0 < args.connect_timeout < args.pending_timeout:
+        parser.error(
+            "--connect-timeout must be > 0 and shorter than --pending-timeout "
+            "(the held SYN is reset when the pending timeout ends)"
+        )
+    if args.max_pending < 1:
+        parser.error("--max-pending must be >= 1")
     upstream = _upstream(parser, args)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
