@@ -3,9 +3,15 @@
 One reader callback on the link's fd drains it in bounded batches, feeds every
 packet to the core, delivers the events, flushes the output once and re-arms a
 single ``call_at`` timer for the whole stack (DESIGN.md §2). Application
-writes ask for one coalesced flush per loop tick with :meth:`request_flush`.
-What happens at each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared
-with the anyio driver; this module only decides *when*, with asyncio callbacks.
+writes ask for one coalesced flush per loop tick with :meth:`request_flush`
+(for a stream server answering a request, that flush runs in the same loop
+iteration as the task that wrote the answer, right after it). What happens at
+each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared with the anyio
+driver; this module only decides *when*, with asyncio callbacks.
+
+The loop timer is only ever moved earlier: when the earliest deadline moves
+later (a delayed ACK or RTO pushed back by every transaction), the armed timer
+stays and, when it fires early, the core finds nothing due and it is re-armed.
 """
 
 from __future__ import annotations
@@ -27,10 +33,12 @@ class AsyncioDriver:
         "_flush_pending",
         "_link",
         "_loop",
+        "_on_link_error",
         "_pump",
         "_running",
         "_timer_deadline",
         "_timer_handle",
+        "link_errors",
     )
 
     def __init__(
@@ -41,6 +49,7 @@ class AsyncioDriver:
         dispatch: Callable[[object], None],
         *,
         batch: int = 256,
+        on_link_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._link = link
         self._loop = loop
@@ -49,6 +58,9 @@ class AsyncioDriver:
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._running = False
+        #: The link failed for good (an OSError from receive or send): the driver stopped.
+        self.link_errors = 0
+        self._on_link_error = on_link_error
 
     @property
     def internal_errors(self) -> int:
@@ -86,7 +98,11 @@ class AsyncioDriver:
 
     def _on_readable(self) -> None:
         now = self._loop.time()
-        self._pump.receive(now)
+        try:
+            self._pump.receive(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._process(now)
 
     def _on_flush(self) -> None:
@@ -108,8 +124,34 @@ class AsyncioDriver:
     # -- the one place output happens ----------------------------------------------
 
     def _process(self, now: float) -> None:
-        self._pump.process(now)
+        try:
+            self._pump.process(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._rearm_timer()
+
+    def _link_failed(self, error: OSError) -> None:
+        """The link raised (a device that is gone, not one that is merely down: links
+        count those drops themselves). Stop watching it, so a dead fd that polls as
+        readable cannot spin the loop, and hand the error to the owner."""
+        if not self._running:
+            return
+        self.link_errors += 1
+        self._running = False
+        try:
+            self._loop.remove_reader(self._link.fileno())
+        except (OSError, ValueError):
+            pass  # the fd is already unusable
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if self._on_link_error is not None:
+            self._on_link_error(error)
+        else:
+            self._loop.call_exception_handler({
+                "message": "aionetstack: the link failed; the stack stopped", "exception": error,
+            })  # fmt: skip
 
     def _report(self, doing: str, error: Exception) -> None:
         """Report a bug inside the stack to the loop's handler (the pump counts it)."""
@@ -121,11 +163,10 @@ class AsyncioDriver:
         if not self._running:
             return
         deadline = self._pump.deadline()
-        if deadline == self._timer_deadline:
-            return
+        current = self._timer_deadline
+        if deadline is None or (current is not None and current <= deadline):
+            return  # the armed timer (if any) fires no later than needed; early is harmless
         if self._timer_handle is not None:
             self._timer_handle.cancel()
-            self._timer_handle = None
         self._timer_deadline = deadline
-        if deadline is not None:
-            self._timer_handle = self._loop.call_at(deadline, self._on_timer)
+        self._timer_handle = self._loop.call_at(deadline, self._on_timer)
