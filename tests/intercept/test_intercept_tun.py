@@ -12,11 +12,13 @@ import asyncio
 import concurrent.futures
 import hashlib
 import random
+import shutil
 import socket
 import struct
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -276,3 +278,44 @@ async def test_ipv6_connection_to_an_intercepted_address(netns: Namespace) -> No
         assert code == 0, err
         assert out == b"('2001:2:1::5', 8080)"
         assert seen == [(("2001:2:1::5", 8080), ("2001:2:1::5", 8080))]
+
+
+async def test_ssh_through_the_intercept(proxy: tuple[Stack, Recording], tmp_path: Path) -> None:
+    """OpenSSH's client reaches an SSH server (asyncssh on kernel sockets) at the
+    address it dialled, through the relay."""
+    asyncssh = pytest.importorskip("asyncssh")
+    if shutil.which("ssh") is None:
+        pytest.skip("no ssh client")
+    _, relay = proxy
+    host_key = asyncssh.generate_private_key("ssh-ed25519")
+    client_key = asyncssh.generate_private_key("ssh-ed25519")
+    key_file = tmp_path / "id_ed25519"
+    client_key.write_private_key(str(key_file))
+    key_file.chmod(0o600)
+
+    def answer(process: Any) -> None:
+        local = process.get_extra_info("sockname")
+        process.stdout.write(f"{process.command} reached {local[0]}:{local[1]}\n")
+        process.exit(0)
+
+    server = await asyncssh.create_server(
+        asyncssh.SSHServer, "0.0.0.0", 0, server_host_keys=[host_key],
+        authorized_client_keys=asyncssh.import_authorized_keys(
+            client_key.export_public_key().decode()),
+        process_factory=answer,
+    )  # fmt: skip
+    port = server.sockets[0].getsockname()[1]
+    try:
+        process = await asyncio.create_subprocess_exec(
+            "ssh", "-i", str(key_file), "-p", str(port), "-o", "BatchMode=yes",
+            "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+            "-o", "LogLevel=ERROR", "tester@198.19.1.2", "hello",
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert process.returncode == 0, err
+    assert out == f"hello reached 198.19.1.2:{port}\n".encode()
+    assert relay.tcp_destinations == [("198.19.1.2", port)]
