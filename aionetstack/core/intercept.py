@@ -249,8 +249,12 @@ class Interceptor:
         events: collections.deque[object],
         send_ip: Callable[[bytes, bytes, int, bytes], None],
         tcp: InterceptTcpHost,
+        own_addresses: frozenset[bytes] = frozenset(),
     ) -> None:
         self.config = config
+        #: The stack's own (and broadcast) addresses: never intercepted, even inside a
+        #: network that is (0.0.0.0/0 included), so their listeners and RSTs stay as they are.
+        self._own = own_addresses
         self._events = events
         self._send_ip = send_ip
         self._tcp = tcp
@@ -333,7 +337,12 @@ class Interceptor:
         if address in cache:
             return cache[address]
         rule = None
-        if self._table and address != _LIMITED_BROADCAST and not _is_multicast(address):
+        if (
+            self._table
+            and address != _LIMITED_BROADCAST
+            and address not in self._own
+            and not _is_multicast(address)
+        ):
             length = len(address)
             value = int.from_bytes(address, "big")
             for family, network, mask, candidate in self._table:

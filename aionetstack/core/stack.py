@@ -186,8 +186,9 @@ class StackCore:
         )  # fmt: skip
         #: Intercept mode (core/intercept.py): flows to addresses that are not ours.
         self.intercept = Interceptor(
-            self.config.intercept, events=self._events, send_ip=self.send_ip, tcp=self.tcp
-        )
+            self.config.intercept, events=self._events, send_ip=self.send_ip, tcp=self.tcp,
+            own_addresses=self._accepted_destinations | self._accepted6,
+        )  # fmt: skip
         self.tcp.interceptor = self.udp.interceptor = self.intercept
         self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))
 

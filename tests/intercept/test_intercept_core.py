@@ -355,3 +355,19 @@ def test_pending_flow_repr_names_both_ends() -> None:
     core.receive_packet(syn(), 1.0)
     flow: PendingTcpFlow = events(core)[0].flow  # type: ignore[attr-defined]
     assert "198.18.0.1:40000 -> 198.19.7.7:80" in repr(flow)
+
+
+def test_own_addresses_are_never_intercepted() -> None:
+    """Even inside an intercepted network our own address keeps its listeners and RSTs."""
+    core = StackCore(["198.18.0.2/24"], rng=random.Random(1))
+    core.intercept.add(["198.18.0.0/15"])
+    assert core.intercept.covers(bytes([198, 18, 0, 9]))
+    assert not core.intercept.covers(US)
+    listener = core.tcp.listen(None, 80)
+    core.receive_packet(syn(destination=US), 1.0)
+    [synack] = tcp_out(core, 1.0)
+    assert synack.data.flags == SYN | ACK and listener.half_open == 1
+    core.receive_packet(syn(destination=US, dport=81), 1.0)
+    [rst] = tcp_out(core, 1.0)
+    assert rst.data.flags & RST
+    assert events(core) == []
