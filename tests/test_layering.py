@@ -31,6 +31,8 @@ ALLOWED_INTERNAL = {
     "link": {"wire", "link", "errors", "config"},
     "aio": {"aio", "core", "names", "link", "wire", "errors", "config"},
     "anyio": {"anyio", "core", "names", "link", "wire", "errors", "config"},
+    # python -m aionetstack.proxy: an application of the asyncio face (never of anyio's)
+    "proxy": {"proxy", "aio", "link", "errors", "config"},
 }
 
 
