@@ -353,3 +353,28 @@ async def test_ssh_through_the_intercept(proxy: tuple[Stack, Recording], tmp_pat
     assert process.returncode == 0, err
     assert out == f"hello reached 198.19.1.2:{port}\n".encode()
     assert relay.tcp_destinations == [("198.19.1.2", port)]
+
+
+async def test_intercept_over_a_tap_link(netns: Namespace) -> None:
+    """Over Ethernet the kernel routes the intercepted network via the stack's address
+    (the stack answers ARP for its own addresses only); curl reaches the handler."""
+    from aionetstack import TapLink
+
+    link = TapLink("aionstapi0", kernel_address="198.18.1.1/24")
+    async with Stack(link, address="198.18.1.2/24") as stack:
+        subprocess.run(
+            ["ip", "route", "replace", "198.19.0.0/16", "via", "198.18.1.2", "dev", "aionstapi0"],
+            check=True,
+        )
+
+        async def on_tcp(flow: TcpFlow) -> None:
+            reader, writer = await flow.accept()
+            await reader.readuntil(b"\r\n\r\n")
+            body = repr(flow.destination).encode()
+            writer.write(b"HTTP/1.0 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            writer.close()
+
+        await stack.intercept(tcp=on_tcp, networks=["198.19.0.0/16"])
+        code, out, err = await curl("http://198.19.3.3:8080/")
+        assert code == 0, err
+        assert out == b"('198.19.3.3', 8080)"
