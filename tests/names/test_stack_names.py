@@ -253,3 +253,30 @@ def test_interleave_alternates_the_families() -> None:
     assert interleave(pairs) == ["a6", "a4", "b6", "b4", "c6"]
     assert interleave(pairs, 2) == ["a6", "b6", "a4", "c6", "b4"]
     assert interleave([]) == []
+
+
+async def test_dual_stack_happy_eyeballs_and_an_ipv6_nameserver() -> None:
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    served = Zone(addresses={"dual.test": [FAR, "2001:2::1"]})
+    async with (
+        Stack(far_link, address=[f"{FAR}/24", "2001:2::1/64"], seed=2) as far,
+        Stack(near_link, address=[f"{NEAR}/24", "2001:2::2/64"], seed=1,
+              nameservers=["2001:2::1"],
+              hosts={"dead6-first.test": ["2001:2::99", FAR]}) as near,
+    ):  # fmt: skip
+        await serve_on_stack(far, served, "2001:2::1")
+        await far.start_server(lambda r, w: w.close(), None, 7)
+        infos = await near.getaddrinfo("dual.test", 7, type=socket.SOCK_STREAM)
+        # Both families local: IPv6 first (RFC 6724's default policy).
+        assert [info[0] for info in infos] == [socket.AF_INET6, socket.AF_INET]
+        assert set(served.seen) == {("udp", "dual.test", "A"), ("udp", "dual.test", "AAAA")}
+        _, writer = await near.open_connection("dual.test", 7)
+        assert writer.get_extra_info("peername")[0] == "2001:2::1"
+        writer.close()
+        # The IPv6 address does not answer: IPv4 is tried after 250 ms and wins.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        _, writer = await near.open_connection("dead6-first.test", 7)
+        assert writer.get_extra_info("peername") == (FAR, 7)
+        assert loop.time() - started >= 0.25
+        writer.close()
