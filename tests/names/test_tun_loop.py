@@ -178,3 +178,43 @@ def test_names_and_loopback_under_the_loop(kernel: KernelLoop) -> None:
         server.close()
 
     run_on_stack(kernel, main)
+
+
+def test_aiohttp_by_name_prefers_ipv6_on_a_dual_stack(netns: Namespace, tmp_path: Path) -> None:
+    """dnsmasq answers A and AAAA; the stack has both families, so Happy Eyeballs tries
+    IPv6 first and the kernel's dual-stack server sees the stack's IPv6 address."""
+    aiohttp = pytest.importorskip("aiohttp")
+    web = pytest.importorskip("aiohttp.web")
+    link = TunLink("aionsl6", kernel_address=f"{KERNEL}/24")
+    netns.run(["ip", "-6", "addr", "add", "2001:2::1/64", "dev", "aionsl6", "nodad"])
+    remotes: list[str] = []
+
+    async def handler(request: Any) -> Any:
+        remotes.append(request.remote)
+        return web.Response(text="dual")
+
+    async def serve() -> Any:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "::", 8080).start()  # dual-stack listener
+        return runner
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session, session.get(
+            "http://dual.test:8080/"
+        ) as response:
+            assert await response.text() == "dual"
+
+    with dnsmasq(tmp_path, KERNEL, {"dual.test": [KERNEL, "2001:2::1"]}), KernelLoop() as kernel:
+        runner = kernel.run(serve())
+        factory = aionetstack.loop_factory(
+            link, address=[f"{STACK}/24", "2001:2::2/64"], nameservers=[KERNEL]
+        )
+        try:
+            with asyncio.Runner(loop_factory=factory) as stack_runner:
+                stack_runner.run(main())
+        finally:
+            kernel.run(runner.cleanup())
+    assert remotes == ["2001:2::2"]
