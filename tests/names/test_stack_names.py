@@ -280,3 +280,17 @@ async def test_dual_stack_happy_eyeballs_and_an_ipv6_nameserver() -> None:
         assert writer.get_extra_info("peername") == (FAR, 7)
         assert loop.time() - started >= 0.25
         writer.close()
+
+
+async def test_a_lookup_in_progress_fails_when_the_stack_closes(
+    pair: tuple[Stack, Stack, Zone],
+) -> None:
+    near, _, _ = pair
+    lookup = asyncio.ensure_future(near.getaddrinfo("silent.test", 80))
+    await asyncio.sleep(0.05)
+    assert not lookup.done()
+    await near.aclose()
+    with pytest.raises(ConnectionAbortedError):
+        await lookup
+    with pytest.raises(ConnectionAbortedError):
+        await near.resolver.resolve("web.test", [1])
