@@ -20,13 +20,13 @@ from aionetstack import TunLink
 from aionetstack.aio.loop import StackEventLoop
 from aionetstack.testing.netns import Namespace
 
-from .kernel_services import KernelLoop, dnsmasq, redis_server
+from .kernel_services import KernelLoop, dnsmasq, postgres_server, redis_server
 
 pytestmark = pytest.mark.tun
 
 KERNEL = "198.18.0.1"
 STACK = "198.18.0.2"
-NAMES = {"web.test": [KERNEL], "redis.test": [KERNEL], "ws.test": [KERNEL]}
+NAMES = {"web.test": [KERNEL], "redis.test": [KERNEL], "ws.test": [KERNEL], "pg.test": [KERNEL]}
 
 
 @pytest.fixture
@@ -115,6 +115,31 @@ def test_redis_asyncio_client_against_redis_server(kernel: KernelLoop, tmp_path:
     with redis_server(tmp_path, KERNEL):
         address = run_on_stack(kernel, main)
     assert address.startswith(f"{STACK}:")  # redis saw the stack's address
+
+
+def test_asyncpg_against_postgresql(kernel: KernelLoop) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def main() -> str:
+        before = link_packets()
+        connection = await asyncpg.connect(host="pg.test", port=5432, user="postgres",
+                                           database="postgres")  # fmt: skip
+        try:
+            await connection.execute("CREATE TABLE t (n int, s text)")
+            await connection.executemany("INSERT INTO t VALUES ($1, $2)",
+                                         [(i, f"row {i}") for i in range(100)])  # fmt: skip
+            assert await connection.fetchval("SELECT sum(n) FROM t") == 4950
+            rows = await connection.fetch("SELECT s FROM t WHERE n < $1 ORDER BY n", 3)
+            assert [r["s"] for r in rows] == ["row 0", "row 1", "row 2"]
+            client = str(await connection.fetchval("SELECT inet_client_addr()"))
+        finally:
+            await connection.close()
+        after = link_packets()
+        assert after[0] > before[0] + 5 and after[1] > before[1] + 5
+        return client
+
+    with postgres_server(KERNEL):
+        assert run_on_stack(kernel, main) == STACK  # PostgreSQL saw the stack's address
 
 
 def test_websockets_client_and_server(kernel: KernelLoop) -> None:
