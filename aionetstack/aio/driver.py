@@ -4,6 +4,8 @@ One reader callback on the link's fd drains it in bounded batches, feeds every
 packet to the core, delivers the events, flushes the output once and re-arms a
 single ``call_at`` timer for the whole stack (DESIGN.md §2). Application
 writes ask for one coalesced flush per loop tick with :meth:`request_flush`.
+What happens at each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared
+with the anyio driver; this module only decides *when*, with asyncio callbacks.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ..core.pump import Pump
 from ..core.stack import StackCore
 from ..link.base import Link
 
@@ -21,16 +24,13 @@ class AsyncioDriver:
     """Run ``core`` over ``link`` on ``loop``; ``dispatch`` receives every core event."""
 
     __slots__ = (
-        "_batch",
-        "_core",
-        "_dispatch",
         "_flush_pending",
         "_link",
         "_loop",
+        "_pump",
         "_running",
         "_timer_deadline",
         "_timer_handle",
-        "internal_errors",
     )
 
     def __init__(
@@ -42,17 +42,18 @@ class AsyncioDriver:
         *,
         batch: int = 256,
     ) -> None:
-        self._core = core
         self._link = link
         self._loop = loop
-        self._dispatch = dispatch
-        self._batch = batch
+        self._pump = Pump(core, link, dispatch, self._report, batch=batch)
         self._flush_pending = False
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._running = False
-        #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
-        self.internal_errors = 0
+
+    @property
+    def internal_errors(self) -> int:
+        """Exceptions the core or a dispatcher raised (bugs), reported and survived."""
+        return self._pump.internal_errors
 
     def start(self) -> None:
         """Start watching the link."""
@@ -85,15 +86,7 @@ class AsyncioDriver:
 
     def _on_readable(self) -> None:
         now = self._loop.time()
-        packets = self._link.receive_batch(self._batch, now)
-        receive = self._core.receive_packet
-        for packet in packets:
-            try:
-                receive(packet, now)
-            except Exception as error:  # a core bug must not wedge the loop
-                self._internal_error("receiving a packet", error)
-        # A full batch may leave packets behind: the fd then stays readable (the Link
-        # contract), so the loop calls us again after the other ready callbacks.
+        self._pump.receive(now)
         self._process(now)
 
     def _on_flush(self) -> None:
@@ -107,12 +100,7 @@ class AsyncioDriver:
         if not self._running:
             return
         now = self._loop.time()
-        try:
-            self._core.handle_timer(now)
-        except Exception as error:
-            self._internal_error("handling a timer", error)
-        link_deadline = self._link.get_timer()
-        if link_deadline is not None and link_deadline <= now:
+        if self._pump.expire(now):
             self._on_readable()  # the link holds packets that are now due
         else:
             self._process(now)
@@ -120,35 +108,11 @@ class AsyncioDriver:
     # -- the one place output happens ----------------------------------------------
 
     def _process(self, now: float) -> None:
-        core = self._core
-        dispatch = self._dispatch
-        send = self._link.send
-        send_offloaded = self._link.send_offloaded
-        while True:
-            event = core.next_event()
-            while event is not None:
-                try:
-                    dispatch(event)
-                except Exception as error:
-                    self._internal_error(f"delivering {type(event).__name__}", error)
-                event = core.next_event()
-            try:
-                packets = core.packets_to_send(now)
-            except Exception as error:
-                self._internal_error("collecting output", error)
-                packets = []
-            for packet in packets:
-                if isinstance(packet, bytes):
-                    send(packet, now)
-                else:  # OffloadedPacket: the link completes the checksum, maybe segments
-                    send_offloaded(packet.packet, packet.segment_size, now)
-            if not core.events:
-                break
+        self._pump.process(now)
         self._rearm_timer()
 
-    def _internal_error(self, doing: str, error: Exception) -> None:
-        """Report a bug inside the stack to the loop's handler, count it, and carry on."""
-        self.internal_errors += 1
+    def _report(self, doing: str, error: Exception) -> None:
+        """Report a bug inside the stack to the loop's handler (the pump counts it)."""
         self._loop.call_exception_handler({
             "message": f"aionetstack: internal error while {doing}", "exception": error,
         })  # fmt: skip
@@ -156,10 +120,7 @@ class AsyncioDriver:
     def _rearm_timer(self) -> None:
         if not self._running:
             return
-        deadline = self._core.get_timer()
-        link_deadline = self._link.get_timer()
-        if link_deadline is not None and (deadline is None or link_deadline < deadline):
-            deadline = link_deadline
+        deadline = self._pump.deadline()
         if deadline == self._timer_deadline:
             return
         if self._timer_handle is not None:

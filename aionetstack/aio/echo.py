@@ -1,47 +1,32 @@
-"""ICMP echo for ``Stack.ping``: requests matched to replies by (identifier, sequence)."""
+"""ICMP echo for ``Stack.ping``: requests matched to replies by (identifier, sequence).
+
+Numbering, sending and the reply record are ``core/echo.py``'s (shared with the
+anyio driver); here each request waits on an asyncio future.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
+from ..core.addresses import ip_literal
+from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
 from ..core.events import EchoReplyReceived, EchoUnreachable
 from ..core.stack import StackCore
-from .addresses import ip_literal
 
 if TYPE_CHECKING:
     from .driver import AsyncioDriver
 
 __all__ = ["DEFAULT_PING_SIZE", "EchoReply", "Pinger"]
 
-#: Payload bytes of the classic 64-byte ping (iputils' default; RFC 792 sets none).
-DEFAULT_PING_SIZE: Final = 56
-#: IPv4 and ICMP headers around an echo payload.
-_HEADERS: Final = 28
-
-
-@dataclass(frozen=True, slots=True)
-class EchoReply:
-    """One answered ping: round-trip time in seconds, reply TTL, ICMP bytes, who answered."""
-
-    rtt: float
-    ttl: int
-    size: int
-    source: str
-    sequence: int
-
 
 class Pinger:
     """The echo requests of one stack, each waiting on a future for its reply."""
 
-    __slots__ = ("_core", "_identifier", "_sequence", "_waiters")
+    __slots__ = ("_requests", "_waiters")
 
     def __init__(self, core: StackCore, identifier: int) -> None:
-        self._core = core
-        self._identifier = identifier
-        self._sequence = 0
+        self._requests = EchoRequests(core, identifier)
         self._waiters: dict[tuple[int, int], asyncio.Future[tuple[float, EchoReplyReceived]]] = {}
 
     async def echo(
@@ -49,19 +34,13 @@ class Pinger:
     ) -> EchoReply:
         """Send one echo request and wait for its reply (see ``Stack.echo``)."""
         destination = ip_literal(host)
-        room = self._core.mtu - _HEADERS
-        if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= room:
-            raise ValueError(f"size must be an int in 0..{room} (MTU {self._core.mtu})")
-        if timeout <= 0:
-            raise ValueError(f"timeout must be > 0, got {timeout}")
-        self._sequence = (self._sequence + 1) & 0xFFFF
-        key = (self._identifier, self._sequence)
-        payload = bytes((i + 8) & 0xFF for i in range(size))  # iputils' pattern after its timestamp
+        self._requests.validate(size, timeout)
+        key = self._requests.next_key()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, EchoReplyReceived]] = loop.create_future()
         self._waiters[key] = future
         try:
-            self._core.send_echo_request(destination, key[0], key[1], payload, ttl=ttl)
+            self._requests.send(destination, key, size, ttl)
             sent_at = loop.time()
             driver.flush_now()
             async with asyncio.timeout(timeout):
@@ -70,10 +49,7 @@ class Pinger:
             raise TimeoutError(f"no echo reply from {host} within {timeout} s") from None
         finally:
             self._waiters.pop(key, None)
-        return EchoReply(
-            rtt=received_at - sent_at, ttl=event.ttl, size=8 + len(event.payload),
-            source=str(ipaddress.ip_address(event.source)), sequence=event.sequence,
-        )  # fmt: skip
+        return EchoRequests.reply(event, received_at - sent_at)
 
     def on_reply(self, event: EchoReplyReceived) -> None:
         future = self._waiters.get((event.identifier, event.sequence))

@@ -1,0 +1,43 @@
+"""What the trio socket layer needs from the stack (so it never imports ``stack.py``)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from ..core.stack import StackCore
+    from .connection import AsyncConnection
+    from .driver import AnyioDriver
+    from .names import HostsTable
+    from .udp import UdpQueue
+
+__all__ = ["AcceptWatcher", "SocketHost"]
+
+
+class AcceptWatcher(Protocol):
+    """A face told when its listener has a connection to accept."""
+
+    def on_accept_ready(self) -> None: ...
+
+    def close_listener(self) -> None: ...
+
+
+class SocketHost(Protocol):
+    """The running stack as its sockets see it (``AnyioStack`` satisfies this)."""
+
+    core: StackCore
+    names: HostsTable
+
+    def running_driver(self) -> AnyioDriver: ...
+
+    def resolve(self, host: str) -> bytes: ...
+
+    def open_udp(
+        self, local_host: str | None, local_port: int, remote: tuple[bytes, int] | None
+    ) -> UdpQueue: ...
+
+    def track_connection(self, connection: AsyncConnection) -> AsyncConnection: ...
+
+    def watch_listener(self, listener: object, face: AcceptWatcher) -> None: ...
+
+    def forget_listener(self, listener: object) -> None: ...

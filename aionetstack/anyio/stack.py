@@ -1,0 +1,486 @@
+"""``AnyioStack``: the whole stack under anyio (its asyncio or its trio backend)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import random
+import socket
+import ssl
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from types import TracebackType
+from typing import Any, Final
+
+import anyio
+import anyio.abc
+from anyio.streams.tls import TLSStream
+
+from ..config import StackConfig
+from ..core.addresses import parse_endpoint
+from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
+from ..core.events import (
+    EchoReplyReceived,
+    EchoUnreachable,
+    UdpDatagramReceived,
+    UdpErrorReceived,
+)
+from ..core.stack import StackCore
+from ..core.tcp.events import (
+    TcpAccepted,
+    TcpClosed,
+    TcpConnected,
+    TcpEofReceived,
+    TcpReadable,
+    TcpWritable,
+)
+from ..link.base import Link
+from .connection import AsyncConnection
+from .driver import AnyioDriver
+from .host import AcceptWatcher
+from .names import AddrInfo, HostsTable
+from .streams import StackSocketListener, StackSocketStream
+from .udp import DEFAULT_UDP_QUEUE, StackConnectedUDPSocket, StackUDPSocket, UdpQueue
+
+__all__ = ["AnyioStack"]
+
+#: Linux caps a listen backlog at net.core.somaxconn (4096 since 5.4).
+MAX_BACKLOG: Final = 4096
+
+
+class AnyioStack:
+    """A TCP/IP stack running under anyio over ``link``: on asyncio or on trio.
+
+    ``address``, ``gateway``, ``pcap``, ``config`` and ``seed`` are as for
+    :class:`aionetstack.Stack`. ``hosts`` maps names to address literals (the
+    only names it resolves; anything else raises ``socket.gaierror``).
+
+    Use it as ``async with AnyioStack(...) as stack:``. Its faces follow
+    anyio's interfaces: :meth:`connect_tcp` (``anyio.abc.SocketStream``),
+    :meth:`create_tcp_listener` (``anyio.abc.SocketListener``),
+    :meth:`create_udp_socket` / :meth:`create_connected_udp_socket`, and
+    :meth:`as_trio_network` makes unmodified trio code use the stack.
+    Leaving the ``async with`` resets connections still open (as a process
+    exit does) and closes the link.
+    """
+
+    def __init__(
+        self,
+        link: Link,
+        *,
+        address: str | Sequence[str],
+        gateway: str | None = None,
+        pcap: str | os.PathLike[str] | None = None,
+        config: StackConfig | None = None,
+        seed: int | None = None,
+        hosts: Mapping[str, str] | None = None,
+    ) -> None:
+        if not isinstance(link, Link):
+            raise TypeError(
+                f"link must be a Link (TunLink, MemoryLink ...), got {type(link).__name__}"
+            )
+        addresses = [address] if isinstance(address, str) else list(address)
+        self._rng: random.Random = random.SystemRandom() if seed is None else random.Random(seed)
+        self.config = config or StackConfig()
+        self.core = StackCore(
+            addresses, gateway=gateway, mtu=link.mtu, config=self.config, rng=self._rng,
+            receive_checksums_partial=link.receive_checksums_partial,
+            transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
+        )  # fmt: skip
+        #: The names this stack resolves (IP literals need none).
+        self.names = HostsTable(hosts)
+        if pcap is not None:
+            from ..link.pcap import CapturingLink
+
+            link = CapturingLink(link, os.fspath(pcap))
+        self.link = link
+        self.driver = AnyioDriver(
+            self.core, link, self._dispatch, batch=self.config.receive_batch
+        )
+        self._echo = EchoRequests(self.core, self._rng.getrandbits(16))
+        self._pings: dict[tuple[int, int], _PendingPing] = {}
+        self._listeners: dict[object, AcceptWatcher] = {}
+        self._endpoints: set[AsyncConnection] = set()
+        self._udp: set[UdpQueue] = set()
+        self._group: anyio.abc.TaskGroup | None = None
+        self._closed = False
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            EchoReplyReceived: self._on_echo_reply,
+            EchoUnreachable: self._on_echo_unreachable,
+            UdpDatagramReceived: self._on_udp_datagram,
+            UdpErrorReceived: self._on_udp_error,
+            TcpConnected: self._on_tcp_connected,
+            TcpAccepted: self._on_tcp_accepted,
+            TcpReadable: self._on_tcp_readable,
+            TcpWritable: self._on_tcp_writable,
+            TcpEofReceived: self._on_tcp_readable,
+            TcpClosed: self._on_tcp_closed,
+        }
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    async def __aenter__(self) -> AnyioStack:
+        if self._closed or self._group is not None:
+            raise RuntimeError("an AnyioStack runs once")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        try:
+            await group.start(self.driver.run)
+        except BaseException as error:
+            await group.__aexit__(type(error), error, error.__traceback__)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool | None:
+        self._shutdown()
+        group, self._group = self._group, None
+        try:
+            if group is not None:
+                return await group.__aexit__(exc_type, exc, tb)
+            return None
+        finally:
+            self.link.close()
+
+    async def aclose(self) -> None:
+        """Reset open connections, stop the driver and close the link (idempotent)."""
+        if self._closed:
+            return
+        self._shutdown()
+        with anyio.CancelScope(shield=True):
+            await self.driver.wait_stopped()
+        self.link.close()
+
+    def _shutdown(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for face in list(self._listeners.values()):
+            face.close_listener()
+        for endpoint in list(self._endpoints):
+            if not endpoint.finished:
+                endpoint.abort()  # as a process exit: open connections are reset
+        for queue in list(self._udp):
+            queue.close()
+        self.driver.flush_now()  # the RSTs go out before the link closes
+        self.driver.stop()
+        for pending in self._pings.values():
+            pending.fail(ConnectionAbortedError(errno.ECONNABORTED, "the stack was closed"))
+
+    def running_driver(self) -> AnyioDriver:
+        """The driver, or RuntimeError when the stack is not running."""
+        if self._closed or not self.driver.running:
+            raise RuntimeError("the AnyioStack is not running: use 'async with AnyioStack(...)'")
+        return self.driver
+
+    # -- names --------------------------------------------------------------------
+
+    def resolve(self, host: str) -> bytes:
+        """The packed address of an IP literal or a name given in ``hosts=``."""
+        return self.names.resolve(host)
+
+    async def getaddrinfo(
+        self,
+        host: str | None,
+        port: int | str | None,
+        *,
+        family: int = 0,
+        type: int = 0,  # the stdlib's argument name
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[AddrInfo]:
+        """``socket.getaddrinfo``'s shape, over the hosts table and IP literals."""
+        await anyio.lowlevel.checkpoint()
+        del flags  # AI_PASSIVE etc.: the answer is the same for the hosts table
+        return self.names.getaddrinfo(host, port, family=family, type_=type, proto=proto)
+
+    # -- TCP --------------------------------------------------------------------
+
+    async def connect_tcp(
+        self,
+        remote_host: str,
+        remote_port: int,
+        *,
+        local_host: str | None = None,
+        tls: bool = False,
+        ssl_context: ssl.SSLContext | None = None,
+        tls_standard_compatible: bool = True,
+        tls_hostname: str | None = None,
+    ) -> anyio.abc.SocketStream | TLSStream:
+        """``anyio.connect_tcp`` over this stack.
+
+        Raises ``ConnectionRefusedError`` (an ``OSError``, as anyio's own
+        ``connect_tcp`` raises) when the peer answers RST, ``TimeoutError``
+        after the SYN retries, ``OSError(ENETUNREACH)`` without a route,
+        ``socket.gaierror`` for an unknown name. With ``tls=True`` (or an
+        ``ssl_context``) the stream is wrapped in anyio's ``TLSStream``.
+        """
+        driver = self.running_driver()
+        remote = self.resolve(remote_host)
+        if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
+                or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
+            raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
+        local = None if local_host is None else self.resolve(local_host)
+        route = self.core.routes.route(remote)
+        connection = self.core.tcp.connect(local or route.source, remote, remote_port,
+                                           anyio.current_time())  # fmt: skip
+        endpoint = self._track(AsyncConnection(driver, connection))
+        driver.request_flush()
+        try:
+            await endpoint.wait_connected()
+        except BaseException:
+            endpoint.abort()
+            raise
+        stream: anyio.abc.SocketStream = StackSocketStream(endpoint)
+        if tls or ssl_context is not None:
+            if ssl_context is None:
+                ssl_context = ssl.create_default_context()
+            try:
+                return await TLSStream.wrap(
+                    stream, hostname=tls_hostname or remote_host, ssl_context=ssl_context,
+                    standard_compatible=tls_standard_compatible,
+                )  # fmt: skip
+            except BaseException:
+                await anyio.aclose_forcefully(stream)
+                raise
+        return stream
+
+    async def create_tcp_listener(
+        self,
+        *,
+        local_host: str | None = None,
+        local_port: int = 0,
+        family: int = socket.AF_UNSPEC,
+        backlog: int = 65536,
+        reuse_port: bool = False,
+    ) -> StackSocketListener:
+        """``anyio.create_tcp_listener`` over this stack (one listener on every address
+        when ``local_host`` is None). ``OSError(EADDRINUSE)`` when the port is taken."""
+        driver = self.running_driver()
+        if reuse_port:
+            raise ValueError("reuse_port is not supported by aionetstack")
+        del family  # the listener serves the stack's addresses of every family it has
+        if not isinstance(local_port, int) or isinstance(local_port, bool) \
+                or not 0 <= local_port <= 0xFFFF:  # fmt: skip
+            raise ValueError(f"local_port must be an int in 0..65535, got {local_port!r}")
+        if not isinstance(backlog, int) or backlog < 1:
+            raise ValueError(f"backlog must be a positive int, got {backlog!r}")
+        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
+            local_host
+        )
+        listener = self.core.tcp.listen(address, local_port, min(backlog, MAX_BACKLOG))
+        face = StackSocketListener(driver, listener, self.forget_listener)
+        self._listeners[listener] = face
+        await anyio.lowlevel.checkpoint()
+        return face
+
+    def watch_listener(self, listener: object, face: AcceptWatcher) -> None:
+        """Tell ``face`` about accept events of the core ``listener`` (the trio socket)."""
+        self._listeners[listener] = face
+
+    def track_connection(self, connection: AsyncConnection) -> AsyncConnection:
+        """Keep ``connection`` among those reset when the stack closes."""
+        return self._track(connection)
+
+    def _track(self, endpoint: AsyncConnection) -> AsyncConnection:
+        self._endpoints.add(endpoint)
+        return endpoint
+
+    def forget_listener(self, listener: object) -> None:
+        self._listeners.pop(listener, None)
+
+    # -- UDP --------------------------------------------------------------------
+
+    def open_udp(
+        self,
+        local_host: str | None,
+        local_port: int,
+        remote: tuple[bytes, int] | None,
+    ) -> UdpQueue:
+        """Bind a core UDP endpoint with an awaitable queue (for the faces)."""
+        driver = self.running_driver()
+        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
+            local_host
+        )
+        if remote is not None:
+            route = self.core.routes.route(remote[0])  # ENETUNREACH now, not on first send
+            if local is None:  # as connect(2) on a UDP socket: the route's source is chosen
+                local = route.source
+        endpoint = self.core.udp.bind(local, local_port, remote)
+        queue = UdpQueue(driver, endpoint, DEFAULT_UDP_QUEUE)
+        self._udp.add(queue)
+        return queue
+
+    async def create_udp_socket(
+        self,
+        family: int = socket.AF_UNSPEC,
+        *,
+        local_host: str | None = None,
+        local_port: int = 0,
+        reuse_port: bool = False,
+    ) -> StackUDPSocket:
+        """``anyio.create_udp_socket`` over this stack."""
+        if reuse_port:
+            raise ValueError("reuse_port is not supported by aionetstack")
+        del family
+        parse_endpoint(("0.0.0.0", local_port), "local_port")
+        queue = self.open_udp(local_host, local_port, None)
+        await anyio.lowlevel.checkpoint()
+        return StackUDPSocket(queue)
+
+    async def create_connected_udp_socket(
+        self,
+        remote_host: str,
+        remote_port: int,
+        *,
+        family: int = socket.AF_UNSPEC,
+        local_host: str | None = None,
+        local_port: int = 0,
+        reuse_port: bool = False,
+    ) -> StackConnectedUDPSocket:
+        """``anyio.create_connected_udp_socket`` over this stack."""
+        if reuse_port:
+            raise ValueError("reuse_port is not supported by aionetstack")
+        del family
+        if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
+                or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
+            raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
+        queue = self.open_udp(local_host, local_port, (self.resolve(remote_host), remote_port))
+        await anyio.lowlevel.checkpoint()
+        return StackConnectedUDPSocket(queue)
+
+    # -- ping -------------------------------------------------------------------
+
+    async def ping(
+        self, host: str, timeout: float = 1.0, *, size: int = DEFAULT_PING_SIZE,
+        ttl: int | None = None,
+    ) -> float:  # fmt: skip
+        """One ICMP echo; the round-trip time in seconds (``TimeoutError`` if none)."""
+        return (await self.echo(host, timeout=timeout, size=size, ttl=ttl)).rtt
+
+    async def echo(
+        self, host: str, *, timeout: float = 1.0, size: int = DEFAULT_PING_SIZE,
+        ttl: int | None = None,
+    ) -> EchoReply:  # fmt: skip
+        """Like :meth:`ping` but return the whole :class:`~aionetstack.EchoReply`."""
+        driver = self.running_driver()
+        destination = self.resolve(host)
+        self._echo.validate(size, timeout)
+        key = self._echo.next_key()
+        pending = _PendingPing()
+        self._pings[key] = pending
+        try:
+            self._echo.send(destination, key, size, ttl)
+            sent_at = anyio.current_time()
+            driver.flush_now()
+            with anyio.move_on_after(timeout):
+                await pending.event.wait()
+        finally:
+            self._pings.pop(key, None)
+        if pending.error is not None:
+            raise pending.error
+        if pending.reply is None:
+            raise TimeoutError(f"no echo reply from {host} within {timeout} s")
+        received_at, event = pending.reply
+        return EchoRequests.reply(event, received_at - sent_at)
+
+    # -- trio -------------------------------------------------------------------
+
+    @contextmanager
+    def as_trio_network(self) -> Iterator[None]:
+        """Under trio: route ``trio.socket`` (hence ``trio.open_tcp_stream``,
+        ``trio.serve_tcp``, anyio-on-trio and httpx-on-trio) through this stack
+        for the current ``trio.run``, restoring the previous hooks on exit."""
+        from .trio_network import install_trio_network
+
+        with install_trio_network(self):
+            yield
+
+    # -- statistics -------------------------------------------------------------
+
+    def statistics(self) -> dict[str, dict[str, int]]:
+        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``)."""
+        result = self.core.statistics()
+        result["link"] = dict(self.link.statistics())
+        result["driver"] = {
+            "internal_errors": self.driver.internal_errors,
+            "udp_queue_dropped": sum(queue.dropped for queue in self._udp),
+        }
+        return result
+
+    # -- events -------------------------------------------------------------------
+
+    def _dispatch(self, event: object) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+    def _on_tcp_connected(self, event: TcpConnected) -> None:
+        endpoint = event.connection.user_data
+        if isinstance(endpoint, AsyncConnection):
+            endpoint.on_connected()
+
+    def _on_tcp_accepted(self, event: TcpAccepted) -> None:
+        face = self._listeners.get(event.listener)
+        if face is not None:
+            face.on_accept_ready()
+
+    def _on_tcp_readable(self, event: TcpReadable | TcpEofReceived) -> None:
+        endpoint = event.connection.user_data
+        if isinstance(endpoint, AsyncConnection):
+            endpoint.on_readable()
+
+    def _on_tcp_writable(self, event: TcpWritable) -> None:
+        endpoint = event.connection.user_data
+        if isinstance(endpoint, AsyncConnection):
+            endpoint.on_writable()
+
+    def _on_tcp_closed(self, event: TcpClosed) -> None:
+        endpoint = event.connection.user_data
+        if isinstance(endpoint, AsyncConnection):
+            endpoint.on_closed(event.error)
+            self._endpoints.discard(endpoint)
+
+    def _on_udp_datagram(self, event: UdpDatagramReceived) -> None:
+        queue = event.endpoint.user_data
+        if isinstance(queue, UdpQueue):
+            queue.deliver(event.data, event.source, event.source_port)
+
+    def _on_udp_error(self, event: UdpErrorReceived) -> None:
+        queue = event.endpoint.user_data
+        if isinstance(queue, UdpQueue):
+            queue.deliver_error(event.error)
+
+    def _on_echo_reply(self, event: EchoReplyReceived) -> None:
+        pending = self._pings.get((event.identifier, event.sequence))
+        if pending is not None:
+            pending.resolve((anyio.current_time(), event))
+
+    def _on_echo_unreachable(self, event: EchoUnreachable) -> None:
+        pending = self._pings.get((event.identifier, event.sequence))
+        if pending is not None:
+            pending.fail(event.error)
+
+
+class _PendingPing:
+    __slots__ = ("error", "event", "reply")
+
+    def __init__(self) -> None:
+        self.event = anyio.Event()
+        self.reply: tuple[float, EchoReplyReceived] | None = None
+        self.error: OSError | None = None
+
+    def resolve(self, reply: tuple[float, EchoReplyReceived]) -> None:
+        if self.reply is None and self.error is None:
+            self.reply = reply
+            self.event.set()
+
+    def fail(self, error: OSError) -> None:
+        if self.reply is None and self.error is None:
+            self.error = error
+            self.event.set()
