@@ -228,6 +228,10 @@ class StubResolver:
         for query in self._active.pop(lookup, []):
             self._release(query)
 
+    def in_progress(self) -> list[Lookup]:
+        """The lookups still waiting for the network."""
+        return list(self._active)
+
     def commands(self) -> list[Command]:
         """Take the commands queued so far."""
         commands, self._commands = self._commands, []
