@@ -176,4 +176,3 @@ class StackResolver:
         self._timer_at = None
         self.machine.handle_timer(now=now)
         self.pump()
-

@@ -107,9 +107,7 @@ class AnyioStack:
 
             link = CapturingLink(link, os.fspath(pcap))
         self.link = link
-        self.driver = AnyioDriver(
-            self.core, link, self._dispatch, batch=self.config.receive_batch
-        )
+        self.driver = AnyioDriver(self.core, link, self._dispatch, batch=self.config.receive_batch)
         self._echo = EchoRequests(self.core, self._rng.getrandbits(16))
         self._pings: dict[tuple[int, int], _PendingPing] = {}
         self._listeners: dict[object, AcceptWatcher] = {}
@@ -330,9 +328,7 @@ class AnyioStack:
             raise ValueError(f"local_port must be an int in 0..65535, got {local_port!r}")
         if not isinstance(backlog, int) or backlog < 1:
             raise ValueError(f"backlog must be a positive int, got {backlog!r}")
-        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
-            local_host
-        )
+        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(local_host)
         listener = self.core.tcp.listen(address, local_port, min(backlog, MAX_BACKLOG))
         face = StackSocketListener(driver, listener, self.forget_listener)
         self._listeners[listener] = face
@@ -364,9 +360,7 @@ class AnyioStack:
     ) -> UdpQueue:
         """Bind a core UDP endpoint with an awaitable queue (for the faces)."""
         driver = self.running_driver()
-        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
-            local_host
-        )
+        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(local_host)
         if remote is not None:
             route = self.core.routes.route(remote[0])  # ENETUNREACH now, not on first send
             if local is None:  # as connect(2) on a UDP socket: the route's source is chosen
@@ -463,9 +457,14 @@ class AnyioStack:
 
     # -- statistics -------------------------------------------------------------
 
-    def statistics(self) -> dict[str, dict[str, int]]:
-        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``)."""
-        result = self.core.statistics()
+    def statistics(self) -> dict[str, dict[str, int | str]]:
+        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``).
+
+        The link may add descriptive strings (a ``TunLink``'s ``"offload"`` status).
+        """
+        result: dict[str, dict[str, int | str]] = {
+            layer: dict(counters) for layer, counters in self.core.statistics().items()
+        }
         result["link"] = dict(self.link.statistics())
         result["driver"] = {
             "internal_errors": self.driver.internal_errors,
