@@ -79,18 +79,26 @@ async def getaddrinfo(
     if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
         raise _error(socket.EAI_FAMILY)
     text = host_text(host)
+    addrconfig = bool(flags & socket.AI_ADDRCONFIG)
+    # The stack's addresses are what AI_ADDRCONFIG is about, not the kernel's: the C
+    # library never sees the flag (in a namespace with only lo it would refuse everything).
+    flags &= ~socket.AI_ADDRCONFIG
     # The service first, on a literal: EAI_SERVICE without a query.
     socket.getaddrinfo("0.0.0.0", port, socket.AF_INET, type, proto,
                        socket.AI_NUMERICHOST | (flags & socket.AI_NUMERICSERV))  # fmt: skip
     found = numeric(text, port, family=family, type=type, proto=proto, flags=flags)
     if found is not None:
+        if addrconfig:
+            found = [info for info in found if info[0] in local_families]
+            if not found:
+                raise _error(socket.EAI_NONAME)
         return found
     assert text is not None
     if flags & socket.AI_NUMERICHOST:
         raise _error(socket.EAI_NONAME)
     families = [family] if family else [socket.AF_INET6, socket.AF_INET]
     families.sort(key=lambda f: f not in local_families)
-    if flags & socket.AI_ADDRCONFIG:
+    if addrconfig:
         families = [f for f in families if f in local_families]
         if not families:
             raise _error(socket.EAI_NONAME)
