@@ -40,6 +40,7 @@ from ..names import AAAA, A, Outcome, StubResolver
 from ..names import HostsTable as ResolverHosts
 from .connection import AsyncConnection
 from .driver import AnyioDriver
+from .happy_eyeballs import interleave, race
 from .host import AcceptWatcher
 from .names import AddrInfo, HostsTable
 from .resolver import AnyioResolver
@@ -244,13 +245,6 @@ class AnyioStack:
             return False
         return True
 
-    async def resolve_async(self, host: str) -> bytes:
-        """The packed address of ``host``: the first ``getaddrinfo`` gives."""
-        if self._known(host) or not self.nameservers:
-            return self.names.resolve(host)
-        infos = await self.getaddrinfo(host, None, type=socket.SOCK_STREAM)
-        return ipaddress.ip_address(infos[0][4][0]).packed
-
     def start_soon(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
         """Run ``function(*args)`` in the stack's task group (the resolver's tasks)."""
         if self._group is None:
@@ -275,25 +269,39 @@ class AnyioStack:
         Raises ``ConnectionRefusedError`` (an ``OSError``, as anyio's own
         ``connect_tcp`` raises) when the peer answers RST, ``TimeoutError``
         after the SYN retries, ``OSError(ENETUNREACH)`` without a route,
-        ``socket.gaierror`` for an unknown name. With ``tls=True`` (or an
+        ``socket.gaierror`` for an unknown name. A name with several addresses
+        is dialled with Happy Eyeballs (RFC 8305). With ``tls=True`` (or an
         ``ssl_context``) the stream is wrapped in anyio's ``TLSStream``.
         """
         driver = self.running_driver()
-        remote = await self.resolve_async(remote_host)
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
             raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
         local = None if local_host is None else self.resolve(local_host)
-        route = self.core.routes.route(remote)
-        connection = self.core.tcp.connect(local or route.source, remote, remote_port,
-                                           anyio.current_time())  # fmt: skip
-        endpoint = self._track(AsyncConnection(driver, connection))
-        driver.request_flush()
-        try:
-            await endpoint.wait_connected()
-        except BaseException:
-            endpoint.abort()
-            raise
+        if self._known(remote_host) or not self.nameservers:
+            targets = [self.resolve(remote_host)]
+        else:  # a name: its addresses, families interleaved, with Happy Eyeballs (RFC 8305)
+            infos = await self.getaddrinfo(remote_host, remote_port, type=socket.SOCK_STREAM)
+            found = list(dict.fromkeys(ipaddress.ip_address(i[4][0]).packed for i in infos))
+            targets = interleave(found, len)
+
+        async def attempt(remote: bytes) -> AsyncConnection:
+            route = self.core.routes.route(remote)
+            connection = self.core.tcp.connect(local or route.source, remote, remote_port,
+                                               anyio.current_time())  # fmt: skip
+            endpoint = self._track(AsyncConnection(driver, connection))
+            driver.request_flush()
+            try:
+                await endpoint.wait_connected()
+            except BaseException:
+                endpoint.abort()
+                raise
+            return endpoint
+
+        if len(targets) == 1:
+            endpoint = await attempt(targets[0])
+        else:
+            endpoint = await race(targets, attempt, lambda extra: extra.abort())
         stream: anyio.abc.SocketStream = StackSocketStream(endpoint)
         if tls or ssl_context is not None:
             if ssl_context is None:

@@ -22,7 +22,8 @@ from .conftest import FAR, NEAR
 pytestmark = pytest.mark.anyio
 
 WAIT = 10.0
-ZONE = {"web.test": [FAR], "many.test": [f"198.18.1.{i}" for i in range(1, 41)]}
+ZONE = {"web.test": [FAR], "many.test": [f"198.18.1.{i}" for i in range(1, 41)],
+        "dual.test": [FAR, "2001:2::99"]}  # nobody answers at 2001:2::99
 SOA = "ns.test. admin.test. 1 3600 600 86400 60"
 
 
@@ -39,25 +40,34 @@ def answer(data: bytes, *, tcp: bool, seen: list[str]) -> bytes | None:
     if addresses is None:
         response.set_rcode(dns.rcode.NXDOMAIN)
         response.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", SOA))
-    elif question.rdtype == dns.rdatatype.A:
-        if len(addresses) > 10 and not tcp:
+    elif question.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
+        rdtype = dns.rdatatype.to_text(question.rdtype)
+        wanted = [a for a in addresses if (":" in a) == (rdtype == "AAAA")]
+        if len(wanted) > 10 and not tcp:
             response.flags |= dns.flags.TC
+        elif wanted:
+            response.answer.append(dns.rrset.from_text_list(name + ".", 300, "IN", rdtype, wanted))
         else:
-            response.answer.append(dns.rrset.from_text_list(name + ".", 300, "IN", "A", addresses))
+            response.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", SOA))
     else:  # NODATA, with the SOA that lets it be cached (RFC 2308 §5)
         response.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", SOA))
     return response.to_wire()
 
 
 @asynccontextmanager
-async def resolving_stacks() -> AsyncIterator[tuple[AnyioStack, AnyioStack, list[str]]]:
-    """``(near, far, seen)``: near asks far, whose UDP and TCP port 53 serve ZONE."""
+async def resolving_stacks(
+    *, dual: bool = False
+) -> AsyncIterator[tuple[AnyioStack, AnyioStack, list[str]]]:
+    """``(near, far, seen)``: near asks far, whose UDP and TCP port 53 serve ZONE
+    (``dual``: both stacks have an IPv6 address too)."""
     near_link, far_link = MemoryLink.pair(mtu=1500)
     config = StackConfig(resolver=ResolverConfig(timeout=0.2, attempts=2))
     seen: list[str] = []
+    far_addresses = [f"{FAR}/24", "2001:2::1/64"] if dual else f"{FAR}/24"
+    near_addresses = [f"{NEAR}/24", "2001:2::2/64"] if dual else f"{NEAR}/24"
     async with (
-        AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far,
-        AnyioStack(near_link, address=f"{NEAR}/24", seed=1, config=config,
+        AnyioStack(far_link, address=far_addresses, seed=2) as far,
+        AnyioStack(near_link, address=near_addresses, seed=1, config=config,
                    nameservers=[FAR], hosts={"hosts.test": FAR}) as near,
         anyio.create_task_group() as group,
     ):  # fmt: skip
@@ -143,3 +153,25 @@ async def test_trio_open_tcp_stream_by_name(anyio_backend: str) -> None:
                     await stream.aclose()
                 group.cancel_scope.cancel()
         assert "udp web.test" in seen
+
+
+async def test_connect_tcp_happy_eyeballs_past_a_silent_ipv6_address() -> None:
+    async with resolving_stacks(dual=True) as (near, far, _):
+        listener = await far.create_tcp_listener(local_port=9)
+
+        async def hello(stream: anyio.abc.ByteStream) -> None:
+            async with stream:
+                await stream.send(b"hi")
+
+        with anyio.fail_after(WAIT):
+            async with anyio.create_task_group() as group:
+                group.start_soon(listener.serve, hello)
+                infos = await near.getaddrinfo("dual.test", 9, type=socket.SOCK_STREAM)
+                assert [info[0] for info in infos] == [socket.AF_INET6, socket.AF_INET]
+                started = anyio.current_time()
+                async with await near.connect_tcp("dual.test", 9) as stream:
+                    assert await stream.receive() == b"hi"
+                    remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
+                assert remote[0] == FAR  # IPv6 went unanswered: IPv4 after 250 ms won
+                assert anyio.current_time() - started >= 0.25
+                group.cancel_scope.cancel()
