@@ -78,12 +78,13 @@ class StackResolver:
         future: asyncio.Future[Lookup] = loop.create_future()
         lookup.user_data = future
         self._waiting.add(future)
-        self.pump()
         try:
-            return await future
-        except asyncio.CancelledError:
-            self.machine.cancel(lookup)
             self.pump()
+            return await future
+        except BaseException:  # cancelled (or a failure): its sockets are released
+            if not lookup.done:
+                self.machine.cancel(lookup)
+                self.pump()
             raise
         finally:
             self._waiting.discard(future)
@@ -123,7 +124,10 @@ class StackResolver:
     # -- inside -------------------------------------------------------------------
 
     def _send_datagram(self, command: SendDatagram) -> None:
-        endpoint = self._core.udp.bind(None, 0, None)  # a random ephemeral port
+        try:
+            endpoint = self._core.udp.bind(None, 0, None)  # a random ephemeral port
+        except OSError:
+            return  # no free port: nothing goes out, and the try times out
         protocol = _Datagrams(self, command.token)
         loop = asyncio.get_running_loop()
         transport = DatagramTransport(loop, self._driver(), endpoint, protocol)

@@ -99,7 +99,10 @@ class AnyioResolver:
     # -- inside -------------------------------------------------------------------
 
     def _send_datagram(self, command: SendDatagram) -> None:
-        queue = self._host.open_udp(None, 0, None)  # a random ephemeral port
+        try:
+            queue = self._host.open_udp(None, 0, None)  # a random ephemeral port
+        except OSError:
+            return  # no free port: nothing goes out, and the try times out
         self._datagrams[command.token] = queue
         try:
             queue.endpoint.sendto(command.payload, (command.server, command.port))

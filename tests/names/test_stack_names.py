@@ -294,3 +294,15 @@ async def test_a_lookup_in_progress_fails_when_the_stack_closes(
         await lookup
     with pytest.raises(ConnectionAbortedError):
         await near.resolver.resolve("web.test", [1])
+
+
+async def test_no_free_port_for_a_query_means_its_tries_time_out() -> None:
+    near_link, _ = MemoryLink.pair(mtu=1500)
+    config = StackConfig(ephemeral_ports=(40000, 40000),
+                         resolver=ResolverConfig(timeout=0.05, attempts=1))  # fmt: skip
+    async with Stack(near_link, address=f"{NEAR}/24", config=config, nameservers=[FAR]) as near:
+        await near.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=(NEAR, 40000))
+        with pytest.raises(socket.gaierror) as caught:
+            await near.getaddrinfo("web.test", 80, family=socket.AF_INET)
+        assert caught.value.errno == socket.EAI_AGAIN
+        assert near.statistics()["driver"]["internal_errors"] == 0
