@@ -306,3 +306,16 @@ async def test_no_free_port_for_a_query_means_its_tries_time_out() -> None:
             await near.getaddrinfo("web.test", 80, family=socket.AF_INET)
         assert caught.value.errno == socket.EAI_AGAIN
         assert near.statistics()["driver"]["internal_errors"] == 0
+
+
+async def test_a_cancelled_lookup_releases_its_queries(pair: tuple[Stack, Stack, Zone]) -> None:
+    near, _, served = pair
+    task = asyncio.ensure_future(near.getaddrinfo("silent.test", 80))
+    await asyncio.sleep(0.05)
+    assert near.statistics()["names"]["in_progress"] == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert near.statistics()["names"]["in_progress"] == 0
+    await asyncio.sleep(0.5)  # past the 0.2 s timeouts: no retry went out
+    assert len(served.seen) == 2  # the first A and AAAA only
