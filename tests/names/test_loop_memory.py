@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import socket
 import ssl
 from typing import Any
@@ -265,3 +266,22 @@ def test_datagram_endpoints_through_the_loop_dnspython_asyncquery(netns: Namespa
             assert infos == [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (FAR, 80))]
 
     run_with_peer(main)
+
+
+def test_a_dial_policy_keeps_destinations_on_the_kernel(netns: Namespace) -> None:
+    """Nothing through the stack: 198.18.0.1 goes to the namespace's kernel, which has no
+    route to it (so nothing can leave)."""
+    near_link, _ = MemoryLink.pair(mtu=1500)
+    factory = aionetstack.loop_factory(near_link, address=f"{NEAR}/24",
+                                       hosts={"web.test": FAR}, dial_policy=lambda a: False)
+
+    async def main() -> None:
+        with pytest.raises(OSError) as caught:
+            await asyncio.open_connection("web.test", 7)
+        assert caught.value.errno == errno.ENETUNREACH  # the kernel's answer, not the stack's
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, StackEventLoop)
+        assert loop.stack.statistics()["link"]["sent_packets"] == 0
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())
