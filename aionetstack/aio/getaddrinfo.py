@@ -12,6 +12,7 @@ or no address of the family), ``EAI_AGAIN`` (timeouts, server failures),
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, cast
@@ -84,9 +85,10 @@ async def getaddrinfo(
     # library never sees the flag (in a namespace with only lo it would refuse everything).
     flags &= ~socket.AI_ADDRCONFIG
     # The service first, on a literal: EAI_SERVICE without a query.
-    socket.getaddrinfo("0.0.0.0", port, socket.AF_INET, type, proto,
-                       socket.AI_NUMERICHOST | (flags & socket.AI_NUMERICSERV))  # fmt: skip
-    found = numeric(text, port, family=family, type=type, proto=proto, flags=flags)
+    _expansion(socket.AF_INET, port, type, proto, flags & socket.AI_NUMERICSERV)
+    found = None if _is_name(text) else numeric(
+        text, port, family=family, type=type, proto=proto, flags=flags
+    )
     if found is not None:
         if addrconfig:
             found = [info for info in found if info[0] in local_families]
@@ -102,6 +104,7 @@ async def getaddrinfo(
         families = [f for f in families if f in local_families]
         if not families:
             raise _error(socket.EAI_NONAME)
+    text.encode("idna")  # UnicodeError for what the socket module refuses to encode, as it
     try:
         normalize_name(text)
         lookup = await resolve(text, [_TYPES[f] for f in families])
@@ -114,11 +117,13 @@ async def getaddrinfo(
     for f in families:
         answer = lookup.answers[_TYPES[f]]
         canonical = canonical or answer.canonical_name
+        if not answer.addresses:
+            continue
+        template = _expansion(f, port, type, proto, flags & ~socket.AI_CANONNAME)
         for address in answer.addresses:
-            result.extend(socket.getaddrinfo(
-                text_address(address), port, f, type, proto,
-                (flags & ~socket.AI_CANONNAME) | socket.AI_NUMERICHOST,
-            ))  # fmt: skip
+            text_form = text_address(address)
+            result.extend((af, kind, number, name, (text_form, *sockaddr[1:]))
+                          for af, kind, number, name, sockaddr in template)  # fmt: skip
     if not result:
         outcomes = {answer.outcome for answer in lookup.answers.values()}
         if Outcome.NXDOMAIN not in outcomes and outcomes & {Outcome.TIMEOUT,
@@ -129,6 +134,26 @@ async def getaddrinfo(
         first = result[0]
         result[0] = (first[0], first[1], first[2], canonical or text, first[4])
     return result
+
+
+#: Characters of a numeric host in any form the C library takes (dotted quad, inet_aton's
+#: hex and short forms, IPv6); a host with any other (and no ``%`` scope) is a name.
+_NUMERIC_CHARACTERS = frozenset("0123456789abcdefABCDEFxX.:")
+
+
+def _is_name(host: str | None) -> bool:
+    """Surely not an address literal (so the C library need not be asked)."""
+    return host is not None and "%" not in host and not set(host) <= _NUMERIC_CHARACTERS
+
+
+@functools.lru_cache(maxsize=256)
+def _expansion(family: int, port: Any, type: int, proto: int, flags: int) -> tuple[AddrInfo, ...]:
+    """The C library's tuples for the family's wildcard address; a resolved address takes
+    its place in each sockaddr (the rest depends only on family, port, type, proto, flags).
+    Raises ``socket.gaierror`` (EAI_SERVICE ...) for a bad service, which is not cached."""
+    wildcard = "0.0.0.0" if family == socket.AF_INET else "::"
+    found = socket.getaddrinfo(wildcard, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+    return tuple(cast(list[AddrInfo], found))
 
 
 def getnameinfo(
