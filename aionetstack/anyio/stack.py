@@ -274,7 +274,7 @@ class AnyioStack:
             local_host
         )
         listener = self.core.tcp.listen(address, local_port, min(backlog, MAX_BACKLOG))
-        face = StackSocketListener(driver, listener, self.forget_listener)
+        face = StackSocketListener(driver, listener, self.forget_listener, self._track)
         self._listeners[listener] = face
         await anyio.lowlevel.checkpoint()
         return face

@@ -278,7 +278,7 @@ class StackTrioSocket(trio.socket.SocketType):
         listener = self._listener
         if listener is None:
             raise OSError(errno.EINVAL, "Invalid argument: the socket is not listening")
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         while True:
             if self._closed:
                 raise closed_error()
@@ -289,7 +289,6 @@ class StackTrioSocket(trio.socket.SocketType):
                 )
                 sock = StackTrioSocket(self._stack, self._family, self._kind, self._proto,
                                        endpoint=endpoint)  # fmt: skip
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return sock, endpoint.peername()
             await self._accepted.wait()
 

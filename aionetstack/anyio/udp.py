@@ -67,14 +67,12 @@ class UdpQueue:
 
     async def receive(self) -> tuple[bytes, tuple[str, int]]:
         """The next datagram; ``OSError(EBADF)`` once closed, or the pending ICMP error."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         while True:
             if self.closed:
                 raise closed_error()
             if self.queue:
-                item = self.queue.popleft()
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                return item
+                return self.queue.popleft()
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error

@@ -329,6 +329,20 @@ async def test_stack_exit_resets_open_connections() -> None:
         assert far.statistics()["driver"]["internal_errors"] == 0
 
 
+async def test_stack_exit_resets_accepted_connections_too() -> None:
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    async with AnyioStack(near_link, address=f"{NEAR}/24", seed=1) as near:
+        async with AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far:
+            listener = await far.create_tcp_listener(local_port=7014)
+            client = await near.connect_tcp(FAR, 7014)
+            with anyio.fail_after(WAIT):
+                accepted = await listener.accept()
+            del accepted  # left open when the serving stack exits
+        with anyio.fail_after(WAIT), pytest.raises(anyio.BrokenResourceError):
+            await client.receive()
+        await client.aclose()
+
+
 @with_stacks
 async def test_udp_sockets_unconnected_and_connected(stacks: Stacks) -> None:
     near, far = stacks
