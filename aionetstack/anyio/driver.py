@@ -6,6 +6,7 @@ with ``aio/driver.py``):
 
 * the reader waits for the link's fd to become readable (``anyio.wait_readable``),
   takes one bounded batch into the core, then delivers events and flushes once;
+  after a full batch it lets the other tasks run and drains on without waiting;
 * the timer sleeps in one cancel scope whose deadline *moves* to the stack's
   single earliest deadline (the core's timers and the link's held-back packets);
   when the deadline passes it runs the due timers;
@@ -25,6 +26,7 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
 from ..core.pump import Pump
 from ..core.stack import StackCore
@@ -45,6 +47,7 @@ class AnyioDriver:
         "_deadline",
         "_finished",
         "_flush_event",
+        "_batch",
         "_flush_pending",
         "_link",
         "_pump",
@@ -62,6 +65,7 @@ class AnyioDriver:
         batch: int = 256,
     ) -> None:
         self._link = link
+        self._batch = batch
         self._pump = Pump(core, link, dispatch, self._report, batch=batch)
         self._flush_pending = False
         self._flush_event: anyio.Event | None = None
@@ -130,11 +134,18 @@ class AnyioDriver:
     async def _read_loop(self) -> None:
         fd = self._link.fileno()
         pump = self._pump
+        batch = self._batch
         while True:
             await anyio.wait_readable(fd)
-            now = anyio.current_time()
-            pump.receive(now)
-            self._process(now)
+            while True:
+                now = anyio.current_time()
+                taken = pump.receive(now)
+                self._process(now)
+                if taken < batch:
+                    break
+                # A full batch: more may be waiting. Let the other tasks run, then go on
+                # draining without asking the loop to watch the fd again.
+                await anyio.lowlevel.checkpoint()
 
     async def _timer_loop(self) -> None:
         while True:
