@@ -16,6 +16,9 @@ FORBIDDEN_EXTERNAL = {
     "core": {"asyncio", "anyio", "trio", "socket", "selectors", "os", "time", "random",
              "pytun", "dpkt", "fcntl", "threading", "subprocess"},
     "link": {"asyncio", "anyio", "trio", "selectors"},
+    # The two drivers: aio is asyncio's, anyio is loop-agnostic (asyncio or trio under it).
+    "aio": {"anyio", "trio", "sniffio"},
+    "anyio": {"asyncio"},
 }  # fmt: skip
 #: Subpackages of aionetstack each layer may import (anything else is a violation).
 ALLOWED_INTERNAL = {
