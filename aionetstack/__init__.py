@@ -24,8 +24,9 @@ from .aio.api import (
     start_server,
 )
 from .aio.echo import EchoReply
+from .aio.loop import loop_factory
 from .aio.stack import Stack, current_stack
-from .config import IpConfig, StackConfig, TcpConfig
+from .config import IpConfig, ResolverConfig, StackConfig, TcpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
 
 if TYPE_CHECKING:
@@ -58,6 +59,7 @@ __all__ = [
     "IpConfig",
     "MemoryLink",
     "MissingPrivilegeError",
+    "ResolverConfig",
     "Stack",
     "StackConfig",
     "TcpConfig",
@@ -67,6 +69,7 @@ __all__ = [
     "create_datagram_endpoint",
     "create_server",
     "current_stack",
+    "loop_factory",
     "open_connection",
     "start_server",
 ]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["IpConfig", "StackConfig", "TcpConfig"]
+__all__ = ["IpConfig", "ResolverConfig", "StackConfig", "TcpConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,11 +109,41 @@ class TcpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class ResolverConfig:
+    """The stub resolver's settings. Times are seconds."""
+
+    #: Wait for an answer from one server before trying the next (resolv.conf(5)
+    #: ``timeout``, default 5 s; glibc ``RES_TIMEOUT``).
+    timeout: float = 5.0
+    #: Rounds over the whole server list (resolv.conf(5) ``attempts``, default 2).
+    attempts: int = 2
+    #: Answers kept in the cache (0 turns the cache off).
+    cache_size: int = 1024
+    #: Longest a positive answer is cached, whatever its TTL says (one day).
+    max_ttl: float = 86400.0
+    #: Longest a negative answer is cached: RFC 2308 §5 recommends one to three hours.
+    max_negative_ttl: float = 10800.0
+    #: Lookups in progress at once; more raise ``OSError(EAGAIN)``-style failures.
+    max_lookups: int = 1024
+
+    def __post_init__(self) -> None:
+        if not self.timeout > 0:
+            raise ValueError(f"timeout must be > 0, got {self.timeout}")
+        if not 1 <= self.attempts <= 5:
+            raise ValueError(f"attempts must be in 1..5 (resolv.conf's cap), got {self.attempts}")
+        if self.cache_size < 0 or self.max_ttl < 0 or self.max_negative_ttl < 0:
+            raise ValueError("cache_size, max_ttl and max_negative_ttl must be >= 0")
+        if self.max_lookups < 1:
+            raise ValueError("max_lookups must be >= 1")
+
+
+@dataclass(frozen=True, slots=True)
 class StackConfig:
     """Settings for a whole stack."""
 
     ip: IpConfig = field(default_factory=IpConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    resolver: ResolverConfig = field(default_factory=ResolverConfig)
     #: Packets read from the link per wake-up before yielding to the loop.
     receive_batch: int = 256
     #: Ephemeral port range (RFC 6056; Linux ``ip_local_port_range``).

@@ -7,9 +7,10 @@ import contextvars
 import errno
 import os
 import random
+import socket
 import ssl as ssl_module
 from asyncio import sslproto
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +32,16 @@ from ..core.tcp.events import (
 )
 from ..core.tcp.state import TcpState
 from ..link.base import Link
+from ..names import HostsTable, StubResolver
 from .addresses import ip_literal, parse_endpoint
 from .datagram import DatagramTransport
 from .driver import AsyncioDriver
 from .echo import DEFAULT_PING_SIZE, EchoReply, Pinger
+from .getaddrinfo import AddrInfo, getaddrinfo, getnameinfo
+from .happy_eyeballs import CONNECTION_ATTEMPT_DELAY, race
+from .happy_eyeballs import interleave as interleave_families
 from .options import client_ssl_context, refuse_unsupported
+from .resolver import StackResolver
 from .server import Server, listen_addresses
 from .transport import TcpTransport
 
@@ -64,7 +70,9 @@ class Stack:
     ``gateway`` the default route's next hop; ``pcap`` a file path that records
     every packet both ways. ``seed`` makes ISNs, ports and identifiers
     reproducible (tests); by default they come from ``random.SystemRandom``.
-    The stack owns the link and closes it when it closes.
+    ``nameservers`` (addresses, or ``(address, port)``) and ``hosts`` (name ->
+    address or addresses) serve names wherever a host is taken; see
+    :meth:`getaddrinfo`. The stack owns the link and closes it when it closes.
     """
 
     def __init__(
@@ -76,6 +84,8 @@ class Stack:
         pcap: str | os.PathLike[str] | None = None,
         config: StackConfig | None = None,
         seed: int | None = None,
+        nameservers: Sequence[str | tuple[str, int]] = (),
+        hosts: Mapping[str, str | Sequence[str]] | None = None,
     ) -> None:
         if not isinstance(link, Link):
             raise TypeError(
@@ -114,6 +124,14 @@ class Stack:
         self._transports: dict[TcpTransport, Server | None] = {}
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        if isinstance(nameservers, str):
+            nameservers = [nameservers]
+        machine = StubResolver(
+            nameservers, hosts=HostsTable(hosts), config=self.config.resolver, rng=self._rng
+        )
+        self.resolver = StackResolver(
+            machine, self.core, lambda: self.driver, self.open_connection
+        )
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -147,11 +165,16 @@ class Stack:
 
     async def aclose(self) -> None:
         """Stop, fail pending pings, and close the link (and the pcap file)."""
+        self.close()
+
+    def close(self) -> None:
+        """What :meth:`aclose` does, callable where nothing can be awaited (loop shutdown)."""
         if self._closed:
             return
         self._closed = True
         for server in list(self._servers):
             server.close()
+        self.resolver.close()
         for transport in list(self._transports):
             transport.abort()  # as a process exit: open connections are reset
         if self._driver is not None:
@@ -159,6 +182,10 @@ class Stack:
             self._driver.stop()
         self._pinger.fail_all(ConnectionAbortedError("the stack was closed"))
         self.link.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     @property
     def driver(self) -> AsyncioDriver:
@@ -191,8 +218,47 @@ class Stack:
         size: int = DEFAULT_PING_SIZE,
         ttl: int | None = None,
     ) -> EchoReply:
-        """Like :meth:`ping` but return the whole :class:`EchoReply`."""
-        return await self._pinger.echo(self.driver, host, timeout=timeout, size=size, ttl=ttl)
+        """Like :meth:`ping` but return the whole :class:`EchoReply`; a name is resolved first."""
+        address = (await self.resolve_host(host))[0]
+        return await self._pinger.echo(self.driver, address, timeout=timeout, size=size, ttl=ttl)
+
+    # -- names ------------------------------------------------------------------
+
+    async def getaddrinfo(
+        self,
+        host: str | bytes | None,
+        port: str | int | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[AddrInfo]:
+        """``loop.getaddrinfo`` through the stack: the hosts table, the cache, then DNS.
+
+        Numeric hosts are never queried. Raises ``socket.gaierror``:
+        ``EAI_NONAME`` (no such name / no address), ``EAI_AGAIN`` (timeouts,
+        server failures), ``EAI_FAMILY``, ``EAI_SERVICE``.
+        """
+        families = {socket.AF_INET if i.version == 4 else socket.AF_INET6
+                    for i in self.core.routes.interfaces}  # fmt: skip
+        return await getaddrinfo(
+            self.resolver.resolve, host, port, family=family, type=type, proto=proto,
+            flags=flags, local_families=families,
+        )  # fmt: skip
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        """``loop.getnameinfo``: names from the hosts table only (no PTR queries)."""
+        return getnameinfo(self.resolver.machine.hosts.reverse, sockaddr, flags)
+
+    async def resolve_host(
+        self, host: str, *, family: int = 0, type: int = socket.SOCK_STREAM
+    ) -> list[str]:
+        """The addresses of ``host`` (itself if it is one), in getaddrinfo's order."""
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        infos = await self.getaddrinfo(host, None, family=family, type=type)
+        return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
     # -- TCP --------------------------------------------------------------------
 
@@ -207,25 +273,89 @@ class Stack:
         ssl_handshake_timeout: float | None = None,
         ssl_shutdown_timeout: float | None = None,
         local_addr: tuple[str | None, int] | None = None,
+        family: int = 0,
+        happy_eyeballs_delay: float | None = CONNECTION_ATTEMPT_DELAY,
+        interleave: int | None = None,
+        all_errors: bool = False,
         **unsupported: Any,
     ) -> tuple[asyncio.Transport, asyncio.BaseProtocol]:
         """Open a TCP connection, as ``loop.create_connection`` does.
 
-        Raises ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError``
-        (no answer after the SYN retries), ``OSError(ENETUNREACH)``.
+        ``host`` may be a name: its addresses are tried with Happy Eyeballs
+        (RFC 8305: families interleaved, the next attempt after
+        ``happy_eyeballs_delay`` or at once when one fails). Raises
+        ``ConnectionRefusedError`` (RST to our SYN), ``TimeoutError`` (no
+        answer after the SYN retries), ``OSError(ENETUNREACH)``,
+        ``socket.gaierror`` (the name did not resolve).
         """
-        refuse_unsupported(unsupported, ("happy_eyeballs_delay", "interleave", "family",
-                                          "proto", "flags", "all_errors"))  # fmt: skip
+        refuse_unsupported(unsupported, ("proto", "flags"))
         context = client_ssl_context(ssl, server_hostname, ssl_handshake_timeout)
-        remote = ip_literal(host)
         if not isinstance(port, int) or isinstance(port, bool) or not 1 <= port <= 0xFFFF:
             raise ValueError(f"port must be an int in 1..65535, got {port!r}")
+        if happy_eyeballs_delay is not None and not happy_eyeballs_delay >= 0:
+            raise ValueError(f"happy_eyeballs_delay must be >= 0, got {happy_eyeballs_delay!r}")
+        if local_addr is not None:  # its port now; its host (maybe a name) in connect_tcp
+            host_part = (None, *local_addr[1:]) if isinstance(local_addr, tuple) else local_addr
+            parse_endpoint(host_part, "local_addr")
+        self.driver  # noqa: B018 - RuntimeError now if the stack is not running
+        connection = await self.connect_tcp(
+            host, port, local_addr=local_addr, family=family, delay=happy_eyeballs_delay,
+            interleave=interleave or 1, all_errors=all_errors,
+        )  # fmt: skip
+        protocol = protocol_factory()
+        if context is None:
+            transport = self._attach(connection, protocol, None)
+            return transport, protocol
+        return await self._attach_tls(
+            connection, protocol, context, server_side=False,
+            server_hostname=host if server_hostname is None else server_hostname,
+            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout,
+        )  # fmt: skip
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        *,
+        local_addr: tuple[str | None, int] | None = None,
+        family: int = 0,
+        delay: float | None = CONNECTION_ATTEMPT_DELAY,
+        interleave: int = 1,
+        all_errors: bool = False,
+    ) -> TcpEndpoint:
+        """An established core connection to ``host`` (a name or an address), not yet
+        attached to a transport: the part of ``create_connection`` before the protocol."""
+        try:
+            targets = [ip_literal(host)]
+        except ValueError:
+            infos = await self.getaddrinfo(host, port, family=family, type=socket.SOCK_STREAM)
+            pairs = [(info[0], ip_literal(str(info[4][0]))) for info in infos]
+            targets = list(dict.fromkeys(interleave_families(pairs, interleave)))
+        local = None
+        if local_addr is not None:
+            local_host, local_port = local_addr[0], local_addr[1]
+            if local_host not in (None, "") and not _is_literal(local_host):
+                local_host = (await self.resolve_host(local_host))[0]
+            local = parse_endpoint((local_host, local_port), "local_addr")
+
+        def abort(connection: TcpEndpoint) -> None:
+            connection.abort()
+            self.driver.request_flush()
+
+        if len(targets) == 1:
+            return await self._connect_address(targets[0], port, local)
+        return await race(
+            targets, lambda remote: self._connect_address(remote, port, local), delay, abort,
+            all_errors=all_errors,
+        )  # fmt: skip
+
+    async def _connect_address(
+        self, remote: bytes, port: int, local: tuple[bytes | None, int] | None
+    ) -> TcpEndpoint:
         driver = self.driver
         loop = asyncio.get_running_loop()
         route = self.core.routes.route(remote)
-        local_address, local_port = (
-            (None, 0) if local_addr is None else parse_endpoint(local_addr, "local_addr")
-        )
+        local_address, local_port = (None, 0) if local is None else local
         connection = self.core.tcp.connect(
             local_address or route.source, remote, port, loop.time(), local_port=local_port
         )
@@ -238,15 +368,7 @@ class Stack:
             connection.abort()
             driver.request_flush()
             raise
-        protocol = protocol_factory()
-        if context is None:
-            transport = self._attach(connection, protocol, None)
-            return transport, protocol
-        return await self._attach_tls(
-            connection, protocol, context, server_side=False,
-            server_hostname=host if server_hostname is None else server_hostname,
-            handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout,
-        )  # fmt: skip
+        return connection
 
     async def create_server(
         self,
@@ -280,9 +402,15 @@ class Stack:
         if ssl is None and (ssl_handshake_timeout is not None or ssl_shutdown_timeout is not None):
             raise ValueError("ssl_handshake_timeout is only meaningful with ssl")
         driver = self.driver
+        hosts: list[str | None] = []
+        for text in listen_addresses(host):
+            if text is None or text == "" or _is_literal(text):
+                hosts.append(text)
+            else:
+                hosts.extend(await self.resolve_host(text))
         listeners: list[TcpListenerEndpoint] = []
         try:
-            for text in listen_addresses(host):
+            for text in dict.fromkeys(hosts):
                 address = None if text is None else parse_endpoint((text, port), "host")[0]
                 opened = self.core.tcp.listen(address, port, backlog)
                 port = opened.local_port  # several hosts share the first ephemeral port
@@ -491,6 +619,8 @@ class Stack:
             raise ValueError("reuse_port is not supported by aionetstack")
         del allow_broadcast  # broadcasts are sent like any datagram
         driver = self.driver
+        local_addr = await self._resolved_endpoint(local_addr, socket.SOCK_DGRAM)
+        remote_addr = await self._resolved_endpoint(remote_addr, socket.SOCK_DGRAM)
         local_address, local_port = (
             (None, 0) if local_addr is None else parse_endpoint(local_addr, "local_addr")
         )
@@ -506,6 +636,14 @@ class Stack:
         transport = DatagramTransport(asyncio.get_running_loop(), driver, endpoint, protocol)
         protocol.connection_made(transport)
         return transport, protocol
+
+    async def _resolved_endpoint(self, endpoint: Any, type: int) -> Any:
+        """``(name, port)`` -> ``(address, port)``; anything else as it is."""
+        if isinstance(endpoint, tuple) and len(endpoint) >= 2:
+            host = endpoint[0]
+            if isinstance(host, str) and host != "" and not _is_literal(host):
+                return ((await self.resolve_host(host, type=type))[0], *endpoint[1:])
+        return endpoint
 
     def _on_udp_datagram(self, event: UdpDatagramReceived) -> None:
         transport = event.endpoint.user_data
@@ -525,6 +663,7 @@ class Stack:
         result["link"] = dict(self.link.statistics())
         if self._driver is not None:
             result["driver"] = {"internal_errors": self._driver.internal_errors}
+        result["names"] = self.resolver.machine.statistics()
         return result
 
     # -- events -------------------------------------------------------------------
@@ -533,3 +672,11 @@ class Stack:
         handler = self._handlers.get(type(event))
         if handler is not None:
             handler(event)
+
+
+def _is_literal(host: str) -> bool:
+    try:
+        ip_literal(host)
+    except ValueError:
+        return False
+    return True

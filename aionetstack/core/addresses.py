@@ -19,7 +19,7 @@ def ip_literal(host: str) -> bytes:
         return ipaddress.ip_address(host).packed
     except ValueError:
         raise ValueError(
-            f"host {host!r} is not an IP address literal (name resolution is not supported yet)"
+            f"host {host!r} is not an IP address literal"
         ) from None
 
 

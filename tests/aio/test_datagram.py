@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import socket
 
 import pytest
 
@@ -118,7 +119,7 @@ async def test_address_in_use(stacks: tuple[Stack, Stack]) -> None:
     [
         ({"local_addr": ("198.18.0.2", 70000)}, ValueError),
         ({"local_addr": "198.18.0.2:80"}, TypeError),
-        ({"remote_addr": ("example.org", 53)}, ValueError),
+        ({"remote_addr": ("example.test", 53)}, socket.gaierror),
         ({"remote_addr": (FAR, 0)}, ValueError),
         ({"reuse_port": True}, ValueError),
     ],
