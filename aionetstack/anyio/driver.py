@@ -44,10 +44,10 @@ class AnyioDriver:
     """
 
     __slots__ = (
+        "_batch",
         "_deadline",
         "_finished",
         "_flush_event",
-        "_batch",
         "_flush_pending",
         "_link",
         "_pump",

@@ -8,7 +8,7 @@ if TYPE_CHECKING:
     from ..core.stack import StackCore
     from .connection import AsyncConnection
     from .driver import AnyioDriver
-    from .names import HostsTable
+    from .resolver import AnyioResolver
     from .udp import UdpQueue
 
 __all__ = ["AcceptWatcher", "SocketHost"]
@@ -26,11 +26,15 @@ class SocketHost(Protocol):
     """The running stack as its sockets see it (``AnyioStack`` satisfies this)."""
 
     core: StackCore
-    names: HostsTable
+    resolver: AnyioResolver
 
     def running_driver(self) -> AnyioDriver: ...
 
-    def resolve(self, host: str) -> bytes: ...
+    def local_families(self) -> list[int]: ...
+
+    def resolve_local(self, host: str) -> bytes: ...
+
+    async def resolve_remote(self, host: str, *, family: int = 0) -> bytes: ...
 
     def open_udp(
         self, local_host: str | None, local_port: int, remote: tuple[bytes, int] | None

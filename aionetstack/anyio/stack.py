@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import random
 import socket
@@ -16,6 +17,7 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from ..addrinfo import AddrInfo, getaddrinfo, getnameinfo
 from ..config import StackConfig
 from ..core.addresses import parse_endpoint
 from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
@@ -35,10 +37,11 @@ from ..core.tcp.events import (
     TcpWritable,
 )
 from ..link.base import Link
+from ..names import HostsTable, StubResolver
 from .connection import AsyncConnection
 from .driver import AnyioDriver
 from .host import AcceptWatcher
-from .names import AddrInfo, HostsTable
+from .resolver import AnyioResolver
 from .streams import StackSocketListener, StackSocketStream
 from .udp import DEFAULT_UDP_QUEUE, StackConnectedUDPSocket, StackUDPSocket, UdpQueue
 
@@ -52,8 +55,10 @@ class AnyioStack:
     """A TCP/IP stack running under anyio over ``link``: on asyncio or on trio.
 
     ``address``, ``gateway``, ``pcap``, ``config`` and ``seed`` are as for
-    :class:`aionetstack.Stack`. ``hosts`` maps names to address literals (the
-    only names it resolves; anything else raises ``socket.gaierror``).
+    :class:`aionetstack.Stack`, and so are ``nameservers`` (addresses, or
+    ``(address, port)``) and ``hosts`` (name -> address(es)): names are looked
+    up in the hosts table, the cache, then by the stub resolver over the
+    stack's own UDP (TCP when truncated); failures raise ``socket.gaierror``.
 
     Use it as ``async with AnyioStack(...) as stack:``. Its faces follow
     anyio's interfaces: :meth:`connect_tcp` (``anyio.abc.SocketStream``),
@@ -73,7 +78,8 @@ class AnyioStack:
         pcap: str | os.PathLike[str] | None = None,
         config: StackConfig | None = None,
         seed: int | None = None,
-        hosts: Mapping[str, str] | None = None,
+        nameservers: str | Sequence[str | tuple[str, int]] = (),
+        hosts: Mapping[str, str | Sequence[str]] | None = None,
     ) -> None:
         if not isinstance(link, Link):
             raise TypeError(
@@ -87,8 +93,6 @@ class AnyioStack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
-        #: The names this stack resolves (IP literals need none).
-        self.names = HostsTable(hosts)
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
@@ -97,6 +101,13 @@ class AnyioStack:
         self.driver = AnyioDriver(
             self.core, link, self._dispatch, batch=self.config.receive_batch
         )
+        if isinstance(nameservers, str):
+            nameservers = [nameservers]
+        machine = StubResolver(
+            nameservers, hosts=HostsTable(hosts), config=self.config.resolver, rng=self._rng
+        )
+        #: The stub resolver (``resolver.machine.statistics()``, ``.hosts``).
+        self.resolver = AnyioResolver(machine, self.core, self.driver)
         self._echo = EchoRequests(self.core, self._rng.getrandbits(16))
         self._pings: dict[tuple[int, int], _PendingPing] = {}
         self._listeners: dict[object, AcceptWatcher] = {}
@@ -127,6 +138,7 @@ class AnyioStack:
         self._group = group
         try:
             await group.start(self.driver.run)
+            await group.start(self.resolver.run)
         except BaseException as error:
             await group.__aexit__(type(error), error, error.__traceback__)
             raise
@@ -167,6 +179,7 @@ class AnyioStack:
                 endpoint.abort()  # as a process exit: open connections are reset
         for queue in list(self._udp):
             queue.close()
+        self.resolver.close()
         self.driver.flush_now()  # the RSTs go out before the link closes
         self.driver.stop()
         for pending in self._pings.values():
@@ -180,13 +193,38 @@ class AnyioStack:
 
     # -- names --------------------------------------------------------------------
 
-    def resolve(self, host: str) -> bytes:
-        """The packed address of an IP literal or a name given in ``hosts=``."""
-        return self.names.resolve(host)
+    def local_families(self) -> list[int]:
+        """The address families this stack has an address of."""
+        lengths = {len(address) for address in self.core.routes.local_addresses}
+        return [f for f, n in ((socket.AF_INET, 4), (socket.AF_INET6, 16)) if n in lengths]
+
+    def resolve_local(self, host: str) -> bytes:
+        """An IP literal or a hosts-table name, without a query (for bind addresses)."""
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        try:
+            return ipaddress.ip_address(host).packed
+        except ValueError:
+            pass
+        found = self.resolver.machine.hosts.lookup(host)
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host!r}")
+        return found[0]
+
+    async def resolve_remote(self, host: str, *, family: int = 0) -> bytes:
+        """The first address of ``host`` in getaddrinfo's order (a literal is itself)."""
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        try:
+            return ipaddress.ip_address(host).packed
+        except ValueError:
+            pass
+        infos = await self.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)
+        return ipaddress.ip_address(str(infos[0][4][0]).split("%")[0]).packed
 
     async def getaddrinfo(
         self,
-        host: str | None,
+        host: str | bytes | None,
         port: int | str | None,
         *,
         family: int = 0,
@@ -194,10 +232,20 @@ class AnyioStack:
         proto: int = 0,
         flags: int = 0,
     ) -> list[AddrInfo]:
-        """``socket.getaddrinfo``'s shape, over the hosts table and IP literals."""
+        """``loop.getaddrinfo`` through the stack: the hosts table, the cache, then DNS.
+
+        Numeric hosts are never queried. Raises ``socket.gaierror``.
+        """
         await anyio.lowlevel.checkpoint()
-        del flags  # AI_PASSIVE etc.: the answer is the same for the hosts table
-        return self.names.getaddrinfo(host, port, family=family, type_=type, proto=proto)
+        return await getaddrinfo(
+            self.resolver.resolve, host, port, family=family, type=type, proto=proto,
+            flags=flags, local_families=self.local_families(),
+        )  # fmt: skip
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        """``getnameinfo``: names from the hosts table only (no PTR queries)."""
+        await anyio.lowlevel.checkpoint()
+        return getnameinfo(self.resolver.machine.hosts.reverse, sockaddr, flags)
 
     # -- TCP --------------------------------------------------------------------
 
@@ -221,11 +269,11 @@ class AnyioStack:
         ``ssl_context``) the stream is wrapped in anyio's ``TLSStream``.
         """
         driver = self.running_driver()
-        remote = self.resolve(remote_host)
+        remote = await self.resolve_remote(remote_host)
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
             raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
-        local = None if local_host is None else self.resolve(local_host)
+        local = None if local_host is None else self.resolve_local(local_host)
         route = self.core.routes.route(remote)
         connection = self.core.tcp.connect(local or route.source, remote, remote_port,
                                            anyio.current_time())  # fmt: skip
@@ -270,7 +318,7 @@ class AnyioStack:
             raise ValueError(f"local_port must be an int in 0..65535, got {local_port!r}")
         if not isinstance(backlog, int) or backlog < 1:
             raise ValueError(f"backlog must be a positive int, got {backlog!r}")
-        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
+        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve_local(
             local_host
         )
         listener = self.core.tcp.listen(address, local_port, min(backlog, MAX_BACKLOG))
@@ -304,7 +352,7 @@ class AnyioStack:
     ) -> UdpQueue:
         """Bind a core UDP endpoint with an awaitable queue (for the faces)."""
         driver = self.running_driver()
-        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(
+        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve_local(
             local_host
         )
         if remote is not None:
@@ -350,7 +398,8 @@ class AnyioStack:
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
             raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
-        queue = self.open_udp(local_host, local_port, (self.resolve(remote_host), remote_port))
+        remote = await self.resolve_remote(remote_host)
+        queue = self.open_udp(local_host, local_port, (remote, remote_port))
         await anyio.lowlevel.checkpoint()
         return StackConnectedUDPSocket(queue)
 
@@ -369,7 +418,7 @@ class AnyioStack:
     ) -> EchoReply:  # fmt: skip
         """Like :meth:`ping` but return the whole :class:`~aionetstack.EchoReply`."""
         driver = self.running_driver()
-        destination = self.resolve(host)
+        destination = await self.resolve_remote(host)
         self._echo.validate(size, timeout)
         key = self._echo.next_key()
         pending = _PendingPing()
@@ -411,6 +460,7 @@ class AnyioStack:
             "internal_errors": self.driver.internal_errors,
             "udp_queue_dropped": sum(queue.dropped for queue in self._udp),
         }
+        result["names"] = self.resolver.machine.statistics()
         return result
 
     # -- events -------------------------------------------------------------------

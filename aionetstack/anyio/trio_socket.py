@@ -236,7 +236,6 @@ class StackTrioSocket(trio.socket.SocketType):
             return (None, port)
         if not isinstance(host, str):
             raise TypeError(f"{what}: host must be a str, got {type(host).__name__}")
-        self._stack.resolve(host)  # gaierror for an unknown name
         return (host, port)
 
     async def bind(self, address: Any) -> None:
@@ -246,7 +245,7 @@ class StackTrioSocket(trio.socket.SocketType):
             raise OSError(errno.EINVAL, "Invalid argument: the socket is already bound")
         host, port = self._parse(address, "bind address")
         local_addresses = self._stack.core.routes.local_addresses
-        if host is not None and self._stack.resolve(host) not in local_addresses:
+        if host is not None and self._stack.resolve_local(host) not in local_addresses:
             raise OSError(errno.EADDRNOTAVAIL, f"Cannot assign requested address: {host}")
         if self._kind == stdlib_socket.SOCK_DGRAM:
             self._udp = self._stack.open_udp(host, port, None)
@@ -261,7 +260,7 @@ class StackTrioSocket(trio.socket.SocketType):
         if self._endpoint is not None:
             raise OSError(errno.EINVAL, "Invalid argument: the socket is connected")
         host, port = self._bound or (None, 0)
-        address = None if host is None else self._stack.resolve(host)
+        address = None if host is None else self._stack.resolve_local(host)
         self._listener = self._stack.core.tcp.listen(address, port, max(1, min(backlog, 4096)))
         self._stack.watch_listener(self._listener, self)
 
@@ -297,7 +296,7 @@ class StackTrioSocket(trio.socket.SocketType):
         host, port = self._parse(address, "address")
         if host is None or port == 0:
             raise OSError(errno.ECONNREFUSED, "Connection refused")
-        remote = self._stack.resolve(host)
+        remote = await self._stack.resolve_remote(host)
         if self._kind == stdlib_socket.SOCK_DGRAM:
             await anyio.lowlevel.checkpoint()
             self._connect_udp(remote, port)
@@ -310,7 +309,7 @@ class StackTrioSocket(trio.socket.SocketType):
         driver = stack.running_driver()
         local_host, local_port = self._bound or (None, 0)
         local = stack.core.routes.route(remote).source if local_host is None \
-            else stack.resolve(local_host)  # fmt: skip
+            else stack.resolve_local(local_host)  # fmt: skip
         connection = stack.core.tcp.connect(local, remote, port, anyio.current_time(),
                                             local_port=local_port)  # fmt: skip
         endpoint = stack.track_connection(AsyncConnection(driver, connection))
@@ -433,7 +432,8 @@ class StackTrioSocket(trio.socket.SocketType):
         if host is None or port == 0:
             raise OSError(errno.EINVAL, f"Invalid argument: cannot send to {address!r}")
         view = memoryview(data).cast("B")
-        await self._datagram().send(bytes(view), (self._stack.resolve(host), port))
+        remote = await self._stack.resolve_remote(host)
+        await self._datagram().send(bytes(view), (remote, port))
         return len(view)
 
     async def recv(self, buflen: int, flags: int = 0, /) -> bytes:
