@@ -1,10 +1,15 @@
 """The server side of the benchmarks, on either backend, with identical handlers.
 
-``python server.py BACKEND HOST [--offload/--no-offload]``
+``python server.py BACKEND HOST [--no-offload] [--workers N --worker I] [--cpu C]``
 BACKEND ``kernel``: asyncio over the kernel's sockets (the baseline users would pick);
-BACKEND ``stack``: aionetstack over a TUN it creates (kernel side 198.18.0.1/24).
+BACKEND ``stack``: aionetstack over a TUN it creates (kernel side 198.18.0.1/24),
+with the default ``TunLink`` (offloads negotiated) unless ``--no-offload``.
+With ``--workers N`` this is worker ``I`` of N processes serving the same ports:
+the kernel backend with ``SO_REUSEPORT``, the stack on one queue each of a
+multi-queue TUN, with the ephemeral port range split between workers.
 Listens on: 5001 sink (reads and discards), 5002 source (writes until the peer closes),
-5003 echo, 5004 UDP echo. Prints ``ready`` when listening, runs until stdin closes.
+5003 echo, 5004 UDP echo. Prints ``ready`` when listening, runs until stdin closes;
+on stdin ``rss``, ``cpu`` and ``stats`` answer one line each.
 """
 
 from __future__ import annotations
@@ -16,9 +21,11 @@ import os
 import resource
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+#: BENCH_CODE: another checkout's root to import aionetstack from (A/B runs, ab.py).
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.environ.get("BENCH_CODE") or _ROOT)
 
-from aionetstack import Stack, TunLink
+from aionetstack import Stack, StackConfig, TunLink  # noqa: E402
 
 BLOCK = bytes(range(256)) * 256  # 64 KiB
 
@@ -66,24 +73,28 @@ class UdpEcho(asyncio.DatagramProtocol):
         self.transport.sendto(data, addr)  # type: ignore[attr-defined]
 
 
-async def serve(api: object, host: str) -> None:
+async def serve(api: object, host: str, reuse_port: bool = False) -> None:
     start_server = api.start_server  # type: ignore[attr-defined]
+    extra = {"reuse_port": True} if reuse_port else {}
     servers = [
-        await start_server(sink, host, 5001, backlog=1024),
-        await start_server(source, host, 5002, backlog=1024),
-        await start_server(echo, host, 5003, backlog=1024),
+        await start_server(sink, host, 5001, backlog=1024, **extra),
+        await start_server(source, host, 5002, backlog=1024, **extra),
+        await start_server(echo, host, 5003, backlog=1024, **extra),
     ]
     loop = asyncio.get_running_loop()
     if hasattr(api, "create_datagram_endpoint") and api is not asyncio:
         await api.create_datagram_endpoint(UdpEcho, local_addr=(host, 5004))  # type: ignore[attr-defined]
     else:
-        await loop.create_datagram_endpoint(UdpEcho, local_addr=(host, 5004))
+        await loop.create_datagram_endpoint(UdpEcho, local_addr=(host, 5004), **extra)
     print("ready", flush=True)
     commands = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
     while line := await commands.readline():  # "rss" asks for the resident set size; EOF stops
         if line.strip() == b"rss":
             print(rss_kib(), flush=True)
+        elif line.strip() == b"cpu":
+            usage = resource.getrusage(resource.RUSAGE_SELF)
+            print(json.dumps({"user": usage.ru_utime, "sys": usage.ru_stime}), flush=True)
         elif line.strip() == b"stats" and hasattr(api, "statistics"):
             print(json.dumps(api.statistics()), flush=True)
     for server in servers:
@@ -99,17 +110,36 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("backend", choices=["kernel", "stack"])
     parser.add_argument("host")
-    parser.add_argument("--offload", action=argparse.BooleanOptionalAction, default=False)
+    parser.add_argument("--offload", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument("--mtu", type=int, default=1500)
+    parser.add_argument("--tun", default="aionsb0")
     parser.add_argument("--cpu", type=int, default=None)
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--worker", type=int, default=0)
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.backend == "kernel":
-        await serve(asyncio, args.host)
+        await serve(asyncio, args.host, reuse_port=args.workers > 1)
         return
-    link = TunLink("aionsb0", kernel_address="198.18.0.1/24", offload=args.offload)
-    async with Stack(link, address=f"{args.host}/24") as stack:
+    config = StackConfig()
+    if args.workers > 1:
+        config = StackConfig(ephemeral_ports=worker_ports(args.worker, args.workers))
+    kernel_address = args.host.rsplit(".", 1)[0] + ".1/24"
+    queues = {"multi_queue": True} if args.workers > 1 else {}  # (older trees lack it: ab.py)
+    link = TunLink(
+        args.tun, kernel_address=kernel_address, offload=args.offload, mtu=args.mtu, **queues
+    )
+    async with Stack(link, address=f"{args.host}/24", config=config) as stack:
         await serve(stack, args.host)
+
+
+def worker_ports(worker: int, workers: int, low: int = 32768, high: int = 60999) -> tuple[int, int]:
+    """Worker ``worker``'s share of the ephemeral range: disjoint, so opens never collide."""
+    share = (high - low + 1) // workers
+    return low + worker * share, low + (worker + 1) * share - 1
 
 
 if __name__ == "__main__":

@@ -3,9 +3,15 @@
 One reader callback on the link's fd drains it in bounded batches, feeds every
 packet to the core, delivers the events, flushes the output once and re-arms a
 single ``call_at`` timer for the whole stack (DESIGN.md §2). Application
-writes ask for one coalesced flush per loop tick with :meth:`request_flush`.
-What happens at each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared
-with the anyio driver; this module only decides *when*, with asyncio callbacks.
+writes ask for one coalesced flush per loop tick with :meth:`request_flush`
+(for a stream server answering a request, that flush runs in the same loop
+iteration as the task that wrote the answer, right after it). What happens at
+each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared with the anyio
+driver; this module only decides *when*, with asyncio callbacks.
+
+The loop timer is only ever moved earlier: when the earliest deadline moves
+later (a delayed ACK or RTO pushed back by every transaction), the armed timer
+stays and, when it fires early, the core finds nothing due and it is re-armed.
 """
 
 from __future__ import annotations
@@ -121,11 +127,10 @@ class AsyncioDriver:
         if not self._running:
             return
         deadline = self._pump.deadline()
-        if deadline == self._timer_deadline:
-            return
+        current = self._timer_deadline
+        if deadline is None or (current is not None and current <= deadline):
+            return  # the armed timer (if any) fires no later than needed; early is harmless
         if self._timer_handle is not None:
             self._timer_handle.cancel()
-            self._timer_handle = None
         self._timer_deadline = deadline
-        if deadline is not None:
-            self._timer_handle = self._loop.call_at(deadline, self._on_timer)
+        self._timer_handle = self._loop.call_at(deadline, self._on_timer)

@@ -123,9 +123,7 @@ class StackEventLoop(asyncio.SelectorEventLoop):
             host, port, family=family, type=type, proto=proto, flags=flags
         )
 
-    async def getnameinfo(
-        self, sockaddr: tuple[Any, ...], flags: int = 0
-    ) -> tuple[str, str]:
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
         return await self.stack.getnameinfo(sockaddr, flags)
 
     async def _destinations(self, host: str, port: Any, type: int, family: int = 0) -> bool:
@@ -159,8 +157,10 @@ class StackEventLoop(asyncio.SelectorEventLoop):
             if parked is not None:
                 sock.close()  # the kernel socket was only a token: the stack has the connection
                 return await self._adopt(parked, protocol_factory, host, **tls)
-        elif host is not None and port is not None and await self._destinations(
-            host, port, socket.SOCK_STREAM, kwargs.get("family", 0)
+        elif (
+            host is not None
+            and port is not None
+            and await self._destinations(host, port, socket.SOCK_STREAM, kwargs.get("family", 0))
         ):
             if happy_eyeballs_delay is not None:
                 kwargs["happy_eyeballs_delay"] = happy_eyeballs_delay

@@ -19,6 +19,7 @@ from typing import Any
 
 __all__ = ["ParkedConnection", "ParkedListener", "ParkedSockets"]
 
+
 class ParkedConnection(asyncio.Protocol):
     """The protocol of a parked connection.
 

@@ -166,4 +166,3 @@ class StackResolver:
         self._timer_at = None
         self.machine.handle_timer(now=now)
         self.pump()
-

@@ -129,9 +129,7 @@ class Stack:
         machine = StubResolver(
             nameservers, hosts=HostsTable(hosts), config=self.config.resolver, rng=self._rng
         )
-        self.resolver = StackResolver(
-            machine, self.core, lambda: self.driver, self.open_connection
-        )
+        self.resolver = StackResolver(machine, self.core, lambda: self.driver, self.open_connection)
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -657,13 +655,18 @@ class Stack:
 
     # -- statistics ---------------------------------------------------------------
 
-    def statistics(self) -> dict[str, dict[str, int]]:
-        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``): ``netstat -s``."""
-        result = self.core.statistics()
+    def statistics(self) -> dict[str, dict[str, int | str]]:
+        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``): ``netstat -s``.
+
+        The link may add descriptive strings (a ``TunLink``'s ``"offload"`` status).
+        """
+        result: dict[str, dict[str, int | str]] = {
+            layer: dict(counters) for layer, counters in self.core.statistics().items()
+        }
         result["link"] = dict(self.link.statistics())
         if self._driver is not None:
             result["driver"] = {"internal_errors": self._driver.internal_errors}
-        result["names"] = self.resolver.machine.statistics()
+        result["names"] = dict(self.resolver.machine.statistics())
         return result
 
     # -- events -------------------------------------------------------------------

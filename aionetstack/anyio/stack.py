@@ -98,9 +98,7 @@ class AnyioStack:
 
             link = CapturingLink(link, os.fspath(pcap))
         self.link = link
-        self.driver = AnyioDriver(
-            self.core, link, self._dispatch, batch=self.config.receive_batch
-        )
+        self.driver = AnyioDriver(self.core, link, self._dispatch, batch=self.config.receive_batch)
         if isinstance(nameservers, str):
             nameservers = [nameservers]
         machine = StubResolver(
@@ -211,6 +209,10 @@ class AnyioStack:
             raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host!r}")
         return found[0]
 
+    def _bind_address(self, host: str | None) -> bytes | None:
+        """None (every address) for the wildcard, else :meth:`resolve_local`."""
+        return None if host in (None, "", "0.0.0.0", "::") else self.resolve_local(host)
+
     async def resolve_remote(self, host: str, *, family: int = 0) -> bytes:
         """The first address of ``host`` in getaddrinfo's order (a literal is itself)."""
         if not isinstance(host, str):
@@ -318,9 +320,7 @@ class AnyioStack:
             raise ValueError(f"local_port must be an int in 0..65535, got {local_port!r}")
         if not isinstance(backlog, int) or backlog < 1:
             raise ValueError(f"backlog must be a positive int, got {backlog!r}")
-        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve_local(
-            local_host
-        )
+        address = self._bind_address(local_host)
         listener = self.core.tcp.listen(address, local_port, min(backlog, MAX_BACKLOG))
         face = StackSocketListener(driver, listener, self.forget_listener, self._track)
         self._listeners[listener] = face
@@ -352,9 +352,7 @@ class AnyioStack:
     ) -> UdpQueue:
         """Bind a core UDP endpoint with an awaitable queue (for the faces)."""
         driver = self.running_driver()
-        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve_local(
-            local_host
-        )
+        local = self._bind_address(local_host)
         if remote is not None:
             route = self.core.routes.route(remote[0])  # ENETUNREACH now, not on first send
             if local is None:  # as connect(2) on a UDP socket: the route's source is chosen
@@ -452,15 +450,20 @@ class AnyioStack:
 
     # -- statistics -------------------------------------------------------------
 
-    def statistics(self) -> dict[str, dict[str, int]]:
-        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``)."""
-        result = self.core.statistics()
+    def statistics(self) -> dict[str, dict[str, int | str]]:
+        """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``, ``driver``).
+
+        The link may add descriptive strings (a ``TunLink``'s ``"offload"`` status).
+        """
+        result: dict[str, dict[str, int | str]] = {
+            layer: dict(counters) for layer, counters in self.core.statistics().items()
+        }
         result["link"] = dict(self.link.statistics())
         result["driver"] = {
             "internal_errors": self.driver.internal_errors,
             "udp_queue_dropped": sum(queue.dropped for queue in self._udp),
         }
-        result["names"] = self.resolver.machine.statistics()
+        result["names"] = dict(self.resolver.machine.statistics())
         return result
 
     # -- events -------------------------------------------------------------------

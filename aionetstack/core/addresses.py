@@ -18,9 +18,7 @@ def ip_literal(host: str) -> bytes:
     try:
         return ipaddress.ip_address(host).packed
     except ValueError:
-        raise ValueError(
-            f"host {host!r} is not an IP address literal"
-        ) from None
+        raise ValueError(f"host {host!r} is not an IP address literal") from None
 
 
 def parse_endpoint(address: Any, what: str) -> tuple[bytes | None, int]:

@@ -20,3 +20,11 @@ class OffloadedPacket(NamedTuple):
 
     packet: bytes
     segment_size: int
+    #: Payload parts that follow ``packet`` (its IP and TCP headers) on the wire, kept as
+    #: the views of the send buffer they are: the link gathers them (``writev``) and
+    #: nothing copies a 64 KB segment in Python. Empty: ``packet`` is the whole packet.
+    tail: tuple[bytes | memoryview, ...] = ()
+
+    def whole(self) -> bytes:
+        """The packet as one ``bytes`` (a copy when there is a tail)."""
+        return b"".join((self.packet, *self.tail)) if self.tail else self.packet

@@ -35,7 +35,13 @@ class PacketPort(Protocol):
 
     def send(self, packet: bytes, now: float) -> None: ...
 
-    def send_offloaded(self, packet: bytes, segment_size: int, now: float) -> None: ...
+    def send_offloaded(
+        self,
+        packet: bytes,
+        segment_size: int,
+        now: float,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None: ...
 
     def get_timer(self) -> float | None: ...
 
@@ -47,7 +53,15 @@ class Pump:
     raised (bugs); :attr:`internal_errors` counts them.
     """
 
-    __slots__ = ("_batch", "_core", "_dispatch", "_link", "_report", "internal_errors")
+    __slots__ = (
+        "_batch",
+        "_core",
+        "_dispatch",
+        "_link",
+        "_processing",
+        "_report",
+        "internal_errors",
+    )
 
     def __init__(
         self,
@@ -65,6 +79,7 @@ class Pump:
         self._dispatch = dispatch
         self._report = report
         self._batch = batch
+        self._processing = False
         #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
         self.internal_errors = 0
 
@@ -94,7 +109,20 @@ class Pump:
         return link_deadline is not None and link_deadline <= now
 
     def process(self, now: float) -> None:
-        """Deliver every pending event and put every pending packet on the link."""
+        """Deliver every pending event and put every pending packet on the link.
+
+        Re-entered from a callback (a dispatcher that flushes at once), it returns: the
+        loop already running below delivers and sends what that callback produced.
+        """
+        if self._processing:
+            return
+        self._processing = True
+        try:
+            self._process(now)
+        finally:
+            self._processing = False
+
+    def _process(self, now: float) -> None:
         core = self._core
         dispatch = self._dispatch
         link = self._link
@@ -116,6 +144,8 @@ class Pump:
             for packet in packets:
                 if isinstance(packet, bytes):
                     send(packet, now)
+                elif packet.tail:  # OffloadedPacket: headers, then views of the send buffer
+                    send_offloaded(packet.packet, packet.segment_size, now, packet.tail)
                 else:  # OffloadedPacket: the link completes the checksum, maybe segments
                     send_offloaded(packet.packet, packet.segment_size, now)
             if not core.events:

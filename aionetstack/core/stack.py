@@ -514,6 +514,7 @@ class StackCore:
         *,
         ttl: int | None = None,
         segment_size: int = COMPLETE,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
         """Queue one IPv4 or IPv6 packet (the family follows the address length).
 
@@ -523,17 +524,25 @@ class StackCore:
         :data:`COMPLETE` marks a TCP/UDP payload whose checksum field holds only
         the pseudo-header sum, for a link with ``transmit_offload`` to complete;
         with a value > 0 a TCP packet of up to ``max_packet_size`` is cut by the
-        device into segments of that size. Raises ``ValueError`` when the packet
-        cannot be sent at all (longer than 65,535 bytes, or an offloaded one
-        longer than the link takes).
+        device into segments of that size. ``tail``: more payload after
+        ``payload`` for an offloaded packet, handed to the link as it is (no
+        copy, nothing computes a checksum over it here). Raises ``ValueError``
+        when the packet cannot be sent at all (longer than 65,535 bytes, or an
+        offloaded one longer than the link takes).
         """
+        if tail and segment_size == COMPLETE:
+            payload, tail = b"".join((payload, *tail)), ()
         hop = self._default_ttl if ttl is None else ttl
         if len(destination) == 16:
             self._send_ipv6(
-                source, destination, protocol, payload, hop_limit=hop, segment_size=segment_size
-            )
+                source, destination, protocol, payload, hop_limit=hop, segment_size=segment_size,
+                tail=tail,
+            )  # fmt: skip
             return
-        length = ipv4.IPV4_HEADER_LENGTH + len(payload)
+        size = len(payload)
+        for part in tail:
+            size += len(part)
+        length = ipv4.IPV4_HEADER_LENGTH + size
         if segment_size == COMPLETE:
             limit = self.pmtu.get(destination, self._now)
             if length > limit:
@@ -545,11 +554,11 @@ class StackCore:
             )
         self._identification = identification = (self._identification + 1) & 0xFFFF
         header = ipv4.simple_ipv4_header(
-            source, destination, protocol, len(payload), ttl=hop, identification=identification
+            source, destination, protocol, size, ttl=hop, identification=identification
         )
         packet = b"".join((header, payload))
         self._outbox.append(
-            packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size)
+            packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size, tail)
         )
         self.ip_stats["sent"] += 1
 
@@ -578,8 +587,12 @@ class StackCore:
     def _send_ipv6(
         self, source: bytes, destination: bytes, protocol: int,
         payload: bytes | bytearray | memoryview, *, hop_limit: int, segment_size: int,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:  # fmt: skip
-        length = ipv6.IPV6_HEADER_LENGTH + len(payload)
+        size = len(payload)
+        for part in tail:
+            size += len(part)
+        length = ipv6.IPV6_HEADER_LENGTH + size
         if segment_size == COMPLETE:
             limit = self.pmtu.get(destination, self._now)
             if length > limit:
@@ -591,12 +604,12 @@ class StackCore:
             raise ValueError(
                 f"packet of {length} bytes exceeds the link's limit of {self.max_packet_size}"
             )
-        if len(payload) > 0xFFFF:
-            raise ValueError(f"IPv6 payload of {len(payload)} bytes exceeds 65535 (no jumbograms)")
-        header = _IPV6_HEADER.pack(6 << 28, len(payload), protocol, hop_limit, source, destination)
+        if size > 0xFFFF:
+            raise ValueError(f"IPv6 payload of {size} bytes exceeds 65535 (no jumbograms)")
+        header = _IPV6_HEADER.pack(6 << 28, size, protocol, hop_limit, source, destination)
         packet = b"".join((header, payload))
         self._outbox.append(
-            packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size)
+            packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size, tail)
         )
         self.ip6_stats["sent"] += 1
 
@@ -624,13 +637,17 @@ class StackCore:
         self.ip6_stats["fragmented"] += 1
 
     def emit_transport(self, protocol: int) -> Callable[..., None]:
-        """Return ``emit(source, destination, segment, segment_size=COMPLETE)`` for a transport."""
+        """Return ``emit(source, destination, segment, segment_size=COMPLETE, tail=())``."""
         send_ip = self.send_ip
 
         def emit(
-            source: bytes, destination: bytes, segment: bytes, segment_size: int = COMPLETE
+            source: bytes,
+            destination: bytes,
+            segment: bytes,
+            segment_size: int = COMPLETE,
+            tail: tuple[bytes | memoryview, ...] = (),
         ) -> None:
-            send_ip(source, destination, protocol, segment, segment_size=segment_size)
+            send_ip(source, destination, protocol, segment, segment_size=segment_size, tail=tail)
 
         return emit
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Link"]
@@ -30,8 +31,12 @@ class Link(Protocol):
       pseudo-header sum (the device completes it, like ``CHECKSUM_PARTIAL``),
       of up to ``max_packet_size`` bytes; a TCP packet longer than ``mtu`` is
       cut by the device into segments of ``segment_size`` payload bytes (TSO).
+      ``tail`` holds more of the packet's bytes, to follow ``packet`` on the
+      wire as they are (a gathering write, no copy).
       Without offload ``max_packet_size == mtu`` and ``send_offloaded`` is
       never called.
+    * ``statistics()`` maps counter names to counts; a link may add a few
+      descriptive strings (``TunLink``: ``"offload"``).
     """
 
     mtu: int
@@ -45,10 +50,16 @@ class Link(Protocol):
 
     def send(self, packet: bytes, now: float) -> None: ...
 
-    def send_offloaded(self, packet: bytes, segment_size: int, now: float) -> None: ...
+    def send_offloaded(
+        self,
+        packet: bytes,
+        segment_size: int,
+        now: float,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None: ...
 
     def get_timer(self) -> float | None: ...
 
-    def statistics(self) -> dict[str, int]: ...
+    def statistics(self) -> Mapping[str, int | str]: ...
 
     def close(self) -> None: ...

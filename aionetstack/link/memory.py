@@ -161,12 +161,16 @@ class MemoryLink:
         self._deliver(packet, self.mtu, now)
 
     def send_offloaded(
-        self, packet: bytes | bytearray | memoryview, segment_size: int, now: float
+        self,
+        packet: bytes | bytearray | memoryview,
+        segment_size: int,
+        now: float,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
         """Queue a partial-checksum packet (up to ``max_packet_size``) for the peer, whole."""
         if not self.transmit_offload:
             raise ValueError("this MemoryLink pair was made without offload")
-        self._deliver(packet, self.max_packet_size, now)
+        self._deliver(b"".join((packet, *tail)) if tail else packet, self.max_packet_size, now)
 
     def _deliver(self, packet: bytes | bytearray | memoryview, limit: int, now: float) -> None:
         self._check_open()

@@ -129,15 +129,21 @@ class CapturingLink:
         self._writer.write(packet, now + self._offset)
         self.link.send(packet, now)
 
-    def send_offloaded(self, packet: bytes, segment_size: int, now: float) -> None:
+    def send_offloaded(
+        self,
+        packet: bytes,
+        segment_size: int,
+        now: float,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
         """Recorded as handed over: one super-packet, checksum partial (as tcpdump shows TSO)."""
-        self._writer.write(packet, now + self._offset)
-        self.link.send_offloaded(packet, segment_size, now)
+        self._writer.write(b"".join((packet, *tail)) if tail else packet, now + self._offset)
+        self.link.send_offloaded(packet, segment_size, now, tail)
 
     def get_timer(self) -> float | None:
         return self.link.get_timer()
 
-    def statistics(self) -> dict[str, int]:
+    def statistics(self) -> dict[str, int | str]:
         stats = dict(self.link.statistics())
         stats["captured_packets"] = self._writer.packets_written
         return stats

@@ -6,11 +6,23 @@ unprivileged user may attach to a TUN created for them with
 ``ip tuntap add mode tun user NAME``) or, with CAP_NET_ADMIN, creates one and
 configures the kernel side (address, MTU, up).
 
-With ``offload=True`` the device also gets ``IFF_VNET_HDR`` and
+By default (``offload=True``) the device also gets ``IFF_VNET_HDR`` and
 ``TUNSETOFFLOAD``: the kernel then hands over 64 KB TCP/UDP segments whose
 checksums hold only the pseudo-header sum (``receive_checksums_partial``), and
 every packet both ways carries a 10-byte virtio_net_hdr, which this class strips
-on receive and prepends (all zero: nothing to do) on send.
+on receive and prepends (all zero: nothing to do) on send. A kernel that refuses
+``TUNSETOFFLOAD`` leaves the link working without it: the fallback is logged
+and shown by ``offload_status``, ``repr()`` and ``statistics()["offload"]``.
+
+With ``multi_queue=True`` the device is (or must already be) a multi-queue TUN
+(``IFF_MULTI_QUEUE``) and this link is one of its queues. Each process attaches
+its own queue; the kernel picks a queue per flow (``tun_select_queue`` in
+``drivers/net/tun.c``: a hash of the flow's addresses and ports, unless the flow
+table remembers the queue that last *wrote* a packet of that flow, for up to
+``TUN_FLOW_EXPIRE`` = 3 s after that write and for at most 4096 flows). So a
+connection a worker opens comes back to it while that worker keeps sending on
+it, and the ephemeral ports of workers must not overlap
+(``StackConfig(ephemeral_ports=...)``). See docs/performance.md, "More than one core".
 """
 
 from __future__ import annotations
@@ -31,6 +43,9 @@ from typing import Final
 import pytun
 
 from ..errors import MissingPrivilegeError
+from ..wire.ipv4 import IPv4Header, build_ipv4
+from ..wire.ipv6 import IPv6Header, build_ipv6
+from ..wire.tcp import RST, build_tcp
 from ..wire.vnet import (
     CSUM_OFFSET_TCP,
     CSUM_OFFSET_UDP,
@@ -114,7 +129,13 @@ class TunLink:
     * ``kernel_address``: an interface address such as ``"198.18.0.1/24"`` for
       the kernel side, or None to leave the device's addresses as they are.
     * ``mtu``: the device MTU, set on the device if it differs.
-    * ``offload``: negotiate checksum and segmentation offload (see module docs).
+    * ``offload``: negotiate checksum and segmentation offload (the default; see
+      the module docs). ``offload=False`` keeps 1500-byte packets and Python
+      checksums, several times slower for bulk data.
+    * ``multi_queue``: attach one queue of a multi-queue TUN (``IFF_MULTI_QUEUE``),
+      creating the device if it does not exist; every queue must use the same
+      ``offload``. Attaching to a device created without ``IFF_MULTI_QUEUE``
+      raises ``OSError(EINVAL)`` saying so.
     * ``persist``: make the device outlive :meth:`close`. A device that was
       already persistent stays so either way.
 
@@ -134,11 +155,14 @@ class TunLink:
         "_reader",
         "_skip",
         "_view",
+        "claimed_flows",
         "created",
         "max_packet_size",
         "mtu",
+        "multi_queue",
         "name",
         "offload_flags",
+        "offload_status",
         "receive_checksums_partial",
         "received_bytes",
         "received_packets",
@@ -156,7 +180,8 @@ class TunLink:
         *,
         kernel_address: str | None = None,
         mtu: int = 1500,
-        offload: bool = False,
+        offload: bool = True,
+        multi_queue: bool = False,
         persist: bool = False,
     ) -> None:
         _check_name(name)
@@ -171,14 +196,20 @@ class TunLink:
             )
         existed = _interface_exists(name)
         flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
-        self._device = _open_device(name, flags, existed)
+        if multi_queue:
+            flags |= pytun.IFF_MULTI_QUEUE
+        self.multi_queue = bool(multi_queue)
+        self._device = _open_device(name, flags, existed, self.multi_queue)
         self._fd: int = self._device.fileno()
         self._reader: io.FileIO | None = None
         try:
             self.name: str = _decode_name(self._device.name)
             self.created = not existed
             _set_nonblocking(self._fd)
-            self.offload_flags = _negotiate_offload(self._fd, self.name) if offload else 0
+            if offload:
+                self.offload_flags, self.offload_status = _negotiate_offload(self._fd, self.name)
+            else:
+                self.offload_flags, self.offload_status = 0, "off (requested off)"
             if persist:
                 self._device.persist(True)
             self.mtu = mtu
@@ -199,6 +230,7 @@ class TunLink:
         self._view = memoryview(self._buffer)
         self.sent_packets = 0
         self.sent_bytes = 0
+        self.claimed_flows = 0
         self.received_packets = 0
         self.received_bytes = 0
         self.received_runts = 0
@@ -238,13 +270,23 @@ class TunLink:
     def send(self, packet: bytes | bytearray | memoryview, now: float) -> None:
         """Write one IP packet; a full queue or a packet the kernel rejects is a counted drop."""
         self._check_open()
+        if self.multi_queue:
+            self._claim_flow(packet)
         self._write(VNET_HEADER_NONE if self._skip else None, packet)
 
-    def _write(self, header: bytes | None, packet: bytes | bytearray | memoryview) -> None:
-        """Write ``packet`` (behind a virtio_net_hdr when offload is on); count, never block."""
+    def _write(
+        self,
+        header: bytes | None,
+        packet: bytes | bytearray | memoryview,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
+        in one system call; count, never block."""
         try:
             if header is None:
                 os.write(self._fd, packet)
+            elif tail:
+                os.writev(self._fd, (header, packet, *tail))
             else:
                 os.writev(self._fd, (header, packet))
         except BlockingIOError:
@@ -260,32 +302,60 @@ class TunLink:
             raise
         self.sent_packets += 1
         self.sent_bytes += len(packet)
+        for part in tail:
+            self.sent_bytes += len(part)
 
     def send_offloaded(
-        self, packet: bytes | bytearray | memoryview, segment_size: int, now: float
+        self,
+        packet: bytes | bytearray | memoryview,
+        segment_size: int,
+        now: float,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
         """Write a partial-checksum TCP/UDP packet; the kernel completes (and segments) it.
 
         A TCP packet longer than the MTU goes as one GSO super-packet cut into
-        ``segment_size``-byte segments. Requires ``offload=True``.
+        ``segment_size``-byte segments. ``tail``: the rest of the packet's bytes
+        (payload views), gathered by ``writev``. Requires ``offload=True``.
         """
         if not self._skip:
             raise ValueError(f"TUN {self.name} was opened without offload")
         self._check_open()
+        if self.multi_queue:
+            self._claim_flow(packet)
+        length = len(packet)
+        for part in tail:
+            length += len(part)
         try:
-            header = _offload_header(packet, segment_size if len(packet) > self.mtu else 0)
+            header = _offload_header(packet, segment_size if length > self.mtu else 0)
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
-        self._write(header, packet)
+        self._write(header, packet, tail)
+
+    def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
+        """Before an active open's SYN, make the kernel steer the flow to this queue.
+
+        The kernel records a flow's queue only after it has processed a packet
+        written on that queue, and it answers a SYN within that same ``write``:
+        left alone, the SYN-ACK is steered by hash and may reach another worker.
+        So a SYN (without ACK) is preceded by an RST of the same flow, which the
+        kernel discards without an answer (RFC 9293 §3.10.7.1: an RST is never
+        answered; a listener drops it, RFC 9293 §3.10.7.2) but records the flow.
+        """
+        primer = _flow_primer(packet)
+        if primer is not None:
+            self.claimed_flows += 1
+            self._write(VNET_HEADER_NONE if self._skip else None, primer)
 
     def get_timer(self) -> float | None:
         """Always None: the device never holds packets back on a timer."""
         return None
 
-    def statistics(self) -> dict[str, int]:
-        """Packet and byte counters, and drops by cause."""
+    def statistics(self) -> dict[str, int | str]:
+        """Packet and byte counters, drops by cause, and ``offload`` (``offload_status``)."""
         return {
+            "offload": self.offload_status,
             "sent_packets": self.sent_packets,
             "sent_bytes": self.sent_bytes,
             "received_packets": self.received_packets,
@@ -293,6 +363,7 @@ class TunLink:
             "received_runts": self.received_runts,
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
+            "claimed_flows": self.claimed_flows,
         }
 
     def close(self) -> None:
@@ -315,7 +386,11 @@ class TunLink:
 
     def __repr__(self) -> str:
         state = "closed" if self._reader is None else f"fd={self._fd}"
-        return f"<TunLink {self.name} mtu={self.mtu} offload={self.offload_flags:#x} {state}>"
+        queue = " multi_queue" if self.multi_queue else ""
+        return (
+            f"<TunLink {self.name} mtu={self.mtu} offload={self.offload_status!r}"
+            f" flags={self.offload_flags:#x}{queue} {state}>"
+        )
 
 
 # -- argument checks ----------------------------------------------------------------------
@@ -376,7 +451,9 @@ def _interface_exists(name: str) -> bool:
     return True
 
 
-def _open_device(name: str, flags: int, existed: bool) -> pytun.TunTapDevice:
+def _open_device(
+    name: str, flags: int, existed: bool, multi_queue: bool = False
+) -> pytun.TunTapDevice:
     try:
         return pytun.TunTapDevice(name=name, flags=flags)
     except pytun.Error as exc:
@@ -385,9 +462,22 @@ def _open_device(name: str, flags: int, existed: bool) -> pytun.TunTapDevice:
             raise _privilege_error(name, existed) from exc
         if code == errno.EBUSY:
             raise OSError(code, f"TUN {name!r} is already open in another process") from exc
+        if code == errno.EINVAL and existed and multi_queue:
+            raise OSError(
+                code,
+                f"interface {name!r} exists but is not a multi-queue TUN (created without "
+                "IFF_MULTI_QUEUE, or a TAP), or its queues use another offload setting; "
+                f"multi_queue=True needs e.g. 'ip tuntap add mode tun multi_queue name {name}'",
+            ) from exc
         if code == errno.EINVAL and existed:
             raise OSError(
-                code, f"interface {name!r} exists but is not a single-queue TUN (a TAP?)"
+                code,
+                f"interface {name!r} exists but is not a single-queue TUN (a multi-queue "
+                "TUN needs multi_queue=True; or it is a TAP)",
+            ) from exc
+        if code == errno.EINVAL and multi_queue:
+            raise OSError(
+                code, f"the kernel refused to create TUN {name!r} with IFF_MULTI_QUEUE: {exc}"
             ) from exc
         raise OSError(code, f"cannot open TUN {name!r}: {exc}") from exc
 
@@ -413,22 +503,33 @@ def _set_nonblocking(fd: int) -> None:
     fcntl.fcntl(fd, fcntl.F_SETFL, flags | os.O_NONBLOCK)
 
 
-def _negotiate_offload(fd: int, name: str) -> int:
-    """Ask for the best offloads the kernel accepts; return them (0: none)."""
+def _negotiate_offload(fd: int, name: str) -> tuple[int, str]:
+    """Ask for the best offloads the kernel accepts; return them (0: none) and a status.
+
+    The status is ``"on"``, ``"on (no UDP segmentation)"`` or, when the kernel
+    refuses ``TUNSETOFFLOAD`` altogether, ``"off (kernel refused TUNSETOFFLOAD: ...)"``
+    with the error's name; that fallback is logged as a warning.
+    """
+    refusal: OSError | None = None
     for choice in _OFFLOAD_CHOICES:
         try:
             fcntl.ioctl(fd, TUNSETOFFLOAD, choice)
         except OSError as exc:
             if exc.errno != errno.EINVAL:
                 raise
+            refusal = exc
             continue
-        return choice
+        return choice, "on" if choice & TUN_F_USO4 else "on (no UDP segmentation)"
+    code = refusal.errno if refusal is not None and refusal.errno is not None else errno.EINVAL
+    status = f"off (kernel refused TUNSETOFFLOAD: {errno.errorcode.get(code, code)})"
     _log.warning(
-        "TUN %s: the kernel refused checksum/segmentation offload; "
-        "running without it (every checksum is computed in Python)",
+        "TUN %s: the kernel refused checksum/segmentation offload (%s); running without "
+        "it: 1500-byte packets and every checksum computed in Python, several times slower "
+        "for bulk data",
         name,
+        errno.errorcode.get(code, code),
     )
-    return 0
+    return 0, status
 
 
 # -- configuring the kernel side -------------------------------------------------------------
@@ -542,6 +643,34 @@ def _offload_header(packet: bytes | bytearray | memoryview, segment_size: int) -
         if len(_offload_headers) < 1024:
             _offload_headers[key] = header
     return header
+
+
+_TCP_SYN: Final = 0x02
+_TCP_ACK: Final = 0x10
+
+
+def _flow_primer(packet: bytes | bytearray | memoryview) -> bytes | None:
+    """For a TCP SYN without ACK: an RST of the same flow (checksums complete); else None."""
+    version = packet[0] >> 4
+    if version == 4 and len(packet) >= 40 and packet[9] == _IPPROTO_TCP:
+        start = (packet[0] & 0x0F) * 4
+        source, destination = bytes(packet[12:16]), bytes(packet[16:20])
+    elif version == 6 and len(packet) >= 60 and packet[6] == _IPPROTO_TCP:
+        start = 40
+        source, destination = bytes(packet[8:24]), bytes(packet[24:40])
+    else:
+        return None
+    if len(packet) < start + 20 or packet[start + 13] & (_TCP_SYN | _TCP_ACK) != _TCP_SYN:
+        return None
+    ports_and_seq = bytes(packet[start : start + 8])
+    segment = build_tcp(
+        int.from_bytes(ports_and_seq[0:2], "big"), int.from_bytes(ports_and_seq[2:4], "big"),
+        int.from_bytes(ports_and_seq[4:8], "big"), 0, RST, 0,
+        source=source, destination=destination,
+    )  # fmt: skip
+    if version == 4:
+        return build_ipv4(IPv4Header(source, destination, _IPPROTO_TCP), segment)
+    return build_ipv6(IPv6Header(source, destination, _IPPROTO_TCP), segment)
 
 
 def _set_queue_length(name: str, length: int = TRANSMIT_QUEUE_LENGTH) -> None:

@@ -230,7 +230,15 @@ class Network:
         events: collections.deque[object] = collections.deque()
         host = Host(address, None, events)  # type: ignore[arg-type]
 
-        def emit(source: bytes, destination: bytes, segment: bytes, segment_size: int = -1) -> None:
+        def emit(
+            source: bytes,
+            destination: bytes,
+            segment: bytes,
+            segment_size: int = -1,
+            tail: tuple[bytes | memoryview, ...] = (),
+        ) -> None:
+            if tail:  # the payload as the send buffer's views (a TUN gathers them: writev)
+                segment = b"".join((segment, *tail))
             pieces = (
                 [segment]
                 if segment_size < 0

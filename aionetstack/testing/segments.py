@@ -111,7 +111,16 @@ class ScriptedPeer:
         self.peer_port = 40000
         self.local_port = 80
 
-    def _emit(self, source: bytes, destination: bytes, raw: bytes, segment_size: int = -1) -> None:
+    def _emit(
+        self,
+        source: bytes,
+        destination: bytes,
+        raw: bytes,
+        segment_size: int = -1,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        if tail:  # payload views after the header (partial checksums): as a TUN gathers them
+            raw = b"".join((raw, *tail))
         emitted = parse_emitted(source, destination, raw)
         emitted.segment_size = segment_size
         self.sent.append(emitted)

@@ -195,7 +195,7 @@ def test_attaches_to_a_precreated_persistent_tun(tun_factory: Callable[..., TunL
 def test_send_failures_are_counted_not_raised(
     tun_factory: Callable[..., TunLink], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    link = tun_factory("aionst0", kernel_address="198.18.0.1/24")
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
     link.send(b"\x00" * 20, 0.0)  # not IP: the kernel says EINVAL
     assert link.statistics()["send_rejected"] == 1
 
@@ -238,6 +238,28 @@ def test_offload_falls_back_without_uso(
         link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=True)
     assert link.offload_flags == 0x0F
     assert link.receive_checksums_partial
+    assert link.offload_status == "on (no UDP segmentation)"
+
+
+@pytest.mark.tun
+def test_offload_is_the_default_and_visible(tun_factory: Callable[..., TunLink]) -> None:
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24")
+    assert link.transmit_offload and link.receive_checksums_partial
+    assert link.offload_flags & TUN_F_CSUM
+    assert link.max_packet_size == 65535
+    assert link.offload_status.startswith("on")
+    assert link.statistics()["offload"] == link.offload_status
+    assert f"offload={link.offload_status!r}" in repr(link)
+
+
+@pytest.mark.tun
+def test_offload_off_on_request_is_visible(tun_factory: Callable[..., TunLink]) -> None:
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
+    assert not link.transmit_offload and not link.receive_checksums_partial
+    assert link.max_packet_size == link.mtu
+    assert link.offload_status == "off (requested off)"
+    assert link.statistics()["offload"] == "off (requested off)"
+    assert "off (requested off)" in repr(link)
 
 
 @pytest.mark.tun
@@ -248,10 +270,14 @@ def test_offload_refused_entirely_still_works_with_a_warning(
 ) -> None:
     with monkeypatch.context() as patch, caplog.at_level(logging.WARNING, "aionetstack.link.tun"):
         patch.setattr(fcntl, "ioctl", fake_ioctl({0x6F, 0x0F}))
-        link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=True)
+        link = tun_factory("aionst0", kernel_address="198.18.0.1/24")  # the default: offload
     assert link.offload_flags == 0
     assert not link.receive_checksums_partial
     assert any("refused" in record.getMessage() for record in caplog.records)
+    status = "off (kernel refused TUNSETOFFLOAD: EINVAL)"
+    assert link.offload_status == status
+    assert link.statistics()["offload"] == status
+    assert status in repr(link)
     link.send(echo_request(STACK, KERNEL, 0x0F0F), 0.0)  # the vnet header is still framed
     reply = wait_for(link, is_echo_reply(0x0F0F))
     assert reply[0] == 0x45

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import errno
+import fcntl
 
 import pytest
 
 from aionetstack import Stack, TunLink
+from aionetstack.link import tun as tun_module
 from aionetstack.testing.netns import Namespace
 
 pytestmark = pytest.mark.tun
@@ -52,3 +55,39 @@ async def test_udp_with_partial_checksums_reaches_kernel_sockets_both_ways(
     counters = dict(zip(udp[0][1:], map(int, udp[1][1:]), strict=True))
     assert counters["InCsumErrors"] == 0
     assert counters["InDatagrams"] >= len(payloads)
+
+
+async def test_tcp_works_when_the_kernel_refuses_offload(
+    netns: Namespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default TunLink on a kernel refusing TUNSETOFFLOAD: a logged fallback, still TCP."""
+    real = fcntl.ioctl
+
+    def refuse_offload(fd: int, request: int, arg: object = 0, *rest: object) -> object:
+        if request == tun_module.TUNSETOFFLOAD:
+            raise OSError(errno.EINVAL, "Invalid argument")
+        return real(fd, request, arg, *rest)  # type: ignore[call-overload]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(fcntl, "ioctl", refuse_offload)
+        link = TunLink("aionst0", kernel_address=f"{KERNEL}/24")
+    assert link.offload_status == "off (kernel refused TUNSETOFFLOAD: EINVAL)"
+    assert not link.receive_checksums_partial
+
+    async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+        writer.close()
+
+    kernel_server = await asyncio.start_server(echo, KERNEL, 6100)
+    payload = bytes(range(256)) * 800  # 200 KiB: segments in both directions
+    async with Stack(link, address=f"{STACK}/24") as stack:
+        assert stack.statistics()["link"]["offload"] == link.offload_status
+        reader, writer = await stack.open_connection(KERNEL, 6100)
+        writer.write(payload)
+        writer.write_eof()
+        echoed = await asyncio.wait_for(reader.read(), 10)
+        writer.close()
+    kernel_server.close()
+    assert echoed == payload

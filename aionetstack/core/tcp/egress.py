@@ -52,8 +52,16 @@ class _Egress(Tcb):
         options: bytes | None,
         payload: bytes | memoryview,
         now: float,
+        more: tuple[bytes | memoryview, ...] = (),
     ) -> None:
-        """Build one segment (window -1: compute it; options None: TS/SACK as negotiated)."""
+        """Build one segment (window -1: compute it; options None: TS/SACK as negotiated).
+
+        ``more``: payload pieces after ``payload`` (partial checksums only; joined otherwise).
+        """
+        payload_length = len(payload)
+        if more:
+            for piece in more:
+                payload_length += len(piece)
         if window < 0:
             window = self._advertised_window_field()
             edge = self._rcv_off + (window << self._rcv_wscale)
@@ -62,7 +70,7 @@ class _Egress(Tcb):
                 self._rcv_wnd_max = max(self._rcv_wnd_max, edge - self._rcv_off)
         if options is None:
             blocks = (
-                self._sack_block_budget(len(payload))
+                self._sack_block_budget(payload_length)
                 if self._sack_ok and self._ooo and flags & ACK
                 else 0
             )
@@ -80,7 +88,9 @@ class _Egress(Tcb):
                         flags,
                         window,
                         # Packed at once: the partial sum needs no other header field.
-                        self._partial_checksum(_TS_HEADER_LENGTH + len(payload)) if partial else 0,
+                        self._partial_checksum(_TS_HEADER_LENGTH + payload_length)
+                        if partial
+                        else 0,
                         0,
                         1,
                         1,
@@ -90,15 +100,23 @@ class _Egress(Tcb):
                         self._ts_recent,
                     )
                     if partial:
-                        segment = header + payload if payload else header
-                        self._hand_down(segment, _TS_HEADER_LENGTH, len(payload), flags)
-                    else:
-                        self._finish_segment(header, payload, flags)
+                        # The payload (a view of the send buffer) follows the header to
+                        # the link as it is: no 64 KB copy (OffloadedPacket.tail).
+                        self._hand_down(
+                            header, _TS_HEADER_LENGTH, payload_length, flags,
+                            (payload, *more) if payload_length else (),
+                        )  # fmt: skip
+                        return
+                    if more:
+                        payload = b"".join((payload, *more))
+                    self._finish_segment(header, payload, flags)
                     return
             elif blocks:
                 options = self._sack_options(blocks)
             else:
                 options = b""
+        if more:
+            payload = b"".join((payload, *more))
         header = (
             HEADER.pack(
                 self.local_port,
@@ -124,11 +142,14 @@ class _Egress(Tcb):
         total = len(header) + len(payload)
         if self._layer.partial_checksums:
             checksum = self._partial_checksum(total)
-        else:
-            partial = self._pseudo_sum + total
-            if payload:
-                partial = ones_complement_sum(payload, partial)
-            checksum = ~ones_complement_sum(header, partial) & 0xFFFF
+            segment = header[:16] + checksum.to_bytes(2, "big") + header[18:]
+            tail = (payload,) if payload else ()
+            self._hand_down(segment, len(header), len(payload), flags, tail)
+            return
+        partial = self._pseudo_sum + total
+        if payload:
+            partial = ones_complement_sum(payload, partial)
+        checksum = ~ones_complement_sum(header, partial) & 0xFFFF
         if payload:
             segment = b"".join((header[:16], checksum.to_bytes(2, "big"), header[18:], payload))
         else:
@@ -140,9 +161,14 @@ class _Egress(Tcb):
         return ones_complement_sum(b"", self._pseudo_sum + segment_length)
 
     def _hand_down(
-        self, segment: bytes, header_length: int, payload_length: int, flags: int
+        self,
+        segment: bytes,
+        header_length: int,
+        payload_length: int,
+        flags: int,
+        tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
-        """Account for a finished ``segment`` and emit it."""
+        """Account for a finished ``segment`` (followed by ``tail``: partial checksums only)."""
         if flags & ACK:
             self._ack_now = False
             self._delack_deadline = None
@@ -155,7 +181,7 @@ class _Egress(Tcb):
             # A TSO super-segment is cut into pieces that each carry this header's options.
             extra = header_length - 20 - (_TS_OPTION_LENGTH if self._ts_ok else 0)
             size = self._snd_mss - extra if payload_length > self._snd_mss - extra else 0
-            layer.emit(self.local_address, self.remote_address, segment, size)
+            layer.emit(self.local_address, self.remote_address, segment, size, tail)
         else:
             layer.emit(self.local_address, self.remote_address, segment)
 

@@ -107,11 +107,16 @@ class _SendSide(Tcb):
         else:
             stop = end
         payload: bytes | memoryview = b""
+        more: tuple[bytes | memoryview, ...] = ()
         if stop > start:
-            payload = self._sbuf.view(start - self._sbuf_start, stop - start)
+            if self._layer.partial_checksums:  # gathered by the link: no join of chunks
+                payload, *rest = self._sbuf.view_parts(start - self._sbuf_start, stop - start)
+                more = tuple(rest)
+            else:
+                payload = self._sbuf.view(start - self._sbuf_start, stop - start)
             if stop == data_end:
                 flags |= PSH
-        self._emit(self._seq(start), self._rcv_nxt, flags, -1, None, payload, now)
+        self._emit(self._seq(start), self._rcv_nxt, flags, -1, None, payload, now, more)
 
     def _send_ack(self, now: float) -> None:
         self._emit(self._seq(self._nxt), self._rcv_nxt, ACK, -1, None, b"", now)

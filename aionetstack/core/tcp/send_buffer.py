@@ -99,6 +99,30 @@ class SendBuffer:
         pieces.append(memoryview(last)[: len(last) - (ends[index] - stop)])
         return b"".join(pieces)
 
+    def view_parts(self, offset: int, length: int) -> tuple[bytes | memoryview, ...]:
+        """The bytes of :meth:`view`, as the pieces of the chunks holding them (no copy of a
+        ``bytes`` chunk): for a gathering write (``writev``) of a segment that spans chunks."""
+        chunks = self._chunks
+        if chunks is None or offset < 0 or length <= 0 or offset + length > self.size:
+            return (self.view(offset, length),)
+        ends = self._ends
+        position = self._base + offset
+        stop = position + length
+        index = bisect_right(ends, position)
+        if stop <= ends[index]:
+            return (self.view(offset, length),)
+        parts: list[bytes | memoryview] = []
+        while position < stop:
+            chunk = chunks[index]
+            chunk_end = ends[index]
+            low = position - (chunk_end - len(chunk))
+            high = min(stop, chunk_end) - (chunk_end - len(chunk))
+            piece = memoryview(chunk)[low:high]
+            parts.append(piece if type(chunk) is bytes else piece.tobytes())
+            position = chunk_end
+            index += 1
+        return tuple(parts)
+
     def release(self, count: int) -> None:
         """Forget the ``count`` oldest bytes (acknowledged by the peer)."""
         if count <= 0:

@@ -413,6 +413,7 @@ class Tcb:
             options: bytes | None,
             payload: bytes | memoryview,
             now: float,
+            more: tuple[bytes | memoryview, ...] = (),
         ) -> None: ...
 
         def _flight(self) -> int: ...

@@ -224,9 +224,15 @@ def test_tso_super_segments_cut_by_the_device(loss: float) -> None:
     emitted_sizes: list[int] = []
     inner = network.a.layer.emit
 
-    def spy(source: bytes, destination: bytes, segment: bytes, segment_size: int = -1) -> None:
-        emitted_sizes.append(len(segment))
-        inner(source, destination, segment, segment_size)
+    def spy(
+        source: bytes,
+        destination: bytes,
+        segment: bytes,
+        segment_size: int = -1,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        emitted_sizes.append(len(segment) + sum(len(piece) for piece in tail))
+        inner(source, destination, segment, segment_size, tail)
 
     network.a.layer.emit = spy
     transfer = BulkTransfer(network, 3_000_000, seed=31)

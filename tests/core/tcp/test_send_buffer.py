@@ -42,6 +42,8 @@ def test_views_match_a_reference_stream(steps: list[tuple[str, float, str]], cut
             start = int(amount * len(reference))
             length = int(cut * (len(reference) - start))
             assert bytes(buffer.view(start, length)) == reference[start : start + length]
+            parts = buffer.view_parts(start, length)
+            assert b"".join(parts) == reference[start : start + length]
         assert len(buffer) == buffer.size == len(reference)
     if reference:
         assert bytes(buffer.view(0, len(reference))) == reference
@@ -55,6 +57,18 @@ def test_a_large_bytes_write_is_kept_without_copying_and_survives_release() -> N
     assert isinstance(view, memoryview) and view.obj is block
     buffer.release(len(block))
     assert bytes(view) == block[100:1100] and not buffer
+
+
+def test_parts_across_large_writes_are_views_of_them_not_copies() -> None:
+    buffer = SendBuffer()
+    first, second = bytes(range(256)) * 64, bytes(range(255, -1, -1)) * 64
+    buffer.append(first)
+    buffer.append(second)
+    parts = buffer.view_parts(len(first) - 100, 300)  # 100 bytes of one, 200 of the next
+    assert [len(part) for part in parts] == [100, 200]
+    assert all(isinstance(part, memoryview) for part in parts)
+    assert [part.obj for part in parts] == [first, second]  # type: ignore[union-attr]
+    assert b"".join(parts) == first[-100:] + second[:200]
 
 
 def test_small_writes_gather_into_few_chunks_and_a_tail_view_is_a_snapshot() -> None:

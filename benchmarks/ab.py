@@ -1,0 +1,63 @@
+"""A/B runs of the stack server: two code trees, runs alternating, medians and the ratio.
+
+``sudo python benchmarks/ab.py A_ROOT B_ROOT [--runs 5] [--seconds 2] [--only TEXT]``
+A_ROOT and B_ROOT are checkouts (directories holding ``aionetstack/``), e.g. made with
+``git worktree add`` or ``git archive REV aionetstack | tar -x -C DIR``. Each serves the
+benchmark scenarios over its own TUN (198.18.0.2 and 198.18.1.2); the blocking client
+alternates between them run by run. Every speed claim in docs/performance.md names
+the A/B command that measured it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+
+from run import SCENARIOS, Backend, measure, progress, server
+
+from aionetstack.testing.netns import network_namespace
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("a")
+    parser.add_argument("b")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0)
+    parser.add_argument("--only", help="scenarios whose label contains this text")
+    args = parser.parse_args()
+    chosen = [s for s in SCENARIOS if args.only is None or args.only in s.label]
+    backends = {
+        "A": Backend("A", "198.18.0.2", [server("stack", "198.18.0.2", "--cpu", "1")],
+                     env={"BENCH_CODE": os.path.abspath(args.a)}),
+        "B": Backend("B", "198.18.1.2", [server("stack", "198.18.1.2", "--tun", "aionsb1",
+                                                "--cpu", "1")],
+                     env={"BENCH_CODE": os.path.abspath(args.b)}),
+    }  # fmt: skip
+    scenarios = [type(s)(s.label, s.mode, s.connections, ("A", "B"), s.unit) for s in chosen]
+    with network_namespace("aionsab"):
+        subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)
+        for backend in backends.values():
+            backend.start()
+        try:
+            results = measure(scenarios, backends, args.runs, args.seconds, congestion=None)
+        finally:
+            for backend in backends.values():
+                backend.stop()
+    progress("")
+    print(f"A = {args.a}, B = {args.b}; {args.runs} alternating runs of {args.seconds} s")
+    for label, entry in results.items():
+        a, b = (entry["backends"][n] for n in ("A", "B"))
+        ma, mb = statistics.median(a["values"]), statistics.median(b["values"])
+        print(f"{label:<40} A {ma:10.4g}  B {mb:10.4g}  B/A {mb / ma:5.2f}x   "
+              f"µs user A {statistics.median(a['user_us']):.0f} B "
+              f"{statistics.median(b['user_us']):.0f}  runs A {[round(v, 3) for v in a['values']]}"
+              f" B {[round(v, 3) for v in b['values']]}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

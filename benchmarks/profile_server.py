@@ -1,0 +1,156 @@
+"""Where a benchmark server's time goes: a sampling profile and Python calls per unit.
+
+``sudo python benchmarks/profile_server.py MODE CONNECTIONS [--seconds 3] [--backend stack]``
+
+In a namespace of its own, starts ``server.py`` (pinned to CPU 1) under
+``py-spy record`` (sampling, native frames off, idle samples dropped) and the
+blocking client (``client.py``, CPU 0) for MODE (upload, download, rr, connrate),
+then once more under cProfile for the number of Python calls per unit of work.
+Prints the functions with the most samples (self and inclusive), the server's
+user and system CPU per unit, and calls per unit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+
+from aionetstack.testing.netns import network_namespace  # noqa: E402
+
+HOSTS = {"stack": "198.18.0.2", "kernel": "127.0.0.1"}
+
+
+def units(mode: str, answer: dict[str, float]) -> float:
+    return answer["total"] / 65536 if mode in ("upload", "download") else answer["total"]
+
+
+def run(mode: str, connections: int, seconds: float, backend: str, *, spy: list[str] | None,
+        env: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
+    """One server and one client run (``spy``: py-spy attached meanwhile); answer and CPU."""
+    host = HOSTS[backend]
+    server = subprocess.Popen(
+        [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", "1"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
+    )  # fmt: skip
+    assert server.stdin is not None and server.stdout is not None
+    sampler = None
+    try:
+        line = server.stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"the server did not start: {line!r}")
+        if spy is not None:
+            sampler = subprocess.Popen(
+                [*spy, "--pid", str(server.pid), "--duration", str(int(seconds))],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )  # fmt: skip
+            time.sleep(0.3)  # attached before the client starts
+        server.stdin.write("cpu\n")
+        server.stdin.flush()
+        before = json.loads(server.stdout.readline())
+        client = subprocess.run(
+            [sys.executable, str(HERE / "client.py"), mode, host, str(seconds), str(connections)],
+            capture_output=True, text=True, check=True, timeout=seconds + 120,
+            env={**os.environ, "BENCH_CPU": "0"},
+        )  # fmt: skip
+        answer: dict[str, float] = json.loads(client.stdout.strip().splitlines()[-1])
+        server.stdin.write("cpu\n")
+        server.stdin.flush()
+        after = json.loads(server.stdout.readline())
+    finally:
+        if sampler is not None:
+            sampler.wait(timeout=seconds + 60)
+        server.stdin.close()
+        server.wait(timeout=60)
+    cpu = {"user": after["user"] - before["user"], "sys": after["sys"] - before["sys"]}
+    return answer, cpu
+
+
+def top_of_profile(collapsed: Path, count: int) -> str:
+    """Functions by samples: self (the leaf frame) and inclusive (anywhere in the stack)."""
+    own: collections.Counter[str] = collections.Counter()
+    inclusive: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if not stack:
+            continue
+        weight = int(samples)
+        total += weight
+        frames = stack.split(";")
+        own[frames[-1]] += weight
+        for frame in set(frames):
+            inclusive[frame] += weight
+    lines = [f"{total} samples", "", "self %  function"]
+    lines += [f"{100 * n / total:5.1f}  {name}" for name, n in own.most_common(count)]
+    lines += ["", "incl %  function"]
+    lines += [f"{100 * n / total:5.1f}  {name}" for name, n in inclusive.most_common(count)]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=["upload", "download", "rr", "connrate"])
+    parser.add_argument("connections", type=int)
+    parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--backend", choices=sorted(HOSTS), default="stack")
+    parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--calls-only", action="store_true", help="only the cProfile run")
+    args = parser.parse_args()
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    with tempfile.TemporaryDirectory() as scratch, network_namespace("aionsprof"):
+        subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)
+        collapsed = Path(scratch) / "profile.txt"
+        sampler = [spy, "record", "--format", "raw", "-r", "400", "-o", str(collapsed)]
+        if args.calls_only:
+            sampler = None
+        answer, cpu = run(
+            args.mode, args.connections, args.seconds, args.backend, spy=sampler, env={}
+        )
+        done = units(args.mode, answer)
+        unit = "64 KiB" if args.mode in ("upload", "download") else "transaction"
+        print(f"{args.mode}, {args.connections} connection(s), {args.backend}: "
+              f"{answer.get('gbit_s') or answer.get('per_s'):.4g} "
+              f"({'Gbit/s' if 'gbit_s' in answer else '/s'})"
+              f"{'' if args.calls_only else ' under py-spy'}")  # fmt: skip
+        print(f"server CPU per {unit}: {cpu['user'] / done * 1e6:.1f} µs user, "
+              f"{cpu['sys'] / done * 1e6:.1f} µs system\n")  # fmt: skip
+        time.sleep(0.5)
+        if collapsed.exists():
+            print(top_of_profile(collapsed, args.top))
+        stats_path = Path(scratch) / "cprofile.out"
+        answer, _ = run(args.mode, args.connections, args.seconds, args.backend, spy=None,
+                        env={"BENCH_PROFILE": str(stats_path)})  # fmt: skip
+        stats = pstats.Stats(str(stats_path))
+        if os.environ.get("PROFILE_KEEP"):
+            shutil.copy(stats_path, os.environ["PROFILE_KEEP"])
+        calls = sum(entry[1] for entry in stats.stats.values())  # type: ignore[attr-defined]
+        print(f"\ncProfile: {calls / units(args.mode, answer):.0f} Python calls per {unit} "
+              f"(primitive and recursive, whole server run)")  # fmt: skip
+        per_file: collections.Counter[str] = collections.Counter()
+        for (filename, _, _), entry in stats.stats.items():  # type: ignore[attr-defined]
+            parts = Path(filename).parts
+            short = "/".join(parts[parts.index("aionetstack"):]) if "aionetstack" in parts else (
+                Path(filename).name if filename != "~" else "builtins")  # fmt: skip
+            per_file[short] += entry[1]
+        done = units(args.mode, answer)
+        print("calls per unit by file: " + ", ".join(
+            f"{name} {count / done:.1f}" for name, count in per_file.most_common(14)))  # fmt: skip
+        stats.sort_stats("tottime").print_stats(15)
+        stats.sort_stats("ncalls").print_stats(int(os.environ.get("PROFILE_TOP", "30")))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
