@@ -27,6 +27,8 @@ class SocketHost(Protocol):
 
     core: StackCore
     resolver: AnyioResolver
+    #: Port -> families of the trio sockets listening there on the wildcard address.
+    wildcard_families: dict[int, set[int]]
 
     def running_driver(self) -> AnyioDriver: ...
 

@@ -109,6 +109,8 @@ class AnyioStack:
         self._echo = EchoRequests(self.core, self._rng.getrandbits(16))
         self._pings: dict[tuple[int, int], _PendingPing] = {}
         self._listeners: dict[object, AcceptWatcher] = {}
+        #: Port -> families of trio sockets on the wildcard address (``trio_socket.py``).
+        self.wildcard_families: dict[int, set[int]] = {}
         self._endpoints: set[AsyncConnection] = set()
         self._udp: set[UdpQueue] = set()
         self._group: anyio.abc.TaskGroup | None = None
