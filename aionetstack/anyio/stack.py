@@ -113,6 +113,7 @@ class AnyioStack:
         self.wildcard_families: dict[int, set[int]] = {}
         self._endpoints: set[AsyncConnection] = set()
         self._udp: set[UdpQueue] = set()
+        self._udp_dropped = 0  # by UDP sockets already closed
         self._group: anyio.abc.TaskGroup | None = None
         self._closed = False
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -361,8 +362,13 @@ class AnyioStack:
                 local = route.source
         endpoint = self.core.udp.bind(local, local_port, remote)
         queue = UdpQueue(driver, endpoint, DEFAULT_UDP_QUEUE)
+        queue.on_close = self._forget_udp
         self._udp.add(queue)
         return queue
+
+    def _forget_udp(self, queue: UdpQueue) -> None:
+        self._udp.discard(queue)
+        self._udp_dropped += queue.dropped
 
     async def create_udp_socket(
         self,
@@ -463,7 +469,7 @@ class AnyioStack:
         result["link"] = dict(self.link.statistics())
         result["driver"] = {
             "internal_errors": self.driver.internal_errors,
-            "udp_queue_dropped": sum(queue.dropped for queue in self._udp),
+            "udp_queue_dropped": self._udp_dropped + sum(q.dropped for q in self._udp),
         }
         result["names"] = dict(self.resolver.machine.statistics())
         return result

@@ -37,7 +37,17 @@ DEFAULT_UDP_QUEUE: Final = 1024
 class UdpQueue:
     """A core UDP endpoint's received datagrams and errors, awaitable."""
 
-    __slots__ = ("_arrived", "closed", "driver", "dropped", "endpoint", "error", "limit", "queue")
+    __slots__ = (
+        "_arrived",
+        "closed",
+        "driver",
+        "dropped",
+        "endpoint",
+        "error",
+        "limit",
+        "on_close",
+        "queue",
+    )
 
     def __init__(self, driver: AnyioDriver, endpoint: UdpEndpoint, limit: int) -> None:
         self.driver = driver
@@ -47,6 +57,8 @@ class UdpQueue:
         self.dropped = 0
         self.error: OSError | None = None
         self.closed = False
+        #: Told when the socket closes (the stack stops tracking it).
+        self.on_close: Callable[[UdpQueue], None] | None = None
         self._arrived = Signal()
         endpoint.user_data = self
 
@@ -91,6 +103,8 @@ class UdpQueue:
             self.closed = True
             self.endpoint.close()
             self._arrived.fire()
+            if self.on_close is not None:
+                self.on_close(self)
 
     def attributes(self) -> dict[Any, Callable[[], Any]]:
         endpoint = self.endpoint
