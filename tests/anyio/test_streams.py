@@ -200,6 +200,15 @@ async def test_refused_connection_raises_connection_refused(stacks: Stacks) -> N
 
 
 @with_stacks
+async def test_a_cancelled_connect_leaves_no_connection_behind(stacks: Stacks) -> None:
+    near, _ = stacks
+    with anyio.move_on_after(0.2) as scope:
+        await near.connect_tcp("198.18.0.77", 80)  # nobody there: SYNs go unanswered
+    assert scope.cancelled_caught
+    assert [c for c in near.core.tcp.connections if c.state.name != "CLOSED"] == []
+
+
+@with_stacks
 async def test_names_from_the_hosts_table_and_unknown_names(stacks: Stacks) -> None:
     near, far = stacks
     listener = await far.create_tcp_listener(local_port=7008)
