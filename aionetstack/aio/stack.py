@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import logging
 import os
 import random
 import socket
@@ -15,12 +16,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import StackConfig
+from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
     EchoUnreachable,
     UdpDatagramReceived,
     UdpErrorReceived,
 )
+from ..core.ip import RouteEntry
 from ..core.stack import StackCore
 from ..core.tcp.events import (
     TcpAccepted,
@@ -63,11 +66,24 @@ def current_stack() -> Stack:
     return stack
 
 
+_logger = logging.getLogger("aionetstack")
+#: States whose connection still has data or a FIN the peer has not acknowledged.
+_UNDRAINED = frozenset({
+    TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1, TcpState.CLOSING,
+    TcpState.LAST_ACK, TcpState.SYN_RECEIVED,
+})  # fmt: skip
+#: Connections an application never took over, closed by a graceful stack close.
+_DRAIN_CLOSES = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECEIVED})
+#: How often a lingering close looks whether everything was acknowledged.
+_DRAIN_POLL = 0.01
+
+
 class Stack:
     """A TCP/IP stack running on the current asyncio loop over ``link``.
 
     ``address`` is one interface string or several (``"198.18.0.2/24"``);
-    ``gateway`` the default route's next hop; ``pcap`` a file path that records
+    ``gateway`` the default routes' next hops (one per family, e.g.
+    ``["198.18.0.1", "2001:2::1"]``); ``pcap`` a file path that records
     every packet both ways. ``seed`` makes ISNs, ports and identifiers
     reproducible (tests); by default they come from ``random.SystemRandom``.
     ``nameservers`` (addresses, or ``(address, port)``) and ``hosts`` (name ->
@@ -80,13 +96,20 @@ class Stack:
         link: Link,
         *,
         address: str | Sequence[str],
-        gateway: str | None = None,
+        gateway: str | Sequence[str] | None = None,
         pcap: str | os.PathLike[str] | None = None,
         config: StackConfig | None = None,
         seed: int | None = None,
         nameservers: Sequence[str | tuple[str, int]] = (),
         hosts: Mapping[str, str | Sequence[str]] | None = None,
+        close_timeout: float = 0.0,
     ) -> None:
+        if close_timeout < 0:
+            raise ValueError(f"close_timeout must be >= 0 seconds, got {close_timeout}")
+        #: Default ``linger`` of :meth:`aclose` (and so of ``async with``): 0 resets at once.
+        self.close_timeout = close_timeout
+        self._link_error: OSError | None = None
+        self._close_stats = {"closed_drained": 0, "closed_reset": 0}
         if not isinstance(link, Link):
             raise TypeError(
                 f"link must be a Link (TunLink, MemoryLink ...), got {type(link).__name__}"
@@ -99,6 +122,10 @@ class Stack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
+        #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
+        self._host: StackCore | EthernetHost = self.core
+        if getattr(link, "framing", "ip") == "ethernet":
+            self._host = EthernetHost(self.core, getattr(link, "mac"))  # noqa: B009
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
@@ -157,13 +184,64 @@ class Stack:
             return
         loop = asyncio.get_running_loop()
         self._driver = AsyncioDriver(
-            self.core, self.link, loop, self._dispatch, batch=self.config.receive_batch
-        )
+            self._host, self.link, loop, self._dispatch, batch=self.config.receive_batch,
+            on_link_error=self._on_link_failed,
+        )  # fmt: skip
         self._driver.start()
 
-    async def aclose(self) -> None:
-        """Stop, fail pending pings, and close the link (and the pcap file)."""
+    async def aclose(self, linger: float | None = None) -> None:
+        """Stop, fail pending pings, and close the link (and the pcap file).
+
+        With ``linger`` seconds (default: ``close_timeout``), like ``SO_LINGER``: servers
+        stop accepting, every connection is closed gracefully (what applications wrote
+        is sent, then FIN), and the stack waits until the peers have acknowledged it all
+        or ``linger`` passes; whatever is still unacknowledged then is reset. With 0 (the
+        default) open connections are reset at once, as at a process exit.
+        """
+        linger = self.close_timeout if linger is None else linger
+        if linger < 0:
+            raise ValueError(f"linger must be >= 0 seconds, got {linger}")
+        if linger > 0 and not self._closed and self._driver is not None and not self._link_error:
+            await self._drain(linger)
         self.close()
+
+    async def _drain(self, linger: float) -> None:
+        """Close everything gracefully and wait (at most ``linger`` s) for the peers' ACKs."""
+        for server in list(self._servers):
+            server.close()
+        for transport in list(self._transports):
+            transport.close()
+        closing = 0
+        for connection in self.core.tcp.connections:
+            closing += connection.state in _UNDRAINED
+            if connection.state in _DRAIN_CLOSES and connection.user_data is None:
+                connection.close()  # accepted, never handed to an application
+        self.request_flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger
+        while (remaining := deadline - loop.time()) > 0 and not self._drained():
+            await asyncio.sleep(min(_DRAIN_POLL, remaining))
+        unfinished = sum(c.state in _UNDRAINED for c in self.core.tcp.connections)
+        self._close_stats["closed_reset"] += unfinished
+        self._close_stats["closed_drained"] += max(closing - unfinished, 0)
+
+    def _drained(self) -> bool:
+        """No connection still holds data or a FIN the peer has not acknowledged."""
+        return not self._transports and not any(
+            connection.state in _UNDRAINED for connection in self.core.tcp.connections
+        )
+
+    def _on_link_failed(self, error: OSError) -> None:
+        """The link failed for good (a TUN deleted while in use): every connection and
+        pending ping fails with an OSError saying so; new operations raise it."""
+        self._link_error = error
+        _logger.error("aionetstack: the link failed, the stack stopped: %s", error)
+        failure = OSError(errno.ENETDOWN, f"the stack's link failed: {error}")
+        for connection in self.core.tcp.connections:
+            connection.fail(failure)
+        while (event := self.core.next_event()) is not None:
+            self._dispatch(event)
+        self._pinger.fail_all(failure)
 
     def close(self) -> None:
         """What :meth:`aclose` does, callable where nothing can be awaited (loop shutdown)."""
@@ -189,6 +267,8 @@ class Stack:
     def driver(self) -> AsyncioDriver:
         if self._driver is None:
             raise RuntimeError("the Stack is not running: use 'async with Stack(...)'")
+        if self._link_error is not None:
+            raise OSError(errno.ENETDOWN, f"the stack's link failed: {self._link_error}")
         return self._driver
 
     # -- ping -------------------------------------------------------------------
@@ -354,6 +434,9 @@ class Stack:
         loop = asyncio.get_running_loop()
         route = self.core.routes.route(remote)
         local_address, local_port = (None, 0) if local is None else local
+        if local_address is not None and len(local_address) != len(remote):
+            family = "IPv6" if len(remote) == 16 else "IPv4"
+            raise OSError(errno.EAFNOSUPPORT, f"local_addr is not an {family} address")
         connection = self.core.tcp.connect(
             local_address or route.source, remote, port, loop.time(), local_port=local_port
         )
@@ -543,7 +626,8 @@ class Stack:
 
     def request_flush(self) -> None:
         """Flush the stack's output once in this loop tick (writes coalesce into it)."""
-        self.driver.request_flush()
+        if self._link_error is None:
+            self.driver.request_flush()
 
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""
@@ -655,6 +739,14 @@ class Stack:
 
     # -- statistics ---------------------------------------------------------------
 
+    def routes(self) -> list[RouteEntry]:
+        """The routing table as ``ip route`` lists it: connected prefixes, static, defaults."""
+        return self.core.route_entries()
+
+    def add_route(self, network: str, via: str) -> None:
+        """Add a static route (``"198.19.0.0/16"`` via an on-link gateway)."""
+        self.core.routes.add_route(network, via)
+
     def statistics(self) -> dict[str, dict[str, int | str]]:
         """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``): ``netstat -s``.
 
@@ -665,7 +757,11 @@ class Stack:
         }
         result["link"] = dict(self.link.statistics())
         if self._driver is not None:
-            result["driver"] = {"internal_errors": self._driver.internal_errors}
+            result["driver"] = {
+                "internal_errors": self._driver.internal_errors,
+                "link_errors": self._driver.link_errors,
+                **self._close_stats,
+            }
         result["names"] = dict(self.resolver.machine.statistics())
         return result
 

@@ -20,9 +20,9 @@ import collections
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from .addresses import text_address
+from .addresses import SocketAddress, socket_address
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpEndpoint
@@ -43,36 +43,44 @@ LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _NO_EXTRA: dict[str, Any] = {}
 
 
+#: ``include/uapi/linux/tcp.h`` TCP_USER_TIMEOUT (socket.TCP_USER_TIMEOUT where defined).
+TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18)
+
+
 class StackSocket:
     """What ``get_extra_info('socket')`` returns: the socket-shaped facts of a connection.
 
     Like asyncio's ``TransportSocket`` it refuses I/O; it answers the queries
     libraries make (``getsockname``, ``getpeername``, ``family``) and maps
-    ``TCP_NODELAY`` and ``SO_KEEPALIVE`` onto the connection.
+    ``TCP_NODELAY``, ``SO_KEEPALIVE`` and ``TCP_USER_TIMEOUT`` onto the connection.
     """
 
     __slots__ = ("_connection", "_options", "_sockname")
 
-    family = socket.AF_INET
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
-    def __init__(self, connection: TcpEndpoint | None, sockname: tuple[str, int]) -> None:
+    def __init__(self, connection: TcpEndpoint | None, sockname: SocketAddress) -> None:
         self._connection = connection
         self._options: dict[tuple[int, int], int] = {}
         self._sockname = sockname
 
+    @property
+    def family(self) -> socket.AddressFamily:
+        """``AF_INET6`` for an IPv6 connection (its names are 4-tuples), else ``AF_INET``."""
+        return socket.AF_INET6 if len(self._sockname) == 4 else socket.AF_INET
+
     def fileno(self) -> int:
         return -1
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> SocketAddress:
         return self._sockname
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> SocketAddress:
         connection = self._connection
         if connection is None:
             raise OSError(107, "Transport endpoint is not connected")
-        return (text_address(connection.remote_address), connection.remote_port)
+        return socket_address(connection.remote_address, connection.remote_port)
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         flag = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
@@ -83,8 +91,14 @@ class StackSocket:
             self._connection.set_nodelay(bool(flag))
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_KEEPALIVE):
             self._connection.set_keepalive(bool(flag))
+        elif (level, option) == (socket.IPPROTO_TCP, TCP_USER_TIMEOUT):
+            if flag < 0:
+                raise ValueError(f"TCP_USER_TIMEOUT must be >= 0 ms, got {flag}")
+            self._connection.set_user_timeout(flag / 1000)  # milliseconds, as Linux
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
+        if (level, option) == (socket.IPPROTO_TCP, TCP_USER_TIMEOUT) and self._connection:
+            return round(self._connection.user_timeout * 1000)
         if (level, option) == (
             socket.IPPROTO_TCP,
             socket.TCP_NODELAY,
@@ -186,13 +200,13 @@ class TcpTransport(asyncio.Transport):
             return self._socket
         return self._extra.get(name, default)
 
-    def _sockname(self) -> tuple[str, int]:
+    def _sockname(self) -> SocketAddress:
         connection = self._connection
-        return (text_address(connection.local_address), connection.local_port)
+        return socket_address(connection.local_address, connection.local_port)
 
-    def _peername(self) -> tuple[str, int]:
+    def _peername(self) -> SocketAddress:
         connection = self._connection
-        return (text_address(connection.remote_address), connection.remote_port)
+        return socket_address(connection.remote_address, connection.remote_port)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol

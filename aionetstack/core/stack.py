@@ -180,6 +180,7 @@ class StackCore:
         )  # fmt: skip
         self.register_transport(
             ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self._tcp_icmp_error,
+            path_mtu=self.tcp.path_mtu_changed,
             flush=self.tcp.flush, get_timer=self.tcp.get_timer, handle_timer=self.tcp.handle_timer,
             statistics=("tcp", self.tcp.statistics),
         )  # fmt: skip
@@ -218,6 +219,10 @@ class StackCore:
             self._timers.append((get_timer, handle_timer))
         if statistics is not None:
             self._statistics[statistics[0]] = statistics[1]
+
+    def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
+        """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""
+        self._statistics[name] = source
 
     @property
     def events(self) -> deque[object]:
@@ -544,7 +549,7 @@ class StackCore:
             size += len(part)
         length = ipv4.IPV4_HEADER_LENGTH + size
         if segment_size == COMPLETE:
-            limit = self.pmtu.get(destination, self._now)
+            limit = self.pmtu.get(destination, self._now) if self.pmtu.lowered else self.mtu
             if length > limit:
                 self._send_fragments4(source, destination, protocol, payload, ttl=hop, mtu=limit)
                 return
@@ -594,7 +599,7 @@ class StackCore:
             size += len(part)
         length = ipv6.IPV6_HEADER_LENGTH + size
         if segment_size == COMPLETE:
-            limit = self.pmtu.get(destination, self._now)
+            limit = self.pmtu.get(destination, self._now) if self.pmtu.lowered else self.mtu
             if length > limit:
                 self._send_fragments6(
                     source, destination, protocol, payload, hop_limit=hop_limit, mtu=limit
@@ -750,8 +755,8 @@ class StackCore:
         return self.max_packet_size - ipv6.IPV6_HEADER_LENGTH - 60
 
     def _mss_for(self, remote: bytes) -> int:
-        """MSS to advertise towards ``remote``: the MTU less IP and TCP headers (RFC 6691)."""
-        return self.mtu - (40 if len(remote) == 4 else 60)
+        """MSS to advertise towards ``remote``: the path MTU less IP and TCP headers (RFC 6691)."""
+        return self.pmtu.get(remote, self._now) - (40 if len(remote) == 4 else 60)
 
     def _receive_tcp(
         self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
@@ -856,19 +861,60 @@ class StackCore:
             self._path_mtu_report(
                 quoted, quoted_payload, message.sequence, quoted.total_length, now
             )
-        if quoted.protocol == ipv4.PROTO_ICMP:
-            if len(quoted_payload) >= 8 and quoted_payload[0] == icmpv4.TYPE_ECHO_REQUEST:
-                identifier = int.from_bytes(quoted_payload[4:6], "big")
-                sequence = int.from_bytes(quoted_payload[6:8], "big")
+        self._deliver_error(
+            quoted.source, quoted.destination, quoted.protocol, quoted_payload,
+            error=error, reporter=header.source, now=now,
+        )  # fmt: skip
+
+    def _deliver_error(
+        self, source: bytes, destination: bytes, protocol: int, quoted: memoryview,
+        *, error: OSError, reporter: bytes, now: float,
+    ) -> None:  # fmt: skip
+        """Hand an error about our packet to whoever sent it: a ping, UDP or TCP."""
+        echo = icmpv4.TYPE_ECHO_REQUEST if len(source) == 4 else icmpv6.TYPE_ECHO_REQUEST
+        if protocol in (ipv4.PROTO_ICMP, icmpv6.PROTO_ICMPV6):
+            if len(quoted) >= 8 and quoted[0] == echo:
+                identifier = int.from_bytes(quoted[4:6], "big")
+                sequence = int.from_bytes(quoted[6:8], "big")
                 self._events.append(
-                    EchoUnreachable(quoted.destination, identifier, sequence, error, header.source)
+                    EchoUnreachable(destination, identifier, sequence, error, reporter)
                 )
             return
-        handler = self._error_handlers.get(quoted.protocol)
+        handler = self._error_handlers.get(protocol)
         if handler is None:
+            stats = self.icmp_stats if len(source) == 4 else self.icmp6_stats
             stats["dropped_no_owner"] += 1
             return
-        handler(quoted.source, quoted.destination, quoted_payload, error, now)
+        handler(source, destination, quoted, error, now)
+
+    def report_unreachable(self, packet: bytes, now: float) -> None:
+        """One of our packets could not be delivered on the link (no neighbour answered).
+
+        Its sender hears ``EHOSTUNREACH``, as from Linux when ARP or neighbour
+        discovery fails (``arp_error_report`` sends itself a host unreachable).
+        """
+        error = OSError(errno.EHOSTUNREACH, "No route to host: the neighbour did not answer")
+        if packet[0] >> 4 == 4:
+            quoted4 = self._parse_quoted_header(packet)
+            if quoted4 is None:
+                return
+            payload = memoryview(packet)[quoted4.header_length :]
+            self._deliver_error(
+                quoted4.source, quoted4.destination, quoted4.protocol, payload,
+                error=error, reporter=quoted4.source, now=now,
+            )  # fmt: skip
+            return
+        if len(packet) < ipv6.IPV6_HEADER_LENGTH + 8:
+            return
+        walk = walk_extension_headers(packet[6], packet[ipv6.IPV6_HEADER_LENGTH :])
+        if not isinstance(walk, ExtensionWalk):
+            return
+        payload = memoryview(packet)[ipv6.IPV6_HEADER_LENGTH + walk.offset :]
+        source = bytes(packet[8:24])
+        self._deliver_error(
+            source, bytes(packet[24:40]), walk.protocol, payload,
+            error=error, reporter=source, now=now,
+        )  # fmt: skip
 
     def _path_mtu_report(
         self, quoted: IpHeader, quoted_payload: memoryview, mtu: int, quoted_length: int,
@@ -995,19 +1041,10 @@ class StackCore:
         error = icmpv6_error_to_oserror(message.type, message.code)
         if message.type == icmpv6.TYPE_PACKET_TOO_BIG:
             self._path_mtu_report(quoted, quoted_payload, message.mtu, 0, now)
-        if walk.protocol == icmpv6.PROTO_ICMPV6:
-            if len(quoted_payload) >= 8 and quoted_payload[0] == icmpv6.TYPE_ECHO_REQUEST:
-                identifier = int.from_bytes(quoted_payload[4:6], "big")
-                sequence = int.from_bytes(quoted_payload[6:8], "big")
-                self._events.append(
-                    EchoUnreachable(quoted_destination, identifier, sequence, error, header.source)
-                )
-            return
-        handler = self._error_handlers.get(walk.protocol)
-        if handler is None:
-            stats["dropped_no_owner"] += 1
-            return
-        handler(quoted_source, quoted_destination, quoted_payload, error, now)
+        self._deliver_error(
+            quoted_source, quoted_destination, walk.protocol, quoted_payload,
+            error=error, reporter=header.source, now=now,
+        )  # fmt: skip
 
     def verify_transport_checksum(
         self, header: IpHeader, segment: memoryview, protocol: int

@@ -37,12 +37,13 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Final
 
 import pytun
 
-from ..errors import MissingPrivilegeError
+from ..errors import LinkGoneError, MissingPrivilegeError
 from ..wire.ipv4 import IPv4Header, build_ipv4
 from ..wire.ipv6 import IPv6Header, build_ipv6
 from ..wire.tcp import RST, build_tcp
@@ -112,6 +113,11 @@ _MAX_MTU: Final = 65535
 _MIN_IPV6_MTU: Final = 1280
 #: One receive buffer for the largest packet the device can hand over (a 64 KB
 #: GSO segment plus its virtio_net_hdr); allocated once (limits.md §2, §3).
+#: errno values of a TUN whose interface is down (measured: write EIO; reads find nothing).
+_LINK_DOWN: Final = frozenset({errno.EIO, errno.ENETDOWN})
+#: errno values of a TUN fd whose device was deleted (measured: read and write EBADFD,
+#: poll reports POLLERR) or is otherwise unusable for good.
+_LINK_GONE: Final = frozenset({errno.EBADFD, errno.ENODEV, errno.ENXIO, errno.EBADF})
 _RECEIVE_BUFFER: Final = _MAX_MTU + VNET_HEADER_LENGTH + 1
 
 _PRECREATE_HINT: Final = (
@@ -127,7 +133,9 @@ class TunLink:
 
     * ``name``: the interface name (at most 15 bytes).
     * ``kernel_address``: an interface address such as ``"198.18.0.1/24"`` for
-      the kernel side, or None to leave the device's addresses as they are.
+      the kernel side, a list of them (``["198.18.0.1/24", "2001:2::1/64"]``;
+      IPv6 ones are added ``nodad``, usable at once), or None to leave the
+      device's addresses as they are.
     * ``mtu``: the device MTU, set on the device if it differs.
     * ``offload``: negotiate checksum and segmentation offload (the default; see
       the module docs). ``offload=False`` keeps 1500-byte packets and Python
@@ -164,21 +172,28 @@ class TunLink:
         "offload_flags",
         "offload_status",
         "receive_checksums_partial",
+        "receive_errors",
         "received_bytes",
         "received_packets",
         "received_runts",
         "send_dropped",
+        "send_link_down",
         "send_rejected",
         "sent_bytes",
         "sent_packets",
         "transmit_offload",
     )
 
+    #: IFF_TUN: IP packets; ``TapLink`` sets IFF_TAP (Ethernet frames).
+    _mode: int = pytun.IFF_TUN
+    #: What the packets on this link are: ``"ip"`` here, ``"ethernet"`` on a TAP.
+    framing: str = "ip"
+
     def __init__(
         self,
         name: str = "aions0",
         *,
-        kernel_address: str | None = None,
+        kernel_address: str | Sequence[str] | None = None,
         mtu: int = 1500,
         offload: bool = True,
         multi_queue: bool = False,
@@ -186,7 +201,7 @@ class TunLink:
     ) -> None:
         _check_name(name)
         _check_mtu(mtu)
-        interface = _parse_kernel_address(kernel_address, mtu)
+        interfaces = _parse_kernel_addresses(kernel_address, mtu)
         if not os.path.exists(_TUN_DEVICE):
             raise FileNotFoundError(
                 errno.ENOENT,
@@ -195,7 +210,7 @@ class TunLink:
                 _TUN_DEVICE,
             )
         existed = _interface_exists(name)
-        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        flags = self._mode | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
         if multi_queue:
             flags |= pytun.IFF_MULTI_QUEUE
         self.multi_queue = bool(multi_queue)
@@ -213,7 +228,7 @@ class TunLink:
             if persist:
                 self._device.persist(True)
             self.mtu = mtu
-            _configure(self._device, self.name, interface, mtu, existed)
+            _configure(self._device, self.name, interfaces, mtu, existed)
         except BaseException:
             if persist and not existed:
                 self._device.persist(False)  # leave nothing behind on failure
@@ -236,6 +251,10 @@ class TunLink:
         self.received_runts = 0
         self.send_dropped = 0
         self.send_rejected = 0
+        #: Writes refused with EIO/ENETDOWN because the interface is down (dropped).
+        self.send_link_down = 0
+        #: Reads that failed with EIO/ENETDOWN (the interface going down).
+        self.receive_errors = 0
 
     # -- the Link protocol ------------------------------------------------------------
 
@@ -255,7 +274,15 @@ class TunLink:
         append = packets.append
         received_bytes = 0
         while len(packets) < limit:
-            size = readinto(buffer)
+            try:
+                size = readinto(buffer)
+            except OSError as exc:
+                if exc.errno in _LINK_DOWN:
+                    self.receive_errors += 1
+                    break
+                if exc.errno in _LINK_GONE:
+                    raise self._gone(exc) from exc
+                raise
             if not size:  # None: EAGAIN, the queue is empty
                 break
             if size <= skip:
@@ -299,6 +326,11 @@ class TunLink:
             if exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
                 self.send_rejected += 1
                 return
+            if exc.errno in _LINK_DOWN:  # the interface is down: like a NIC without carrier
+                self.send_link_down += 1
+                return
+            if exc.errno in _LINK_GONE:
+                raise self._gone(exc) from exc
             raise
         self.sent_packets += 1
         self.sent_bytes += len(packet)
@@ -348,6 +380,11 @@ class TunLink:
             self.claimed_flows += 1
             self._write(VNET_HEADER_NONE if self._skip else None, primer)
 
+    def _gone(self, exc: OSError) -> LinkGoneError:
+        return LinkGoneError(
+            exc.errno, f"TUN {self.name} is gone (deleted while in use?): {exc.strerror}"
+        )
+
     def get_timer(self) -> float | None:
         """Always None: the device never holds packets back on a timer."""
         return None
@@ -364,6 +401,8 @@ class TunLink:
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
             "claimed_flows": self.claimed_flows,
+            "send_link_down": self.send_link_down,
+            "receive_errors": self.receive_errors,
         }
 
     def close(self) -> None:
@@ -418,11 +457,20 @@ def _check_mtu(mtu: object) -> None:
         raise ValueError(f"mtu must be in {_MIN_MTU}..{_MAX_MTU} bytes, got {mtu}")
 
 
+def _parse_kernel_addresses(
+    kernel_address: object, mtu: int
+) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    """One address or a list of them (``["198.18.0.1/24", "2001:2::1/64"]``); None: none."""
+    if kernel_address is None:
+        return []
+    if isinstance(kernel_address, list | tuple):
+        return [_parse_kernel_address(text, mtu) for text in kernel_address]
+    return [_parse_kernel_address(kernel_address, mtu)]
+
+
 def _parse_kernel_address(
     kernel_address: object, mtu: int
-) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
-    if kernel_address is None:
-        return None
+) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     if not isinstance(kernel_address, str):
         raise TypeError(
             f"kernel_address must be a str or None, got {type(kernel_address).__name__}"
@@ -538,13 +586,13 @@ def _negotiate_offload(fd: int, name: str) -> tuple[int, str]:
 def _configure(
     device: pytun.TunTapDevice,
     name: str,
-    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None,
+    interfaces: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
     mtu: int,
     existed: bool,
 ) -> None:
     """Set what was asked for and differs; privilege errors name the missing capability."""
-    if interface is not None:
-        _apply(name, "set its address", lambda: _set_address(device, name, interface))
+    for interface in interfaces:
+        _apply(name, f"set its address {interface}", partial(_set_address, device, name, interface))
     if device.mtu != mtu:
         _apply(name, f"set its MTU to {mtu}", lambda: setattr(device, "mtu", mtu))
     if not existed:
@@ -587,7 +635,8 @@ def _set_address(
         device.netmask = str(interface.netmask)
         return
     result = subprocess.run(
-        ["ip", "-6", "addr", "replace", str(interface), "dev", name],
+        # nodad: usable at once (no duplicate address detection on a point-to-point TUN).
+        ["ip", "-6", "addr", "replace", str(interface), "dev", name, "nodad"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:
