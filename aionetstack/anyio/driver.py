@@ -50,10 +50,12 @@ class AnyioDriver:
         "_flush_event",
         "_flush_pending",
         "_link",
+        "_on_link_error",
         "_pump",
         "_running",
         "_scope",
         "_timer_scope",
+        "link_errors",
     )
 
     def __init__(
@@ -63,6 +65,7 @@ class AnyioDriver:
         dispatch: Callable[[object], None],
         *,
         batch: int = 256,
+        on_link_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._link = link
         self._batch = batch
@@ -74,6 +77,9 @@ class AnyioDriver:
         self._scope: anyio.CancelScope | None = None
         self._finished: anyio.Event | None = None
         self._running = False
+        self._on_link_error = on_link_error
+        #: The link raised (it is gone): the driver stopped.
+        self.link_errors = 0
 
     @property
     def internal_errors(self) -> int:
@@ -135,11 +141,15 @@ class AnyioDriver:
         fd = self._link.fileno()
         pump = self._pump
         batch = self._batch
-        while True:
+        while self._running:
             await anyio.wait_readable(fd)
-            while True:
+            while self._running:
                 now = anyio.current_time()
-                taken = pump.receive(now)
+                try:
+                    taken = pump.receive(now)
+                except OSError as error:
+                    self._link_failed(error)
+                    return
                 self._process(now)
                 if taken < batch:
                     break
@@ -159,7 +169,11 @@ class AnyioDriver:
             self._deadline = math.inf
             now = anyio.current_time()
             if self._pump.expire(now):
-                self._pump.receive(now)  # the link holds packets that are now due
+                try:
+                    self._pump.receive(now)  # the link holds packets that are now due
+                except OSError as error:
+                    self._link_failed(error)
+                    return
             self._process(now)
 
     async def _flush_loop(self) -> None:
@@ -173,8 +187,24 @@ class AnyioDriver:
     # -- helpers ----------------------------------------------------------------------
 
     def _process(self, now: float) -> None:
-        self._pump.process(now)
+        try:
+            self._pump.process(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._rearm()
+
+    def _link_failed(self, error: OSError) -> None:
+        """The link raised (a device that is gone, not one that is merely down: links
+        count those drops themselves): stop, and hand the error to the owner."""
+        if not self._running:
+            return
+        self.link_errors += 1
+        self.stop()
+        if self._on_link_error is not None:
+            self._on_link_error(error)
+        else:
+            logger.error("aionetstack: the link failed; the stack stopped: %s", error)
 
     def _rearm(self) -> None:
         """Move the timer's deadline to the stack's earliest one."""

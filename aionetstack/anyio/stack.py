@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import os
 import random
 import socket
@@ -46,6 +47,8 @@ from .streams import StackSocketListener, StackSocketStream
 from .udp import DEFAULT_UDP_QUEUE, StackConnectedUDPSocket, StackUDPSocket, UdpQueue
 
 __all__ = ["AnyioStack"]
+
+logger = logging.getLogger("aionetstack")
 
 #: Linux caps a listen backlog at net.core.somaxconn (4096 since 5.4).
 MAX_BACKLOG: Final = 4096
@@ -98,7 +101,12 @@ class AnyioStack:
 
             link = CapturingLink(link, os.fspath(pcap))
         self.link = link
-        self.driver = AnyioDriver(self.core, link, self._dispatch, batch=self.config.receive_batch)
+        self.driver = AnyioDriver(
+            self.core, link, self._dispatch, batch=self.config.receive_batch,
+            on_link_error=self._on_link_failed,
+        )  # fmt: skip
+        #: Why the stack stopped, if its link failed for good (a TUN deleted under it).
+        self.link_error: OSError | None = None
         if isinstance(nameservers, str):
             nameservers = [nameservers]
         machine = StubResolver(
@@ -186,8 +194,30 @@ class AnyioStack:
         for pending in self._pings.values():
             pending.fail(ConnectionAbortedError(errno.ECONNABORTED, "the stack was closed"))
 
+    def _on_link_failed(self, error: OSError) -> None:
+        """The link failed for good: every connection, UDP socket and pending ping fails
+        with ``OSError(ENETDOWN)`` saying so (streams raise ``BrokenResourceError`` from
+        it); new operations raise it. The ``async with`` body is not cancelled."""
+        self.link_error = error
+        logger.error("aionetstack: the link failed, the stack stopped: %s", error)
+        failure = OSError(errno.ENETDOWN, f"the stack's link failed: {error}")
+        for connection in self.core.tcp.connections:
+            connection.fail(failure)
+        while (event := self.core.next_event()) is not None:
+            self._dispatch(event)
+        for face in list(self._listeners.values()):
+            face.close_listener()
+        for queue in list(self._udp):
+            queue.deliver_failure(failure)
+        for pending in self._pings.values():
+            pending.fail(failure)
+        self.resolver.close()
+
     def running_driver(self) -> AnyioDriver:
-        """The driver, or RuntimeError when the stack is not running."""
+        """The driver; RuntimeError when the stack is not running, the link's
+        ``OSError(ENETDOWN)`` once it failed."""
+        if self.link_error is not None:
+            raise OSError(errno.ENETDOWN, f"the stack's link failed: {self.link_error}")
         if self._closed or not self.driver.running:
             raise RuntimeError("the AnyioStack is not running: use 'async with AnyioStack(...)'")
         return self.driver

@@ -74,6 +74,11 @@ class UdpQueue:
             self.error = error
             self._arrived.fire()
 
+    def deliver_failure(self, error: OSError) -> None:
+        """The stack stopped (its link failed): the next receive raises ``error``."""
+        self.error = error
+        self._arrived.fire()
+
     def is_readable(self) -> bool:
         return bool(self.closed or self.queue or self.error is not None)
 

@@ -8,6 +8,7 @@ the typed attributes, flow control (an unread stream closes the window).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import random
 import socket
@@ -350,6 +351,50 @@ async def test_stack_exit_resets_accepted_connections_too() -> None:
         with anyio.fail_after(WAIT), pytest.raises(anyio.BrokenResourceError):
             await client.receive()
         await client.aclose()
+
+
+class FailingLink:
+    """A MemoryLink end whose device "disappears" on demand (receive raises, as a
+    deleted TUN does)."""
+
+    def __init__(self, link: MemoryLink) -> None:
+        self._link = link
+        self.gone = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._link, name)
+
+    def receive_batch(self, limit: int, now: float) -> list[bytes]:
+        if self.gone:
+            from aionetstack.errors import LinkGoneError
+
+            raise LinkGoneError(77, "File descriptor in bad state")
+        return self._link.receive_batch(limit, now)
+
+
+async def test_a_link_that_fails_fails_everything_not_the_task_group() -> None:
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    failing = FailingLink(near_link)
+    async with AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far:
+        listener = await far.create_tcp_listener(local_port=7015)
+        async with AnyioStack(failing, address=f"{NEAR}/24", seed=1) as near:  # type: ignore[arg-type]
+            client = await near.connect_tcp(FAR, 7015)
+            udp = await near.create_udp_socket(local_port=5302)
+            failing.gone = True
+            with anyio.fail_after(WAIT):
+                with pytest.raises(TimeoutError):
+                    await far.ping(NEAR, timeout=0.3)  # wakes near's reader: the link raises
+                with pytest.raises(anyio.BrokenResourceError) as caught:
+                    await client.receive()
+                assert caught.value.__cause__.errno == errno.ENETDOWN  # type: ignore[union-attr]
+                with pytest.raises(anyio.BrokenResourceError):
+                    await udp.receive()
+            with pytest.raises(OSError) as refused:
+                await near.connect_tcp(FAR, 7015)
+            assert refused.value.errno == errno.ENETDOWN
+            assert near.link_error is not None
+            assert near.driver.link_errors == 1
+        await listener.aclose()
 
 
 @with_stacks
