@@ -21,6 +21,7 @@ from anyio.streams.tls import TLSStream
 from ..addrinfo import AddrInfo, getaddrinfo, getnameinfo
 from ..config import StackConfig
 from ..core.addresses import parse_endpoint
+from ..core.drain import DRAIN_POLL, close_unowned, undrained
 from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
 from ..core.events import (
     EchoReplyReceived,
@@ -69,7 +70,8 @@ class AnyioStack:
     :meth:`create_udp_socket` / :meth:`create_connected_udp_socket`, and
     :meth:`as_trio_network` makes unmodified trio code use the stack.
     Leaving the ``async with`` resets connections still open (as a process
-    exit does) and closes the link.
+    exit does) and closes the link; with ``close_timeout`` seconds it first
+    closes them gracefully and waits for the peers' ACKs (``aclose(linger=)``).
     """
 
     def __init__(
@@ -83,7 +85,13 @@ class AnyioStack:
         seed: int | None = None,
         nameservers: str | Sequence[str | tuple[str, int]] = (),
         hosts: Mapping[str, str | Sequence[str]] | None = None,
+        close_timeout: float = 0.0,
     ) -> None:
+        if close_timeout < 0:
+            raise ValueError(f"close_timeout must be >= 0 seconds, got {close_timeout}")
+        #: Default ``linger`` of :meth:`aclose` (and of leaving ``async with``): 0 resets.
+        self.close_timeout = close_timeout
+        self._close_stats = {"closed_drained": 0, "closed_reset": 0}
         if not isinstance(link, Link):
             raise TypeError(
                 f"link must be a Link (TunLink, MemoryLink ...), got {type(link).__name__}"
@@ -159,6 +167,8 @@ class AnyioStack:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        if exc_type is None and self.close_timeout > 0:
+            await self._drain(self.close_timeout)
         self._shutdown()
         group, self._group = self._group, None
         try:
@@ -168,14 +178,46 @@ class AnyioStack:
         finally:
             self.link.close()
 
-    async def aclose(self) -> None:
-        """Reset open connections, stop the driver and close the link (idempotent)."""
+    async def aclose(self, linger: float | None = None) -> None:
+        """Stop the stack and close the link (idempotent).
+
+        With ``linger`` seconds (default: ``close_timeout``), like ``SO_LINGER``:
+        listeners stop, every connection is closed gracefully (what was sent goes
+        out, then FIN) and the stack waits until the peers have acknowledged it all
+        or ``linger`` passes; what is left is then reset. With 0 (the default) open
+        connections are reset at once, as at a process exit. Leaving ``async with``
+        normally does the same with ``close_timeout``.
+        """
+        linger = self.close_timeout if linger is None else linger
+        if linger < 0:
+            raise ValueError(f"linger must be >= 0 seconds, got {linger}")
         if self._closed:
             return
+        if linger > 0:
+            await self._drain(linger)
         self._shutdown()
         with anyio.CancelScope(shield=True):
             await self.driver.wait_stopped()
         self.link.close()
+
+    async def _drain(self, linger: float) -> None:
+        """Close everything gracefully; wait (at most ``linger`` s) for the peers' ACKs."""
+        if self._closed or self.link_error is not None or not self.driver.running:
+            return
+        for face in list(self._listeners.values()):
+            face.close_listener()
+        for connection in list(self._endpoints):
+            if not connection.closed and not connection.finished:
+                connection.close()
+        connections = self.core.tcp.connections
+        closing = close_unowned(connections)
+        self.driver.request_flush()
+        with anyio.move_on_after(linger, shield=True):
+            while undrained(self.core.tcp.connections):
+                await anyio.sleep(DRAIN_POLL)
+        unfinished = undrained(self.core.tcp.connections)
+        self._close_stats["closed_reset"] += unfinished
+        self._close_stats["closed_drained"] += max(closing - unfinished, 0)
 
     def _shutdown(self) -> None:
         if self._closed:
@@ -500,6 +542,8 @@ class AnyioStack:
         result["driver"] = {
             "internal_errors": self.driver.internal_errors,
             "udp_queue_dropped": self._udp_dropped + sum(q.dropped for q in self._udp),
+            "link_errors": self.driver.link_errors,
+            **self._close_stats,
         }
         result["names"] = dict(self.resolver.machine.statistics())
         return result

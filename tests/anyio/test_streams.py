@@ -353,6 +353,31 @@ async def test_stack_exit_resets_accepted_connections_too() -> None:
         await client.aclose()
 
 
+async def test_close_timeout_lingers_until_the_peer_has_everything() -> None:
+    """Like SO_LINGER: leaving the stack sends what was written, then FIN, and waits."""
+    data = random.Random(9).randbytes(300_000)
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    async with AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far:
+        listener = await far.create_tcp_listener(local_port=7016)
+        received: list[bytes] = []
+        async with anyio.create_task_group() as group:
+
+            async def serve() -> None:
+                stream = await listener.accept()
+                received.append(await receive_all(stream))
+                await stream.aclose()
+
+            group.start_soon(serve)
+            async with AnyioStack(near_link, address=f"{NEAR}/24", seed=1,
+                                  close_timeout=WAIT) as near:  # fmt: skip
+                client = await near.connect_tcp(FAR, 7016)
+                await client.send(data)  # queued; the stack exits right away
+            assert near.statistics()["driver"]["closed_drained"] == 1
+            assert near.statistics()["driver"]["closed_reset"] == 0
+        assert received == [data]
+        await listener.aclose()
+
+
 class FailingLink:
     """A MemoryLink end whose device "disappears" on demand (receive raises, as a
     deleted TUN does)."""
