@@ -28,6 +28,7 @@ import anyio
 import anyio.abc
 import anyio.lowlevel
 
+from ..core.ethernet import EthernetHost
 from ..core.pump import Pump
 from ..core.stack import StackCore
 from ..link.base import Link
@@ -60,7 +61,7 @@ class AnyioDriver:
 
     def __init__(
         self,
-        core: StackCore,
+        core: StackCore | EthernetHost,
         link: Link,
         dispatch: Callable[[object], None],
         *,

@@ -23,6 +23,7 @@ from ..config import StackConfig
 from ..core.addresses import parse_endpoint
 from ..core.drain import DRAIN_POLL, close_unowned, undrained
 from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
+from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
     EchoUnreachable,
@@ -104,13 +105,17 @@ class AnyioStack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
+        #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
+        self._host: StackCore | EthernetHost = self.core
+        if getattr(link, "framing", "ip") == "ethernet":
+            self._host = EthernetHost(self.core, getattr(link, "mac"))  # noqa: B009
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
             link = CapturingLink(link, os.fspath(pcap))
         self.link = link
         self.driver = AnyioDriver(
-            self.core, link, self._dispatch, batch=self.config.receive_batch,
+            self._host, link, self._dispatch, batch=self.config.receive_batch,
             on_link_error=self._on_link_failed,
         )  # fmt: skip
         #: Why the stack stopped, if its link failed for good (a TUN deleted under it).

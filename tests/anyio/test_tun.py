@@ -285,6 +285,29 @@ async def test_ipv6_with_the_kernel(tun: Namespace) -> None:
     assert echoed[0] == data
 
 
+async def test_tap_with_the_kernel(tun: Namespace) -> None:
+    """On an Ethernet segment (TapLink: ARP, neighbour discovery) against the kernel."""
+    from aionetstack import TapLink
+
+    link = TapLink("aionsat0", kernel_address="198.18.1.1/24", mac="02:00:5e:10:00:03")
+    data = payload(1 << 20, 7)
+    async with AnyioStack(link, address="198.18.1.2/24", seed=5) as stack:
+        assert 0 < await stack.ping("198.18.1.1", timeout=WAIT) < WAIT  # ARP first
+        listener = socket.socket()
+        listener.settimeout(WAIT)
+        listener.bind(("198.18.1.1", 0))
+        listener.listen(1)
+        with kernel_thread(echo_server, listener) as result, anyio.fail_after(WAIT):
+            stream = await stack.connect_tcp("198.18.1.1", listener.getsockname()[1])
+            echoed: list[bytes] = []
+            async with anyio.create_task_group() as group:
+                group.start_soon(send_then_eof, stream, data)
+                echoed.append(await receive_all(stream))
+            await stream.aclose()
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+    assert echoed[0] == data
+
+
 # -- unmodified trio -----------------------------------------------------------------------
 
 
