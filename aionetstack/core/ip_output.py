@@ -208,7 +208,7 @@ class _IpOutput(HostState):
             self.icmp6_stats["errors_rate_limited"] += 1
             return
         source = header.destination
-        if source not in self.routes.local_addresses:
+        if source not in self.routes.local_addresses and not self.intercept.covers(source):
             try:
                 source = self.routes.route(header.source).source
             except OSError:

@@ -371,3 +371,15 @@ def test_own_addresses_are_never_intercepted() -> None:
     [rst] = tcp_out(core, 1.0)
     assert rst.data.flags & RST
     assert events(core) == []
+
+
+def test_icmpv6_port_unreachable_comes_from_the_intercepted_address() -> None:
+    core = make_core()
+    core.intercept.add(["2001:2:2::/48"], udp=False)
+    target = bytes.fromhex("20010002000200000000000000000007")
+    body = udp.build_udp(5000, 53, b"x", CLIENT6, target)
+    core.receive_packet(ipv6.build_ipv6(ipv6.IPv6Header(CLIENT6, target, 17), body), 1.0)
+    [out] = core.packets_to_send(1.0)
+    ip6 = dpkt.ip6.IP6(bytes(out))  # type: ignore[arg-type]
+    assert (ip6.src, ip6.dst, ip6.nxt) == (target, CLIENT6, 58)
+    assert (ip6.data.type, ip6.data.code) == (1, 4)  # destination unreachable, port
