@@ -60,6 +60,11 @@ class TcpConfig:
     receive_buffer: int = 4 * 1024 * 1024
     #: Upper bound on out-of-order bytes held per connection.
     out_of_order_limit: int = 4 * 1024 * 1024
+    #: Upper bound on out-of-order segments (pieces after coalescing) held per connection,
+    #: the SegmentSmack defence (CVE-2018-5390): Linux charges each queued skb at least
+    #: about 1 KiB of truesize against the receive buffer, so 4 MiB holds about 4096.
+    #: Past it the highest ranges are pruned (Linux ``tcp_prune_ofo_queue``).
+    out_of_order_segments: int = 4096
     #: Delayed ACK timeout, at most 500 ms per RFC 1122 §4.2.3.2 (Linux: 40 ms min).
     delayed_ack_timeout: float = 0.04
     #: Nagle's algorithm (RFC 896, RFC 1122 §4.2.3.4); False means TCP_NODELAY.
@@ -87,8 +92,33 @@ class TcpConfig:
     syn_cookies: bool = True
     #: How long a closed (orphaned) connection may sit in FIN-WAIT-2 (Linux ``tcp_fin_timeout``).
     fin_wait_2_timeout: float = 60.0
-    #: Challenge ACKs per second (RFC 5961 §7, Linux ``tcp_challenge_ack_limit``).
+    #: Challenge ACKs per second for the whole stack (RFC 5961 §7, Linux
+    #: ``tcp_challenge_ack_limit``), a backstop behind the per-connection limit below.
     challenge_ack_limit: int = 1000
+    #: Per connection, at most one reply per this many seconds to segments that are out of
+    #: window, acknowledge unsent data, fail PAWS, or draw a challenge ACK (Linux
+    #: ``tcp_invalid_ratelimit``, 500 ms; RFC 5961 §7). 0 turns the limit off.
+    invalid_ratelimit: float = 0.5
+    #: Retransmissions (and zero-window probes) of an orphaned connection, closed by its
+    #: application, before it is reset (Linux ``tcp_orphan_retries``; its 0 means 8).
+    orphan_retries: int = 8
+    #: RFC 5482 / RFC 9293 §3.8.3 user timeout: how long sent data may stay unacknowledged,
+    #: or a zero window unopened, before the connection fails with TimeoutError (Linux
+    #: ``TCP_USER_TIMEOUT``); 0 leaves it to ``data_retries``. Per connection it is set with
+    #: ``setsockopt(IPPROTO_TCP, TCP_USER_TIMEOUT, ms)`` on the transport's socket.
+    user_timeout: float = 0.0
+    #: Most orphaned connections (closed by their application, still finishing) the stack
+    #: keeps; past it a closing connection is reset instead (Linux ``tcp_max_orphans``).
+    max_orphans: int = 16384
+    #: Most connections in TIME-WAIT; past it a connection skips TIME-WAIT (Linux
+    #: ``tcp_max_tw_buckets``, "time wait bucket table overflow"), so TIME-WAIT can never
+    #: fill ``max_connections``.
+    max_time_wait: int = 16384
+    #: Stack-wide budget in bytes for data held in TCP buffers (receive, out-of-order and
+    #: send), like Linux ``tcp_mem``'s pressure mark. Measured at most once a second of
+    #: activity; over it, every out-of-order queue is purged, new out-of-order data is
+    #: refused and new SYNs are dropped, until the total is back under the budget.
+    memory_limit: int = 1 << 30
     #: Most connections the stack keeps (established, orphaned and TIME-WAIT).
     max_connections: int = 65536
 
@@ -102,6 +132,17 @@ class TcpConfig:
         for name in ("send_buffer", "receive_buffer", "out_of_order_limit"):
             if getattr(self, name) < 1024:
                 raise ValueError(f"{name} must be at least 1024 bytes")
+        if self.invalid_ratelimit < 0 or self.user_timeout < 0:
+            raise ValueError("invalid_ratelimit and user_timeout must be >= 0")
+        for name in ("orphan_retries", "max_orphans", "max_time_wait"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.memory_limit < 65536:
+            raise ValueError(f"memory_limit must be at least 65536 bytes, got {self.memory_limit}")
+        if self.out_of_order_segments < 1:
+            raise ValueError(
+                f"out_of_order_segments must be >= 1, got {self.out_of_order_segments}"
+            )
         if not 0 < self.delayed_ack_timeout <= 0.5:
             raise ValueError("delayed_ack_timeout must be in (0, 0.5] s (RFC 1122 §4.2.3.2)")
         if self.msl <= 0 or self.fin_wait_2_timeout <= 0:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from .wire.error import WireError
 
-__all__ = ["AionetstackError", "MissingPrivilegeError", "WireError"]
+__all__ = ["AionetstackError", "LinkGoneError", "MissingPrivilegeError", "WireError"]
 
 
 class AionetstackError(Exception):
@@ -23,3 +23,12 @@ class AionetstackError(Exception):
 
 class MissingPrivilegeError(AionetstackError, PermissionError):
     """An operation needs a Linux capability the process does not have."""
+
+
+class LinkGoneError(AionetstackError, OSError):
+    """The link's device failed for good while in use (a TUN deleted under the stack).
+
+    ``errno`` is the one the device returned (``EBADFD`` for a deleted TUN). A
+    link that is only down (``ip link set ... down``) does not raise this: its
+    packets are dropped and counted until it comes back up.
+    """

@@ -34,10 +34,12 @@ class AsyncioDriver:
         "_flush_pending",
         "_link",
         "_loop",
+        "_on_link_error",
         "_pump",
         "_running",
         "_timer_deadline",
         "_timer_handle",
+        "link_errors",
     )
 
     def __init__(
@@ -48,6 +50,7 @@ class AsyncioDriver:
         dispatch: Callable[[object], None],
         *,
         batch: int = 256,
+        on_link_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._link = link
         self._loop = loop
@@ -56,6 +59,9 @@ class AsyncioDriver:
         self._timer_handle: asyncio.TimerHandle | None = None
         self._timer_deadline: float | None = None
         self._running = False
+        #: The link failed for good (an OSError from receive or send): the driver stopped.
+        self.link_errors = 0
+        self._on_link_error = on_link_error
 
     @property
     def internal_errors(self) -> int:
@@ -93,7 +99,11 @@ class AsyncioDriver:
 
     def _on_readable(self) -> None:
         now = self._loop.time()
-        self._pump.receive(now)
+        try:
+            self._pump.receive(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._process(now)
 
     def _on_flush(self) -> None:
@@ -115,8 +125,34 @@ class AsyncioDriver:
     # -- the one place output happens ----------------------------------------------
 
     def _process(self, now: float) -> None:
-        self._pump.process(now)
+        try:
+            self._pump.process(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._rearm_timer()
+
+    def _link_failed(self, error: OSError) -> None:
+        """The link raised (a device that is gone, not one that is merely down: links
+        count those drops themselves). Stop watching it, so a dead fd that polls as
+        readable cannot spin the loop, and hand the error to the owner."""
+        if not self._running:
+            return
+        self.link_errors += 1
+        self._running = False
+        try:
+            self._loop.remove_reader(self._link.fileno())
+        except (OSError, ValueError):
+            pass  # the fd is already unusable
+        if self._timer_handle is not None:
+            self._timer_handle.cancel()
+            self._timer_handle = None
+        if self._on_link_error is not None:
+            self._on_link_error(error)
+        else:
+            self._loop.call_exception_handler({
+                "message": "aionetstack: the link failed; the stack stopped", "exception": error,
+            })  # fmt: skip
 
     def _report(self, doing: str, error: Exception) -> None:
         """Report a bug inside the stack to the loop's handler (the pump counts it)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import errno
+import logging
 import os
 import random
 import socket
@@ -65,6 +66,18 @@ def current_stack() -> Stack:
     return stack
 
 
+_logger = logging.getLogger("aionetstack")
+#: States whose connection still has data or a FIN the peer has not acknowledged.
+_UNDRAINED = frozenset({
+    TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1, TcpState.CLOSING,
+    TcpState.LAST_ACK, TcpState.SYN_RECEIVED,
+})  # fmt: skip
+#: Connections an application never took over, closed by a graceful stack close.
+_DRAIN_CLOSES = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECEIVED})
+#: How often a lingering close looks whether everything was acknowledged.
+_DRAIN_POLL = 0.01
+
+
 class Stack:
     """A TCP/IP stack running on the current asyncio loop over ``link``.
 
@@ -89,7 +102,14 @@ class Stack:
         seed: int | None = None,
         nameservers: Sequence[str | tuple[str, int]] = (),
         hosts: Mapping[str, str | Sequence[str]] | None = None,
+        close_timeout: float = 0.0,
     ) -> None:
+        if close_timeout < 0:
+            raise ValueError(f"close_timeout must be >= 0 seconds, got {close_timeout}")
+        #: Default ``linger`` of :meth:`aclose` (and so of ``async with``): 0 resets at once.
+        self.close_timeout = close_timeout
+        self._link_error: OSError | None = None
+        self._close_stats = {"closed_drained": 0, "closed_reset": 0}
         if not isinstance(link, Link):
             raise TypeError(
                 f"link must be a Link (TunLink, MemoryLink ...), got {type(link).__name__}"
@@ -164,13 +184,64 @@ class Stack:
             return
         loop = asyncio.get_running_loop()
         self._driver = AsyncioDriver(
-            self._host, self.link, loop, self._dispatch, batch=self.config.receive_batch
-        )
+            self._host, self.link, loop, self._dispatch, batch=self.config.receive_batch,
+            on_link_error=self._on_link_failed,
+        )  # fmt: skip
         self._driver.start()
 
-    async def aclose(self) -> None:
-        """Stop, fail pending pings, and close the link (and the pcap file)."""
+    async def aclose(self, linger: float | None = None) -> None:
+        """Stop, fail pending pings, and close the link (and the pcap file).
+
+        With ``linger`` seconds (default: ``close_timeout``), like ``SO_LINGER``: servers
+        stop accepting, every connection is closed gracefully (what applications wrote
+        is sent, then FIN), and the stack waits until the peers have acknowledged it all
+        or ``linger`` passes; whatever is still unacknowledged then is reset. With 0 (the
+        default) open connections are reset at once, as at a process exit.
+        """
+        linger = self.close_timeout if linger is None else linger
+        if linger < 0:
+            raise ValueError(f"linger must be >= 0 seconds, got {linger}")
+        if linger > 0 and not self._closed and self._driver is not None and not self._link_error:
+            await self._drain(linger)
         self.close()
+
+    async def _drain(self, linger: float) -> None:
+        """Close everything gracefully and wait (at most ``linger`` s) for the peers' ACKs."""
+        for server in list(self._servers):
+            server.close()
+        for transport in list(self._transports):
+            transport.close()
+        closing = 0
+        for connection in self.core.tcp.connections:
+            closing += connection.state in _UNDRAINED
+            if connection.state in _DRAIN_CLOSES and connection.user_data is None:
+                connection.close()  # accepted, never handed to an application
+        self.request_flush()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + linger
+        while (remaining := deadline - loop.time()) > 0 and not self._drained():
+            await asyncio.sleep(min(_DRAIN_POLL, remaining))
+        unfinished = sum(c.state in _UNDRAINED for c in self.core.tcp.connections)
+        self._close_stats["closed_reset"] += unfinished
+        self._close_stats["closed_drained"] += max(closing - unfinished, 0)
+
+    def _drained(self) -> bool:
+        """No connection still holds data or a FIN the peer has not acknowledged."""
+        return not self._transports and not any(
+            connection.state in _UNDRAINED for connection in self.core.tcp.connections
+        )
+
+    def _on_link_failed(self, error: OSError) -> None:
+        """The link failed for good (a TUN deleted while in use): every connection and
+        pending ping fails with an OSError saying so; new operations raise it."""
+        self._link_error = error
+        _logger.error("aionetstack: the link failed, the stack stopped: %s", error)
+        failure = OSError(errno.ENETDOWN, f"the stack's link failed: {error}")
+        for connection in self.core.tcp.connections:
+            connection.fail(failure)
+        while (event := self.core.next_event()) is not None:
+            self._dispatch(event)
+        self._pinger.fail_all(failure)
 
     def close(self) -> None:
         """What :meth:`aclose` does, callable where nothing can be awaited (loop shutdown)."""
@@ -196,6 +267,8 @@ class Stack:
     def driver(self) -> AsyncioDriver:
         if self._driver is None:
             raise RuntimeError("the Stack is not running: use 'async with Stack(...)'")
+        if self._link_error is not None:
+            raise OSError(errno.ENETDOWN, f"the stack's link failed: {self._link_error}")
         return self._driver
 
     # -- ping -------------------------------------------------------------------
@@ -553,7 +626,8 @@ class Stack:
 
     def request_flush(self) -> None:
         """Flush the stack's output once in this loop tick (writes coalesce into it)."""
-        self.driver.request_flush()
+        if self._link_error is None:
+            self.driver.request_flush()
 
     def forget_server(self, server: Server) -> None:
         """Called by ``Server.close()``."""
@@ -683,7 +757,11 @@ class Stack:
         }
         result["link"] = dict(self.link.statistics())
         if self._driver is not None:
-            result["driver"] = {"internal_errors": self._driver.internal_errors}
+            result["driver"] = {
+                "internal_errors": self._driver.internal_errors,
+                "link_errors": self._driver.link_errors,
+                **self._close_stats,
+            }
         result["names"] = dict(self.resolver.machine.statistics())
         return result
 

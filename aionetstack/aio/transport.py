@@ -20,7 +20,7 @@ import collections
 import logging
 import socket
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from .addresses import SocketAddress, socket_address
 
@@ -43,12 +43,16 @@ LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
 _NO_EXTRA: dict[str, Any] = {}
 
 
+#: ``include/uapi/linux/tcp.h`` TCP_USER_TIMEOUT (socket.TCP_USER_TIMEOUT where defined).
+TCP_USER_TIMEOUT: Final = getattr(socket, "TCP_USER_TIMEOUT", 18)
+
+
 class StackSocket:
     """What ``get_extra_info('socket')`` returns: the socket-shaped facts of a connection.
 
     Like asyncio's ``TransportSocket`` it refuses I/O; it answers the queries
     libraries make (``getsockname``, ``getpeername``, ``family``) and maps
-    ``TCP_NODELAY`` and ``SO_KEEPALIVE`` onto the connection.
+    ``TCP_NODELAY``, ``SO_KEEPALIVE`` and ``TCP_USER_TIMEOUT`` onto the connection.
     """
 
     __slots__ = ("_connection", "_options", "_sockname")
@@ -87,8 +91,14 @@ class StackSocket:
             self._connection.set_nodelay(bool(flag))
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_KEEPALIVE):
             self._connection.set_keepalive(bool(flag))
+        elif (level, option) == (socket.IPPROTO_TCP, TCP_USER_TIMEOUT):
+            if flag < 0:
+                raise ValueError(f"TCP_USER_TIMEOUT must be >= 0 ms, got {flag}")
+            self._connection.set_user_timeout(flag / 1000)  # milliseconds, as Linux
 
     def getsockopt(self, level: int, option: int, buflen: int | None = None) -> int:
+        if (level, option) == (socket.IPPROTO_TCP, TCP_USER_TIMEOUT) and self._connection:
+            return round(self._connection.user_timeout * 1000)
         if (level, option) == (
             socket.IPPROTO_TCP,
             socket.TCP_NODELAY,

@@ -43,7 +43,7 @@ from typing import Final
 
 import pytun
 
-from ..errors import MissingPrivilegeError
+from ..errors import LinkGoneError, MissingPrivilegeError
 from ..wire.ipv4 import IPv4Header, build_ipv4
 from ..wire.ipv6 import IPv6Header, build_ipv6
 from ..wire.tcp import RST, build_tcp
@@ -113,6 +113,11 @@ _MAX_MTU: Final = 65535
 _MIN_IPV6_MTU: Final = 1280
 #: One receive buffer for the largest packet the device can hand over (a 64 KB
 #: GSO segment plus its virtio_net_hdr); allocated once (limits.md §2, §3).
+#: errno values of a TUN whose interface is down (measured: write EIO; reads find nothing).
+_LINK_DOWN: Final = frozenset({errno.EIO, errno.ENETDOWN})
+#: errno values of a TUN fd whose device was deleted (measured: read and write EBADFD,
+#: poll reports POLLERR) or is otherwise unusable for good.
+_LINK_GONE: Final = frozenset({errno.EBADFD, errno.ENODEV, errno.ENXIO, errno.EBADF})
 _RECEIVE_BUFFER: Final = _MAX_MTU + VNET_HEADER_LENGTH + 1
 
 _PRECREATE_HINT: Final = (
@@ -167,10 +172,12 @@ class TunLink:
         "offload_flags",
         "offload_status",
         "receive_checksums_partial",
+        "receive_errors",
         "received_bytes",
         "received_packets",
         "received_runts",
         "send_dropped",
+        "send_link_down",
         "send_rejected",
         "sent_bytes",
         "sent_packets",
@@ -244,6 +251,10 @@ class TunLink:
         self.received_runts = 0
         self.send_dropped = 0
         self.send_rejected = 0
+        #: Writes refused with EIO/ENETDOWN because the interface is down (dropped).
+        self.send_link_down = 0
+        #: Reads that failed with EIO/ENETDOWN (the interface going down).
+        self.receive_errors = 0
 
     # -- the Link protocol ------------------------------------------------------------
 
@@ -263,7 +274,15 @@ class TunLink:
         append = packets.append
         received_bytes = 0
         while len(packets) < limit:
-            size = readinto(buffer)
+            try:
+                size = readinto(buffer)
+            except OSError as exc:
+                if exc.errno in _LINK_DOWN:
+                    self.receive_errors += 1
+                    break
+                if exc.errno in _LINK_GONE:
+                    raise self._gone(exc) from exc
+                raise
             if not size:  # None: EAGAIN, the queue is empty
                 break
             if size <= skip:
@@ -307,6 +326,11 @@ class TunLink:
             if exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
                 self.send_rejected += 1
                 return
+            if exc.errno in _LINK_DOWN:  # the interface is down: like a NIC without carrier
+                self.send_link_down += 1
+                return
+            if exc.errno in _LINK_GONE:
+                raise self._gone(exc) from exc
             raise
         self.sent_packets += 1
         self.sent_bytes += len(packet)
@@ -356,6 +380,11 @@ class TunLink:
             self.claimed_flows += 1
             self._write(VNET_HEADER_NONE if self._skip else None, primer)
 
+    def _gone(self, exc: OSError) -> LinkGoneError:
+        return LinkGoneError(
+            exc.errno, f"TUN {self.name} is gone (deleted while in use?): {exc.strerror}"
+        )
+
     def get_timer(self) -> float | None:
         """Always None: the device never holds packets back on a timer."""
         return None
@@ -372,6 +401,8 @@ class TunLink:
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
             "claimed_flows": self.claimed_flows,
+            "send_link_down": self.send_link_down,
+            "receive_errors": self.receive_errors,
         }
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ in ``recovery.py``.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import Final
 
 from ...wire.tcp import TcpOptions, seq_diff
@@ -38,8 +39,9 @@ class _AckProcessing(Tcb):
         if ack_off > self._nxt:
             # RFC 9293 §3.10.7.4: ACK for something not yet sent: send ACK, drop.
             self._layer.count("drops_ack_too_new")
-            self._ack_now = True
-            self._layer.mark_dirty(self)
+            if self._may_reply_to_invalid("ack_too_new", length=length, now=now):
+                self._ack_now = True
+                self._layer.mark_dirty(self)
             return False
         if ack_off < una - max(self._max_snd_wnd, 1):
             # RFC 5961 §5.2: too old to be acceptable; challenge.
@@ -47,6 +49,7 @@ class _AckProcessing(Tcb):
             self._challenge_ack("old_ack")
             return False
         self._keepalive_probes = 0
+        self._probes_out = 0  # the peer answers: zero-window probes are not unanswered
         sack_blocks = options.sack_blocks if options is not None and self._sack_ok else ()
         old_wnd = self._snd_wnd
         delivered_before = una + self._sacked_bytes + self._reno_sacked
@@ -130,10 +133,16 @@ class _AckProcessing(Tcb):
             self._sbuf.release(data_acked_to - sbuf_start)
             self._sbuf_start = data_acked_to
         self._una = ack_off
+        sack_ends = self._sack_ends
+        if sack_ends and sack_ends[0] <= ack_off:  # scoreboard ranges now below SND.UNA
+            below = bisect_right(sack_ends, ack_off)
+            del sack_ends[:below]
+            del self._sack_starts[:below]
         self._dupacks = 0
         if self._reno_sacked:
             self._reno_sacked = max(self._reno_sacked - acked, 0)
         self._retries = 0
+        self._retrans_stamp = None
         # RTT: timestamps (RFC 7323 §4.2) or Karn's rule (RFC 6298 §3).
         samples_before = self._rtt.samples
         if self._ts_ok and options is not None and options.timestamp is not None:
@@ -224,6 +233,7 @@ class _AckProcessing(Tcb):
         if self._snd_wnd and self._persist_deadline is not None:
             self._persist_deadline = None
             self._persist_backoff = 0
+            self._persist_started = None
 
     def _update_send_window(self, window: int) -> None:
         wnd = window << self._snd_wscale

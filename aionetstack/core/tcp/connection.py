@@ -148,6 +148,9 @@ class TcpConnection(
             self._layer.count("resets_on_close_with_unread_data")
             self.abort()
             return
+        if not self._layer.admit_orphan(self):
+            self.abort()  # too many orphans already: reset (Linux tcp_max_orphans)
+            return
         self.shutdown_write()
         if self.state is TcpState.FIN_WAIT_2:
             self._fin_wait_deadline = self._layer.now + self._config.fin_wait_2_timeout
@@ -181,6 +184,40 @@ class TcpConnection(
         if flag:
             self._arm_keepalive(self._layer.now)
         self._layer.reschedule(self)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes this connection holds: unread, out of order, and unacknowledged or unsent."""
+        ooo = self._ooo
+        return self._rbuf.size + self._sbuf.size + (ooo.bytes_held if ooo is not None else 0)
+
+    def purge_out_of_order(self) -> int:
+        """Drop the out-of-order queue (memory pressure); returns the bytes dropped. The
+        peer retransmits them (RFC 2018 §8 allows reneging on SACKed data)."""
+        ooo = self._ooo
+        if ooo is None:
+            return 0
+        self._ooo = None
+        return ooo.bytes_held
+
+    def fail(self, error: OSError) -> None:
+        """End the connection at once with ``error`` and send nothing (its link is gone):
+        TcpClosed(error) follows, and the layer forgets it."""
+        if self.state is not TcpState.CLOSED:
+            self._layer.count("connections_failed_link")
+            self._finish(error)
+
+    @property
+    def user_timeout(self) -> float:
+        """RFC 5482 user timeout in seconds (0: off); see :meth:`set_user_timeout`."""
+        return self._user_timeout
+
+    def set_user_timeout(self, seconds: float) -> None:
+        """TCP_USER_TIMEOUT (RFC 5482, RFC 9293 §3.8.3): fail with TimeoutError when sent
+        data stays unacknowledged, or the peer's window stays closed, this long. 0: off."""
+        if seconds < 0:
+            raise ValueError(f"user timeout must be >= 0 seconds, got {seconds}")
+        self._user_timeout = float(seconds)
 
     def open_active(self, now: float) -> None:
         """Send our SYN (RFC 9293 §3.10.1 OPEN, active)."""

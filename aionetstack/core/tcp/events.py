@@ -80,6 +80,13 @@ class TcpEndpoint(Protocol):
     def set_keepalive(self, flag: bool) -> None:
         """SO_KEEPALIVE."""
 
+    @property
+    def user_timeout(self) -> float:
+        """TCP_USER_TIMEOUT in seconds (0: off)."""
+
+    def set_user_timeout(self, seconds: float) -> None:
+        """TCP_USER_TIMEOUT (RFC 5482)."""
+
 
 class TcpListenerEndpoint(Protocol):
     """A listening port as a driver sees it (``TcpListener`` satisfies this)."""

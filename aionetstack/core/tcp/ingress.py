@@ -79,8 +79,9 @@ class _Ingress(Tcb):
                 and now - self._ts_recent_time < PAWS_IDLE_LIMIT
             ):
                 self._layer.count("drops_paws")
-                self._ack_now = True
-                self._layer.mark_dirty(self)
+                if self._may_reply_to_invalid("paws", length=len(payload), now=now):
+                    self._ack_now = True
+                    self._layer.mark_dirty(self)
                 return False
         length = len(payload)
         seg_len = length + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
@@ -90,18 +91,19 @@ class _Ingress(Tcb):
         if not self._acceptable(offset, seg_len, wnd):
             if not flags & RST:
                 self._layer.count("drops_out_of_window")
-                self._ack_now = True  # duplicate or old data is always re-acknowledged
-                self._layer.mark_dirty(self)
+                # Duplicate or old data is always re-acknowledged; other segments at most
+                # once per invalid_ratelimit (an ACK loop or a flood gets nothing more).
+                if self._may_reply_to_invalid(
+                    "out_of_window", length=length if not flags & SYN else 0, now=now
+                ):
+                    self._ack_now = True
+                    self._layer.mark_dirty(self)
                 if state is TcpState.TIME_WAIT and flags & FIN:
                     # RFC 9293 §3.10.7.4 eighth: a retransmitted FIN restarts the 2 MSL timeout.
                     self._time_wait_deadline = now + 2 * self._config.msl
             else:
                 self._layer.count("drops_rst_out_of_window")
             return False
-        # RFC 7323 §4.3: remember TSval of the segment that will be acknowledged next.
-        if tsval >= 0 and offset <= 0 and ((tsval - self._ts_recent) & _SEQ_MASK) < _SEQ_HALF:
-            self._ts_recent = tsval
-            self._ts_recent_time = now
         # --- second: RST (RFC 5961 §3.2) ---
         if flags & RST:
             if offset == 0:
@@ -147,6 +149,13 @@ class _Ingress(Tcb):
             state = self.state
         if not self._process_ack(seq, ack, window, options, length, now):
             return False
+        # RFC 7323 §4.3: remember TSval of the segment that will be acknowledged next, once
+        # it is known to be acceptable: a RST, a SYN or an unacceptable ACK must not move
+        # it, or PAWS would then drop the good segments (Linux: packetdrill
+        # ts_recent/invalid_ack.pkt; tcp_replace_ts_recent after tcp_ack).
+        if tsval >= 0 and offset <= 0 and ((tsval - self._ts_recent) & _SEQ_MASK) < _SEQ_HALF:
+            self._ts_recent = tsval
+            self._ts_recent_time = now
         state = self.state
         if state is TcpState.CLOSED:
             return False
@@ -319,8 +328,29 @@ class _Ingress(Tcb):
         else:
             self._finish(ConnectionResetError(errno.ECONNRESET, "TCP connection reset by peer"))
 
+    def _may_reply_to_invalid(self, reason: str, *, length: int, now: float) -> bool:
+        """Whether an invalid segment (out of window, failing PAWS, acknowledging unsent data,
+        or drawing a challenge ACK) may be answered now: at most once per
+        ``invalid_ratelimit`` per connection (Linux ``tcp_oow_rate_limited``, 500 ms; RFC
+        5961 §7). Segments carrying data are always answered, as in Linux: they are not
+        part of an ACK loop, and a duplicate needs its duplicate ACK. The refusals are
+        counted as ``replies_rate_limited_<reason>``."""
+        interval = self._config.invalid_ratelimit
+        if length or not interval:
+            return True
+        if now - self._last_invalid_reply < interval:
+            self._layer.count(f"replies_rate_limited_{reason}")
+            return False
+        self._last_invalid_reply = now
+        return True
+
     def _challenge_ack(self, reason: str) -> None:
-        """RFC 5961 §3.2/§4.2/§5.2: answer with an ACK, rate-limited (§7)."""
+        """RFC 5961 §3.2/§4.2/§5.2: answer with an ACK, rate-limited (§7) per connection
+        (so one connection under attack neither starves the others nor, through a shared
+        counter, leaks whether a guess was in window: CVE-2016-5696) and, as a backstop,
+        for the whole stack."""
+        if not self._may_reply_to_invalid(f"challenge_{reason}", length=0, now=self._layer.now):
+            return
         if self._layer.allow_challenge_ack():
             self._layer.count(f"challenge_acks_{reason}")
             self._send_control(self._seq(self._nxt), ACK, self._layer.now)

@@ -29,6 +29,8 @@ from .state import TcpState
 __all__ = ["TcpLayer", "TcpListener"]
 
 _SEQ_MASK: Final = 0xFFFFFFFF
+#: How often (seconds of activity) the stack-wide TCP memory is summed (see memory_limit).
+MEMORY_CHECK_INTERVAL: Final = 1.0
 _TCP_HEADER_LENGTH: Final = 20
 #: RFC 792 / RFC 4443: ICMP errors quote at least 8 bytes of the transport header.
 _QUOTED_PORTS_SEQ: Final = struct.Struct("!HHI")
@@ -70,6 +72,14 @@ class TcpLayer(_PassiveOpen):
         self._timers: list[tuple[float, int, TcpConnection]] = []
         self._timer_sequence = 0
         self._dirty: dict[TcpConnection, None] = {}
+        #: Connections in TIME-WAIT, and orphans (closed by the app, not in TIME-WAIT),
+        #: each capped by config (Linux tcp_max_tw_buckets, tcp_max_orphans).
+        self._time_wait: set[TcpConnection] = set()
+        self._orphans: set[TcpConnection] = set()
+        #: Bytes in TCP buffers at the last check, and whether that was over memory_limit.
+        self.memory_in_use = 0
+        self.memory_pressure = False
+        self._memory_checked = -MEMORY_CHECK_INTERVAL
         self._stats: collections.Counter[str] = collections.Counter()
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
@@ -91,6 +101,9 @@ class TcpLayer(_PassiveOpen):
         stats = dict(self._stats)
         stats["connections_current"] = len(self._connections)
         stats["listeners_current"] = len(self._listeners)
+        stats["time_wait_current"] = len(self._time_wait)
+        stats["orphans_current"] = len(self._orphans)
+        stats["memory_in_use"] = self.memory_in_use
         return stats
 
     @property
@@ -369,6 +382,8 @@ class TcpLayer(_PassiveOpen):
     def flush(self, now: float) -> None:
         """Send everything that became sendable since the last flush (one ACK per connection)."""
         self.now = now
+        if now - self._memory_checked >= MEMORY_CHECK_INTERVAL:
+            self._check_memory(now)
         while self._dirty:
             dirty = self._dirty
             self._dirty = {}
@@ -430,6 +445,46 @@ class TcpLayer(_PassiveOpen):
             connection.listener.discard(connection)
         connection.heap_deadline = None
         self._dirty.pop(connection, None)
+        self._time_wait.discard(connection)
+        self._orphans.discard(connection)
+
+    def _check_memory(self, now: float) -> None:
+        """Sum the bytes held in TCP buffers (O(connections), at most once a second) and
+        enter or leave memory pressure (Linux ``tcp_mem``). Entering it purges every
+        out-of-order queue (Linux prunes them under pressure; the peers retransmit)."""
+        self._memory_checked = now
+        total = 0
+        for connection in self._connections.values():
+            total += connection.buffered_bytes
+        self.memory_in_use = total
+        pressure = total > self.config.memory_limit
+        if pressure and not self.memory_pressure:
+            self.count("memory_pressure_entered")
+            for connection in self._connections.values():
+                purged = connection.purge_out_of_order()
+                if purged:
+                    self.count("memory_pressure_out_of_order_purged", purged)
+        self.memory_pressure = pressure
+
+    def admit_orphan(self, connection: TcpConnection) -> bool:
+        """A connection its application closed may finish as an orphan, unless there are
+        ``max_orphans`` already (then the caller resets it: Linux "too many orphaned
+        sockets")."""
+        if len(self._orphans) >= self.config.max_orphans:
+            self.count("orphans_over_limit_reset")
+            return False
+        self._orphans.add(connection)
+        return True
+
+    def admit_time_wait(self, connection: TcpConnection) -> bool:
+        """A connection may wait in TIME-WAIT, unless ``max_time_wait`` do already (then it
+        closes at once: Linux "time wait bucket table overflow")."""
+        self._orphans.discard(connection)
+        if len(self._time_wait) >= self.config.max_time_wait:
+            self.count("time_wait_overflow")
+            return False
+        self._time_wait.add(connection)
+        return True
 
     def allow_challenge_ack(self) -> bool:
         """RFC 5961 §7: a token bucket of ``challenge_ack_limit`` per second."""

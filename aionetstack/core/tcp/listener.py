@@ -25,6 +25,10 @@ from .secrets import KeyedHashes
 __all__ = ["ListenerHost", "TcpListener"]
 
 _SEQ_MASK: Final = 0xFFFFFFFF
+#: Cookies are checked only this long after the listener last sent one (Linux
+#: TCP_SYNCOOKIE_VALID, tcp_synq_no_recent_overflow: 2 minutes); otherwise a bare ACK gets
+#: a RST without a check, so guessing a cookie (2^-24 a try) needs a flood in progress.
+SYNCOOKIE_VALID: Final = 120.0
 
 #: A connection's key in the layer's table: (local address, local port, remote address,
 #: remote port), addresses packed.
@@ -49,6 +53,7 @@ class TcpListener:
         "_layer",
         "backlog",
         "is_open",
+        "last_cookie_sent",
         "local_address",
         "local_port",
     )
@@ -61,6 +66,8 @@ class TcpListener:
         self.is_open = True
         self._accept_queue: collections.deque[TcpConnection] = collections.deque()
         self._half_open: set[TcpConnection] = set()
+        #: When this listener last answered a SYN with a cookie (None: never).
+        self.last_cookie_sent: float | None = None
 
     def __repr__(self) -> str:
         return f"<TcpListener port={self.local_port} queued={len(self._accept_queue)}>"
@@ -121,6 +128,7 @@ class _PassiveOpen:
     mss_for: Callable[[bytes], int]
     _connections: dict[ConnectionKey, TcpConnection]
     _hashes: KeyedHashes
+    memory_pressure: bool
 
     if TYPE_CHECKING:
         # Implemented by TcpLayer.
@@ -204,6 +212,9 @@ class _PassiveOpen:
         if not flags & SYN:
             self.count("drops_no_syn_to_listener")
             return
+        if self.memory_pressure:
+            self.count("drops_syn_memory_pressure")  # over memory_limit (Linux tcp_mem)
+            return
         syn_options = options if options is not None else TcpOptions()
         if (
             listener.half_open >= self.config.syn_queue_limit
@@ -262,6 +273,7 @@ class _PassiveOpen:
         )
         window = min(config.receive_buffer, 0xFFFF)
         self.count("syn_cookies_sent")
+        listener.last_cookie_sent = now
         self._emit_raw(
             destination,
             source,
@@ -290,6 +302,10 @@ class _PassiveOpen:
         now: float,
     ) -> bool:
         """A bare ACK for a listener: complete a SYN-cookie handshake if the cookie checks out."""
+        sent = listener.last_cookie_sent
+        if sent is None or now - sent > SYNCOOKIE_VALID:
+            self.count("syn_cookies_not_recent")  # no flood lately: not checked, RST
+            return False
         client_isn = (seq - 1) & _SEQ_MASK
         cookie = (ack - 1) & _SEQ_MASK
         mss = self._hashes.check_cookie(destination, dport, source, sport, client_isn, cookie, now)

@@ -78,12 +78,24 @@ class _ReceiveSide(Tcb):
                 self._layer.count("duplicate_segments_received")
         elif length:
             self._ack_now = True  # RFC 5681 §4.2: out-of-order: immediate (duplicate) ACK
-            if self._ooo is None:
-                self._ooo = Reassembly(self._config.out_of_order_limit)
-            if self._ooo.add(start, payload):
+            if self._layer.memory_pressure:
+                self._layer.count("drops_out_of_order_memory_pressure")  # Linux tcp_mem
+                self._layer.mark_dirty(self)
+                return
+            ooo = self._ooo
+            if ooo is None:
+                config = self._config
+                ooo = self._ooo = Reassembly(
+                    config.out_of_order_limit, config.out_of_order_segments
+                )
+            pruned = ooo.pruned_ranges
+            if ooo.add(start, payload):
                 self._layer.count("out_of_order_segments_received")
             else:
                 self._layer.count("drops_out_of_order_queue_full")
+            if ooo.pruned_ranges != pruned:
+                # Linux tcp_prune_ofo_queue (LINUX_MIB_OFOPRUNED): ranges above dropped.
+                self._layer.count("out_of_order_ranges_pruned", ooo.pruned_ranges - pruned)
         if self._fin_offset is not None and self._fin_offset == self._rcv_off:
             self._fin_arrived(now)
         self._layer.mark_dirty(self)

@@ -9,7 +9,7 @@ The RTO and tail loss probe timers that also start retransmissions are in
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from typing import Final
 
 from ...wire.tcp import seq_diff
@@ -29,6 +29,7 @@ def check_invariants(connection: Tcb) -> list[str]:
     sacked = lost = retrans = 0
     records = connection._records[connection._head :]
     previous_end = connection._una
+    sacked_ranges: list[list[int]] = []
     for record in records:
         size = record.end - record.start
         if record.start != previous_end:
@@ -36,6 +37,10 @@ def check_invariants(connection: Tcb) -> list[str]:
         previous_end = record.end
         if record.sacked:
             sacked += size
+            if sacked_ranges and sacked_ranges[-1][1] == record.start:
+                sacked_ranges[-1][1] = record.end
+            else:
+                sacked_ranges.append([record.start, record.end])
         elif record.lost:
             lost += size
             if record.retransmitting:
@@ -48,6 +53,14 @@ def check_invariants(connection: Tcb) -> list[str]:
         problems.append(f"lost {connection._lost_bytes} != {lost}")
     if retrans != connection._retrans_bytes:
         problems.append(f"retrans {connection._retrans_bytes} != {retrans}")
+    una = connection._una
+    board = [
+        [max(start, una), end]
+        for start, end in zip(connection._sack_starts, connection._sack_ends, strict=True)
+        if end > una
+    ]
+    if board != sacked_ranges:
+        problems.append(f"SACK scoreboard {board} != SACKed records {sacked_ranges}")
     return problems
 
 
@@ -57,32 +70,70 @@ class _Recovery(Tcb):
     __slots__ = ()
 
     def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
-        """Mark SACKed records (RFC 2018 §5, RFC 6675 §4 Update())."""
+        """Mark SACKed records (RFC 2018 §5, RFC 6675 §4 Update()).
+
+        A record is SACKed when one block covers all of it. The scoreboard keeps the
+        union of the SACKed records as merged ranges, and each block is first cut to
+        the records it covers entirely (two bisects); the parts the scoreboard already
+        holds are then skipped, so an ACK repeating known blocks costs O(log n) however
+        many records they cover (the SACK-slowness class, CVE-2019-11478), and each
+        record is walked about once, when it becomes SACKed.
+        """
         records = self._records
-        base_seq = self._seq(self._una)
+        head = self._head
+        starts = self._sack_starts
+        ends = self._sack_ends
+        una = self._una
+        base_seq = self._seq(una)
         for left, right in blocks:
-            start = self._una + seq_diff(left, base_seq)
-            end = self._una + seq_diff(right, base_seq)
-            if end <= start or end <= self._una or end > self._nxt:
+            start = una + seq_diff(left, base_seq)
+            end = una + seq_diff(right, base_seq)
+            if end <= start or end <= una or end > self._nxt:
                 continue  # a D-SACK below SND.UNA or garbage: ignore
-            index = bisect_left(records, start, lo=self._head, key=_start_of)
-            if index > self._head and records[index - 1].end > start:
-                index -= 1
-            while index < len(records) and records[index].end <= end:
-                record = records[index]
-                if not record.sacked and record.start >= start:
-                    size = record.end - record.start
-                    if record.lost:
-                        record.lost = False
-                        self._lost_bytes -= size
-                        if record.retransmitting:
-                            self._retrans_bytes -= size
-                            record.retransmitting = False
-                    record.sacked = True
-                    self._sacked_bytes += size
-                    self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
-                index += 1
+            # Cut the block to whole records: [first record starting at or after start,
+            # end of the last record ending at or before end).
+            low = bisect_left(records, start, lo=head, key=_start_of)
+            high = bisect_right(records, end, lo=head, key=_start_of) - 1
+            if high >= head and records[high].end > end:
+                high -= 1
+            if low > high:
+                continue  # covers no record entirely
+            start, end = records[low].start, records[high].end
             self._highest_sacked = max(self._highest_sacked, end)
+            first = bisect_left(ends, start)
+            last = bisect_right(starts, end)
+            if last - first == 1 and starts[first] <= start and end <= ends[first]:
+                continue  # nothing new in this block
+            position = start
+            for index in range(first, last + 1):
+                gap_end = starts[index] if index < last else end
+                if gap_end > position:
+                    self._mark_sacked(records, position, min(gap_end, end))
+                if index < last:
+                    position = max(position, ends[index])
+            if last > first:
+                start = min(start, starts[first])
+                end = max(end, ends[last - 1])
+            starts[first:last] = [start]
+            ends[first:last] = [end]
+
+    def _mark_sacked(self, records: list[_Sent], start: int, end: int) -> None:
+        """Mark the records in [start, end) (whole records, none of them SACKed yet)."""
+        index = bisect_left(records, start, lo=self._head, key=_start_of)
+        while index < len(records) and records[index].start < end:
+            record = records[index]
+            if not record.sacked:
+                size = record.end - record.start
+                if record.lost:
+                    record.lost = False
+                    self._lost_bytes -= size
+                    if record.retransmitting:
+                        self._retrans_bytes -= size
+                        record.retransmitting = False
+                record.sacked = True
+                self._sacked_bytes += size
+                self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
+            index += 1
 
     def _detect_loss(self, now: float) -> None:
         """Enter fast recovery on DupThresh evidence (RFC 5681 §3.2, RFC 6675 §5)."""
@@ -91,6 +142,8 @@ class _Recovery(Tcb):
             self._mark_lost_by_time()
         if self._retrans_bytes:
             self._detect_lost_retransmissions()
+        elif self._retx_queue:
+            self._retx_queue.clear()  # nothing is being retransmitted any more
         if self._recovery is None and (
             self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes
         ):
@@ -157,17 +210,23 @@ class _Recovery(Tcb):
 
     def _detect_lost_retransmissions(self) -> None:
         """RFC 8985 §6.2 in part: a retransmission is lost once a segment sent after it
-        (by more than a quarter of min RTT, the reordering window) has been delivered."""
-        records = self._records
+        (by more than a quarter of min RTT, the reordering window) has been delivered.
+
+        Retransmissions queue up in the order they were sent, so only the oldest few
+        are looked at: constant work per ACK when amortised, whatever the flight."""
         limit = self._rack_sent_at - (self._rtt.min_rtt or 0.0) / 4
-        end = min(self._retx_index, len(records))
-        for index in range(self._head, end):
-            record = records[index]
-            if record.retransmitting and record.sent_at < limit:
+        queue = self._retx_queue
+        while queue:
+            sent_at, record = queue[0]
+            if record.retransmitting and record.sent_at == sent_at and record.end > self._una:
+                if sent_at >= limit:
+                    break
                 record.retransmitting = False
                 self._retrans_bytes -= record.end - record.start
                 self._layer.count("lost_retransmissions_detected")
+                index = bisect_left(self._records, record.start, lo=self._head, key=_start_of)
                 self._retx_index = min(self._retx_index, index)
+            queue.popleft()
 
     def _mark_head_lost(self) -> None:
         """Mark the first un-SACKed outstanding record lost (NewReno, RFC 6582 §3.2)."""
@@ -226,6 +285,7 @@ class _Recovery(Tcb):
             record.retransmitting = True
             record.retransmitted = True
             record.sent_at = now
+            self._retx_queue.append((now, record))
             self._retrans_bytes += record.end - record.start
             self._layer.count("segments_retransmitted")
             index += 1

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ...config import TcpConfig
 from ...wire.checksum import pseudo_header_sum
-from ...wire.tcp import TcpOptions, seq_diff
+from ...wire.tcp import ACK, TcpOptions, seq_diff
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
 from .options import window_scale_for
@@ -89,6 +89,14 @@ class TcpHost(Protocol):
     def forget(self, connection: Any) -> None:
         """``connection`` reached CLOSED: drop it from every table."""
 
+    memory_pressure: bool
+
+    def admit_orphan(self, connection: Any) -> bool:
+        """Whether a closed connection may live on as an orphan (``max_orphans``)."""
+
+    def admit_time_wait(self, connection: Any) -> bool:
+        """Whether a connection may enter TIME-WAIT (``max_time_wait``)."""
+
     def allow_challenge_ack(self) -> bool:
         """RFC 5961 §7: may one more challenge ACK be sent now?"""
 
@@ -132,6 +140,7 @@ class Tcb:
         "_keepalive",
         "_keepalive_deadline",
         "_keepalive_probes",
+        "_last_invalid_reply",
         "_last_received",
         "_layer",
         "_lost_bytes",
@@ -142,6 +151,8 @@ class Tcb:
         "_orphan",
         "_persist_backoff",
         "_persist_deadline",
+        "_persist_started",
+        "_probes_out",
         "_prr_delivered",
         "_prr_out",
         "_pseudo_sum",
@@ -162,11 +173,15 @@ class Tcb:
         "_recovery",
         "_reno_sacked",
         "_retrans_bytes",
+        "_retrans_stamp",
         "_retries",
         "_retx_index",
+        "_retx_queue",
         "_rto_deadline",
         "_rtt",
+        "_sack_ends",
         "_sack_ok",
+        "_sack_starts",
         "_sacked_bytes",
         "_sbuf",
         "_sbuf_limit",
@@ -187,6 +202,7 @@ class Tcb:
         "_ts_recent",
         "_ts_recent_time",
         "_una",
+        "_user_timeout",
         "_want_writable",
         "heap_deadline",
         "listener",
@@ -247,6 +263,13 @@ class Tcb:
         self._retrans_bytes = 0
         self._reno_sacked = 0
         self._highest_sacked = 0
+        #: The SACK scoreboard as merged ranges (unwrapped offsets, sorted): what the peer
+        #: has SACKed, so a block repeating known ranges costs a bisect, not a walk.
+        self._sack_starts: list[int] = []
+        self._sack_ends: list[int] = []
+        #: (sent_at, record) per retransmission in sending order, for RACK's lost-
+        #: retransmission check (RFC 8985 §6.2) in constant work per ACK.
+        self._retx_queue: collections.deque[tuple[float, _Sent]] = collections.deque()
         self._dupacks = 0
         self._rack_sent_at = 0.0
         self._hs_round_end = 0
@@ -299,6 +322,17 @@ class Tcb:
         self._delack_deadline: float | None = None
         self._persist_deadline: float | None = None
         self._persist_backoff = 0
+        #: When zero-window probing began (None: not probing), for the user timeout.
+        self._persist_started: float | None = None
+        #: Zero-window probes sent since the peer last answered (Linux icsk_probes_out).
+        self._probes_out = 0
+        #: Send time of the oldest unacknowledged segment when retransmissions began
+        #: (Linux retrans_stamp), for the user timeout; None while nothing is retried.
+        self._retrans_stamp: float | None = None
+        #: RFC 5482 user timeout of this connection in seconds (0: off).
+        self._user_timeout = config.user_timeout
+        #: When the last reply to an invalid segment went out (tcp_invalid_ratelimit).
+        self._last_invalid_reply = -1e18
         self._keepalive = config.keepalive
         self._keepalive_deadline: float | None = None
         self._keepalive_probes = 0
@@ -353,7 +387,13 @@ class Tcb:
             self._layer.events.append(TcpConnected(self))
 
     def _enter_time_wait(self, now: float) -> None:
-        """RFC 9293 §3.4.2 / §3.10.7.4: TIME-WAIT for 2*MSL; the app sees the close now."""
+        """RFC 9293 §3.4.2 / §3.10.7.4: TIME-WAIT for 2*MSL; the app sees the close now.
+
+        With ``max_time_wait`` connections in TIME-WAIT already it closes at once instead."""
+        if not self._layer.admit_time_wait(self):
+            self._send_control(self._seq(self._nxt), ACK, now)  # the peer's FIN is ACKed
+            self._finish(None)
+            return
         self._set_state(TcpState.TIME_WAIT)
         self._rto_deadline = None
         self._persist_deadline = None
@@ -375,6 +415,9 @@ class Tcb:
         self._records = []
         self._head = self._retx_index = self._fack_index = self._rack_index = 0
         self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
+        self._sack_starts = []
+        self._sack_ends = []
+        self._retx_queue.clear()
         self._nxt = self._una  # nothing is outstanding any more
         self._report_closed(error)
         self._layer.forget(self)
@@ -401,6 +444,8 @@ class Tcb:
         def _arm_tlp(self, now: float) -> None: ...
 
         def _challenge_ack(self, reason: str) -> None: ...
+
+        def _may_reply_to_invalid(self, reason: str, *, length: int, now: float) -> bool: ...
 
         def _detect_loss(self, now: float) -> None: ...
 
@@ -492,5 +537,10 @@ class Tcb:
         def set_keepalive(self, flag: bool) -> None: ...
 
         def set_nodelay(self, flag: bool) -> None: ...
+
+        @property
+        def user_timeout(self) -> float: ...
+
+        def set_user_timeout(self, seconds: float) -> None: ...
 
         def shutdown_write(self) -> None: ...

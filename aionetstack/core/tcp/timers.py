@@ -108,6 +108,17 @@ class _Timers(Tcb):
             return
         if self._nxt <= self._una:
             return
+        if self._retrans_stamp is None:
+            head = self._records[self._head] if self._head < len(self._records) else None
+            self._retrans_stamp = head.sent_at if head is not None else now
+        if self._orphan and self._retries > config.orphan_retries:
+            self._layer.count("orphans_retries_exhausted")  # Linux tcp_orphan_retries
+            self._give_up(now)
+            return
+        if self._user_timeout and now - self._retrans_stamp >= self._user_timeout:
+            self._layer.count("user_timeouts")  # RFC 5482, Linux TCP_USER_TIMEOUT
+            self._give_up(now)
+            return
         if self._retries > config.data_retries:
             self._give_up(now)
             return
@@ -129,8 +140,11 @@ class _Timers(Tcb):
             if not record.lost:
                 record.lost = True
                 self._lost_bytes += record.end - record.start
+        self._retx_queue.clear()
         if reneged:
             self._highest_sacked = self._una
+            self._sack_starts = []
+            self._sack_ends = []
         self._reno_sacked = 0
         self._dupacks = 0
         self._retx_index = self._head
@@ -216,6 +230,7 @@ class _Timers(Tcb):
         """Window probe: SND.UNA - 1 with no data makes the peer re-announce its window."""
         if self._nxt != self._una or self._data_end() <= self._nxt or self.state not in SENDS_DATA:
             self._persist_backoff = 0
+            self._persist_started = None
             return
         if self._snd_wnd > 0 and self._snd_wnd < self._snd_mss:
             # A small window that Nagle/SWS held back: after the persist timeout, fill it.
@@ -226,10 +241,32 @@ class _Timers(Tcb):
             self._nxt = end
             self._rto_deadline = now + self._rtt.rto
             return
+        if self._persist_started is None:
+            self._persist_started = now
+        config = self._config
+        if self._orphan and self._persist_backoff >= config.orphan_retries:
+            # Linux tcp_probe_timer: an orphan is not probed forever, answered or not.
+            self._layer.count("orphans_zero_window_aborted")
+            self._abort_timed_out("TCP zero-window probing of a closed connection gave up", now)
+            return
+        if self._probes_out >= config.data_retries:
+            self._layer.count("zero_window_probes_unanswered")  # Linux icsk_probes_out
+            self._abort_timed_out("TCP zero-window probes went unanswered", now)
+            return
+        if self._user_timeout and now - self._persist_started >= self._user_timeout:
+            self._layer.count("user_timeouts")
+            self._abort_timed_out("TCP user timeout: the peer's window stayed closed", now)
+            return
         self._layer.count("window_probes_sent")
         self._persist_backoff += 1
+        self._probes_out += 1
         self._emit(self._seq(self._una - 1), self._rcv_nxt, ACK, -1, None, b"", now)
         self._arm_persist(now)
+
+    def _abort_timed_out(self, message: str, now: float) -> None:
+        """Give up on a connection whose peer keeps its window closed: RST, TimeoutError."""
+        self._send_control(self._seq(self._nxt), RST | ACK, now)
+        self._finish(_timeout_error(message, self._soft_error))
 
     def _arm_keepalive(self, now: float) -> None:
         if self.state in (TcpState.ESTABLISHED, TcpState.CLOSE_WAIT):

@@ -406,8 +406,8 @@ def test_established_syn_gets_challenge_ack() -> None:
 
 
 def test_challenge_ack_rate_limit() -> None:
-    """RFC 5961 §7."""
-    peer = ScriptedPeer(TcpConfig(challenge_ack_limit=3))
+    """RFC 5961 §7: the stack-wide bucket (the per-connection limit turned off here)."""
+    peer = ScriptedPeer(TcpConfig(challenge_ack_limit=3, invalid_ratelimit=0))
     established(peer)
     answered = sum(len(peer.inject(seq=PEER_ISN + 50, flags=RST)) for _ in range(10))
     assert answered == 3
