@@ -50,6 +50,9 @@ _ICMPV6_FOR_ICMPV4: Final = {
 }  # fmt: skip
 #: Bytes of a first fragment kept to quote in a time exceeded (RFC 4443 §2.4 (c)).
 _QUOTE_LIMIT: Final = 1232
+#: RFC 7112 §5 / RFC 4443 §3.4 parameter problem code 3: IPv6 first fragment has an
+#: incomplete IPv6 header chain.
+_INCOMPLETE_HEADER_CHAIN: Final = 3
 #: RFC 4443 §3.4 parameter problem code 1: unrecognized Next Header type.
 _UNRECOGNIZED_NEXT_HEADER: Final = 1
 #: RFC 792: time exceeded code 1, fragment reassembly time exceeded.
@@ -450,11 +453,13 @@ class StackCore:
             unfragmentable = bytes(packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - 8])
             whole = _join6(unfragmentable, fragment.next_header, data)
             return whole, whole[len(unfragmentable) :], fragment.next_header
-        if fragment.offset == 0:
-            minimum = _MIN_TRANSPORT_HEADER.get(fragment.next_header, 0)
-            if fragment.next_header in _EXTENSION_HEADERS or len(data) < minimum:
-                stats["dropped_tiny_first_fragment"] += 1  # RFC 7112 §5
-                return None
+        if fragment.offset == 0 and not self._holds_header_chain(fragment.next_header, data):
+            # RFC 7112 §5: the first fragment must carry the whole header chain.
+            stats["dropped_tiny_first_fragment"] += 1
+            self._send_icmpv6_error(
+                icmpv6.TYPE_PARAMETER_PROBLEM, _INCOMPLETE_HEADER_CHAIN, header, packet, now
+            )
+            return None
         key = (header.source, header.destination, fragment.identification)
         first = None
         if fragment.offset == 0:
@@ -474,6 +479,14 @@ class StackCore:
         unfragmentable, protocol = result.first.unfragmentable, result.first.protocol
         whole = _join6(unfragmentable, protocol, result.payload)
         return whole, whole[len(unfragmentable) :], protocol
+
+    @staticmethod
+    def _holds_header_chain(next_header: int, data: memoryview) -> bool:
+        """Whether a first fragment holds the extension headers and the upper-layer header."""
+        walk = walk_extension_headers(next_header, data)
+        if not isinstance(walk, ExtensionWalk) or walk.fragment is not None:
+            return False
+        return len(data) - walk.offset >= _MIN_TRANSPORT_HEADER.get(walk.protocol, 0)
 
     def _reassembly_timer(self) -> float | None:
         four, six = self._reassembly4.get_timer(), self._reassembly6.get_timer()
@@ -1085,7 +1098,3 @@ def _unfragmented(header: ipv4.IPv4Header) -> ipv4.IPv4Header:
 
 _UNSPECIFIED6: Final = bytes(16)
 _LOOPBACK6: Final = bytes(15) + b"\x01"
-_EXTENSION_HEADERS: Final = frozenset({
-    ipv6.NEXT_HEADER_HOP_BY_HOP, ipv6.NEXT_HEADER_ROUTING, ipv6.NEXT_HEADER_FRAGMENT,
-    ipv6.NEXT_HEADER_DESTINATION_OPTIONS,
-})  # fmt: skip
