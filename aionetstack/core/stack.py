@@ -21,6 +21,7 @@ from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.error import WireError
 from .events import EchoReplyReceived, EchoUnreachable
+from .fragmenter import FRAGMENT_HEADER_LENGTH, fragment_ipv4, fragment_ipv6
 from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter, icmpv4_error_to_oserror, icmpv6_error_to_oserror
 from .ip import ALL_NODES, Interface, RouteEntry, RoutingTable, parse_interface
@@ -38,9 +39,6 @@ IpHeader = ipv4.IPv4Header | ipv6.IPv6Header
 #: Handler for one transport protocol: (header, payload, raw packet, now).
 _TransportHandler = Callable[[IpHeader, memoryview, memoryview, float], None]
 _IPV6_HEADER: Final = struct.Struct("!IHBB16s16s")
-_IPV6_FRAGMENT: Final = struct.Struct("!BBHI")
-#: RFC 8200 §4.5: the fragment header is 8 bytes.
-_FRAGMENT_HEADER_LENGTH: Final = 8
 #: RFC 1858 §3 / RFC 7112: the smallest first fragment that holds each transport header.
 _MIN_TRANSPORT_HEADER: Final = {ipv4.PROTO_TCP: 20, ipv4.PROTO_UDP: 8, ipv4.PROTO_ICMP: 8, 58: 8}
 #: IPv4 error (type, code) -> the ICMPv6 one with the same meaning (RFC 4443 §3).
@@ -450,7 +448,9 @@ class StackCore:
         stats["fragments_received"] += 1
         if fragment.offset == 0 and not fragment.more_fragments:
             stats["atomic_fragments"] += 1  # RFC 6946: process as a whole datagram
-            unfragmentable = bytes(packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - 8])
+            unfragmentable = bytes(
+                packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - FRAGMENT_HEADER_LENGTH]
+            )
             whole = _join6(unfragmentable, fragment.next_header, data)
             return whole, whole[len(unfragmentable) :], fragment.next_header
         if fragment.offset == 0 and not self._holds_header_chain(fragment.next_header, data):
@@ -464,7 +464,9 @@ class StackCore:
         first = None
         if fragment.offset == 0:
             # The unfragmentable part, with the fragment header cut out (RFC 8200 §4.5).
-            unfragmentable = bytes(packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - 8])
+            unfragmentable = bytes(
+                packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - FRAGMENT_HEADER_LENGTH]
+            )
             first = _FirstFragment(
                 header, unfragmentable, fragment.next_header, bytes(packet[:_QUOTE_LIMIT])
             )
@@ -584,21 +586,14 @@ class StackCore:
         self, source: bytes, destination: bytes, protocol: int,
         payload: bytes | bytearray | memoryview, *, ttl: int, mtu: int,
     ) -> None:  # fmt: skip
-        """RFC 791 §3.2 fragmentation: pieces of 8-byte multiples, MF on all but the last."""
-        if ipv4.IPV4_HEADER_LENGTH + len(payload) > 0xFFFF:
-            raise ValueError(f"IPv4 datagram of {len(payload)} payload bytes exceeds 65535")
-        step = (mtu - ipv4.IPV4_HEADER_LENGTH) // 8 * 8
+        """Queue the datagram as RFC 791 §3.2 fragments (``core/fragmenter.py``)."""
         self._identification = identification = (self._identification + 1) & 0xFFFF
-        view = memoryview(payload)
-        for offset in range(0, len(view), step):
-            piece = view[offset : offset + step]
-            more = offset + step < len(view)
-            header = ipv4.IPv4Header(
-                source, destination, protocol, ttl, identification=identification,
-                dont_fragment=False, more_fragments=more, fragment_offset=offset,
-            )  # fmt: skip
-            self._outbox.append(ipv4.build_ipv4_header(header, len(piece)) + bytes(piece))
-            self.ip_stats["fragments_sent"] += 1
+        fragments = fragment_ipv4(
+            source, destination, protocol, payload, ttl=ttl, mtu=mtu,
+            identification=identification,
+        )  # fmt: skip
+        self._outbox.extend(fragments)
+        self.ip_stats["fragments_sent"] += len(fragments)
         self.ip_stats["sent"] += 1
         self.ip_stats["fragmented"] += 1
 
@@ -635,22 +630,14 @@ class StackCore:
         self, source: bytes, destination: bytes, protocol: int,
         payload: bytes | bytearray | memoryview, *, hop_limit: int, mtu: int,
     ) -> None:  # fmt: skip
-        """RFC 8200 §4.5 fragmentation with a fragment header after the fixed one."""
-        if len(payload) > 0xFFFF:
-            raise ValueError(f"IPv6 payload of {len(payload)} bytes exceeds 65535")
-        step = (mtu - ipv6.IPV6_HEADER_LENGTH - _FRAGMENT_HEADER_LENGTH) // 8 * 8
+        """Queue the packet as RFC 8200 §4.5 fragments (``core/fragmenter.py``)."""
         self._identification6 = identification = (self._identification6 + 1) & 0xFFFFFFFF
-        view = memoryview(payload)
-        for offset in range(0, len(view), step):
-            piece = view[offset : offset + step]
-            more = offset + step < len(view)
-            header = _IPV6_HEADER.pack(
-                6 << 28, _FRAGMENT_HEADER_LENGTH + len(piece), ipv6.NEXT_HEADER_FRAGMENT,
-                hop_limit, source, destination,
-            )  # fmt: skip
-            fragment = _IPV6_FRAGMENT.pack(protocol, 0, offset | int(more), identification)
-            self._outbox.append(b"".join((header, fragment, piece)))
-            self.ip6_stats["fragments_sent"] += 1
+        fragments = fragment_ipv6(
+            source, destination, protocol, payload, hop_limit=hop_limit, mtu=mtu,
+            identification=identification,
+        )  # fmt: skip
+        self._outbox.extend(fragments)
+        self.ip6_stats["fragments_sent"] += len(fragments)
         self.ip6_stats["sent"] += 1
         self.ip6_stats["fragmented"] += 1
 
