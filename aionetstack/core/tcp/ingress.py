@@ -182,9 +182,10 @@ class _Ingress(Tcb):
         no SACK, PAWS, recovery or window trimming to consider. Returns False (having
         changed nothing) whenever the full processing is needed."""
         length = len(payload)
+        if not length:
+            return self._predicted_ack(ack, window, options, now)
         if (
-            not length
-            or self._ooo
+            self._ooo
             or self._orphan
             or self._fin_offset is not None
             or (window << self._snd_wscale) != self._snd_wnd
@@ -239,6 +240,55 @@ class _Ingress(Tcb):
         if not self._readable_pending:
             self._readable_pending = True
             layer.events.append(TcpReadable(self))
+        layer.mark_dirty(self)
+        return True
+
+    def _predicted_ack(self, ack: int, window: int, options: TcpOptions | None, now: float) -> bool:
+        """Header prediction for a pure ACK (Jacobson 1990; Linux's "fast path" ACK): in
+        ESTABLISHED, in order, SND.UNA advancing within what we sent,
+        with no SACK, loss, recovery, retransmission, FIN or PAWS to consider. It does what
+        the full path would (RFC 9293 §3.10.7.4 fifth: SND.WL1/WL2 and the window, then
+        the new ACK),
+        skipping the checks that cannot apply. Returns False (having changed nothing)
+        whenever the full processing is needed."""
+        una = self._una
+        if (
+            self._recovery is not None
+            or self._lost_bytes
+            or self._sacked_bytes
+            or self._reno_sacked
+            or self._retrans_bytes
+            or self._highest_sacked > una
+            or self._fin_queued
+            or self._ooo
+            or self._orphan
+        ):
+            return False
+        ack_off = una + ((ack - self._iss - una) & _SEQ_MASK)
+        if ack_off <= una or ack_off > self._nxt:
+            return False  # a duplicate, a window update or an ACK of the future: full path
+        if self._ts_ok:
+            if options is None or options.timestamp is None or options.sack_blocks:
+                return False
+            tsval = options.timestamp[0]
+            if ((tsval - self._ts_recent) & _SEQ_MASK) >= _SEQ_HALF:
+                return False  # PAWS has to look at it
+            self._ts_recent = tsval  # RFC 7323 §4.3: in order, so it is the one to echo
+            self._ts_recent_time = now
+        elif options is not None:
+            return False
+        layer = self._layer
+        layer.count("predicted_acks")  # Linux: TcpExtTCPHPAcks
+        self._last_received = now
+        self._keepalive_probes = 0
+        # In order and acknowledging more: always newer than SND.WL1/WL2 (RFC 9293 §3.10.7.4).
+        self._snd_wl1 = self._rcv_nxt
+        self._snd_wl2 = ack
+        wnd = window << self._snd_wscale
+        self._snd_wnd = wnd
+        self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+        self._ack_new_data(ack_off, options, now)
+        self._stop_persist_if_window_open()
         layer.mark_dirty(self)
         return True
 
