@@ -392,9 +392,9 @@ class TunLink:
             "received_runts": self.received_runts,
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
+            "claimed_flows": self.claimed_flows,
             "send_link_down": self.send_link_down,
             "receive_errors": self.receive_errors,
-            "claimed_flows": self.claimed_flows,
         }
 
     def close(self) -> None:

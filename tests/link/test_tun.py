@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import pytun
 
-from aionetstack.errors import MissingPrivilegeError
+from aionetstack.errors import LinkGoneError, MissingPrivilegeError
 from aionetstack.link import tun as tun_module
 from aionetstack.link.base import Link
 from aionetstack.link.tun import TUN_F_CSUM, TunLink
@@ -211,8 +211,12 @@ def test_send_failures_are_counted_not_raised(
             patch.setattr(os, "write", refuse(code))
             link.send(packet, 0.0)
     assert link.statistics()["send_dropped"] == 2
-    with monkeypatch.context() as patch, pytest.raises(OSError, match="Input/output"):
+    with monkeypatch.context() as patch:  # the interface is down: dropped and counted
         patch.setattr(os, "write", refuse(errno.EIO))
+        link.send(packet, 0.0)
+    assert link.statistics()["send_link_down"] == 1
+    with monkeypatch.context() as patch, pytest.raises(LinkGoneError, match="is gone"):
+        patch.setattr(os, "write", refuse(errno.EBADFD))  # the device was deleted
         link.send(packet, 0.0)
     assert link.statistics()["sent_packets"] == 0
 
