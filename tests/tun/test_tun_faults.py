@@ -162,3 +162,28 @@ async def test_tun_down_then_up_and_then_deleted(stack: Stack) -> None:
         await stack.open_connection(KERNEL, 9)
     assert refused.value.errno == errno.ENETDOWN
     sock.close()
+
+
+async def test_bare_acks_to_a_listener_without_a_flood_get_resets_unchecked(
+    stack: Stack,
+) -> None:
+    """gVisor packetdrill reset_for_ack_when_no_syn_cookies_in_use: 500 forged bare ACKs
+    to a listening port, no SYN flood: no cookie is checked, each is answered with RST
+    (the kernel sees them), and nothing is accepted."""
+    accepted: list[object] = []
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    await stack.start_server(take, port=80)
+    forged = [
+        tcp_packet(30000 + index, 80, 1000 + index, 7919 * index, ACK) for index in range(500)
+    ]
+    await asyncio.get_running_loop().run_in_executor(None, inject, forged)
+    sock = await kernel_client(80)  # a real connection after them: ordered behind the ACKs
+    sock.close()
+    tcp = stack.statistics()["tcp"]
+    assert tcp["syn_cookies_not_recent"] == 500
+    assert tcp.get("syn_cookies_failed", 0) == 0
+    assert tcp["resets_no_owner"] >= 500
+    assert len(accepted) <= 1

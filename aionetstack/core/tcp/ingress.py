@@ -140,6 +140,7 @@ class _Ingress(Tcb):
             elif self._retries == 0:
                 self._rtt.sample(now - self._syn_time)  # Karn: only an unretransmitted SYN-ACK
             self._retries = 0
+            self._retrans_stamp = None
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)
@@ -294,6 +295,7 @@ class _Ingress(Tcb):
             self._sbuf_start = 1
             self._rto_deadline = None
             self._retries = 0
+            self._retrans_stamp = None
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)
