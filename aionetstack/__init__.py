@@ -32,6 +32,7 @@ from .errors import AionetstackError, MissingPrivilegeError, WireError
 if TYPE_CHECKING:
     from .link.impair import Impairment
     from .link.memory import MemoryLink
+    from .link.tap import TapLink
     from .link.tun import TunLink
 
 #: Link classes load on first use: TunLink pulls in python-pytun, which
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Impairment": "aionetstack.link.impair",
     "MemoryLink": "aionetstack.link.memory",
+    "TapLink": "aionetstack.link.tap",
     "TunLink": "aionetstack.link.tun",
 }
 
@@ -62,6 +64,7 @@ __all__ = [
     "ResolverConfig",
     "Stack",
     "StackConfig",
+    "TapLink",
     "TcpConfig",
     "TunLink",
     "WireError",

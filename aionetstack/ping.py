@@ -2,8 +2,9 @@
 
 Without ``--tun`` an in-process peer stack on a memory link answers, so it
 needs no privileges. With ``--tun [NAME]`` it creates a TUN (kernel side
-198.18.0.1/24, stack 198.18.0.2), pings the kernel side by default, and
-answers pings sent to 198.18.0.2 while it runs.
+198.18.0.1/24 and 2001:2::1/64, stack 198.18.0.2 and 2001:2::2), pings the
+kernel side by default, and answers pings sent to the stack while it runs.
+The family follows the address; with no address, ``-6`` pings 2001:2::1.
 
 Exit status as ``ping``: 0 when replies came, 1 when none did, 2 on errors.
 """
@@ -29,7 +30,16 @@ __all__ = ["main"]
 KERNEL_SIDE = "198.18.0.1"
 STACK_SIDE = "198.18.0.2"
 PREFIX = 24
-MEMORY_NETWORK = ipaddress.ip_network(f"{KERNEL_SIDE}/{PREFIX}", strict=False)
+#: RFC 5180's benchmarking prefix (2001:2::/48) for IPv6, as 198.18.0.0/15 for IPv4.
+KERNEL_SIDE6 = "2001:2::1"
+STACK_SIDE6 = "2001:2::2"
+PREFIX6 = 64
+MEMORY_NETWORKS = (
+    ipaddress.ip_network(f"{KERNEL_SIDE}/{PREFIX}", strict=False),
+    ipaddress.ip_network(f"{KERNEL_SIDE6}/{PREFIX6}", strict=False),
+)
+#: The largest echo payload per family (65,535 less the IP and ICMP headers).
+_MAX_SIZE = {4: 65535 - 28, 6: 65535 - 8}
 _USAGE_ERROR = 2
 
 
@@ -69,7 +79,12 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m aionetstack.ping",
         description="Send ICMP echo requests through aionetstack (in-process peer, or a TUN).",
     )
-    parser.add_argument("host", nargs="?", help=f"address to ping (default {KERNEL_SIDE})")
+    parser.add_argument(
+        "host", nargs="?", help=f"address to ping (default {KERNEL_SIDE}, with -6 {KERNEL_SIDE6})"
+    )
+    family = parser.add_mutually_exclusive_group()
+    family.add_argument("-4", dest="family", action="store_const", const=4, help="IPv4 only")
+    family.add_argument("-6", dest="family", action="store_const", const=6, help="IPv6 only")
     parser.add_argument(
         "-c",
         dest="count",
@@ -125,25 +140,39 @@ def _validate(parser: argparse.ArgumentParser, args: argparse.Namespace) -> str:
         parser.error("-i must be >= 0")
     if args.timeout <= 0:
         parser.error("-W must be > 0")
-    if not 0 <= args.size <= 1472:
-        parser.error("-s must be in 0..1472 (one 1500-byte packet)")
     if not 0 <= args.loss < 1:
         parser.error("--loss must be in [0, 1)")
-    host: str = args.host or KERNEL_SIDE
+    host: str = args.host or (KERNEL_SIDE6 if args.family == 6 else KERNEL_SIDE)
     try:
-        address = ipaddress.IPv4Address(host)
+        address = ipaddress.ip_address(host)
     except ValueError:
-        parser.error(f"{host!r} is not an IPv4 address (name resolution is not supported)")
-    if args.tun is None and (address not in MEMORY_NETWORK or str(address) == STACK_SIDE):
-        parser.error(f"in-process mode pings a peer in {MEMORY_NETWORK} other than {STACK_SIDE}")
-    return host
+        parser.error(f"{host!r} is not an IP address (name resolution is not supported)")
+    if args.family is not None and address.version != args.family:
+        parser.error(f"{host} is not an IPv{args.family} address")
+    if not 0 <= args.size <= _MAX_SIZE[address.version]:
+        parser.error(f"-s must be in 0..{_MAX_SIZE[address.version]} (larger is fragmented)")
+    if args.tun is None and (
+        not any(address in network for network in MEMORY_NETWORKS)
+        or str(address) in (STACK_SIDE, STACK_SIDE6)
+    ):
+        parser.error(
+            f"in-process mode pings a peer in {MEMORY_NETWORKS[0]} or {MEMORY_NETWORKS[1]} "
+            f"other than {STACK_SIDE} and {STACK_SIDE6}"
+        )
+    return str(address)
+
+
+_STACK_ADDRESSES = [f"{STACK_SIDE}/{PREFIX}", f"{STACK_SIDE6}/{PREFIX6}"]
 
 
 async def _ping_loop(stack: Stack, host: str, args: argparse.Namespace) -> PingSummary:
     loop = asyncio.get_running_loop()
     summary = PingSummary()
     start = loop.time()
-    print(f"PING {host} ({host}) {args.size}({args.size + 28}) bytes of data.", flush=True)
+    if ":" in host:  # iputils' ping for IPv6 counts only the data
+        print(f"PING {host} ({host}) {args.size} data bytes", flush=True)
+    else:
+        print(f"PING {host} ({host}) {args.size}({args.size + 28}) bytes of data.", flush=True)
     try:
         await _send_requests(stack, host, args, summary, start)
     except asyncio.CancelledError:
@@ -182,9 +211,11 @@ async def _run_memory(host: str, args: argparse.Namespace) -> PingSummary:
 
     impairment = Impairment(loss=args.loss, seed=args.seed) if args.loss else None
     ours, theirs = MemoryLink.pair(mtu=1500, impairment=impairment)
+    peer = [f"{host}/{PREFIX6 if ':' in host else PREFIX}"]
+    peer.append(f"{KERNEL_SIDE}/{PREFIX}" if ":" in host else f"{KERNEL_SIDE6}/{PREFIX6}")
     async with (
-        Stack(theirs, address=f"{host}/{PREFIX}", seed=args.seed + 1),
-        Stack(ours, address=f"{STACK_SIDE}/{PREFIX}", pcap=args.pcap, seed=args.seed) as stack,
+        Stack(theirs, address=peer, seed=args.seed + 1),
+        Stack(ours, address=_STACK_ADDRESSES, pcap=args.pcap, seed=args.seed) as stack,
     ):
         return await _ping_loop(stack, host, args)
 
@@ -192,8 +223,9 @@ async def _run_memory(host: str, args: argparse.Namespace) -> PingSummary:
 async def _run_tun(host: str, args: argparse.Namespace) -> PingSummary:
     from .link.tun import TunLink
 
-    link: Link = TunLink(args.tun, kernel_address=f"{KERNEL_SIDE}/{PREFIX}")
-    async with Stack(link, address=f"{STACK_SIDE}/{PREFIX}", pcap=args.pcap) as stack:
+    kernel = [f"{KERNEL_SIDE}/{PREFIX}", f"{KERNEL_SIDE6}/{PREFIX6}"]
+    link: Link = TunLink(args.tun, kernel_address=kernel)
+    async with Stack(link, address=_STACK_ADDRESSES, pcap=args.pcap) as stack:
         return await _ping_loop(stack, host, args)
 
 

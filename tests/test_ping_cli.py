@@ -65,12 +65,26 @@ def test_exit_status_1_when_nothing_came_back(capsys: pytest.CaptureFixture[str]
     assert SUMMARY.match(lines[-1]).groups() == ("2", "0", "100")  # type: ignore[union-attr]
 
 
+def test_in_process_ipv6_ping_with_fragments(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines, _ = run(capsys, "-6", "-c", "2", "-i", "0.01", "-s", "8000")
+    assert status == 0
+    assert lines[0] == "PING 2001:2::1 (2001:2::1) 8000 data bytes"
+    assert lines[1].startswith("8008 bytes from 2001:2::1: icmp_seq=1 ttl=64 time=")
+
+
+def test_family_follows_the_address(capsys: pytest.CaptureFixture[str]) -> None:
+    status, lines, _ = run(capsys, "-c", "1", "2001:2::7")
+    assert status == 0 and lines[1].startswith("64 bytes from 2001:2::7:")
+
+
 @pytest.mark.parametrize(
     "argv",
     [
         ["-c", "-1"],
         ["-W", "0"],
-        ["-s", "9000"],
+        ["-s", "65508"],
+        ["-6", "198.18.0.1"],
+        ["-4", "-6"],
         ["example.com"],
         ["10.0.0.1"],
         ["--loss", "1.5"],

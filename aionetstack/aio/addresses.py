@@ -2,6 +2,20 @@
 
 from __future__ import annotations
 
-from ..core.addresses import ip_literal, parse_endpoint, text_address
+from ..core.addresses import (
+    WILDCARD_HOSTS,
+    SocketAddress,
+    ip_literal,
+    parse_endpoint,
+    socket_address,
+    text_address,
+)
 
-__all__ = ["ip_literal", "parse_endpoint", "text_address"]
+__all__ = [
+    "WILDCARD_HOSTS",
+    "SocketAddress",
+    "ip_literal",
+    "parse_endpoint",
+    "socket_address",
+    "text_address",
+]

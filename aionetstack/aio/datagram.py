@@ -6,7 +6,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from ..core.udp import UdpEndpoint
-from .addresses import parse_endpoint, text_address
+from .addresses import parse_endpoint, socket_address
 
 if TYPE_CHECKING:
     from .driver import AsyncioDriver
@@ -37,11 +37,11 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._closing = False
         endpoint.user_data = self
         self._extra: dict[str, Any] = {
-            "sockname": (text_address(endpoint.local_address), endpoint.local_port),
+            "sockname": socket_address(endpoint.local_address, endpoint.local_port),
             "socket": None,
         }
         if endpoint.remote is not None:
-            self._extra["peername"] = (text_address(endpoint.remote[0]), endpoint.remote[1])
+            self._extra["peername"] = socket_address(endpoint.remote[0], endpoint.remote[1])
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         return self._extra.get(name, default)
@@ -95,7 +95,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         if self._closing:
             return
         try:
-            self._protocol.datagram_received(data, (text_address(source), port))
+            self._protocol.datagram_received(data, socket_address(source, port))
         except Exception as error:  # a protocol bug must not stop the stack
             self._report(error, "datagram_received")
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 
+from ..core.ethernet import EthernetHost
 from ..core.pump import Pump
 from ..core.stack import StackCore
 from ..link.base import Link
@@ -43,7 +44,7 @@ class AsyncioDriver:
 
     def __init__(
         self,
-        core: StackCore,
+        core: StackCore | EthernetHost,
         link: Link,
         loop: asyncio.AbstractEventLoop,
         dispatch: Callable[[object], None],

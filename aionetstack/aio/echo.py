@@ -34,7 +34,7 @@ class Pinger:
     ) -> EchoReply:
         """Send one echo request and wait for its reply (see ``Stack.echo``)."""
         destination = ip_literal(host)
-        self._requests.validate(size, timeout)
+        self._requests.validate(size, timeout, destination)
         key = self._requests.next_key()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[float, EchoReplyReceived]] = loop.create_future()

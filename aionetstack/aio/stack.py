@@ -16,12 +16,14 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import StackConfig
+from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
     EchoUnreachable,
     UdpDatagramReceived,
     UdpErrorReceived,
 )
+from ..core.ip import RouteEntry
 from ..core.stack import StackCore
 from ..core.tcp.events import (
     TcpAccepted,
@@ -80,7 +82,8 @@ class Stack:
     """A TCP/IP stack running on the current asyncio loop over ``link``.
 
     ``address`` is one interface string or several (``"198.18.0.2/24"``);
-    ``gateway`` the default route's next hop; ``pcap`` a file path that records
+    ``gateway`` the default routes' next hops (one per family, e.g.
+    ``["198.18.0.1", "2001:2::1"]``); ``pcap`` a file path that records
     every packet both ways. ``seed`` makes ISNs, ports and identifiers
     reproducible (tests); by default they come from ``random.SystemRandom``.
     ``nameservers`` (addresses, or ``(address, port)``) and ``hosts`` (name ->
@@ -93,7 +96,7 @@ class Stack:
         link: Link,
         *,
         address: str | Sequence[str],
-        gateway: str | None = None,
+        gateway: str | Sequence[str] | None = None,
         pcap: str | os.PathLike[str] | None = None,
         config: StackConfig | None = None,
         seed: int | None = None,
@@ -119,6 +122,10 @@ class Stack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
+        #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
+        self._host: StackCore | EthernetHost = self.core
+        if getattr(link, "framing", "ip") == "ethernet":
+            self._host = EthernetHost(self.core, getattr(link, "mac"))  # noqa: B009
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
@@ -177,7 +184,7 @@ class Stack:
             return
         loop = asyncio.get_running_loop()
         self._driver = AsyncioDriver(
-            self.core, self.link, loop, self._dispatch, batch=self.config.receive_batch,
+            self._host, self.link, loop, self._dispatch, batch=self.config.receive_batch,
             on_link_error=self._on_link_failed,
         )  # fmt: skip
         self._driver.start()
@@ -427,6 +434,9 @@ class Stack:
         loop = asyncio.get_running_loop()
         route = self.core.routes.route(remote)
         local_address, local_port = (None, 0) if local is None else local
+        if local_address is not None and len(local_address) != len(remote):
+            family = "IPv6" if len(remote) == 16 else "IPv4"
+            raise OSError(errno.EAFNOSUPPORT, f"local_addr is not an {family} address")
         connection = self.core.tcp.connect(
             local_address or route.source, remote, port, loop.time(), local_port=local_port
         )
@@ -728,6 +738,14 @@ class Stack:
             transport.deliver_error(event.error)
 
     # -- statistics ---------------------------------------------------------------
+
+    def routes(self) -> list[RouteEntry]:
+        """The routing table as ``ip route`` lists it: connected prefixes, static, defaults."""
+        return self.core.route_entries()
+
+    def add_route(self, network: str, via: str) -> None:
+        """Add a static route (``"198.19.0.0/16"`` via an on-link gateway)."""
+        self.core.routes.add_route(network, via)
 
     def statistics(self) -> dict[str, dict[str, int | str]]:
         """Counters per layer (``ip``, ``icmp``, ``udp``, ``tcp``, ``link``): ``netstat -s``.

@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
-from .addresses import text_address
+from .addresses import SocketAddress, socket_address
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpEndpoint
@@ -57,26 +57,30 @@ class StackSocket:
 
     __slots__ = ("_connection", "_options", "_sockname")
 
-    family = socket.AF_INET
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
-    def __init__(self, connection: TcpEndpoint | None, sockname: tuple[str, int]) -> None:
+    def __init__(self, connection: TcpEndpoint | None, sockname: SocketAddress) -> None:
         self._connection = connection
         self._options: dict[tuple[int, int], int] = {}
         self._sockname = sockname
 
+    @property
+    def family(self) -> socket.AddressFamily:
+        """``AF_INET6`` for an IPv6 connection (its names are 4-tuples), else ``AF_INET``."""
+        return socket.AF_INET6 if len(self._sockname) == 4 else socket.AF_INET
+
     def fileno(self) -> int:
         return -1
 
-    def getsockname(self) -> tuple[str, int]:
+    def getsockname(self) -> SocketAddress:
         return self._sockname
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> SocketAddress:
         connection = self._connection
         if connection is None:
             raise OSError(107, "Transport endpoint is not connected")
-        return (text_address(connection.remote_address), connection.remote_port)
+        return socket_address(connection.remote_address, connection.remote_port)
 
     def setsockopt(self, level: int, option: int, value: int | bytes) -> None:
         flag = int.from_bytes(value, "little") if isinstance(value, bytes) else int(value)
@@ -196,13 +200,13 @@ class TcpTransport(asyncio.Transport):
             return self._socket
         return self._extra.get(name, default)
 
-    def _sockname(self) -> tuple[str, int]:
+    def _sockname(self) -> SocketAddress:
         connection = self._connection
-        return (text_address(connection.local_address), connection.local_port)
+        return socket_address(connection.local_address, connection.local_port)
 
-    def _peername(self) -> tuple[str, int]:
+    def _peername(self) -> SocketAddress:
         connection = self._connection
-        return (text_address(connection.remote_address), connection.remote_port)
+        return socket_address(connection.remote_address, connection.remote_port)
 
     def get_protocol(self) -> asyncio.BaseProtocol:
         return self._protocol

@@ -1,6 +1,8 @@
 """Address conversion at the API edge: text for users, packed bytes inside.
 
-Loop-independent, so the asyncio and anyio drivers share it.
+Loop-independent, so the asyncio and anyio drivers share it. Socket addresses
+take the shapes asyncio gives them: ``(host, port)`` for IPv4 and
+``(host, port, flowinfo, scope_id)`` for IPv6.
 """
 
 from __future__ import annotations
@@ -8,7 +10,19 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-__all__ = ["ip_literal", "parse_endpoint", "text_address"]
+__all__ = [
+    "WILDCARD_HOSTS",
+    "SocketAddress",
+    "ip_literal",
+    "parse_endpoint",
+    "socket_address",
+    "text_address",
+]
+
+#: A socket address as asyncio gives it: IPv4's 2-tuple or IPv6's 4-tuple.
+SocketAddress = tuple[str, int] | tuple[str, int, int, int]
+#: Hosts that mean "every address" when binding (asyncio's None, "" and the unspecified ones).
+WILDCARD_HOSTS = (None, "", "0.0.0.0", "::")
 
 
 def ip_literal(host: str) -> bytes:
@@ -22,13 +36,13 @@ def ip_literal(host: str) -> bytes:
 
 
 def parse_endpoint(address: Any, what: str) -> tuple[bytes | None, int]:
-    """Turn ``(host, port)`` into packed form; a host of ``None``/"" means any address."""
-    if not isinstance(address, tuple) or len(address) < 2:
+    """Turn ``(host, port)`` (or IPv6's 4-tuple) into packed form; a wildcard host is None."""
+    if not isinstance(address, tuple) or len(address) not in (2, 4):
         raise TypeError(f"{what} must be a (host, port) tuple, got {address!r}")
     host, port = address[0], address[1]
     if not isinstance(port, int) or isinstance(port, bool) or not 0 <= port <= 0xFFFF:
         raise ValueError(f"{what} port must be an int in 0..65535, got {port!r}")
-    if host in (None, "", "0.0.0.0"):
+    if host in WILDCARD_HOSTS:
         return None, port
     return ip_literal(host), port
 
@@ -38,3 +52,13 @@ def text_address(packed: bytes | None) -> str:
     if packed is None:
         return "0.0.0.0"
     return str(ipaddress.ip_address(packed))
+
+
+def socket_address(packed: bytes | None, port: int) -> SocketAddress:
+    """``(host, port)`` for IPv4 (and the wildcard), ``(host, port, 0, 0)`` for IPv6.
+
+    The shape asyncio hands out for ``AF_INET`` and ``AF_INET6`` sockets.
+    """
+    if packed is not None and len(packed) == 16:
+        return (str(ipaddress.IPv6Address(packed)), port, 0, 0)
+    return (text_address(packed), port)

@@ -17,8 +17,10 @@ __all__ = ["DEFAULT_PING_SIZE", "EchoReply", "EchoRequests"]
 
 #: Payload bytes of the classic 64-byte ping (iputils' default; RFC 792 sets none).
 DEFAULT_PING_SIZE: Final = 56
-#: IPv4 and ICMP headers around an echo payload.
-_HEADERS: Final = 28
+#: The largest echo payload: an IP datagram's 65,535 bytes less the IP header (IPv4;
+#: IPv6's payload length excludes its header) and the 8-byte ICMP echo header.
+#: Anything over the path MTU goes out in fragments.
+_MAX_PAYLOAD: Final = {4: 65535 - 20 - 8, 16: 65535 - 8}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +44,11 @@ class EchoRequests:
         self._identifier = identifier
         self._sequence = 0
 
-    def validate(self, size: int, timeout: float) -> None:
-        """ValueError for a payload that does not fit the MTU or a timeout <= 0."""
-        room = self._core.mtu - _HEADERS
+    def validate(self, size: int, timeout: float, destination: bytes | None = None) -> None:
+        """ValueError for a payload no IP datagram to ``destination`` holds, or a timeout <= 0."""
+        room = _MAX_PAYLOAD[len(destination) if destination is not None else 4]
         if isinstance(size, bool) or not isinstance(size, int) or not 0 <= size <= room:
-            raise ValueError(f"size must be an int in 0..{room} (MTU {self._core.mtu})")
+            raise ValueError(f"size must be an int in 0..{room} (larger ones are fragmented)")
         if timeout <= 0:
             raise ValueError(f"timeout must be > 0, got {timeout}")
 

@@ -114,7 +114,8 @@ class RoutingTable:
         self.interfaces = interfaces
         self.local_addresses: frozenset[bytes] = frozenset(i.address for i in interfaces)
         self._gateways: dict[int, bytes] = {}
-        self._static: list[tuple[IPNetwork, bytes]] = []
+        #: (network, gateway); a gateway of None is an on-link prefix (e.g. from an RA).
+        self._static: list[tuple[IPNetwork, bytes | None]] = []
         for gateway in gateways:
             version = 4 if len(gateway) == 4 else 6
             if self._interface_for(gateway) is None:
@@ -165,6 +166,18 @@ class RoutingTable:
         if self._interface_for(gateway.packed) is None:
             raise ValueError(f"gateway {via} is not on any of the stack's networks")
         self._static.append((net, gateway.packed))
+        self._static.sort(key=lambda entry: -entry[0].prefixlen)
+        self._cache.clear()
+
+    def add_on_link(self, network: IPNetwork) -> None:
+        """Declare ``network`` on-link (RFC 4861 §6.3.4 prefix information, L flag)."""
+        if any(net == network for net, _ in self._static) or any(
+            i.network == network for i in self.interfaces
+        ):
+            return
+        if not any(i.version == network.version for i in self.interfaces):
+            return
+        self._static.append((network, None))
         self._static.sort(key=lambda entry: -entry[0].prefixlen)
         self._cache.clear()
 
@@ -220,7 +233,8 @@ class RoutingTable:
                 and address in network
                 and (interface is None or network.prefixlen > interface.network.prefixlen)
             ):
-                return Route(self.select_source(destination, via), via)
+                hop = destination if via is None else via
+                return Route(self.select_source(destination, via), hop)
         if interface is not None:
             return Route(interface.address, destination)
         link_scope = address.version == 6 and (address.is_link_local or address.is_multicast)
@@ -244,8 +258,8 @@ class RoutingTable:
         for network, via in self._static:
             source = self.select_source(network.network_address.packed, via)
             result.append(RouteEntry(
-                str(network), str(ipaddress.ip_address(via)),
-                str(ipaddress.ip_address(source)), "static",
+                str(network), None if via is None else str(ipaddress.ip_address(via)),
+                str(ipaddress.ip_address(source)), "on-link" if via is None else "static",
             ))  # fmt: skip
         for version, gateway in sorted(self._gateways.items()):
             any_address = "0.0.0.0/0" if version == 4 else "::/0"

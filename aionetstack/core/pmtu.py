@@ -38,21 +38,22 @@ def plateau_below(length: int) -> int:
 class PathMtuCache:
     """Lowered path MTUs keyed by packed destination; everything else uses ``link_mtu``."""
 
-    __slots__ = ("_entries", "link_mtu", "stats")
+    __slots__ = ("link_mtu", "lowered", "stats")
 
     def __init__(self, link_mtu: int) -> None:
         self.link_mtu = link_mtu
-        #: destination -> (path MTU, time it expires)
-        self._entries: dict[bytes, tuple[int, float]] = {}
+        #: destination -> (path MTU, time it expires); empty on most stacks, so the
+        #: send path tests it before looking anything up.
+        self.lowered: dict[bytes, tuple[int, float]] = {}
         self.stats: Counter[str] = Counter()
 
     def get(self, destination: bytes, now: float | None = None) -> int:
         """The path MTU towards ``destination`` (aged entries are dropped when ``now`` is given)."""
-        entry = self._entries.get(destination)
+        entry = self.lowered.get(destination)
         if entry is None:
             return self.link_mtu
         if now is not None and now >= entry[1]:
-            del self._entries[destination]
+            del self.lowered[destination]
             self.stats["pmtu_expired"] += 1
             return self.link_mtu
         return entry[0]
@@ -69,12 +70,12 @@ class PathMtuCache:
         if mtu >= current:
             self.stats["pmtu_reports_ignored"] += 1
             return None
-        if destination not in self._entries and len(self._entries) >= _MAX_ENTRIES:
-            del self._entries[next(iter(self._entries))]
-        self._entries[destination] = (mtu, now + PMTU_AGE)
+        if destination not in self.lowered and len(self.lowered) >= _MAX_ENTRIES:
+            del self.lowered[next(iter(self.lowered))]
+        self.lowered[destination] = (mtu, now + PMTU_AGE)
         self.stats["pmtu_lowered"] += 1
         return mtu
 
     def entries(self) -> dict[bytes, int]:
         """The lowered estimates now held (destination -> MTU)."""
-        return {destination: mtu for destination, (mtu, _) in self._entries.items()}
+        return {destination: mtu for destination, (mtu, _) in self.lowered.items()}

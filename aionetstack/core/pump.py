@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
+from .ethernet import EthernetHost
 from .stack import StackCore
 
 __all__ = ["PacketPort", "Pump"]
@@ -65,7 +66,7 @@ class Pump:
 
     def __init__(
         self,
-        core: StackCore,
+        core: StackCore | EthernetHost,
         link: PacketPort,
         dispatch: Callable[[object], None],
         report: Callable[[str, Exception], None],

@@ -2,6 +2,7 @@
 
 * :class:`~aionetstack.link.base.Link`: the protocol drivers rely on.
 * :class:`~aionetstack.link.tun.TunLink`: a Linux TUN (python-pytun), with offloads.
+* :class:`~aionetstack.link.tap.TapLink`: a Linux TAP: Ethernet frames (ARP, ND in the core).
 * :class:`~aionetstack.link.memory.MemoryLink`: two ends wired in-process.
 * :class:`~aionetstack.link.impair.Impairment` / :class:`~aionetstack.link.impair.ImpairedPath`:
   seeded loss, duplication, reordering, corruption, delay, jitter and rate.
@@ -22,6 +23,7 @@ if TYPE_CHECKING:
     from .impair import ImpairedPath, Impairment
     from .memory import MemoryLink
     from .pcap import CapturingLink, PcapWriter
+    from .tap import TapLink
     from .tun import TunLink
 
 _LAZY = {
@@ -30,6 +32,7 @@ _LAZY = {
     "Impairment": ".impair",
     "MemoryLink": ".memory",
     "PcapWriter": ".pcap",
+    "TapLink": ".tap",
     "TunLink": ".tun",
 }
 
@@ -50,5 +53,6 @@ __all__ = [
     "Link",
     "MemoryLink",
     "PcapWriter",
+    "TapLink",
     "TunLink",
 ]

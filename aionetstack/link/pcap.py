@@ -15,12 +15,14 @@ import dpkt
 
 from .base import Link
 
-__all__ = ["LINKTYPE_RAW", "CapturingLink", "PcapWriter"]
+__all__ = ["LINKTYPE_ETHERNET", "LINKTYPE_RAW", "CapturingLink", "PcapWriter"]
 
 #: tcpdump.org "Link-layer header types": raw IPv4 or IPv6, told apart by the
 #: version nibble. (dpkt's ``DLT_RAW`` is the platform DLT value, 12 on Linux,
 #: which is not what belongs in a file header.)
 LINKTYPE_RAW: Final = 101
+#: Ethernet II frames (a TAP's traffic).
+LINKTYPE_ETHERNET: Final = 1
 #: Longest packet recorded whole: tcpdump's default snap length, far above the
 #: 64 KB segments a TUN with offloads hands over.
 _SNAPLEN: Final = 262144
@@ -35,7 +37,9 @@ class PcapWriter:
 
     __slots__ = ("_file", "_writer", "packets_written")
 
-    def __init__(self, destination: str | os.PathLike[str] | IO[bytes]) -> None:
+    def __init__(
+        self, destination: str | os.PathLike[str] | IO[bytes], *, linktype: int = LINKTYPE_RAW
+    ) -> None:
         if isinstance(destination, str | os.PathLike):
             self._file: IO[bytes] = open(destination, "wb")  # noqa: SIM115 - closed in close()
         elif hasattr(destination, "write"):
@@ -43,7 +47,7 @@ class PcapWriter:
         else:
             kind = type(destination).__name__
             raise TypeError(f"pcap destination must be a path or a binary file, got {kind}")
-        self._writer = dpkt.pcap.Writer(self._file, snaplen=_SNAPLEN, linktype=LINKTYPE_RAW)
+        self._writer = dpkt.pcap.Writer(self._file, snaplen=_SNAPLEN, linktype=linktype)
         self.packets_written = 0
 
     def write(self, packet: bytes | bytearray | memoryview, timestamp: float) -> None:
@@ -105,7 +109,9 @@ class CapturingLink:
         self.receive_checksums_partial = link.receive_checksums_partial
         self.transmit_offload = link.transmit_offload
         self.max_packet_size = link.max_packet_size
-        self._writer = pcap if isinstance(pcap, PcapWriter) else PcapWriter(pcap)
+        ethernet = getattr(link, "framing", "ip") == "ethernet"
+        linktype = LINKTYPE_ETHERNET if ethernet else LINKTYPE_RAW
+        self._writer = pcap if isinstance(pcap, PcapWriter) else PcapWriter(pcap, linktype=linktype)
         self._offset = time.time() - time.monotonic() if time_offset is None else time_offset
 
     @property

@@ -37,7 +37,8 @@ import socket
 import struct
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Final
 
 import pytun
@@ -132,7 +133,9 @@ class TunLink:
 
     * ``name``: the interface name (at most 15 bytes).
     * ``kernel_address``: an interface address such as ``"198.18.0.1/24"`` for
-      the kernel side, or None to leave the device's addresses as they are.
+      the kernel side, a list of them (``["198.18.0.1/24", "2001:2::1/64"]``;
+      IPv6 ones are added ``nodad``, usable at once), or None to leave the
+      device's addresses as they are.
     * ``mtu``: the device MTU, set on the device if it differs.
     * ``offload``: negotiate checksum and segmentation offload (the default; see
       the module docs). ``offload=False`` keeps 1500-byte packets and Python
@@ -181,11 +184,16 @@ class TunLink:
         "transmit_offload",
     )
 
+    #: IFF_TUN: IP packets; ``TapLink`` sets IFF_TAP (Ethernet frames).
+    _mode: int = pytun.IFF_TUN
+    #: What the packets on this link are: ``"ip"`` here, ``"ethernet"`` on a TAP.
+    framing: str = "ip"
+
     def __init__(
         self,
         name: str = "aions0",
         *,
-        kernel_address: str | None = None,
+        kernel_address: str | Sequence[str] | None = None,
         mtu: int = 1500,
         offload: bool = True,
         multi_queue: bool = False,
@@ -193,7 +201,7 @@ class TunLink:
     ) -> None:
         _check_name(name)
         _check_mtu(mtu)
-        interface = _parse_kernel_address(kernel_address, mtu)
+        interfaces = _parse_kernel_addresses(kernel_address, mtu)
         if not os.path.exists(_TUN_DEVICE):
             raise FileNotFoundError(
                 errno.ENOENT,
@@ -202,7 +210,7 @@ class TunLink:
                 _TUN_DEVICE,
             )
         existed = _interface_exists(name)
-        flags = pytun.IFF_TUN | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
+        flags = self._mode | pytun.IFF_NO_PI | (pytun.IFF_VNET_HDR if offload else 0)
         if multi_queue:
             flags |= pytun.IFF_MULTI_QUEUE
         self.multi_queue = bool(multi_queue)
@@ -220,7 +228,7 @@ class TunLink:
             if persist:
                 self._device.persist(True)
             self.mtu = mtu
-            _configure(self._device, self.name, interface, mtu, existed)
+            _configure(self._device, self.name, interfaces, mtu, existed)
         except BaseException:
             if persist and not existed:
                 self._device.persist(False)  # leave nothing behind on failure
@@ -449,11 +457,20 @@ def _check_mtu(mtu: object) -> None:
         raise ValueError(f"mtu must be in {_MIN_MTU}..{_MAX_MTU} bytes, got {mtu}")
 
 
+def _parse_kernel_addresses(
+    kernel_address: object, mtu: int
+) -> list[ipaddress.IPv4Interface | ipaddress.IPv6Interface]:
+    """One address or a list of them (``["198.18.0.1/24", "2001:2::1/64"]``); None: none."""
+    if kernel_address is None:
+        return []
+    if isinstance(kernel_address, list | tuple):
+        return [_parse_kernel_address(text, mtu) for text in kernel_address]
+    return [_parse_kernel_address(kernel_address, mtu)]
+
+
 def _parse_kernel_address(
     kernel_address: object, mtu: int
-) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface | None:
-    if kernel_address is None:
-        return None
+) -> ipaddress.IPv4Interface | ipaddress.IPv6Interface:
     if not isinstance(kernel_address, str):
         raise TypeError(
             f"kernel_address must be a str or None, got {type(kernel_address).__name__}"
@@ -569,13 +586,13 @@ def _negotiate_offload(fd: int, name: str) -> tuple[int, str]:
 def _configure(
     device: pytun.TunTapDevice,
     name: str,
-    interface: ipaddress.IPv4Interface | ipaddress.IPv6Interface | None,
+    interfaces: list[ipaddress.IPv4Interface | ipaddress.IPv6Interface],
     mtu: int,
     existed: bool,
 ) -> None:
     """Set what was asked for and differs; privilege errors name the missing capability."""
-    if interface is not None:
-        _apply(name, "set its address", lambda: _set_address(device, name, interface))
+    for interface in interfaces:
+        _apply(name, f"set its address {interface}", partial(_set_address, device, name, interface))
     if device.mtu != mtu:
         _apply(name, f"set its MTU to {mtu}", lambda: setattr(device, "mtu", mtu))
     if not existed:
@@ -618,7 +635,8 @@ def _set_address(
         device.netmask = str(interface.netmask)
         return
     result = subprocess.run(
-        ["ip", "-6", "addr", "replace", str(interface), "dev", name],
+        # nodad: usable at once (no duplicate address detection on a point-to-point TUN).
+        ["ip", "-6", "addr", "replace", str(interface), "dev", name, "nodad"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
     if result.returncode != 0:

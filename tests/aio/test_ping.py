@@ -47,7 +47,7 @@ async def test_ping_without_route_is_enetunreach(stacks: tuple[Stack, Stack]) ->
     [
         ("example.test", {}, socket.gaierror),  # no nameservers: EAI_AGAIN
         (1234, {}, TypeError),
-        (FAR, {"size": 1500}, ValueError),
+        (FAR, {"size": 65508}, ValueError),  # more than an IPv4 datagram holds
         (FAR, {"timeout": 0}, ValueError),
     ],
 )

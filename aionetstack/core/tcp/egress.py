@@ -226,3 +226,45 @@ class _Egress(Tcb):
     def _ts_now(self, now: float) -> int:
         """TSval: a 1 ms clock plus the per-connection offset (RFC 7323 §5.4)."""
         return (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK
+
+    # -- path MTU (RFC 1191 §6.3, RFC 8201 §5.2) ---------------------------------------
+
+    def path_mtu_changed(self, seq: int, mtu: int, now: float) -> None:
+        """The path MTU went down to ``mtu`` after a segment with sequence ``seq``.
+
+        The ICMP must quote a segment in flight (RFC 5927 §4.1). Segments now
+        too large are marked lost and resent at the new size at once, as Linux's
+        ``tcp_simple_retransmit`` does, without shrinking the congestion window:
+        the drop was not congestion. With TSO the device cuts super-segments to
+        the new size (``_hand_down``); without it a resent segment larger than
+        the path is fragmented by IP until it is acknowledged.
+        """
+        layer = self._layer
+        offset = self._ack_offset(seq)
+        if not self._una <= offset <= self._nxt:
+            layer.count("pmtu_out_of_window")
+            return
+        ip_header = 20 if len(self.remote_address) == 4 else 40
+        overhead = ip_header + 20 + (_TS_OPTION_LENGTH if self._ts_ok else 0)
+        mss = max(mtu - overhead, 64)
+        if mss >= self._snd_mss:
+            return
+        self._snd_mss = mss
+        self._cc.mss = mss
+        layer.count("pmtu_mss_lowered")
+        records = self._records
+        marked = False
+        for index in range(self._head, len(records)):
+            record = records[index]
+            if record.sacked or record.lost or record.end - record.start <= mss:
+                continue
+            record.lost = True
+            self._lost_bytes += record.end - record.start
+            self._retx_index = min(self._retx_index, index)
+            marked = True
+        if not marked:
+            return
+        if self._recovery is None:
+            self._recovery = "loss"
+            self._recover = self._nxt
+        self._retransmit_lost(now)

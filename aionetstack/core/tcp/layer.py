@@ -346,6 +346,31 @@ class TcpLayer(_PassiveOpen):
         connection.icmp_error(seq, error, now)
         self.reschedule(connection)
 
+    def path_mtu_changed(
+        self,
+        source: bytes,
+        destination: bytes,
+        quoted_segment: bytes | bytearray | memoryview,
+        mtu: int,
+        now: float,
+    ) -> None:
+        """The path MTU towards ``destination`` fell to ``mtu`` (RFC 1191, RFC 8201).
+
+        The connection whose segment is quoted shrinks its segments at once.
+        """
+        self.now = now
+        if len(quoted_segment) < 8:
+            self.count("icmp_errors_truncated")
+            return
+        sport, dport, seq = _QUOTED_PORTS_SEQ.unpack_from(quoted_segment)
+        connection = self._connections.get((source, sport, destination, dport))
+        if connection is None:
+            self.count("icmp_errors_no_connection")
+            return
+        connection.path_mtu_changed(seq, mtu, now)
+        self.mark_dirty(connection)
+        self.reschedule(connection)
+
     # ==================================================================================
     # Output and timers
     # ==================================================================================
