@@ -16,6 +16,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import StackConfig
+from ..core.drain import DRAIN_POLL, UNDRAINED, close_unowned
 from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
@@ -67,15 +68,8 @@ def current_stack() -> Stack:
 
 
 _logger = logging.getLogger("aionetstack")
-#: States whose connection still has data or a FIN the peer has not acknowledged.
-_UNDRAINED = frozenset({
-    TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1, TcpState.CLOSING,
-    TcpState.LAST_ACK, TcpState.SYN_RECEIVED,
-})  # fmt: skip
-#: Connections an application never took over, closed by a graceful stack close.
-_DRAIN_CLOSES = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECEIVED})
-#: How often a lingering close looks whether everything was acknowledged.
-_DRAIN_POLL = 0.01
+#: The graceful-close states and poll interval (shared with the anyio stack).
+_UNDRAINED, _DRAIN_POLL = UNDRAINED, DRAIN_POLL
 
 
 class Stack:
@@ -211,11 +205,7 @@ class Stack:
             server.close()
         for transport in list(self._transports):
             transport.close()
-        closing = 0
-        for connection in self.core.tcp.connections:
-            closing += connection.state in _UNDRAINED
-            if connection.state in _DRAIN_CLOSES and connection.user_data is None:
-                connection.close()  # accepted, never handed to an application
+        closing = close_unowned(self.core.tcp.connections)  # and close the untaken ones
         self.request_flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + linger
