@@ -102,23 +102,17 @@ async def test_floods_of_invalid_segments_draw_rate_limited_replies(stack: Stack
     await loop.run_in_executor(
         None, inject, [tcp_packet(kernel_port, 7, rcv_nxt + 100, 0, RST)] * 1000
     )
-    quoted = [
-        tcp_packet(7, kernel_port, una - 1000, 0, ACK),  # as if we had sent it: reversed
-        tcp_packet(7, kernel_port, una + 1_000_000, 0, ACK),
-    ]
+    # ICMP port unreachable quoting a segment of ours whose sequence number lies outside
+    # [SND.UNA, SND.NXT] (RFC 5927 §4.1): below it, and far above it.
     errors = []
-    for packet in quoted:
-        _, payload = ipv4.parse_ipv4(packet)
+    for seq in (una - 1000, una + 1_000_000):
         ours = ipv4.build_ipv4(
             ipv4.IPv4Header(socket.inet_aton(STACK), socket.inet_aton(KERNEL), ipv4.PROTO_TCP),
-            build_tcp(7, kernel_port, int.from_bytes(payload[4:8], "big"), 0, ACK, 502),
+            build_tcp(7, kernel_port, seq & 0xFFFFFFFF, 0, ACK, 502),
         )
         message = icmpv4.build_error(3, 3, ours)
-        errors.append(
-            ipv4.build_ipv4(
-                ipv4.IPv4Header(socket.inet_aton(KERNEL), socket.inet_aton(STACK), 1), message
-            )
-        )
+        header = ipv4.IPv4Header(socket.inet_aton(KERNEL), socket.inet_aton(STACK), 1)
+        errors.append(ipv4.build_ipv4(header, message))
     await loop.run_in_executor(None, inject, errors)
     assert await round_trip(sock, b"after") == b"after"  # alive, and ordered after the floods
     tcp = stack.statistics()["tcp"]
