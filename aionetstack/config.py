@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["IpConfig", "ResolverConfig", "StackConfig", "TcpConfig"]
+__all__ = ["InterceptConfig", "IpConfig", "ResolverConfig", "StackConfig", "TcpConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +151,35 @@ class TcpConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class InterceptConfig:
+    """Bounds of intercept mode (``Stack.intercept``): flows to addresses not our own.
+
+    A SYN to an intercepted address waits (not answered) until the application
+    accepts or rejects it; ``pending_timeout`` rejects it with RST if the
+    application has not decided by then (a client's first SYN retransmission
+    comes after 1 s, RFC 6298 §2.1, so the SYN is usually seen several times).
+    """
+
+    #: Most held SYNs (TCP flows waiting for the application); excess SYNs are dropped.
+    max_pending_tcp: int = 1024
+    #: Seconds a held SYN may wait for accept/reject before it is rejected (RST).
+    pending_timeout: float = 5.0
+    #: Most UDP flows, one per (source, destination); datagrams of further ones are dropped.
+    max_udp_flows: int = 4096
+    #: Seconds without a datagram either way after which a UDP flow ends.
+    udp_idle_timeout: float = 60.0
+    #: Datagrams queued per UDP flow for the application; excess datagrams are dropped.
+    udp_queue_limit: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("max_pending_tcp", "max_udp_flows", "udp_queue_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pending_timeout <= 0 or self.udp_idle_timeout <= 0:
+            raise ValueError("pending_timeout and udp_idle_timeout must be > 0 seconds")
+
+
+@dataclass(frozen=True, slots=True)
 class ResolverConfig:
     """The stub resolver's settings. Times are seconds."""
 
@@ -185,6 +214,7 @@ class StackConfig:
 
     ip: IpConfig = field(default_factory=IpConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    intercept: InterceptConfig = field(default_factory=InterceptConfig)
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
     #: Packets read from the link per wake-up before yielding to the loop.
     receive_batch: int = 256

@@ -24,6 +24,13 @@ from ..core.events import (
     UdpDatagramReceived,
     UdpErrorReceived,
 )
+from ..core.intercept import (
+    InterceptedTcp,
+    InterceptedTcpGone,
+    InterceptedUdp,
+    InterceptedUdpClosed,
+    InterceptedUdpReadable,
+)
 from ..core.ip import RouteEntry
 from ..core.stack import StackCore
 from ..core.tcp.events import (
@@ -44,6 +51,7 @@ from .echo import DEFAULT_PING_SIZE, EchoReply, Pinger
 from .getaddrinfo import AddrInfo, getaddrinfo, getnameinfo
 from .happy_eyeballs import CONNECTION_ATTEMPT_DELAY, race
 from .happy_eyeballs import interleave as interleave_families
+from .intercept import Interception, TcpHandler, UdpHandler, add_interception
 from .options import client_ssl_context, refuse_unsupported
 from .resolver import StackResolver
 from .server import Server, listen_addresses
@@ -139,7 +147,13 @@ class Stack:
             TcpWritable: self._on_tcp_writable,
             TcpEofReceived: self._on_tcp_eof,
             TcpClosed: self._on_tcp_closed,
+            InterceptedTcp: self._on_intercepted,
+            InterceptedTcpGone: self._on_intercepted,
+            InterceptedUdp: self._on_intercepted,
+            InterceptedUdpReadable: self._on_intercepted,
+            InterceptedUdpClosed: self._on_intercepted,
         }
+        self._interceptions: set[Interception] = set()
         self._servers: set[Server] = set()
         self._listener_servers: dict[TcpListenerEndpoint, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
@@ -240,6 +254,9 @@ class Stack:
         self._closed = True
         for server in list(self._servers):
             server.close()
+        for interception in list(self._interceptions):
+            interception.close()
+            interception.cancel_handlers()
         self.resolver.close()
         for transport in list(self._transports):
             transport.abort()  # as a process exit: open connections are reset
@@ -667,6 +684,58 @@ class Stack:
     def _forget_transport(self, transport: TcpTransport) -> None:
         """A transport delivered ``connection_lost``: the stack no longer tracks it."""
         self._transports.pop(transport, None)
+
+    # -- intercept ----------------------------------------------------------------
+
+    async def intercept(
+        self,
+        *,
+        tcp: TcpHandler | None = None,
+        udp: UdpHandler | None = None,
+        networks: Sequence[str],
+        icmp_echo: bool = True,
+    ) -> Interception:
+        """Terminate flows to any address in ``networks`` (tun2socks-style).
+
+        ``tcp(flow)`` runs as a task for every SYN to an intercepted address
+        that no connection or listener owns; it decides with ``await
+        flow.accept()`` or ``flow.reject()`` (the SYN is held until then).
+        ``udp(flow)`` runs for every new (source, destination) pair of
+        datagrams. ``icmp_echo`` answers pings to intercepted addresses.
+        Bounds and timeouts: ``StackConfig.intercept``. Raises ``ValueError``
+        for a bad or overlapping network, ``TypeError`` for a bad handler.
+        """
+        self.driver  # noqa: B018 - RuntimeError unless running
+        interception = add_interception(
+            self, self.core.intercept, tcp=tcp, udp=udp, networks=networks, icmp_echo=icmp_echo
+        )
+        self._interceptions.add(interception)
+        return interception
+
+    def streams_for(
+        self, connection: TcpEndpoint, limit: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Wrap an established connection in asyncio streams (intercept's accept)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport = self._attach(connection, protocol, None)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    def _on_intercepted(
+        self,
+        event: InterceptedTcp | InterceptedTcpGone | InterceptedUdp | InterceptedUdpReadable
+        | InterceptedUdpClosed,
+    ) -> None:  # fmt: skip
+        owner = event.flow.rule.user_data
+        if not isinstance(owner, Interception):
+            return
+        if isinstance(event, InterceptedTcp):
+            owner.on_tcp(event.flow)
+        elif isinstance(event, InterceptedUdp):
+            owner.on_udp(event.flow)
+        elif isinstance(event, (InterceptedUdpReadable, InterceptedUdpClosed)):
+            owner.on_udp_readable(event.flow)
 
     # -- UDP --------------------------------------------------------------------
 

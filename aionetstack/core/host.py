@@ -20,6 +20,7 @@ from ..config import StackConfig
 from ..wire import icmpv6, ipv4, ipv6
 from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter
+from .intercept import Interceptor
 from .ip import ALL_NODES, Interface, RouteEntry, RoutingTable, parse_interface
 from .output import COMPLETE, OffloadedPacket
 from .pmtu import PathMtuCache
@@ -136,6 +137,13 @@ class HostState:
             flush=self.tcp.flush, get_timer=self.tcp.get_timer, handle_timer=self.tcp.handle_timer,
             statistics=("tcp", self.tcp.statistics),
         )  # fmt: skip
+        #: Intercept mode (core/intercept.py): flows to addresses that are not ours.
+        self.intercept = Interceptor(
+            self.config.intercept, events=self._events, send_ip=self.send_ip, tcp=self.tcp,
+            own_addresses=self._accepted_destinations | self._accepted6,
+        )  # fmt: skip
+        self.tcp.interceptor = self.udp.interceptor = self.intercept
+        self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))
 
     def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
         """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""

@@ -52,7 +52,10 @@ class _IcmpInput(HostState):
         stats = self.icmp_stats
         stats["echo_requests_received"] += 1
         # Linux default icmp_echo_ignore_broadcasts=1 (RFC 1122 §3.2.2.6 allows it).
-        if not self.config.ip.answer_echo or header.destination not in self.routes.local_addresses:
+        if not self.config.ip.answer_echo or (
+            header.destination not in self.routes.local_addresses
+            and not self.intercept.answers_echo(header.destination)
+        ):
             stats["echo_requests_ignored"] += 1
             return
         reply = icmpv4.build_echo(
@@ -76,7 +79,9 @@ class _IcmpInput(HostState):
             stats["dropped_bad_quote"] += 1
             return
         quoted_payload = memoryview(quote)[quoted.header_length :]
-        if quoted.source not in self.routes.local_addresses:
+        if quoted.source not in self.routes.local_addresses and not self.intercept.covers(
+            quoted.source
+        ):
             stats["dropped_not_ours"] += 1  # RFC 5927 §4.1: the quote must be of our packet
             return
         error = icmpv4_error_to_oserror(message.type, message.code)
@@ -229,7 +234,7 @@ class _IcmpInput(HostState):
             stats["echo_requests_ignored"] += 1
             return
         source = header.destination
-        if source not in self.routes.local_addresses:
+        if source not in self.routes.local_addresses and not self.intercept.answers_echo(source):
             # To all-nodes: Linux answers (icmp_echo_ignore_multicast=0) from a unicast address.
             try:
                 source = self.routes.route(header.source).source
@@ -254,7 +259,9 @@ class _IcmpInput(HostState):
             return
         quoted_source = bytes(quote[8:24])
         quoted_destination = bytes(quote[24:40])
-        if quoted_source not in self.routes.local_addresses:
+        if quoted_source not in self.routes.local_addresses and not self.intercept.covers(
+            quoted_source
+        ):
             stats["dropped_not_ours"] += 1  # RFC 5927 §4.1
             return
         walk = walk_extension_headers(quote[6], quote[ipv6.IPV6_HEADER_LENGTH :])

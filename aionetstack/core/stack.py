@@ -105,7 +105,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         if header.ttl == 0:
             stats["dropped_bad_ttl"] += 1
             return
-        if header.destination not in self._accepted_destinations:
+        if header.destination not in self._accepted_destinations and not self.intercept.covers(
+            header.destination
+        ):
             stats["dropped_not_for_us"] += 1  # we are a host: no forwarding (RFC 1122 §3.3.1)
             return
         if header.source in self._refused_sources or header.source[0] in _MARTIAN_FIRST_OCTETS:
@@ -170,7 +172,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             stats["dropped_" + error.reason] += 1
             return
         destination, source = header.destination, header.source
-        if destination not in self._accepted6:
+        if destination not in self._accepted6 and not self.intercept.covers(destination):
             stats["dropped_not_for_us"] += 1  # a host: no forwarding (RFC 8200 §4, RFC 1122)
             return
         # RFC 4291 §2.7: a multicast address is never a source; ::1 never arrives on a link.
@@ -231,7 +233,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
     ) -> None:
         # RFC 1122 §4.2.3.10: segments to broadcast or multicast addresses are discarded.
-        if header.destination not in self.routes.local_addresses:
+        if header.destination not in self.routes.local_addresses and not self.intercept.covers(
+            header.destination
+        ):
             self.tcp.count("dropped_broadcast")
             return
         if not self.verify_transport_checksum(header, payload, ipv4.PROTO_TCP):
@@ -261,6 +265,8 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             result["pmtu"] = dict(self.pmtu.stats)
         for name, source in self._statistics.items():
             result[name] = dict(source())
+        if self.intercept.used:
+            result["intercept"] = self.intercept.statistics()
         return result
 
     def verify_transport_checksum(
