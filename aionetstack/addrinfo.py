@@ -90,8 +90,10 @@ async def getaddrinfo(
     flags &= ~socket.AI_ADDRCONFIG
     # The service first, on a literal: EAI_SERVICE without a query.
     _expansion(socket.AF_INET, port, type, proto, flags & socket.AI_NUMERICSERV)
-    found = None if _is_name(text) else numeric(
-        text, port, family=family, type=type, proto=proto, flags=flags
+    found = (
+        None
+        if _is_name(text)
+        else numeric(text, port, family=family, type=type, proto=proto, flags=flags)
     )
     if found is not None:
         if addrconfig:

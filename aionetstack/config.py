@@ -117,7 +117,8 @@ class TcpConfig:
     #: Stack-wide budget in bytes for data held in TCP buffers (receive, out-of-order and
     #: send), like Linux ``tcp_mem``'s pressure mark. Measured at most once a second of
     #: activity; over it, every out-of-order queue is purged, new out-of-order data is
-    #: refused and new SYNs are dropped, until the total is back under the budget.
+    #: refused, receive windows stop growing and new SYNs are dropped, until the total
+    #: is back under the budget (``send`` is still bounded only per connection).
     memory_limit: int = 1 << 30
     #: Most connections the stack keeps (established, orphaned and TIME-WAIT).
     max_connections: int = 65536

@@ -774,7 +774,10 @@ class Stack:
             remote = (remote_host, remote_port)
         endpoint = self.core.udp.bind(local_address, local_port, remote)
         protocol = protocol_factory()
-        transport = DatagramTransport(asyncio.get_running_loop(), driver, endpoint, protocol)
+        ipv6 = local_addr is not None and local_addr[0] == "::"
+        transport = DatagramTransport(
+            asyncio.get_running_loop(), driver, endpoint, protocol, ipv6=ipv6
+        )
         protocol.connection_made(transport)
         return transport, protocol
 
