@@ -12,6 +12,7 @@ or no address of the family), ``EAI_AGAIN`` (timeouts, server failures),
 
 from __future__ import annotations
 
+import functools
 import socket
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, cast
@@ -79,21 +80,33 @@ async def getaddrinfo(
     if family not in (socket.AF_UNSPEC, socket.AF_INET, socket.AF_INET6):
         raise _error(socket.EAI_FAMILY)
     text = host_text(host)
+    addrconfig = bool(flags & socket.AI_ADDRCONFIG)
+    # The stack's addresses are what AI_ADDRCONFIG is about, not the kernel's: the C
+    # library never sees the flag (in a namespace with only lo it would refuse everything).
+    flags &= ~socket.AI_ADDRCONFIG
     # The service first, on a literal: EAI_SERVICE without a query.
-    socket.getaddrinfo("0.0.0.0", port, socket.AF_INET, type, proto,
-                       socket.AI_NUMERICHOST | (flags & socket.AI_NUMERICSERV))  # fmt: skip
-    found = numeric(text, port, family=family, type=type, proto=proto, flags=flags)
+    _expansion(socket.AF_INET, port, type, proto, flags & socket.AI_NUMERICSERV)
+    found = (
+        None
+        if _is_name(text)
+        else numeric(text, port, family=family, type=type, proto=proto, flags=flags)
+    )
     if found is not None:
+        if addrconfig:
+            found = [info for info in found if info[0] in local_families]
+            if not found:
+                raise _error(socket.EAI_NONAME)
         return found
     assert text is not None
     if flags & socket.AI_NUMERICHOST:
         raise _error(socket.EAI_NONAME)
     families = [family] if family else [socket.AF_INET6, socket.AF_INET]
     families.sort(key=lambda f: f not in local_families)
-    if flags & socket.AI_ADDRCONFIG:
+    if addrconfig:
         families = [f for f in families if f in local_families]
         if not families:
             raise _error(socket.EAI_NONAME)
+    text.encode("idna")  # UnicodeError for what the socket module refuses to encode, as it
     try:
         normalize_name(text)
         lookup = await resolve(text, [_TYPES[f] for f in families])
@@ -106,11 +119,13 @@ async def getaddrinfo(
     for f in families:
         answer = lookup.answers[_TYPES[f]]
         canonical = canonical or answer.canonical_name
+        if not answer.addresses:
+            continue
+        template = _expansion(f, port, type, proto, flags & ~socket.AI_CANONNAME)
         for address in answer.addresses:
-            result.extend(socket.getaddrinfo(
-                text_address(address), port, f, type, proto,
-                (flags & ~socket.AI_CANONNAME) | socket.AI_NUMERICHOST,
-            ))  # fmt: skip
+            text_form = text_address(address)
+            result.extend((af, kind, number, name, (text_form, *sockaddr[1:]))
+                          for af, kind, number, name, sockaddr in template)  # fmt: skip
     if not result:
         outcomes = {answer.outcome for answer in lookup.answers.values()}
         if Outcome.NXDOMAIN not in outcomes and outcomes & {Outcome.TIMEOUT,
@@ -121,6 +136,26 @@ async def getaddrinfo(
         first = result[0]
         result[0] = (first[0], first[1], first[2], canonical or text, first[4])
     return result
+
+
+#: Characters of a numeric host in any form the C library takes (dotted quad, inet_aton's
+#: hex and short forms, IPv6); a host with any other (and no ``%`` scope) is a name.
+_NUMERIC_CHARACTERS = frozenset("0123456789abcdefABCDEFxX.:")
+
+
+def _is_name(host: str | None) -> bool:
+    """Surely not an address literal (so the C library need not be asked)."""
+    return host is not None and "%" not in host and not set(host) <= _NUMERIC_CHARACTERS
+
+
+@functools.lru_cache(maxsize=256)
+def _expansion(family: int, port: Any, type: int, proto: int, flags: int) -> tuple[AddrInfo, ...]:
+    """The C library's tuples for the family's wildcard address; a resolved address takes
+    its place in each sockaddr (the rest depends only on family, port, type, proto, flags).
+    Raises ``socket.gaierror`` (EAI_SERVICE ...) for a bad service, which is not cached."""
+    wildcard = "0.0.0.0" if family == socket.AF_INET else "::"
+    found = socket.getaddrinfo(wildcard, port, family, type, proto, flags | socket.AI_NUMERICHOST)
+    return tuple(cast(list[AddrInfo], found))
 
 
 def getnameinfo(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..core.stack import StackCore
@@ -31,6 +31,17 @@ class SocketHost(Protocol):
     def running_driver(self) -> AnyioDriver: ...
 
     def resolve(self, host: str) -> bytes: ...
+
+    async def getaddrinfo(
+        self,
+        host: str | None,
+        port: int | str | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]: ...
 
     def open_udp(
         self, local_host: str | None, local_port: int, remote: tuple[bytes, int] | None

@@ -1,8 +1,8 @@
 """Names for the anyio faces and trio's resolver: IP literals and a hosts table.
 
-A real stub resolver over the stack's UDP is another module's job (DESIGN.md
-``names/``); until it is there, the stack resolves what it is told in
-``hosts=`` and raises ``socket.gaierror`` (``EAI_NONAME``) for anything else.
+Names that are neither go to the stub resolver (``aionetstack.names`` driven by
+``anyio/resolver.py``) when the stack has ``nameservers=``; without them the
+stack raises ``socket.gaierror`` (``EAI_NONAME``).
 """
 
 from __future__ import annotations

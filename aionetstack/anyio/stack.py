@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import random
 import socket
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final
@@ -35,10 +36,14 @@ from ..core.tcp.events import (
     TcpWritable,
 )
 from ..link.base import Link
+from ..names import AAAA, A, Outcome, StubResolver
+from ..names import HostsTable as ResolverHosts
 from .connection import AsyncConnection
 from .driver import AnyioDriver
+from .happy_eyeballs import interleave, race
 from .host import AcceptWatcher
 from .names import AddrInfo, HostsTable
+from .resolver import AnyioResolver
 from .streams import StackSocketListener, StackSocketStream
 from .udp import DEFAULT_UDP_QUEUE, StackConnectedUDPSocket, StackUDPSocket, UdpQueue
 
@@ -52,8 +57,10 @@ class AnyioStack:
     """A TCP/IP stack running under anyio over ``link``: on asyncio or on trio.
 
     ``address``, ``gateway``, ``pcap``, ``config`` and ``seed`` are as for
-    :class:`aionetstack.Stack`. ``hosts`` maps names to address literals (the
-    only names it resolves; anything else raises ``socket.gaierror``).
+    :class:`aionetstack.Stack`. ``hosts`` maps names to address literals;
+    other names go to ``nameservers`` through the same stub resolver as the
+    asyncio face (``aionetstack.names``); without nameservers they raise
+    ``socket.gaierror``.
 
     Use it as ``async with AnyioStack(...) as stack:``. Its faces follow
     anyio's interfaces: :meth:`connect_tcp` (``anyio.abc.SocketStream``),
@@ -74,6 +81,7 @@ class AnyioStack:
         config: StackConfig | None = None,
         seed: int | None = None,
         hosts: Mapping[str, str] | None = None,
+        nameservers: Sequence[str | tuple[str, int]] = (),
     ) -> None:
         if not isinstance(link, Link):
             raise TypeError(
@@ -89,6 +97,12 @@ class AnyioStack:
         )  # fmt: skip
         #: The names this stack resolves (IP literals need none).
         self.names = HostsTable(hosts)
+        if isinstance(nameservers, str):
+            nameservers = [nameservers]
+        self.nameservers = list(nameservers)
+        machine = StubResolver(self.nameservers, hosts=ResolverHosts(hosts),
+                               config=self.config.resolver, rng=self._rng)  # fmt: skip
+        self.resolver = AnyioResolver(machine, self)
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
@@ -165,6 +179,7 @@ class AnyioStack:
                 endpoint.abort()  # as a process exit: open connections are reset
         for queue in list(self._udp):
             queue.close()
+        self.resolver.close()
         self.driver.flush_now()  # the RSTs go out before the link closes
         self.driver.stop()
         for pending in self._pings.values():
@@ -192,10 +207,49 @@ class AnyioStack:
         proto: int = 0,
         flags: int = 0,
     ) -> list[AddrInfo]:
-        """``socket.getaddrinfo``'s shape, over the hosts table and IP literals."""
+        """``socket.getaddrinfo``'s shape: IP literals and the hosts table, then the
+        stub resolver over ``nameservers`` (``gaierror`` EAI_NONAME/EAI_AGAIN)."""
         await anyio.lowlevel.checkpoint()
         del flags  # AI_PASSIVE etc.: the answer is the same for the hosts table
-        return self.names.getaddrinfo(host, port, family=family, type_=type, proto=proto)
+        if host is None or not self.nameservers or self._known(host):
+            return self.names.getaddrinfo(host, port, family=family, type_=type, proto=proto)
+        families = [family] if family else [socket.AF_INET6, socket.AF_INET]
+        if any(family not in (0, socket.AF_INET, socket.AF_INET6) for family in families):
+            raise socket.gaierror(socket.EAI_FAMILY, "ai_family not supported")
+        local = {4 if len(i.address) == 4 else 6 for i in self.core.routes.interfaces}
+        families.sort(key=lambda f: (4 if f == socket.AF_INET else 6) not in local)
+        rdtypes = [A if f == socket.AF_INET else AAAA for f in families]
+        try:
+            lookup = await self.resolver.resolve(host, rdtypes)
+        except ValueError:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known") from None
+        result: list[AddrInfo] = []
+        for rdtype in rdtypes:
+            for packed in lookup.answers[rdtype].addresses:
+                literal = str(ipaddress.ip_address(packed))
+                result.extend(self.names.getaddrinfo(literal, port, type_=type, proto=proto))
+        if not result:
+            outcomes = {answer.outcome for answer in lookup.answers.values()}
+            if Outcome.NXDOMAIN not in outcomes and outcomes & {
+                Outcome.TIMEOUT, Outcome.SERVER_FAILURE,
+            }:  # fmt: skip
+                raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return result
+
+    def _known(self, host: str) -> bool:
+        """An IP literal or a name of the hosts table (no query needed)."""
+        try:
+            self.names.resolve(host)
+        except socket.gaierror:
+            return False
+        return True
+
+    def start_soon(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None:
+        """Run ``function(*args)`` in the stack's task group (the resolver's tasks)."""
+        if self._group is None:
+            raise RuntimeError("the AnyioStack is not running")
+        self._group.start_soon(function, *args)
 
     # -- TCP --------------------------------------------------------------------
 
@@ -215,25 +269,39 @@ class AnyioStack:
         Raises ``ConnectionRefusedError`` (an ``OSError``, as anyio's own
         ``connect_tcp`` raises) when the peer answers RST, ``TimeoutError``
         after the SYN retries, ``OSError(ENETUNREACH)`` without a route,
-        ``socket.gaierror`` for an unknown name. With ``tls=True`` (or an
+        ``socket.gaierror`` for an unknown name. A name with several addresses
+        is dialled with Happy Eyeballs (RFC 8305). With ``tls=True`` (or an
         ``ssl_context``) the stream is wrapped in anyio's ``TLSStream``.
         """
         driver = self.running_driver()
-        remote = self.resolve(remote_host)
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
             raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
         local = None if local_host is None else self.resolve(local_host)
-        route = self.core.routes.route(remote)
-        connection = self.core.tcp.connect(local or route.source, remote, remote_port,
-                                           anyio.current_time())  # fmt: skip
-        endpoint = self._track(AsyncConnection(driver, connection))
-        driver.request_flush()
-        try:
-            await endpoint.wait_connected()
-        except BaseException:
-            endpoint.abort()
-            raise
+        if self._known(remote_host) or not self.nameservers:
+            targets = [self.resolve(remote_host)]
+        else:  # a name: its addresses, families interleaved, with Happy Eyeballs (RFC 8305)
+            infos = await self.getaddrinfo(remote_host, remote_port, type=socket.SOCK_STREAM)
+            found = list(dict.fromkeys(ipaddress.ip_address(i[4][0]).packed for i in infos))
+            targets = interleave(found, len)
+
+        async def attempt(remote: bytes) -> AsyncConnection:
+            route = self.core.routes.route(remote)
+            connection = self.core.tcp.connect(local or route.source, remote, remote_port,
+                                               anyio.current_time())  # fmt: skip
+            endpoint = self._track(AsyncConnection(driver, connection))
+            driver.request_flush()
+            try:
+                await endpoint.wait_connected()
+            except BaseException:
+                endpoint.abort()
+                raise
+            return endpoint
+
+        if len(targets) == 1:
+            endpoint = await attempt(targets[0])
+        else:
+            endpoint = await race(targets, attempt, lambda extra: extra.abort())
         stream: anyio.abc.SocketStream = StackSocketStream(endpoint)
         if tls or ssl_context is not None:
             if ssl_context is None:

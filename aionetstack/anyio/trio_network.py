@@ -54,7 +54,8 @@ class StackSocketFactory(trio.abc.SocketFactory):
 
 
 class StackHostnameResolver(trio.abc.HostnameResolver):
-    """Names through the stack's hosts table (trio resolves IP literals itself)."""
+    """Names through the stack: its hosts table, then its stub resolver (trio resolves
+    IP literals itself)."""
 
     def __init__(self, stack: SocketHost) -> None:
         self._stack = stack
@@ -68,11 +69,12 @@ class StackHostnameResolver(trio.abc.HostnameResolver):
         proto: int = 0,
         flags: int = 0,
     ) -> list[Any]:
-        await trio.lowlevel.checkpoint()
         if isinstance(port, bytes):
             port = port.decode("ascii")
         name = None if host is None else host.decode("ascii")
-        return self._stack.names.getaddrinfo(name, port, family=family, type_=type, proto=proto)
+        return await self._stack.getaddrinfo(
+            name, port, family=family, type=type, proto=proto, flags=flags
+        )
 
     async def getnameinfo(
         self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int
