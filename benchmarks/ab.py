@@ -28,6 +28,13 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=2.0)
     parser.add_argument("--only", help="scenarios whose label contains this text")
+    parser.add_argument(
+        "--b-env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="extra environment for B's server (e.g. MALLOC_TRIM_THRESHOLD_=...)",
+    )
     args = parser.parse_args()
     chosen = [s for s in SCENARIOS if args.only is None or args.only in s.label]
     backends = {
@@ -35,7 +42,8 @@ def main() -> int:
                      env={"BENCH_CODE": os.path.abspath(args.a)}),
         "B": Backend("B", "198.18.1.2", [server("stack", "198.18.1.2", "--tun", "aionsb1",
                                                 "--cpu", "1")],
-                     env={"BENCH_CODE": os.path.abspath(args.b)}),
+                     env={"BENCH_CODE": os.path.abspath(args.b),
+                          **dict(item.split("=", 1) for item in args.b_env)}),
     }  # fmt: skip
     scenarios = [type(s)(s.label, s.mode, s.connections, ("A", "B"), s.unit) for s in chosen]
     with network_namespace("aionsab"):

@@ -30,6 +30,8 @@ sys.path.insert(0, str(HERE.parent))
 from aionetstack.testing.netns import network_namespace  # noqa: E402
 
 HOSTS = {"stack": "198.18.0.2", "kernel": "127.0.0.1"}
+#: More server.py arguments (``--no-offload``).
+EXTRA: list[str] = []
 
 
 def units(mode: str, answer: dict[str, float]) -> float:
@@ -41,7 +43,7 @@ def run(mode: str, connections: int, seconds: float, backend: str, *, spy: list[
     """One server and one client run (``spy``: py-spy attached meanwhile); answer and CPU."""
     host = HOSTS[backend]
     server = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", "1"],
+        [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", "1", *EXTRA],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
     )  # fmt: skip
     assert server.stdin is not None and server.stdout is not None
@@ -107,7 +109,10 @@ def main() -> int:
     parser.add_argument("--backend", choices=sorted(HOSTS), default="stack")
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--calls-only", action="store_true", help="only the cProfile run")
+    parser.add_argument("--no-offload", action="store_true", help="TunLink(offload=False)")
     args = parser.parse_args()
+    if args.no_offload:
+        EXTRA.append("--no-offload")
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory() as scratch, network_namespace("aionsprof"):
         subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)

@@ -177,13 +177,15 @@ SCENARIOS = [
 EXTRA = [  # run once, with the system's congestion control
     Scenario("no offload, MTU 1500: upload", "upload", 1, ("stack, no offload",), "Gbit/s"),
     Scenario("no offload, MTU 1500: download", "download", 1, ("stack, no offload",), "Gbit/s"),
-    Scenario("2 workers: 1-byte request/response, 10 conns", "rr", 10,
-             ("asyncio, 2 workers", "stack, 2 workers"), "/s"),
-    Scenario("2 workers: connect+request+close, 10 threads", "connrate", 10,
-             ("asyncio, 2 workers", "stack, 2 workers"), "/s"),
-    Scenario("2 workers: upload, 10 conns", "upload", 10,
-             ("asyncio, 2 workers", "stack, 2 workers"), "Gbit/s"),
-]  # fmt: skip
+]
+#: One and two worker processes, alternating (the system's congestion control).
+FOUR = ("asyncio", "asyncio, 2 workers", "stack", "stack, 2 workers")
+WORKERS = [
+    Scenario("workers: 1-byte request/response, 10 conns", "rr", 10, FOUR, "/s"),
+    Scenario("workers: connect+request+close, 10 threads", "connrate", 10, FOUR, "/s"),
+    Scenario("workers: upload, 10 conns", "upload", 10, FOUR, "Gbit/s"),
+    Scenario("workers: download, 10 conns", "download", 10, FOUR, "Gbit/s"),
+]
 #: "asyncio at both ends": peer.py (an asyncio client) against the same servers.
 PEER = [
     Scenario("asyncio client: upload, 1 conn", "upload", 1, ("asyncio", "stack"), "Gbit/s"),
@@ -350,6 +352,26 @@ def table(title: str, results: dict[str, Any], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
+def workers_table(title: str, results: dict[str, Any]) -> str:
+    """One and two workers of each kind: medians, stack/asyncio at two, and the scaling."""
+    lines = [f"### {title}", ""]
+    head = ["scenario", *FOUR, "stack/asyncio, 2 workers", "2 workers / 1: asyncio, stack"]
+    lines += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for label, entry in results.items():
+        backends = entry["backends"]
+        medians = {name: median(backends[name]["values"]) for name in FOUR if name in backends}
+        row = [f"{label} [{entry['unit']}]"]
+        row += [cell(backends[name]["values"]) if name in backends else "" for name in FOUR]
+        if len(medians) == len(FOUR):
+            row.append(f"{medians['stack, 2 workers'] / medians['asyncio, 2 workers']:.2f}x")
+            row.append(
+                f"{medians['asyncio, 2 workers'] / medians['asyncio']:.2f}x, "
+                f"{medians['stack, 2 workers'] / medians['stack']:.2f}x"
+            )
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def machine_state() -> dict[str, Any]:
     with open("/proc/loadavg") as handle:
         load = handle.read().split()[:3]
@@ -393,7 +415,7 @@ def main() -> int:
         subprocess.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=20000 60999"],
                        check=True)  # fmt: skip
         backends = make_backends()
-        wanted = {n for s in chosen(SCENARIOS + EXTRA + PEER) for n in s.backends}
+        wanted = {n for s in chosen(SCENARIOS + EXTRA + WORKERS + PEER) for n in s.backends}
         try:
             for name in backends:
                 if name in wanted:
@@ -408,9 +430,17 @@ def main() -> int:
                     texts.append(table(title, results, ["asyncio", "stack", "headroom"]))
             results = measure(chosen(EXTRA), backends, args.runs, args.seconds, congestion=None)
             if results:
-                title = "No offload; two worker processes (system default congestion)"
+                title = "A TUN without offload, MTU 1500 (system default congestion)"
                 report["tables"][title] = results
                 texts.append(table(title, results, ["asyncio", "stack"]))
+            results = measure(chosen(WORKERS), backends, args.runs, args.seconds, congestion=None)
+            if results:
+                title = (
+                    "One and two worker processes (system default congestion; worker 2 "
+                    "shares CPU 0 with the client)"
+                )
+                report["tables"][title] = results
+                texts.append(workers_table(title, results))
             results = measure(
                 chosen(PEER), backends, args.runs, args.seconds, congestion=None, program="peer.py"
             )

@@ -16,12 +16,20 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import StackConfig
+from ..core.drain import DRAIN_POLL, UNDRAINED, close_unowned
 from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
     EchoUnreachable,
     UdpDatagramReceived,
     UdpErrorReceived,
+)
+from ..core.intercept import (
+    InterceptedTcp,
+    InterceptedTcpGone,
+    InterceptedUdp,
+    InterceptedUdpClosed,
+    InterceptedUdpReadable,
 )
 from ..core.ip import RouteEntry
 from ..core.stack import StackCore
@@ -43,6 +51,7 @@ from .echo import DEFAULT_PING_SIZE, EchoReply, Pinger
 from .getaddrinfo import AddrInfo, getaddrinfo, getnameinfo
 from .happy_eyeballs import CONNECTION_ATTEMPT_DELAY, race
 from .happy_eyeballs import interleave as interleave_families
+from .intercept import Interception, TcpHandler, UdpHandler, add_interception
 from .options import client_ssl_context, refuse_unsupported
 from .resolver import StackResolver
 from .server import Server, listen_addresses
@@ -67,15 +76,8 @@ def current_stack() -> Stack:
 
 
 _logger = logging.getLogger("aionetstack")
-#: States whose connection still has data or a FIN the peer has not acknowledged.
-_UNDRAINED = frozenset({
-    TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1, TcpState.CLOSING,
-    TcpState.LAST_ACK, TcpState.SYN_RECEIVED,
-})  # fmt: skip
-#: Connections an application never took over, closed by a graceful stack close.
-_DRAIN_CLOSES = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.SYN_RECEIVED})
-#: How often a lingering close looks whether everything was acknowledged.
-_DRAIN_POLL = 0.01
+#: The graceful-close states and poll interval (shared with the anyio stack).
+_UNDRAINED, _DRAIN_POLL = UNDRAINED, DRAIN_POLL
 
 
 class Stack:
@@ -145,7 +147,13 @@ class Stack:
             TcpWritable: self._on_tcp_writable,
             TcpEofReceived: self._on_tcp_eof,
             TcpClosed: self._on_tcp_closed,
+            InterceptedTcp: self._on_intercepted,
+            InterceptedTcpGone: self._on_intercepted,
+            InterceptedUdp: self._on_intercepted,
+            InterceptedUdpReadable: self._on_intercepted,
+            InterceptedUdpClosed: self._on_intercepted,
         }
+        self._interceptions: set[Interception] = set()
         self._servers: set[Server] = set()
         self._listener_servers: dict[TcpListenerEndpoint, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
@@ -211,11 +219,7 @@ class Stack:
             server.close()
         for transport in list(self._transports):
             transport.close()
-        closing = 0
-        for connection in self.core.tcp.connections:
-            closing += connection.state in _UNDRAINED
-            if connection.state in _DRAIN_CLOSES and connection.user_data is None:
-                connection.close()  # accepted, never handed to an application
+        closing = close_unowned(self.core.tcp.connections)  # and close the untaken ones
         self.request_flush()
         loop = asyncio.get_running_loop()
         deadline = loop.time() + linger
@@ -250,6 +254,9 @@ class Stack:
         self._closed = True
         for server in list(self._servers):
             server.close()
+        for interception in list(self._interceptions):
+            interception.close()
+            interception.cancel_handlers()
         self.resolver.close()
         for transport in list(self._transports):
             transport.abort()  # as a process exit: open connections are reset
@@ -677,6 +684,58 @@ class Stack:
     def _forget_transport(self, transport: TcpTransport) -> None:
         """A transport delivered ``connection_lost``: the stack no longer tracks it."""
         self._transports.pop(transport, None)
+
+    # -- intercept ----------------------------------------------------------------
+
+    async def intercept(
+        self,
+        *,
+        tcp: TcpHandler | None = None,
+        udp: UdpHandler | None = None,
+        networks: Sequence[str],
+        icmp_echo: bool = True,
+    ) -> Interception:
+        """Terminate flows to any address in ``networks`` (tun2socks-style).
+
+        ``tcp(flow)`` runs as a task for every SYN to an intercepted address
+        that no connection or listener owns; it decides with ``await
+        flow.accept()`` or ``flow.reject()`` (the SYN is held until then).
+        ``udp(flow)`` runs for every new (source, destination) pair of
+        datagrams. ``icmp_echo`` answers pings to intercepted addresses.
+        Bounds and timeouts: ``StackConfig.intercept``. Raises ``ValueError``
+        for a bad or overlapping network, ``TypeError`` for a bad handler.
+        """
+        self.driver  # noqa: B018 - RuntimeError unless running
+        interception = add_interception(
+            self, self.core.intercept, tcp=tcp, udp=udp, networks=networks, icmp_echo=icmp_echo
+        )
+        self._interceptions.add(interception)
+        return interception
+
+    def streams_for(
+        self, connection: TcpEndpoint, limit: int
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """Wrap an established connection in asyncio streams (intercept's accept)."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport = self._attach(connection, protocol, None)
+        return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+    def _on_intercepted(
+        self,
+        event: InterceptedTcp | InterceptedTcpGone | InterceptedUdp | InterceptedUdpReadable
+        | InterceptedUdpClosed,
+    ) -> None:  # fmt: skip
+        owner = event.flow.rule.user_data
+        if not isinstance(owner, Interception):
+            return
+        if isinstance(event, InterceptedTcp):
+            owner.on_tcp(event.flow)
+        elif isinstance(event, InterceptedUdp):
+            owner.on_udp(event.flow)
+        elif isinstance(event, (InterceptedUdpReadable, InterceptedUdpClosed)):
+            owner.on_udp_readable(event.flow)
 
     # -- UDP --------------------------------------------------------------------
 

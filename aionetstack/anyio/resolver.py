@@ -1,178 +1,194 @@
-"""The stub resolver under anyio (asyncio or trio): the same machine as the asyncio face.
+"""The stub resolver (``names.StubResolver``) run by anyio tasks over the stack.
 
-``AnyioResolver`` drives a :class:`~aionetstack.names.StubResolver` with the
-stack's own sockets: a fresh unconnected UDP endpoint on a random ephemeral
-port per try (a reader task hands every datagram, with its source, to the
-machine, which checks and counts it), a stack TCP connection per truncated
-answer, and one timer task whose cancel-scope deadline follows the machine's
-earliest deadline. Tasks run in the stack's task group.
+The same sans-I/O machine the asyncio stack drives (``aio/resolver.py``), bound
+to anyio: each ``SendDatagram`` gets a fresh UDP endpoint of the stack on a
+random ephemeral port (RFC 5452 §10), unconnected so the machine sees, checks
+and counts datagrams from anywhere, and a task that hands it every datagram;
+each ``OpenStream`` a task with a TCP connection through the stack. One task
+sleeps in a cancel scope whose deadline follows the machine's earliest timer.
 """
 
 from __future__ import annotations
 
-import contextlib
 import ipaddress
 import math
-from collections.abc import Callable, Coroutine, Sequence
-from typing import Any, Protocol
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import anyio
+import anyio.abc
+import anyio.lowlevel
 
 from ..names import Lookup, OpenStream, Release, SendDatagram, StubResolver
+from .connection import AsyncConnection
 from .udp import UdpQueue
+
+if TYPE_CHECKING:
+    from ..core.stack import StackCore
+    from .driver import AnyioDriver
 
 __all__ = ["AnyioResolver"]
 
+#: Datagrams held per query socket (a reply and a few strays).
+_QUERY_QUEUE = 8
 
-class ResolverHost(Protocol):
-    """What the resolver needs from the stack."""
 
-    def open_udp(
-        self, local_host: str | None, local_port: int, remote: tuple[bytes, int] | None
-    ) -> UdpQueue: ...
+class _Waiting:
+    __slots__ = ("event",)
 
-    def start_soon(self, function: Callable[..., Coroutine[Any, Any, Any]], *args: Any) -> None: ...
-
-    async def connect_tcp(self, remote_host: str, remote_port: int) -> Any: ...
+    def __init__(self) -> None:
+        self.event = anyio.Event()
 
 
 class AnyioResolver:
-    """Runs one :class:`StubResolver` over an :class:`~aionetstack.anyio.AnyioStack`."""
+    """Runs one :class:`StubResolver` over ``core`` with tasks in ``group``."""
 
-    def __init__(self, machine: StubResolver, host: ResolverHost) -> None:
+    def __init__(self, machine: StubResolver, core: StackCore, driver: AnyioDriver) -> None:
         self.machine = machine
-        self._host = host
-        self._datagrams: dict[int, UdpQueue] = {}
-        self._streams: dict[int, anyio.CancelScope] = {}
-        self._timer: anyio.CancelScope | None = None
+        self._core = core
+        self._driver = driver
+        self._group: anyio.abc.TaskGroup | None = None
+        self._scopes: dict[int, anyio.CancelScope] = {}
+        self._queues: dict[int, UdpQueue] = {}
+        self._deadline = math.inf
+        self._timer_scope: anyio.CancelScope | None = None
+        self._run_scope = anyio.CancelScope()
         self._closed = False
 
+    async def run(
+        self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED
+    ) -> None:
+        """The resolver's own task group and timer, until :meth:`close`."""
+        with self._run_scope:
+            async with anyio.create_task_group() as group:
+                self._group = group
+                task_status.started()
+                while True:
+                    with anyio.CancelScope(deadline=self._deadline) as scope:
+                        self._timer_scope = scope
+                        try:
+                            await anyio.sleep_forever()
+                        finally:
+                            self._timer_scope = None
+                    # A deadline may fire a little early (the loop's clock resolution).
+                    now = max(anyio.current_time(), self._deadline)
+                    self._deadline = math.inf
+                    self.machine.handle_timer(now=now)
+                    self.pump()
+
     async def resolve(self, name: str, rdtypes: Sequence[int]) -> Lookup:
-        """Resolve ``name``; ``ConnectionAbortedError`` if the stack closes meanwhile."""
-        if self._closed:
-            raise ConnectionAbortedError("the stack is closed")
+        """Resolve ``name`` for ``rdtypes`` (ValueError for a name that cannot be asked)."""
+        if self._closed or self._group is None:
+            raise RuntimeError("the stack is not running")
         lookup = self.machine.lookup(name, rdtypes, now=anyio.current_time())
-        done = anyio.Event()
-        lookup.user_data = done
+        waiting = _Waiting()
+        lookup.user_data = waiting
         self.pump()
         try:
-            await done.wait()
+            if lookup.user_data is waiting:  # not answered at once (hosts table, cache)
+                await waiting.event.wait()
+            else:
+                await anyio.lowlevel.checkpoint()
         except BaseException:
-            if not lookup.done:
-                self.machine.cancel(lookup)
-                self.pump()
+            self.machine.cancel(lookup)
+            self.pump()
             raise
-        if not lookup.done:
-            raise ConnectionAbortedError("the stack was closed")
         return lookup
 
     def pump(self) -> None:
         """Carry out the machine's commands, finish lookups, move the timer."""
         machine = self.machine
-        commands = machine.commands()
-        if not self._closed:
-            for command in commands:
-                if isinstance(command, SendDatagram):
-                    self._send_datagram(command)
-                elif isinstance(command, OpenStream):
-                    scope = anyio.CancelScope()
-                    self._streams[command.token] = scope
-                    self._host.start_soon(self._stream, command, scope)
-                elif isinstance(command, Release):
-                    self._release(command.token)
+        for command in machine.commands():
+            if isinstance(command, SendDatagram):
+                self._send_datagram(command)
+            elif isinstance(command, OpenStream):
+                self._start(command.token, self._stream, command)
+            elif isinstance(command, Release):
+                self._release(command.token)
         while (lookup := machine.next_event()) is not None:
-            if isinstance(lookup.user_data, anyio.Event):
-                lookup.user_data.set()
-        self._arm()
+            waiting = lookup.user_data
+            lookup.user_data = None
+            if isinstance(waiting, _Waiting):
+                waiting.event.set()
+        when = machine.get_timer()
+        deadline = math.inf if when is None else when
+        if deadline != self._deadline:
+            self._deadline = deadline
+            if self._timer_scope is not None:
+                self._timer_scope.deadline = deadline
 
     def close(self) -> None:
-        """Release every socket; waiting lookups end with ``ConnectionAbortedError``."""
+        """Stop every query (the stack is closing)."""
         self._closed = True
-        for token in list(self._datagrams) + list(self._streams):
+        for token in list(self._scopes) + list(self._queues):
             self._release(token)
-        if self._timer is not None:
-            self._timer.cancel()
-        for lookup in self.machine.in_progress():  # wake every waiter
-            if isinstance(lookup.user_data, anyio.Event):
-                lookup.user_data.set()
+        self._run_scope.cancel()
 
     # -- inside -------------------------------------------------------------------
 
+    def _start(self, token: int, function: object, command: object) -> None:
+        assert self._group is not None
+        scope = anyio.CancelScope()
+        self._scopes[token] = scope
+
+        async def run() -> None:
+            with scope:
+                await function(command)  # type: ignore[operator]
+            self._scopes.pop(token, None)
+
+        self._group.start_soon(run)
+
     def _send_datagram(self, command: SendDatagram) -> None:
+        endpoint = self._core.udp.bind(None, 0, None)  # a random ephemeral port
+        queue = UdpQueue(self._driver, endpoint, _QUERY_QUEUE)
+        self._queues[command.token] = queue
         try:
-            queue = self._host.open_udp(None, 0, None)  # a random ephemeral port
+            endpoint.sendto(command.payload, (command.server, command.port))
         except OSError:
-            return  # no free port: nothing goes out, and the try times out
-        self._datagrams[command.token] = queue
-        try:
-            queue.endpoint.sendto(command.payload, (command.server, command.port))
-            queue.driver.request_flush()
-        except OSError:
-            pass  # no route: the try times out and the next server is asked
-        self._host.start_soon(self._read_datagrams, command.token, queue)
+            pass  # no route: the try times out and the machine moves on (as glibc)
+        self._driver.request_flush()
+        self._start(command.token, self._datagrams, (command.token, queue))
 
-    async def _read_datagrams(self, token: int, queue: UdpQueue) -> None:
-        with contextlib.suppress(OSError):  # closed (released) ends the reader
-            while True:
-                data, (host, port) = await queue.receive()
-                source = (ipaddress.ip_address(host).packed, port)
-                self.machine.receive_datagram(token, data, source, now=anyio.current_time())
-                self.pump()
-
-    async def _stream(self, command: OpenStream, scope: anyio.CancelScope) -> None:
-        with scope:
+    async def _datagrams(self, item: tuple[int, UdpQueue]) -> None:
+        token, queue = item
+        while True:
             try:
-                stream = await self._host.connect_tcp(
-                    str(ipaddress.ip_address(command.server)), command.port
-                )
+                data, (host, port) = await queue.receive()
             except OSError:
-                stream = None
-            if stream is not None:
-                async with stream:
-                    with contextlib.suppress(OSError, anyio.EndOfStream,
-                                             anyio.BrokenResourceError):  # fmt: skip
-                        await stream.send(command.payload)
-                        while command.token in self._streams:
-                            data = await stream.receive()
-                            self.machine.receive_stream(
-                                command.token, data, now=anyio.current_time()
-                            )
-                            self.pump()
-        if self._streams.pop(command.token, None) is not None:
+                return  # closed (released)
+            source = (ipaddress.ip_address(host).packed, port)
+            self.machine.receive_datagram(token, data, source, now=anyio.current_time())
+            self.pump()
+
+    async def _stream(self, command: OpenStream) -> None:
+        core = self._core
+        connection: AsyncConnection | None = None
+        try:
+            route = core.routes.route(command.server)
+            tcp = core.tcp.connect(route.source, command.server, command.port,
+                                   anyio.current_time())  # fmt: skip
+            connection = AsyncConnection(self._driver, tcp)
+            self._driver.request_flush()
+            await connection.wait_connected()
+            await connection.send_all(memoryview(command.payload))
+            while data := await connection.receive(0x10002):
+                self.machine.receive_stream(command.token, data, now=anyio.current_time())
+                self.pump()
+                if command.token not in self._scopes:
+                    return  # settled or moved on
+        except OSError:
+            pass  # refused, reset, unreachable: the machine moves to the next server
+        finally:
+            if connection is not None:
+                connection.close()
+        if self._scopes.pop(command.token, None) is not None:
             self.machine.stream_closed(command.token, now=anyio.current_time())
             self.pump()
 
     def _release(self, token: int) -> None:
-        queue = self._datagrams.pop(token, None)
+        queue = self._queues.pop(token, None)
         if queue is not None:
             queue.close()
-        scope = self._streams.pop(token, None)
+        scope = self._scopes.pop(token, None)
         if scope is not None:
             scope.cancel()
-
-    def _arm(self) -> None:
-        deadline = self.machine.get_timer()
-        if self._closed:
-            return
-        if self._timer is None:
-            if deadline is None:
-                return
-            self._timer = anyio.CancelScope(deadline=deadline)
-            self._host.start_soon(self._run_timer, self._timer)
-        else:
-            self._timer.deadline = math.inf if deadline is None else deadline
-
-    async def _run_timer(self, scope: anyio.CancelScope) -> None:
-        """Sleep until the machine's deadline (moved by ``_arm``); then run its timers."""
-        while not self._closed:
-            with scope:
-                await anyio.sleep_forever()
-            if self._closed:
-                return  # close() cancelled the scope; otherwise its deadline passed
-            now = max(anyio.current_time(), scope.deadline)
-            scope = anyio.CancelScope()
-            self._timer = scope
-            self.machine.handle_timer(now=now)
-            self.pump()
-            deadline = self.machine.get_timer()
-            scope.deadline = math.inf if deadline is None else deadline

@@ -1,177 +1,91 @@
-"""The stub resolver under anyio, on asyncio and trio: a dnspython server on the far stack."""
+"""Names through AnyioStack's stub resolver (DNS over the stack), on both backends,
+and through trio's hostname resolver under ``as_trio_network()``."""
 
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import anyio
-import dns.flags
-import dns.message
-import dns.rcode
-import dns.rdatatype
-import dns.rrset
+import anyio.abc
 import pytest
 
-from aionetstack import MemoryLink, ResolverConfig, StackConfig
+from aionetstack import MemoryLink
 from aionetstack.anyio import AnyioStack
 
+from ..names.dns_server import Zone
 from .conftest import FAR, NEAR
 
 pytestmark = pytest.mark.anyio
 
 WAIT = 10.0
-ZONE = {"web.test": [FAR], "many.test": [f"198.18.1.{i}" for i in range(1, 41)],
-        "dual.test": [FAR, "2001:2::99"]}  # nobody answers at 2001:2::99
-SOA = "ns.test. admin.test. 1 3600 600 86400 60"
 
 
-def answer(data: bytes, *, tcp: bool, seen: list[str]) -> bytes | None:
-    """The zone's answer (TC over UDP past 10 records; silent.test is never answered)."""
-    query = dns.message.from_wire(data)
-    question = query.question[0]
-    name = question.name.to_text(omit_final_dot=True)
-    seen.append(f"{'tcp' if tcp else 'udp'} {name}")
-    if name == "silent.test":
-        return None
-    response = dns.message.make_response(query)
-    addresses = ZONE.get(name)
-    if addresses is None:
-        response.set_rcode(dns.rcode.NXDOMAIN)
-        response.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", SOA))
-    elif question.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):
-        rdtype = dns.rdatatype.to_text(question.rdtype)
-        wanted = [a for a in addresses if (":" in a) == (rdtype == "AAAA")]
-        if len(wanted) > 10 and not tcp:
-            response.flags |= dns.flags.TC
-        elif wanted:
-            response.answer.append(dns.rrset.from_text_list(name + ".", 300, "IN", rdtype, wanted))
-        else:
-            response.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", SOA))
-    else:  # NODATA, with the SOA that lets it be cached (RFC 2308 §5)
-        response.authority.append(dns.rrset.from_text("test.", 60, "IN", "SOA", SOA))
-    return response.to_wire()
+async def serve_zone(stack: AnyioStack, zone: Zone, *, task_status: anyio.abc.TaskStatus[None] =
+                     anyio.TASK_STATUS_IGNORED) -> None:  # fmt: skip
+    """An authoritative server for ``zone`` on the stack's UDP port 53 (anyio faces)."""
+    udp = await stack.create_udp_socket(local_port=53)
+    task_status.started()
+    async with udp:
+        while True:
+            data, source = await udp.receive()
+            for reply in zone.answer(data, tcp=False):
+                await udp.sendto(reply, *source)
 
 
-@asynccontextmanager
-async def resolving_stacks(
-    *, dual: bool = False
-) -> AsyncIterator[tuple[AnyioStack, AnyioStack, list[str]]]:
-    """``(near, far, seen)``: near asks far, whose UDP and TCP port 53 serve ZONE
-    (``dual``: both stacks have an IPv6 address too)."""
-    near_link, far_link = MemoryLink.pair(mtu=1500)
-    config = StackConfig(resolver=ResolverConfig(timeout=0.2, attempts=2))
-    seen: list[str] = []
-    far_addresses = [f"{FAR}/24", "2001:2::1/64"] if dual else f"{FAR}/24"
-    near_addresses = [f"{NEAR}/24", "2001:2::2/64"] if dual else f"{NEAR}/24"
+async def test_getaddrinfo_and_connect_by_name_over_dns() -> None:
+    zone = Zone(addresses={"web.test": [FAR], "v6less.test": [FAR]})
+    near_link, far_link = MemoryLink.pair()
     async with (
-        AnyioStack(far_link, address=far_addresses, seed=2) as far,
-        AnyioStack(near_link, address=near_addresses, seed=1, config=config,
-                   nameservers=[FAR], hosts={"hosts.test": FAR}) as near,
+        AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far,
+        AnyioStack(near_link, address=f"{NEAR}/24", seed=1, nameservers=[FAR],
+                   hosts={"local.test": FAR}) as near,
         anyio.create_task_group() as group,
     ):  # fmt: skip
-        udp = await far.create_udp_socket(local_host=FAR, local_port=53)
-        listener = await far.create_tcp_listener(local_host=FAR, local_port=53)
-
-        async def serve_udp() -> None:
-            async for data, source in udp:
-                reply = answer(data, tcp=False, seen=seen)
-                if reply is not None:
-                    await udp.sendto(reply, *source)
-
-        async def serve_tcp_client(stream: anyio.abc.ByteStream) -> None:
-            async with stream:
-                data = await stream.receive()
-                reply = answer(data[2:], tcp=True, seen=seen)
-                if reply is not None:
-                    await stream.send(len(reply).to_bytes(2, "big") + reply)
-
-        group.start_soon(serve_udp)
-        group.start_soon(listener.serve, serve_tcp_client)
-        yield near, far, seen
+        await group.start(serve_zone, far, zone)
+        listener = await far.create_tcp_listener(local_port=7200)
+        with anyio.fail_after(WAIT):
+            infos = await near.getaddrinfo("web.test", 7200, type=socket.SOCK_STREAM)
+            assert infos == [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "",
+                              (FAR, 7200))]  # fmt: skip
+            stream = await near.connect_tcp("web.test", 7200)  # cached now: no new query
+            assert stream.extra(anyio.abc.SocketAttribute.remote_address) == (FAR, 7200)
+            await stream.aclose()
+            await near.connect_tcp("local.test", 7200)  # the hosts table: no query
+            with pytest.raises(socket.gaierror) as caught:
+                await near.getaddrinfo("missing.test", 80)
+            assert caught.value.errno == socket.EAI_NONAME
+            assert await near.getnameinfo((FAR, 7200)) == ("local.test", "7200")
+        queried = [(name, rdtype) for _, name, rdtype in zone.seen]
+        assert ("web.test", "A") in queried and ("local.test", "A") not in queried
+        assert near.statistics()["names"]
+        await listener.aclose()
         group.cancel_scope.cancel()
 
 
-async def test_names_through_the_resolver() -> None:
-    async with resolving_stacks() as (near, _, seen):
-        with anyio.fail_after(WAIT):
-            infos = await near.getaddrinfo("web.test", 80, type=socket.SOCK_STREAM)
-            assert [info[4][0] for info in infos] == [FAR]
-            assert sorted(seen) == ["udp web.test", "udp web.test"]  # A and AAAA
-            await near.getaddrinfo("web.test", 80)
-            assert len(seen) == 2  # cached
-            many = await near.getaddrinfo("many.test", 80, family=socket.AF_INET,
-                                          type=socket.SOCK_STREAM)  # fmt: skip
-            assert len(many) == 40 and "tcp many.test" in seen
-            assert await near.getaddrinfo("hosts.test", 7, type=socket.SOCK_STREAM) == [
-                (socket.AF_INET, socket.SOCK_STREAM, 6, "", (FAR, 7))
-            ]
-            for name, code in (("nowhere.test", socket.EAI_NONAME),
-                               ("silent.test", socket.EAI_AGAIN)):  # fmt: skip
-                with pytest.raises(socket.gaierror) as caught:
-                    await near.getaddrinfo(name, 80, family=socket.AF_INET)
-                assert caught.value.errno == code
-            stats = near.resolver.machine.statistics()
-            assert stats["truncated"] == 1 and stats["timeouts"] == 2
-
-
-async def test_connect_tcp_by_name() -> None:
-    async with resolving_stacks() as (near, far, _):
-        listener = await far.create_tcp_listener(local_port=7)
-
-        async def echo(stream: anyio.abc.ByteStream) -> None:
-            async with stream:
-                await stream.send(await stream.receive())
-
-        with anyio.fail_after(WAIT):
-            async with anyio.create_task_group() as group:
-                group.start_soon(listener.serve, echo)
-                async with await near.connect_tcp("web.test", 7) as stream:
-                    await stream.send(b"named")
-                    assert await stream.receive() == b"named"
-                group.cancel_scope.cancel()
-
-
 @pytest.mark.parametrize("anyio_backend", ["trio"])
-async def test_trio_open_tcp_stream_by_name(anyio_backend: str) -> None:
+async def test_trio_resolves_names_through_the_stack(anyio_backend: str) -> None:
     import trio
 
-    async with resolving_stacks() as (near, far, seen):
-        listener = await far.create_tcp_listener(local_port=8)
-
-        async def hello(stream: anyio.abc.ByteStream) -> None:
-            async with stream:
-                await stream.send(b"hello from far")
-
-        with anyio.fail_after(WAIT):
-            async with anyio.create_task_group() as group:
-                group.start_soon(listener.serve, hello)
-                with near.as_trio_network():
-                    stream = await trio.open_tcp_stream("web.test", 8)
-                    assert await stream.receive_some(100) == b"hello from far"
-                    await stream.aclose()
-                group.cancel_scope.cancel()
-        assert "udp web.test" in seen
-
-
-async def test_connect_tcp_happy_eyeballs_past_a_silent_ipv6_address() -> None:
-    async with resolving_stacks(dual=True) as (near, far, _):
-        listener = await far.create_tcp_listener(local_port=9)
-
-        async def hello(stream: anyio.abc.ByteStream) -> None:
-            async with stream:
-                await stream.send(b"hi")
-
-        with anyio.fail_after(WAIT):
-            async with anyio.create_task_group() as group:
-                group.start_soon(listener.serve, hello)
-                infos = await near.getaddrinfo("dual.test", 9, type=socket.SOCK_STREAM)
-                assert [info[0] for info in infos] == [socket.AF_INET6, socket.AF_INET]
-                started = anyio.current_time()
-                async with await near.connect_tcp("dual.test", 9) as stream:
-                    assert await stream.receive() == b"hi"
-                    remote = stream.extra(anyio.abc.SocketAttribute.remote_address)
-                assert remote[0] == FAR  # IPv6 went unanswered: IPv4 after 250 ms won
-                assert anyio.current_time() - started >= 0.25
-                group.cancel_scope.cancel()
+    zone = Zone(addresses={"web.test": [FAR]})
+    near_link, far_link = MemoryLink.pair()
+    async with (
+        AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far,
+        AnyioStack(near_link, address=f"{NEAR}/24", seed=1, nameservers=[FAR]) as near,
+        anyio.create_task_group() as group,
+    ):
+        await group.start(serve_zone, far, zone)
+        listener = await far.create_tcp_listener(local_port=7201)
+        with near.as_trio_network(), trio.fail_after(WAIT):
+            assert await trio.socket.getaddrinfo("web.test", 7201, type=socket.SOCK_STREAM) == [
+                (socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (FAR, 7201))
+            ]
+            stream = await trio.open_tcp_stream("web.test", 7201)
+            server = await listener.accept()
+            await stream.send_all(b"by name")
+            assert await server.receive() == b"by name"
+            await stream.aclose()
+            await server.aclose()
+            with pytest.raises(OSError):
+                await trio.open_tcp_stream("missing.test", 7201)
+        await listener.aclose()
+        group.cancel_scope.cancel()

@@ -426,3 +426,40 @@ def test_offload_hands_over_a_udp_superpacket_whole(tun_factory: Callable[..., T
         packet = wait_for(link, is_udp_to(9998, payload))
     assert len(packet) == 20 + 8 + len(payload) > link.mtu
     assert link.statistics()["received_bytes"] >= len(packet)
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_the_flow_primer_of_a_syn_is_an_rst_of_the_same_flow(version: int) -> None:
+    """Multi-queue links write it before a SYN (no device needed to build it)."""
+    from aionetstack.wire.checksum import internet_checksum, pseudo_header_sum
+    from aionetstack.wire.ipv6 import IPv6Header, build_ipv6, parse_ipv6
+    from aionetstack.wire.tcp import ACK, RST, SYN, build_tcp, parse_tcp
+
+    if version == 4:
+        source, destination = STACK, KERNEL
+    else:
+        source, destination = (
+            bytes.fromhex("20010002" + "00" * 11 + "02"),
+            bytes.fromhex("20010002" + "00" * 11 + "01"),
+        )
+    syn = build_tcp(40000, 80, 12345, 0, SYN, 65535, source=source, destination=destination)
+    if version == 4:
+        packet = build_ipv4(IPv4Header(source=source, destination=destination, protocol=6), syn)
+    else:
+        packet = build_ipv6(IPv6Header(source, destination, 6), syn)
+    primer = tun_module._flow_primer(packet)
+    assert primer is not None
+    header, body = parse_ipv4(primer) if version == 4 else parse_ipv6(primer)
+    assert (header.source, header.destination) == (source, destination)
+    segment = parse_tcp(body)
+    assert (segment.source_port, segment.destination_port, segment.seq) == (40000, 80, 12345)
+    assert segment.flags == RST and not segment.payload
+    assert internet_checksum(body, pseudo_header_sum(source, destination, 6, len(body))) == 0
+    synack = build_tcp(
+        80, 40000, 1, 12346, SYN | ACK, 65535, source=destination, destination=source
+    )
+    if version == 4:
+        answer = build_ipv4(IPv4Header(source=destination, destination=source, protocol=6), synack)
+    else:
+        answer = build_ipv6(IPv6Header(destination, source, 6), synack)
+    assert tun_module._flow_primer(answer) is None  # only a SYN without ACK is primed

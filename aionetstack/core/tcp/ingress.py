@@ -79,7 +79,9 @@ class _Ingress(Tcb):
                 and now - self._ts_recent_time < PAWS_IDLE_LIMIT
             ):
                 self._layer.count("drops_paws")
-                if self._may_reply_to_invalid("paws", length=len(payload), now=now):
+                if self._may_reply_to_invalid(
+                    "paws", length=0 if flags & SYN else len(payload) + (flags & FIN), now=now
+                ):
                     self._ack_now = True
                     self._layer.mark_dirty(self)
                 return False
@@ -91,10 +93,12 @@ class _Ingress(Tcb):
         if not self._acceptable(offset, seg_len, wnd):
             if not flags & RST:
                 self._layer.count("drops_out_of_window")
-                # Duplicate or old data is always re-acknowledged; other segments at most
-                # once per invalid_ratelimit (an ACK loop or a flood gets nothing more).
+                # Duplicate or old data (or FIN) is always re-acknowledged; other segments
+                # at most once per invalid_ratelimit (an ACK loop or a flood gets nothing
+                # more). As Linux tcp_oow_rate_limited: exempt when it occupies sequence
+                # space and carries no SYN.
                 if self._may_reply_to_invalid(
-                    "out_of_window", length=length if not flags & SYN else 0, now=now
+                    "out_of_window", length=0 if flags & SYN else seg_len, now=now
                 ):
                     self._ack_now = True
                     self._layer.mark_dirty(self)
@@ -140,6 +144,7 @@ class _Ingress(Tcb):
             elif self._retries == 0:
                 self._rtt.sample(now - self._syn_time)  # Karn: only an unretransmitted SYN-ACK
             self._retries = 0
+            self._retrans_stamp = None
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)
@@ -182,9 +187,10 @@ class _Ingress(Tcb):
         no SACK, PAWS, recovery or window trimming to consider. Returns False (having
         changed nothing) whenever the full processing is needed."""
         length = len(payload)
+        if not length:
+            return self._predicted_ack(ack, window, options, now)
         if (
-            not length
-            or self._ooo
+            self._ooo
             or self._orphan
             or self._fin_offset is not None
             or (window << self._snd_wscale) != self._snd_wnd
@@ -242,6 +248,55 @@ class _Ingress(Tcb):
         layer.mark_dirty(self)
         return True
 
+    def _predicted_ack(self, ack: int, window: int, options: TcpOptions | None, now: float) -> bool:
+        """Header prediction for a pure ACK (Jacobson 1990; Linux's "fast path" ACK): in
+        ESTABLISHED, in order, SND.UNA advancing within what we sent,
+        with no SACK, loss, recovery, retransmission, FIN or PAWS to consider. It does what
+        the full path would (RFC 9293 §3.10.7.4 fifth: SND.WL1/WL2 and the window, then
+        the new ACK),
+        skipping the checks that cannot apply. Returns False (having changed nothing)
+        whenever the full processing is needed."""
+        una = self._una
+        if (
+            self._recovery is not None
+            or self._lost_bytes
+            or self._sacked_bytes
+            or self._reno_sacked
+            or self._retrans_bytes
+            or self._highest_sacked > una
+            or self._fin_queued
+            or self._ooo
+            or self._orphan
+        ):
+            return False
+        ack_off = una + ((ack - self._iss - una) & _SEQ_MASK)
+        if ack_off <= una or ack_off > self._nxt:
+            return False  # a duplicate, a window update or an ACK of the future: full path
+        if self._ts_ok:
+            if options is None or options.timestamp is None or options.sack_blocks:
+                return False
+            tsval = options.timestamp[0]
+            if ((tsval - self._ts_recent) & _SEQ_MASK) >= _SEQ_HALF:
+                return False  # PAWS has to look at it
+            self._ts_recent = tsval  # RFC 7323 §4.3: in order, so it is the one to echo
+            self._ts_recent_time = now
+        elif options is not None:
+            return False
+        layer = self._layer
+        layer.count("predicted_acks")  # Linux: TcpExtTCPHPAcks
+        self._last_received = now
+        self._keepalive_probes = 0
+        # In order and acknowledging more: always newer than SND.WL1/WL2 (RFC 9293 §3.10.7.4).
+        self._snd_wl1 = self._rcv_nxt
+        self._snd_wl2 = ack
+        wnd = window << self._snd_wscale
+        self._snd_wnd = wnd
+        self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+        self._ack_new_data(ack_off, options, now)
+        self._stop_persist_if_window_open()
+        layer.mark_dirty(self)
+        return True
+
     @staticmethod
     def _acceptable(offset: int, seg_len: int, wnd: int) -> bool:
         """RFC 9293 §3.10.7.4 table of the four acceptability cases."""
@@ -294,6 +349,7 @@ class _Ingress(Tcb):
             self._sbuf_start = 1
             self._rto_deadline = None
             self._retries = 0
+            self._retrans_stamp = None
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)

@@ -139,3 +139,36 @@ def test_a_request_acknowledging_part_of_the_answer_takes_the_full_path() -> Non
     got = bytearray()
     assert pair.run(lambda: bool(got.extend(client.receive())) or len(got) == 1000)
     assert bytes(got) == b"b" * 1000
+
+
+def _bulk(predict: bool, size: int, monkeypatch: pytest.MonkeyPatch) -> Result:
+    """One-way transfer of ``size`` bytes: the sender sees pure ACKs."""
+    with monkeypatch.context() as patch:
+        if not predict:
+            patch.setattr(TcpConnection, "_predicted_ack", lambda *args: False)
+        pair = TcpPair(seed=5)
+        client, server = pair.open()
+        data = bytes(range(256)) * (size // 256)
+        sent = 0
+        received = bytearray()
+
+        def step() -> bool:
+            nonlocal sent
+            if sent < len(data):
+                sent += client.send(data[sent:])
+            received.extend(server.receive())
+            return len(received) == len(data) and client._una == client._nxt
+
+        assert pair.run(step, max_time=60)
+        assert bytes(received) == data
+        predicted = pair.a.layer.statistics().get("predicted_acks", 0)
+        return bytes(received), _observable(client), _observable(server), predicted
+
+
+def test_pure_ack_prediction_leaves_the_state_full_processing_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fast = _bulk(True, 2_000_000, monkeypatch)
+    slow = _bulk(False, 2_000_000, monkeypatch)
+    assert fast[:3] == slow[:3]
+    assert fast[3] > 0 and slow[3] == 0
