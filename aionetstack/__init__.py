@@ -24,9 +24,10 @@ from .aio.api import (
     start_server,
 )
 from .aio.echo import EchoReply
+from .aio.intercept import Interception, TcpFlow, UdpFlow
 from .aio.loop import loop_factory
 from .aio.stack import Stack, current_stack
-from .config import IpConfig, ResolverConfig, StackConfig, TcpConfig
+from .config import InterceptConfig, IpConfig, ResolverConfig, StackConfig, TcpConfig
 from .errors import AionetstackError, MissingPrivilegeError, WireError
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ __all__ = [
     "AionetstackError",
     "EchoReply",
     "Impairment",
+    "InterceptConfig",
+    "Interception",
     "IpConfig",
     "MemoryLink",
     "MissingPrivilegeError",
@@ -66,7 +69,9 @@ __all__ = [
     "StackConfig",
     "TapLink",
     "TcpConfig",
+    "TcpFlow",
     "TunLink",
+    "UdpFlow",
     "WireError",
     "create_connection",
     "create_datagram_endpoint",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-__all__ = ["IpConfig", "ResolverConfig", "StackConfig", "TcpConfig"]
+__all__ = ["InterceptConfig", "IpConfig", "ResolverConfig", "StackConfig", "TcpConfig"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +117,8 @@ class TcpConfig:
     #: Stack-wide budget in bytes for data held in TCP buffers (receive, out-of-order and
     #: send), like Linux ``tcp_mem``'s pressure mark. Measured at most once a second of
     #: activity; over it, every out-of-order queue is purged, new out-of-order data is
-    #: refused and new SYNs are dropped, until the total is back under the budget.
+    #: refused, receive windows stop growing and new SYNs are dropped, until the total
+    #: is back under the budget (``send`` is still bounded only per connection).
     memory_limit: int = 1 << 30
     #: Most connections the stack keeps (established, orphaned and TIME-WAIT).
     max_connections: int = 65536
@@ -147,6 +148,35 @@ class TcpConfig:
             raise ValueError("delayed_ack_timeout must be in (0, 0.5] s (RFC 1122 §4.2.3.2)")
         if self.msl <= 0 or self.fin_wait_2_timeout <= 0:
             raise ValueError("msl and fin_wait_2_timeout must be > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptConfig:
+    """Bounds of intercept mode (``Stack.intercept``): flows to addresses not our own.
+
+    A SYN to an intercepted address waits (not answered) until the application
+    accepts or rejects it; ``pending_timeout`` rejects it with RST if the
+    application has not decided by then (a client's first SYN retransmission
+    comes after 1 s, RFC 6298 §2.1, so the SYN is usually seen several times).
+    """
+
+    #: Most held SYNs (TCP flows waiting for the application); excess SYNs are dropped.
+    max_pending_tcp: int = 1024
+    #: Seconds a held SYN may wait for accept/reject before it is rejected (RST).
+    pending_timeout: float = 5.0
+    #: Most UDP flows, one per (source, destination); datagrams of further ones are dropped.
+    max_udp_flows: int = 4096
+    #: Seconds without a datagram either way after which a UDP flow ends.
+    udp_idle_timeout: float = 60.0
+    #: Datagrams queued per UDP flow for the application; excess datagrams are dropped.
+    udp_queue_limit: int = 128
+
+    def __post_init__(self) -> None:
+        for name in ("max_pending_tcp", "max_udp_flows", "udp_queue_limit"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.pending_timeout <= 0 or self.udp_idle_timeout <= 0:
+            raise ValueError("pending_timeout and udp_idle_timeout must be > 0 seconds")
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,6 +214,7 @@ class StackConfig:
 
     ip: IpConfig = field(default_factory=IpConfig)
     tcp: TcpConfig = field(default_factory=TcpConfig)
+    intercept: InterceptConfig = field(default_factory=InterceptConfig)
     resolver: ResolverConfig = field(default_factory=ResolverConfig)
     #: Packets read from the link per wake-up before yielding to the loop.
     receive_batch: int = 256

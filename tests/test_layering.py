@@ -18,6 +18,11 @@ FORBIDDEN_EXTERNAL = {
     "names": {"asyncio", "anyio", "trio", "socket", "selectors", "os", "time", "random",
               "pytun", "dpkt", "fcntl", "threading", "subprocess"},
     "link": {"asyncio", "anyio", "trio", "selectors"},
+    # The two drivers: aio is asyncio's, anyio is loop-agnostic (asyncio or trio under it).
+    "aio": {"anyio", "trio", "sniffio"},
+    "anyio": {"asyncio"},
+    # getaddrinfo's shape over any async resolve function, shared by both drivers.
+    "addrinfo.py": {"asyncio", "anyio", "trio", "selectors", "os", "time", "random"},
 }  # fmt: skip
 #: dnspython modules ``names`` may use: the message format only, never its I/O
 #: (dns.query, dns.resolver, dns.asyncquery ... open sockets).
@@ -29,8 +34,11 @@ ALLOWED_INTERNAL = {
     "core": {"wire", "core", "errors", "config"},
     "names": {"wire", "names", "errors", "config"},
     "link": {"wire", "link", "errors", "config"},
-    "aio": {"aio", "core", "names", "link", "wire", "errors", "config"},
-    "anyio": {"anyio", "core", "names", "link", "wire", "errors", "config"},
+    "aio": {"aio", "addrinfo", "core", "names", "link", "wire", "errors", "config"},
+    "anyio": {"anyio", "addrinfo", "core", "names", "link", "wire", "errors", "config"},
+    "addrinfo.py": {"core", "names", "wire", "errors", "config"},
+    # python -m aionetstack.proxy: an application of the asyncio face (never of anyio's)
+    "proxy": {"proxy", "aio", "link", "errors", "config"},
 }
 
 

@@ -28,7 +28,11 @@ class DatagramTransport(asyncio.DatagramTransport):
         driver: AsyncioDriver,
         endpoint: UdpEndpoint,
         protocol: asyncio.DatagramProtocol,
+        *,
+        ipv6: bool = False,
     ) -> None:
+        """``ipv6``: the endpoint is an IPv6 one (bound to ``"::"`` or connected to an IPv6
+        peer), so a wildcard ``sockname`` reads ``('::', port, 0, 0)`` as asyncio's does."""
         super().__init__()
         self._loop = loop
         self._driver = driver
@@ -36,10 +40,12 @@ class DatagramTransport(asyncio.DatagramTransport):
         self._protocol = protocol
         self._closing = False
         endpoint.user_data = self
-        self._extra: dict[str, Any] = {
-            "sockname": socket_address(endpoint.local_address, endpoint.local_port),
-            "socket": None,
-        }
+        sockname: Any = socket_address(endpoint.local_address, endpoint.local_port)
+        if endpoint.local_address is None and (
+            ipv6 or (endpoint.remote is not None and len(endpoint.remote[0]) == 16)
+        ):
+            sockname = ("::", endpoint.local_port, 0, 0)
+        self._extra: dict[str, Any] = {"sockname": sockname, "socket": None}
         if endpoint.remote is not None:
             self._extra["peername"] = socket_address(endpoint.remote[0], endpoint.remote[1])
 

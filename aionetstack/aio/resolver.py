@@ -67,26 +67,34 @@ class StackResolver:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._closed = False
+        self._waiting: set[asyncio.Future[Lookup]] = set()
 
     async def resolve(self, name: str, rdtypes: Sequence[int]) -> Lookup:
         """Resolve ``name`` for ``rdtypes``; ValueError for a name that cannot be asked."""
         if self._closed:
-            raise RuntimeError("the stack is closed")
+            raise ConnectionAbortedError("the stack is closed")
         loop = asyncio.get_running_loop()
         lookup = self.machine.lookup(name, rdtypes, now=loop.time())
         future: asyncio.Future[Lookup] = loop.create_future()
         lookup.user_data = future
-        self.pump()
+        self._waiting.add(future)
         try:
-            return await future
-        except asyncio.CancelledError:
-            self.machine.cancel(lookup)
             self.pump()
+            return await future
+        except BaseException:  # cancelled (or a failure): its sockets are released
+            if not lookup.done:
+                self.machine.cancel(lookup)
+                self.pump()
             raise
+        finally:
+            self._waiting.discard(future)
 
     def pump(self) -> None:
         """Carry out the machine's commands, finish lookups, re-arm the timer."""
         machine = self.machine
+        if self._closed:
+            machine.commands()  # nothing goes out once the stack is closed
+            return
         for command in machine.commands():
             if isinstance(command, SendDatagram):
                 self._send_datagram(command)
@@ -102,18 +110,24 @@ class StackResolver:
         self._arm()
 
     def close(self) -> None:
-        """Stop every query: sockets closed, waiting lookups cancelled."""
+        """Stop every query: sockets closed, waiting lookups failed (ConnectionAbortedError)."""
         self._closed = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         for token in list(self._datagrams) + list(self._streams):
             self._release(token)
+        for future in self._waiting:
+            if not future.done():
+                future.set_exception(ConnectionAbortedError("the stack was closed"))
 
     # -- inside -------------------------------------------------------------------
 
     def _send_datagram(self, command: SendDatagram) -> None:
-        endpoint = self._core.udp.bind(None, 0, None)  # a random ephemeral port
+        try:
+            endpoint = self._core.udp.bind(None, 0, None)  # a random ephemeral port
+        except OSError:
+            return  # no free port: nothing goes out, and the try times out
         protocol = _Datagrams(self, command.token)
         loop = asyncio.get_running_loop()
         transport = DatagramTransport(loop, self._driver(), endpoint, protocol)

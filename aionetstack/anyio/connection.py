@@ -14,8 +14,9 @@ exceptions. It follows a kernel socket:
 * ``send`` blocks while the connection's bounded send buffer is full
   (``SO_SNDBUF``), so a fast writer is paced by the peer's ACKs.
 
-Every await is a checkpoint (cancellation checked first, and no data is ever
-consumed by an operation that then gets cancelled).
+Every operation starts with one ``anyio.lowlevel.checkpoint()`` (a cancellation
+and a scheduling point) and takes or queues bytes only after its last await, so
+no data is ever consumed by an operation that then gets cancelled.
 """
 
 from __future__ import annotations
@@ -149,7 +150,7 @@ class AsyncConnection:
     async def receive(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` bytes; ``b""`` at end of stream."""
         max_bytes = operator.index(max_bytes)  # TypeError for 1.5, as socket.recv
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()  # the one yield; nothing is taken before it
         connection = self.connection
         while True:
             if self.closed:
@@ -157,10 +158,8 @@ class AsyncConnection:
             if connection.readable_bytes:
                 data = connection.receive(max_bytes)
                 self.driver.request_flush()  # the window may have reopened
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return data
             if connection.eof_received:
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return b""
             if self.finished:
                 if self.error is None or isinstance(self.error, ConnectionAbortedError):
@@ -170,7 +169,7 @@ class AsyncConnection:
 
     async def receive_into(self, buffer: memoryview) -> int:
         """Copy up to ``len(buffer)`` bytes into ``buffer``; 0 at end of stream."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         connection = self.connection
         while True:
             if self.closed:
@@ -178,16 +177,12 @@ class AsyncConnection:
             if connection.readable_bytes:
                 count = connection.receive_into(buffer)
                 self.driver.request_flush()
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return count
-            if connection.eof_received or (
-                self.finished
-                and (self.error is None or isinstance(self.error, ConnectionAbortedError))
-            ):
-                await anyio.lowlevel.cancel_shielded_checkpoint()
+            if connection.eof_received:
                 return 0
             if self.finished:
-                assert self.error is not None
+                if self.error is None or isinstance(self.error, ConnectionAbortedError):
+                    return 0
                 raise self.error
             await self._readable.wait()
 
@@ -203,17 +198,14 @@ class AsyncConnection:
 
     async def send_some(self, data: memoryview) -> int:
         """Put as much of ``data`` as fits in the send buffer (waiting for room); return it."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
-        if not data:
-            self._check_sendable()
-            await anyio.lowlevel.cancel_shielded_checkpoint()
-            return 0
+        await anyio.lowlevel.checkpoint()
         while True:
             self._check_sendable()
+            if not data:
+                return 0
             accepted = self.connection.send(data)
             if accepted:
                 self.driver.request_flush()
-                await anyio.lowlevel.cancel_shielded_checkpoint()
                 return accepted
             await self._writable.wait()
 
@@ -223,9 +215,8 @@ class AsyncConnection:
         If cancelled while waiting, a prefix of ``data`` may already be queued
         (as with a kernel socket's ``sendall``).
         """
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         connection = self.connection
-        yielded = False
         while True:
             self._check_sendable()
             accepted = connection.send(data) if data else 0
@@ -233,11 +224,8 @@ class AsyncConnection:
                 self.driver.request_flush()
                 data = data[accepted:]
             if not data:
-                break
-            yielded = True
+                return
             await self._writable.wait()
-        if not yielded:
-            await anyio.lowlevel.cancel_shielded_checkpoint()
 
     def writable_now(self) -> bool:
         return bool(

@@ -6,6 +6,7 @@ with ``aio/driver.py``):
 
 * the reader waits for the link's fd to become readable (``anyio.wait_readable``),
   takes one bounded batch into the core, then delivers events and flushes once;
+  after a full batch it lets the other tasks run and drains on without waiting;
 * the timer sleeps in one cancel scope whose deadline *moves* to the stack's
   single earliest deadline (the core's timers and the link's held-back packets);
   when the deadline passes it runs the due timers;
@@ -25,7 +26,9 @@ from collections.abc import Callable
 
 import anyio
 import anyio.abc
+import anyio.lowlevel
 
+from ..core.ethernet import EthernetHost
 from ..core.pump import Pump
 from ..core.stack import StackCore
 from ..link.base import Link
@@ -42,26 +45,31 @@ class AnyioDriver:
     """
 
     __slots__ = (
+        "_batch",
         "_deadline",
         "_finished",
         "_flush_event",
         "_flush_pending",
         "_link",
+        "_on_link_error",
         "_pump",
         "_running",
         "_scope",
         "_timer_scope",
+        "link_errors",
     )
 
     def __init__(
         self,
-        core: StackCore,
+        core: StackCore | EthernetHost,
         link: Link,
         dispatch: Callable[[object], None],
         *,
         batch: int = 256,
+        on_link_error: Callable[[OSError], None] | None = None,
     ) -> None:
         self._link = link
+        self._batch = batch
         self._pump = Pump(core, link, dispatch, self._report, batch=batch)
         self._flush_pending = False
         self._flush_event: anyio.Event | None = None
@@ -70,6 +78,9 @@ class AnyioDriver:
         self._scope: anyio.CancelScope | None = None
         self._finished: anyio.Event | None = None
         self._running = False
+        self._on_link_error = on_link_error
+        #: The link raised (it is gone): the driver stopped.
+        self.link_errors = 0
 
     @property
     def internal_errors(self) -> int:
@@ -130,11 +141,22 @@ class AnyioDriver:
     async def _read_loop(self) -> None:
         fd = self._link.fileno()
         pump = self._pump
-        while True:
+        batch = self._batch
+        while self._running:
             await anyio.wait_readable(fd)
-            now = anyio.current_time()
-            pump.receive(now)
-            self._process(now)
+            while self._running:
+                now = anyio.current_time()
+                try:
+                    taken = pump.receive(now)
+                except OSError as error:
+                    self._link_failed(error)
+                    return
+                self._process(now)
+                if taken < batch:
+                    break
+                # A full batch: more may be waiting. Let the other tasks run, then go on
+                # draining without asking the loop to watch the fd again.
+                await anyio.lowlevel.checkpoint()
 
     async def _timer_loop(self) -> None:
         while True:
@@ -148,7 +170,11 @@ class AnyioDriver:
             self._deadline = math.inf
             now = anyio.current_time()
             if self._pump.expire(now):
-                self._pump.receive(now)  # the link holds packets that are now due
+                try:
+                    self._pump.receive(now)  # the link holds packets that are now due
+                except OSError as error:
+                    self._link_failed(error)
+                    return
             self._process(now)
 
     async def _flush_loop(self) -> None:
@@ -162,8 +188,24 @@ class AnyioDriver:
     # -- helpers ----------------------------------------------------------------------
 
     def _process(self, now: float) -> None:
-        self._pump.process(now)
+        try:
+            self._pump.process(now)
+        except OSError as error:
+            self._link_failed(error)
+            return
         self._rearm()
+
+    def _link_failed(self, error: OSError) -> None:
+        """The link raised (a device that is gone, not one that is merely down: links
+        count those drops themselves): stop, and hand the error to the owner."""
+        if not self._running:
+            return
+        self.link_errors += 1
+        self.stop()
+        if self._on_link_error is not None:
+            self._on_link_error(error)
+        else:
+            logger.error("aionetstack: the link failed; the stack stopped: %s", error)
 
     def _rearm(self) -> None:
         """Move the timer's deadline to the stack's earliest one."""

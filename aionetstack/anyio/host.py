@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from ..core.stack import StackCore
     from .connection import AsyncConnection
     from .driver import AnyioDriver
-    from .names import HostsTable
+    from .resolver import AnyioResolver
     from .udp import UdpQueue
 
 __all__ = ["AcceptWatcher", "SocketHost"]
@@ -26,11 +26,28 @@ class SocketHost(Protocol):
     """The running stack as its sockets see it (``AnyioStack`` satisfies this)."""
 
     core: StackCore
-    names: HostsTable
+    resolver: AnyioResolver
+    #: Port -> families of the trio sockets listening there on the wildcard address.
+    wildcard_families: dict[int, set[int]]
 
     def running_driver(self) -> AnyioDriver: ...
 
-    def resolve(self, host: str) -> bytes: ...
+    def local_families(self) -> list[int]: ...
+
+    def resolve_local(self, host: str) -> bytes: ...
+
+    async def resolve_remote(self, host: str, *, family: int = 0) -> bytes: ...
+
+    async def getaddrinfo(
+        self,
+        host: str | None,
+        port: int | str | None,
+        *,
+        family: int = 0,
+        type: int = 0,
+        proto: int = 0,
+        flags: int = 0,
+    ) -> list[Any]: ...
 
     def open_udp(
         self, local_host: str | None, local_port: int, remote: tuple[bytes, int] | None

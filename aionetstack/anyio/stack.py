@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import ipaddress
+import logging
 import os
 import random
 import socket
@@ -16,9 +18,12 @@ import anyio
 import anyio.abc
 from anyio.streams.tls import TLSStream
 
+from ..addrinfo import AddrInfo, getaddrinfo, getnameinfo
 from ..config import StackConfig
 from ..core.addresses import parse_endpoint
+from ..core.drain import DRAIN_POLL, close_unowned, undrained
 from ..core.echo import DEFAULT_PING_SIZE, EchoReply, EchoRequests
+from ..core.ethernet import EthernetHost
 from ..core.events import (
     EchoReplyReceived,
     EchoUnreachable,
@@ -35,14 +40,18 @@ from ..core.tcp.events import (
     TcpWritable,
 )
 from ..link.base import Link
+from ..names import HostsTable, StubResolver
 from .connection import AsyncConnection
 from .driver import AnyioDriver
+from .happy_eyeballs import interleave, race
 from .host import AcceptWatcher
-from .names import AddrInfo, HostsTable
+from .resolver import AnyioResolver
 from .streams import StackSocketListener, StackSocketStream
 from .udp import DEFAULT_UDP_QUEUE, StackConnectedUDPSocket, StackUDPSocket, UdpQueue
 
 __all__ = ["AnyioStack"]
+
+logger = logging.getLogger("aionetstack")
 
 #: Linux caps a listen backlog at net.core.somaxconn (4096 since 5.4).
 MAX_BACKLOG: Final = 4096
@@ -52,8 +61,10 @@ class AnyioStack:
     """A TCP/IP stack running under anyio over ``link``: on asyncio or on trio.
 
     ``address``, ``gateway``, ``pcap``, ``config`` and ``seed`` are as for
-    :class:`aionetstack.Stack`. ``hosts`` maps names to address literals (the
-    only names it resolves; anything else raises ``socket.gaierror``).
+    :class:`aionetstack.Stack`, and so are ``nameservers`` (addresses, or
+    ``(address, port)``) and ``hosts`` (name -> address(es)): names are looked
+    up in the hosts table, the cache, then by the stub resolver over the
+    stack's own UDP (TCP when truncated); failures raise ``socket.gaierror``.
 
     Use it as ``async with AnyioStack(...) as stack:``. Its faces follow
     anyio's interfaces: :meth:`connect_tcp` (``anyio.abc.SocketStream``),
@@ -61,7 +72,8 @@ class AnyioStack:
     :meth:`create_udp_socket` / :meth:`create_connected_udp_socket`, and
     :meth:`as_trio_network` makes unmodified trio code use the stack.
     Leaving the ``async with`` resets connections still open (as a process
-    exit does) and closes the link.
+    exit does) and closes the link; with ``close_timeout`` seconds it first
+    closes them gracefully and waits for the peers' ACKs (``aclose(linger=)``).
     """
 
     def __init__(
@@ -73,8 +85,15 @@ class AnyioStack:
         pcap: str | os.PathLike[str] | None = None,
         config: StackConfig | None = None,
         seed: int | None = None,
-        hosts: Mapping[str, str] | None = None,
+        nameservers: str | Sequence[str | tuple[str, int]] = (),
+        hosts: Mapping[str, str | Sequence[str]] | None = None,
+        close_timeout: float = 0.0,
     ) -> None:
+        if close_timeout < 0:
+            raise ValueError(f"close_timeout must be >= 0 seconds, got {close_timeout}")
+        #: Default ``linger`` of :meth:`aclose` (and of leaving ``async with``): 0 resets.
+        self.close_timeout = close_timeout
+        self._close_stats = {"closed_drained": 0, "closed_reset": 0}
         if not isinstance(link, Link):
             raise TypeError(
                 f"link must be a Link (TunLink, MemoryLink ...), got {type(link).__name__}"
@@ -87,19 +106,36 @@ class AnyioStack:
             receive_checksums_partial=link.receive_checksums_partial,
             transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
         )  # fmt: skip
-        #: The names this stack resolves (IP literals need none).
-        self.names = HostsTable(hosts)
+        #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
+        self._host: StackCore | EthernetHost = self.core
+        if getattr(link, "framing", "ip") == "ethernet":
+            self._host = EthernetHost(self.core, getattr(link, "mac"))  # noqa: B009
         if pcap is not None:
             from ..link.pcap import CapturingLink
 
             link = CapturingLink(link, os.fspath(pcap))
         self.link = link
-        self.driver = AnyioDriver(self.core, link, self._dispatch, batch=self.config.receive_batch)
+        self.driver = AnyioDriver(
+            self._host, link, self._dispatch, batch=self.config.receive_batch,
+            on_link_error=self._on_link_failed,
+        )  # fmt: skip
+        #: Why the stack stopped, if its link failed for good (a TUN deleted under it).
+        self.link_error: OSError | None = None
+        if isinstance(nameservers, str):
+            nameservers = [nameservers]
+        machine = StubResolver(
+            nameservers, hosts=HostsTable(hosts), config=self.config.resolver, rng=self._rng
+        )
+        #: The stub resolver (``resolver.machine.statistics()``, ``.hosts``).
+        self.resolver = AnyioResolver(machine, self.core, self.driver)
         self._echo = EchoRequests(self.core, self._rng.getrandbits(16))
         self._pings: dict[tuple[int, int], _PendingPing] = {}
         self._listeners: dict[object, AcceptWatcher] = {}
+        #: Port -> families of trio sockets on the wildcard address (``trio_socket.py``).
+        self.wildcard_families: dict[int, set[int]] = {}
         self._endpoints: set[AsyncConnection] = set()
         self._udp: set[UdpQueue] = set()
+        self._udp_dropped = 0  # by UDP sockets already closed
         self._group: anyio.abc.TaskGroup | None = None
         self._closed = False
         self._handlers: dict[type, Callable[[Any], None]] = {
@@ -125,6 +161,7 @@ class AnyioStack:
         self._group = group
         try:
             await group.start(self.driver.run)
+            await group.start(self.resolver.run)
         except BaseException as error:
             await group.__aexit__(type(error), error, error.__traceback__)
             raise
@@ -136,6 +173,8 @@ class AnyioStack:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> bool | None:
+        if exc_type is None and self.close_timeout > 0:
+            await self._drain(self.close_timeout)
         self._shutdown()
         group, self._group = self._group, None
         try:
@@ -145,14 +184,46 @@ class AnyioStack:
         finally:
             self.link.close()
 
-    async def aclose(self) -> None:
-        """Reset open connections, stop the driver and close the link (idempotent)."""
+    async def aclose(self, linger: float | None = None) -> None:
+        """Stop the stack and close the link (idempotent).
+
+        With ``linger`` seconds (default: ``close_timeout``), like ``SO_LINGER``:
+        listeners stop, every connection is closed gracefully (what was sent goes
+        out, then FIN) and the stack waits until the peers have acknowledged it all
+        or ``linger`` passes; what is left is then reset. With 0 (the default) open
+        connections are reset at once, as at a process exit. Leaving ``async with``
+        normally does the same with ``close_timeout``.
+        """
+        linger = self.close_timeout if linger is None else linger
+        if linger < 0:
+            raise ValueError(f"linger must be >= 0 seconds, got {linger}")
         if self._closed:
             return
+        if linger > 0:
+            await self._drain(linger)
         self._shutdown()
         with anyio.CancelScope(shield=True):
             await self.driver.wait_stopped()
         self.link.close()
+
+    async def _drain(self, linger: float) -> None:
+        """Close everything gracefully; wait (at most ``linger`` s) for the peers' ACKs."""
+        if self._closed or self.link_error is not None or not self.driver.running:
+            return
+        for face in list(self._listeners.values()):
+            face.close_listener()
+        for connection in list(self._endpoints):
+            if not connection.closed and not connection.finished:
+                connection.close()
+        connections = self.core.tcp.connections
+        closing = close_unowned(connections)
+        self.driver.request_flush()
+        with anyio.move_on_after(linger, shield=True):
+            while undrained(self.core.tcp.connections):
+                await anyio.sleep(DRAIN_POLL)
+        unfinished = undrained(self.core.tcp.connections)
+        self._close_stats["closed_reset"] += unfinished
+        self._close_stats["closed_drained"] += max(closing - unfinished, 0)
 
     def _shutdown(self) -> None:
         if self._closed:
@@ -165,26 +236,93 @@ class AnyioStack:
                 endpoint.abort()  # as a process exit: open connections are reset
         for queue in list(self._udp):
             queue.close()
+        self.resolver.close()
         self.driver.flush_now()  # the RSTs go out before the link closes
         self.driver.stop()
         for pending in self._pings.values():
             pending.fail(ConnectionAbortedError(errno.ECONNABORTED, "the stack was closed"))
 
+    def _on_link_failed(self, error: OSError) -> None:
+        """The link failed for good: every connection, UDP socket and pending ping fails
+        with ``OSError(ENETDOWN)`` saying so (streams raise ``BrokenResourceError`` from
+        it); new operations raise it. The ``async with`` body is not cancelled."""
+        self.link_error = error
+        logger.error("aionetstack: the link failed, the stack stopped: %s", error)
+        failure = OSError(errno.ENETDOWN, f"the stack's link failed: {error}")
+        for connection in self.core.tcp.connections:
+            connection.fail(failure)
+        while (event := self.core.next_event()) is not None:
+            self._dispatch(event)
+        for face in list(self._listeners.values()):
+            face.close_listener()
+        for queue in list(self._udp):
+            queue.deliver_failure(failure)
+        for pending in self._pings.values():
+            pending.fail(failure)
+        self.resolver.close()
+
     def running_driver(self) -> AnyioDriver:
-        """The driver, or RuntimeError when the stack is not running."""
+        """The driver; RuntimeError when the stack is not running, the link's
+        ``OSError(ENETDOWN)`` once it failed."""
+        if self.link_error is not None:
+            raise OSError(errno.ENETDOWN, f"the stack's link failed: {self.link_error}")
         if self._closed or not self.driver.running:
             raise RuntimeError("the AnyioStack is not running: use 'async with AnyioStack(...)'")
         return self.driver
 
     # -- names --------------------------------------------------------------------
 
-    def resolve(self, host: str) -> bytes:
-        """The packed address of an IP literal or a name given in ``hosts=``."""
-        return self.names.resolve(host)
+    def local_families(self) -> list[int]:
+        """The address families this stack has an address of."""
+        lengths = {len(address) for address in self.core.routes.local_addresses}
+        return [f for f, n in ((socket.AF_INET, 4), (socket.AF_INET6, 16)) if n in lengths]
+
+    def resolve_local(self, host: str) -> bytes:
+        """An IP literal or a hosts-table name, without a query (for bind addresses)."""
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        try:
+            return ipaddress.ip_address(host).packed
+        except ValueError:
+            pass
+        found = self.resolver.machine.hosts.lookup(host)
+        if not found:
+            raise socket.gaierror(socket.EAI_NONAME, f"Name or service not known: {host!r}")
+        return found[0]
+
+    def _bind_address(self, host: str | None) -> bytes | None:
+        """None (every address) for the wildcard, else :meth:`resolve_local`."""
+        return None if host in (None, "", "0.0.0.0", "::") else self.resolve_local(host)
+
+    async def _dial_targets(self, host: str) -> list[bytes]:
+        """The addresses to dial for ``host``: a literal is itself; a name's addresses
+        in getaddrinfo's order with the families interleaved (RFC 8305 §4)."""
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        try:
+            return [ipaddress.ip_address(host).packed]
+        except ValueError:
+            pass
+        infos = await self.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        found = list(dict.fromkeys(
+            ipaddress.ip_address(str(info[4][0]).split("%")[0]).packed for info in infos
+        ))  # fmt: skip
+        return interleave(found, len)
+
+    async def resolve_remote(self, host: str, *, family: int = 0) -> bytes:
+        """The first address of ``host`` in getaddrinfo's order (a literal is itself)."""
+        if not isinstance(host, str):
+            raise TypeError(f"host must be a str, got {type(host).__name__}")
+        try:
+            return ipaddress.ip_address(host).packed
+        except ValueError:
+            pass
+        infos = await self.getaddrinfo(host, None, family=family, type=socket.SOCK_STREAM)
+        return ipaddress.ip_address(str(infos[0][4][0]).split("%")[0]).packed
 
     async def getaddrinfo(
         self,
-        host: str | None,
+        host: str | bytes | None,
         port: int | str | None,
         *,
         family: int = 0,
@@ -192,10 +330,20 @@ class AnyioStack:
         proto: int = 0,
         flags: int = 0,
     ) -> list[AddrInfo]:
-        """``socket.getaddrinfo``'s shape, over the hosts table and IP literals."""
+        """``loop.getaddrinfo`` through the stack: the hosts table, the cache, then DNS.
+
+        Numeric hosts are never queried. Raises ``socket.gaierror``.
+        """
         await anyio.lowlevel.checkpoint()
-        del flags  # AI_PASSIVE etc.: the answer is the same for the hosts table
-        return self.names.getaddrinfo(host, port, family=family, type_=type, proto=proto)
+        return await getaddrinfo(
+            self.resolver.resolve, host, port, family=family, type=type, proto=proto,
+            flags=flags, local_families=self.local_families(),
+        )  # fmt: skip
+
+    async def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int = 0) -> tuple[str, str]:
+        """``getnameinfo``: names from the hosts table only (no PTR queries)."""
+        await anyio.lowlevel.checkpoint()
+        return getnameinfo(self.resolver.machine.hosts.reverse, sockaddr, flags)
 
     # -- TCP --------------------------------------------------------------------
 
@@ -219,21 +367,29 @@ class AnyioStack:
         ``ssl_context``) the stream is wrapped in anyio's ``TLSStream``.
         """
         driver = self.running_driver()
-        remote = self.resolve(remote_host)
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
             raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
-        local = None if local_host is None else self.resolve(local_host)
-        route = self.core.routes.route(remote)
-        connection = self.core.tcp.connect(local or route.source, remote, remote_port,
-                                           anyio.current_time())  # fmt: skip
-        endpoint = self._track(AsyncConnection(driver, connection))
-        driver.request_flush()
-        try:
-            await endpoint.wait_connected()
-        except BaseException:
-            endpoint.abort()
-            raise
+        targets = await self._dial_targets(remote_host)
+        local = None if local_host is None else self.resolve_local(local_host)
+
+        async def attempt(remote: bytes) -> AsyncConnection:
+            route = self.core.routes.route(remote)
+            connection = self.core.tcp.connect(local or route.source, remote, remote_port,
+                                               anyio.current_time())  # fmt: skip
+            endpoint = self._track(AsyncConnection(driver, connection))
+            driver.request_flush()
+            try:
+                await endpoint.wait_connected()
+            except BaseException:
+                endpoint.abort()
+                raise
+            return endpoint
+
+        if len(targets) == 1:
+            endpoint = await attempt(targets[0])
+        else:  # a name with several addresses: Happy Eyeballs (RFC 8305)
+            endpoint = await race(targets, attempt, lambda extra: extra.abort())
         stream: anyio.abc.SocketStream = StackSocketStream(endpoint)
         if tls or ssl_context is not None:
             if ssl_context is None:
@@ -268,9 +424,9 @@ class AnyioStack:
             raise ValueError(f"local_port must be an int in 0..65535, got {local_port!r}")
         if not isinstance(backlog, int) or backlog < 1:
             raise ValueError(f"backlog must be a positive int, got {backlog!r}")
-        address = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(local_host)
+        address = self._bind_address(local_host)
         listener = self.core.tcp.listen(address, local_port, min(backlog, MAX_BACKLOG))
-        face = StackSocketListener(driver, listener, self.forget_listener)
+        face = StackSocketListener(driver, listener, self.forget_listener, self._track)
         self._listeners[listener] = face
         await anyio.lowlevel.checkpoint()
         return face
@@ -300,15 +456,20 @@ class AnyioStack:
     ) -> UdpQueue:
         """Bind a core UDP endpoint with an awaitable queue (for the faces)."""
         driver = self.running_driver()
-        local = None if local_host in (None, "", "0.0.0.0", "::") else self.resolve(local_host)
+        local = self._bind_address(local_host)
         if remote is not None:
             route = self.core.routes.route(remote[0])  # ENETUNREACH now, not on first send
             if local is None:  # as connect(2) on a UDP socket: the route's source is chosen
                 local = route.source
         endpoint = self.core.udp.bind(local, local_port, remote)
         queue = UdpQueue(driver, endpoint, DEFAULT_UDP_QUEUE)
+        queue.on_close = self._forget_udp
         self._udp.add(queue)
         return queue
+
+    def _forget_udp(self, queue: UdpQueue) -> None:
+        self._udp.discard(queue)
+        self._udp_dropped += queue.dropped
 
     async def create_udp_socket(
         self,
@@ -344,7 +505,8 @@ class AnyioStack:
         if not isinstance(remote_port, int) or isinstance(remote_port, bool) \
                 or not 1 <= remote_port <= 0xFFFF:  # fmt: skip
             raise ValueError(f"remote_port must be an int in 1..65535, got {remote_port!r}")
-        queue = self.open_udp(local_host, local_port, (self.resolve(remote_host), remote_port))
+        remote = await self.resolve_remote(remote_host)
+        queue = self.open_udp(local_host, local_port, (remote, remote_port))
         await anyio.lowlevel.checkpoint()
         return StackConnectedUDPSocket(queue)
 
@@ -363,7 +525,7 @@ class AnyioStack:
     ) -> EchoReply:  # fmt: skip
         """Like :meth:`ping` but return the whole :class:`~aionetstack.EchoReply`."""
         driver = self.running_driver()
-        destination = self.resolve(host)
+        destination = await self.resolve_remote(host)
         self._echo.validate(size, timeout)
         key = self._echo.next_key()
         pending = _PendingPing()
@@ -408,8 +570,11 @@ class AnyioStack:
         result["link"] = dict(self.link.statistics())
         result["driver"] = {
             "internal_errors": self.driver.internal_errors,
-            "udp_queue_dropped": sum(queue.dropped for queue in self._udp),
+            "udp_queue_dropped": self._udp_dropped + sum(q.dropped for q in self._udp),
+            "link_errors": self.driver.link_errors,
+            **self._close_stats,
         }
+        result["names"] = dict(self.resolver.machine.statistics())
         return result
 
     # -- events -------------------------------------------------------------------

@@ -139,8 +139,10 @@ class StackSocketListener(anyio.abc.SocketListener):
         driver: AnyioDriver,
         listener: TcpListenerEndpoint,
         on_close: Callable[[TcpListenerEndpoint], None],
+        track: Callable[[AsyncConnection], AsyncConnection] = lambda connection: connection,
     ) -> None:
         self._driver = driver
+        self._track = track
         self._listener = listener
         self._on_close = on_close
         self._accepted = Signal()
@@ -179,15 +181,13 @@ class StackSocketListener(anyio.abc.SocketListener):
 
     async def accept(self) -> StackSocketStream:
         with self._guard:
-            await anyio.lowlevel.checkpoint_if_cancelled()
+            await anyio.lowlevel.checkpoint()
             while True:
                 if self._closed:
                     raise anyio.ClosedResourceError
                 connection = self._listener.accept()
                 if connection is not None:
-                    stream = StackSocketStream(AsyncConnection(self._driver, connection))
-                    await anyio.lowlevel.cancel_shielded_checkpoint()
-                    return stream
+                    return StackSocketStream(self._track(AsyncConnection(self._driver, connection)))
                 await self._accepted.wait()
 
     async def aclose(self) -> None:

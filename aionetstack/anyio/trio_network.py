@@ -4,7 +4,8 @@
 store into trio ``RunVar``s: they apply to the current ``trio.run`` only. While
 installed, every ``trio.socket.socket()`` call (without ``fileno=``) makes a
 :class:`~aionetstack.anyio.trio_socket.StackTrioSocket`, and names that are not
-IP literals resolve through the stack's hosts table. So unmodified
+IP literals resolve through the stack (hosts table, cache, DNS over the stack).
+So unmodified
 ``trio.open_tcp_stream``, ``trio.serve_tcp``, ``trio.open_tcp_listeners``,
 anyio on its trio backend and httpx/httpcore under trio run over the stack.
 """
@@ -12,7 +13,6 @@ anyio on its trio backend and httpx/httpcore under trio run over the stack.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import socket as stdlib_socket
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import sniffio
 import trio
 
+from ..addrinfo import getaddrinfo, getnameinfo
 from .trio_socket import _TYPE_FLAGS, StackTrioSocket
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ class StackSocketFactory(trio.abc.SocketFactory):
 
 
 class StackHostnameResolver(trio.abc.HostnameResolver):
-    """Names through the stack's hosts table (trio resolves IP literals itself)."""
+    """Names through the stack's resolver (trio resolves IP literals itself)."""
 
     def __init__(self, stack: SocketHost) -> None:
         self._stack = stack
@@ -68,21 +69,18 @@ class StackHostnameResolver(trio.abc.HostnameResolver):
         proto: int = 0,
         flags: int = 0,
     ) -> list[Any]:
-        await trio.lowlevel.checkpoint()
         if isinstance(port, bytes):
             port = port.decode("ascii")
-        name = None if host is None else host.decode("ascii")
-        return self._stack.names.getaddrinfo(name, port, family=family, type_=type, proto=proto)
+        return await getaddrinfo(
+            self._stack.resolver.resolve, host, port, family=family, type=type, proto=proto,
+            flags=flags, local_families=self._stack.local_families(),
+        )  # fmt: skip
 
     async def getnameinfo(
         self, sockaddr: tuple[str, int] | tuple[str, int, int, int], flags: int
     ) -> tuple[str, str]:
         await trio.lowlevel.checkpoint()
-        host, port = sockaddr[0], sockaddr[1]
-        packed = ipaddress.ip_address(host).packed
-        if not flags & stdlib_socket.NI_NUMERICHOST:
-            host = self._stack.names.name_of(packed) or host
-        return host, str(port)
+        return getnameinfo(self._stack.resolver.machine.hosts.reverse, sockaddr, flags)
 
 
 @contextmanager

@@ -89,6 +89,8 @@ class StackTrioSocket(trio.socket.SocketType):
         self._fileno = next(_placeholders)
         self._endpoint = endpoint
         self._listener: TcpListener | None = None
+        #: A wildcard port whose core listener a socket of the other family owns (below).
+        self._shared_port: int | None = None
         self._accepted = Signal()
         self._udp: UdpQueue | None = None
         self._bound: tuple[str | None, int] | None = None
@@ -160,29 +162,42 @@ class StackTrioSocket(trio.socket.SocketType):
         if self._closed:
             raise closed_error()
 
-    def getsockname(self) -> tuple[str, int]:
+    def _sockaddr(self, host: str, port: int) -> Any:
+        """``(host, port)``, or ``(host, port, 0, 0)`` for AF_INET6 as the kernel gives."""
+        if self._family == stdlib_socket.AF_INET6:
+            return (host, port, 0, 0)
+        return (host, port)
+
+    def getsockname(self) -> Any:
         self._check_open()
         if self._endpoint is not None:
-            return self._endpoint.sockname()
+            return self._sockaddr(*self._endpoint.sockname())
         if self._listener is not None:
-            return (text_address(self._listener.local_address), self._listener.local_port)
+            listener = self._listener
+            host = self._any_address() if listener.local_address is None \
+                else text_address(listener.local_address)  # fmt: skip
+            return self._sockaddr(host, listener.local_port)
+        if self._shared_port is not None:
+            return self._sockaddr(self._any_address(), self._shared_port)
         if self._udp is not None:
             endpoint = self._udp.endpoint
-            return (text_address(endpoint.local_address), endpoint.local_port)
+            host = self._any_address() if endpoint.local_address is None \
+                else text_address(endpoint.local_address)  # fmt: skip
+            return self._sockaddr(host, endpoint.local_port)
         if self._bound is not None:
-            return (self._bound[0] or self._any_address(), self._bound[1])
-        return (self._any_address(), 0)
+            return self._sockaddr(self._bound[0] or self._any_address(), self._bound[1])
+        return self._sockaddr(self._any_address(), 0)
 
     def _any_address(self) -> str:
         return "::" if self._family == stdlib_socket.AF_INET6 else "0.0.0.0"
 
-    def getpeername(self) -> tuple[str, int]:
+    def getpeername(self) -> Any:
         self._check_open()
         if self._endpoint is not None:
-            return self._endpoint.peername()
+            return self._sockaddr(*self._endpoint.peername())
         if self._udp is not None and self._udp.endpoint.remote is not None:
             remote = self._udp.endpoint.remote
-            return (text_address(remote[0]), remote[1])
+            return self._sockaddr(text_address(remote[0]), remote[1])
         raise OSError(errno.ENOTCONN, "Transport endpoint is not connected")
 
     def getsockopt(  # type: ignore[override]
@@ -191,7 +206,7 @@ class StackTrioSocket(trio.socket.SocketType):
         self._check_open()
         key = (level, optname)
         if key == (stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ACCEPTCONN):
-            value = int(self._listener is not None)
+            value = int(self._listener is not None or self._shared_port is not None)
         elif key == (stdlib_socket.SOL_SOCKET, stdlib_socket.SO_TYPE):
             value = int(self._kind)
         elif key == (stdlib_socket.SOL_SOCKET, stdlib_socket.SO_ERROR):
@@ -236,7 +251,6 @@ class StackTrioSocket(trio.socket.SocketType):
             return (None, port)
         if not isinstance(host, str):
             raise TypeError(f"{what}: host must be a str, got {type(host).__name__}")
-        self._stack.resolve(host)  # gaierror for an unknown name
         return (host, port)
 
     async def bind(self, address: Any) -> None:
@@ -246,24 +260,40 @@ class StackTrioSocket(trio.socket.SocketType):
             raise OSError(errno.EINVAL, "Invalid argument: the socket is already bound")
         host, port = self._parse(address, "bind address")
         local_addresses = self._stack.core.routes.local_addresses
-        if host is not None and self._stack.resolve(host) not in local_addresses:
+        if host is not None and self._stack.resolve_local(host) not in local_addresses:
             raise OSError(errno.EADDRNOTAVAIL, f"Cannot assign requested address: {host}")
         if self._kind == stdlib_socket.SOCK_DGRAM:
             self._udp = self._stack.open_udp(host, port, None)
         self._bound = (host, port)
 
     def listen(self, backlog: int = 128) -> None:
+        """Listen. A core listener serves every family of the stack on its port, so the
+        second socket of a dual-stack wildcard pair (``trio.open_tcp_listeners`` makes an
+        AF_INET and an AF_INET6 one on the same port) shares the first one's listener:
+        its own ``accept`` simply waits (the first socket accepts both families)."""
         self._check_open()
         if self._kind != stdlib_socket.SOCK_STREAM:
             raise _unsupported("listen() on a datagram socket")
-        if self._listener is not None:
+        if self._listener is not None or self._shared_port is not None:
             return
         if self._endpoint is not None:
             raise OSError(errno.EINVAL, "Invalid argument: the socket is connected")
         host, port = self._bound or (None, 0)
-        address = None if host is None else self._stack.resolve(host)
-        self._listener = self._stack.core.tcp.listen(address, port, max(1, min(backlog, 4096)))
-        self._stack.watch_listener(self._listener, self)
+        address = None if host is None else self._stack.resolve_local(host)
+        owners = self._stack.wildcard_families.setdefault(port, set()) if address is None \
+            else None  # fmt: skip
+        try:
+            listener = self._stack.core.tcp.listen(address, port, max(1, min(backlog, 4096)))
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE and owners and self._family not in owners:
+                owners.add(self._family)
+                self._shared_port = port
+                return
+            raise
+        self._listener = listener
+        if address is None:
+            self._stack.wildcard_families[listener.local_port] = {self._family}
+        self._stack.watch_listener(listener, self)
 
     def on_accept_ready(self) -> None:
         """The stack's dispatch: a connection waits in this listener's backlog."""
@@ -276,21 +306,22 @@ class StackTrioSocket(trio.socket.SocketType):
     async def accept(self) -> tuple[trio.socket.SocketType, tuple[str, int]]:
         self._check_open()
         listener = self._listener
-        if listener is None:
+        if listener is None and self._shared_port is None:
             raise OSError(errno.EINVAL, "Invalid argument: the socket is not listening")
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         while True:
             if self._closed:
                 raise closed_error()
-            connection = listener.accept()
+            connection = None if listener is None else listener.accept()
             if connection is not None:
                 endpoint = self._stack.track_connection(
                     AsyncConnection(self._stack.running_driver(), connection)
                 )
-                sock = StackTrioSocket(self._stack, self._family, self._kind, self._proto,
+                family = stdlib_socket.AF_INET6 if endpoint.family_is_ipv6 \
+                    else stdlib_socket.AF_INET  # a wildcard listener serves both  # fmt: skip
+                sock = StackTrioSocket(self._stack, family, self._kind, self._proto,
                                        endpoint=endpoint)  # fmt: skip
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                return sock, endpoint.peername()
+                return sock, sock._sockaddr(*endpoint.peername())
             await self._accepted.wait()
 
     async def connect(self, address: Any) -> None:
@@ -298,7 +329,7 @@ class StackTrioSocket(trio.socket.SocketType):
         host, port = self._parse(address, "address")
         if host is None or port == 0:
             raise OSError(errno.ECONNREFUSED, "Connection refused")
-        remote = self._stack.resolve(host)
+        remote = await self._stack.resolve_remote(host)
         if self._kind == stdlib_socket.SOCK_DGRAM:
             await anyio.lowlevel.checkpoint()
             self._connect_udp(remote, port)
@@ -311,7 +342,7 @@ class StackTrioSocket(trio.socket.SocketType):
         driver = stack.running_driver()
         local_host, local_port = self._bound or (None, 0)
         local = stack.core.routes.route(remote).source if local_host is None \
-            else stack.resolve(local_host)  # fmt: skip
+            else stack.resolve_local(local_host)  # fmt: skip
         connection = stack.core.tcp.connect(local, remote, port, anyio.current_time(),
                                             local_port=local_port)  # fmt: skip
         endpoint = stack.track_connection(AsyncConnection(driver, connection))
@@ -397,7 +428,7 @@ class StackTrioSocket(trio.socket.SocketType):
     async def _recvfrom(self, bufsize: int, flags: int = 0, /) -> tuple[bytes, Any]:
         if self._kind == stdlib_socket.SOCK_DGRAM:
             data, source = await self._datagram().receive()
-            return data[:bufsize], source
+            return data[:bufsize], self._sockaddr(*source)
         return await self._recv(bufsize), None
 
     async def _recvfrom_into(
@@ -410,7 +441,7 @@ class StackTrioSocket(trio.socket.SocketType):
             data, source = await self._datagram().receive()
             data = data[: len(view)]
             view[: len(data)] = data
-            return len(data), source
+            return len(data), self._sockaddr(*source)
         return await self._recv_into(view), None
 
     async def _send(self, data: Buffer, flags: int = 0, /) -> int:
@@ -434,7 +465,8 @@ class StackTrioSocket(trio.socket.SocketType):
         if host is None or port == 0:
             raise OSError(errno.EINVAL, f"Invalid argument: cannot send to {address!r}")
         view = memoryview(data).cast("B")
-        await self._datagram().send(bytes(view), (self._stack.resolve(host), port))
+        remote = await self._stack.resolve_remote(host)
+        await self._datagram().send(bytes(view), (remote, port))
         return len(view)
 
     async def recv(self, buflen: int, flags: int = 0, /) -> bytes:
@@ -508,6 +540,8 @@ class StackTrioSocket(trio.socket.SocketType):
         if self._listener is not None:
             self._listener.close()
             self._stack.forget_listener(self._listener)
+            self._stack.wildcard_families.pop(self._listener.local_port, None)
+        if self._listener is not None or self._shared_port is not None:
             self._accepted.fire()
         if self._udp is not None:
             self._udp.close()

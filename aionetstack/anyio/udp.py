@@ -37,7 +37,17 @@ DEFAULT_UDP_QUEUE: Final = 1024
 class UdpQueue:
     """A core UDP endpoint's received datagrams and errors, awaitable."""
 
-    __slots__ = ("_arrived", "closed", "driver", "dropped", "endpoint", "error", "limit", "queue")
+    __slots__ = (
+        "_arrived",
+        "closed",
+        "driver",
+        "dropped",
+        "endpoint",
+        "error",
+        "limit",
+        "on_close",
+        "queue",
+    )
 
     def __init__(self, driver: AnyioDriver, endpoint: UdpEndpoint, limit: int) -> None:
         self.driver = driver
@@ -47,6 +57,8 @@ class UdpQueue:
         self.dropped = 0
         self.error: OSError | None = None
         self.closed = False
+        #: Told when the socket closes (the stack stops tracking it).
+        self.on_close: Callable[[UdpQueue], None] | None = None
         self._arrived = Signal()
         endpoint.user_data = self
 
@@ -62,19 +74,22 @@ class UdpQueue:
             self.error = error
             self._arrived.fire()
 
+    def deliver_failure(self, error: OSError) -> None:
+        """The stack stopped (its link failed): the next receive raises ``error``."""
+        self.error = error
+        self._arrived.fire()
+
     def is_readable(self) -> bool:
         return bool(self.closed or self.queue or self.error is not None)
 
     async def receive(self) -> tuple[bytes, tuple[str, int]]:
         """The next datagram; ``OSError(EBADF)`` once closed, or the pending ICMP error."""
-        await anyio.lowlevel.checkpoint_if_cancelled()
+        await anyio.lowlevel.checkpoint()
         while True:
             if self.closed:
                 raise closed_error()
             if self.queue:
-                item = self.queue.popleft()
-                await anyio.lowlevel.cancel_shielded_checkpoint()
-                return item
+                return self.queue.popleft()
             if self.error is not None:
                 error, self.error = self.error, None
                 raise error
@@ -93,6 +108,8 @@ class UdpQueue:
             self.closed = True
             self.endpoint.close()
             self._arrived.fire()
+            if self.on_close is not None:
+                self.on_close(self)
 
     def attributes(self) -> dict[Any, Callable[[], Any]]:
         endpoint = self.endpoint

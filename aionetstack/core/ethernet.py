@@ -49,7 +49,7 @@ class EthernetHost:
         self.mac = mac
         self.neighbours = neighbours or NeighbourCache()
         self.stats: Counter[str] = Counter()
-        self._frames: deque[bytes] = deque()
+        self._frames: deque[bytes | OffloadedPacket] = deque()
         core.register_icmpv6(icmpv6.TYPE_NEIGHBOR_SOLICITATION, self._on_solicitation)
         core.register_icmpv6(icmpv6.TYPE_NEIGHBOR_ADVERTISEMENT, self._on_advertisement)
         core.register_icmpv6(TYPE_ROUTER_ADVERTISEMENT, self._on_router_advertisement)
@@ -85,11 +85,14 @@ class EthernetHost:
         else:
             stats["dropped_unknown_ethertype"] += 1
 
-    def packets_to_send(self, now: float) -> list[bytes]:
-        """Frames ready for the link: the core's packets with their MACs, ARP and ND."""
+    def packets_to_send(self, now: float) -> list[bytes | OffloadedPacket]:
+        """Frames ready for the link: the core's packets with their MACs, ARP and ND.
+
+        An offloaded packet stays one: its frame goes to ``send_offloaded`` (a TAP
+        with offload), the Ethernet header in front of the IP packet.
+        """
         for packet in self.core.packets_to_send(now):
-            raw = packet.packet if isinstance(packet, OffloadedPacket) else packet
-            self._send_ip(raw, now)
+            self._send_ip(packet, now)
         frames = list(self._frames)
         self._frames.clear()
         self.stats["frames_sent"] += len(frames)
@@ -105,7 +108,8 @@ class EthernetHost:
         for address in again:
             self._solicit(address)
         for packet in failed:
-            self.core.report_unreachable(packet, now)  # EHOSTUNREACH, as Linux after ARP fails
+            raw = packet.whole() if isinstance(packet, OffloadedPacket) else packet
+            self.core.report_unreachable(raw, now)  # EHOSTUNREACH, as Linux after ARP fails
 
     def next_event(self) -> object | None:
         return self.core.next_event()
@@ -115,15 +119,23 @@ class EthernetHost:
 
     # -- sending IP ---------------------------------------------------------------------
 
-    def _send_ip(self, packet: bytes, now: float) -> None:
-        version = packet[0] >> 4
-        if version == 4:
-            destination, kind = packet[16:20], ethernet.ETHERTYPE_IPV4
+    def _frame(
+        self, mac: bytes, kind: int, packet: bytes | OffloadedPacket
+    ) -> bytes | OffloadedPacket:
+        if isinstance(packet, OffloadedPacket):
+            header = ethernet.build_ethernet(mac, self.mac, kind, b"")
+            return OffloadedPacket(header + packet.packet, packet.segment_size, packet.tail)
+        return ethernet.build_ethernet(mac, self.mac, kind, packet)
+
+    def _send_ip(self, packet: bytes | OffloadedPacket, now: float) -> None:
+        head = packet.packet if isinstance(packet, OffloadedPacket) else packet
+        if head[0] >> 4 == 4:
+            destination, kind = head[16:20], ethernet.ETHERTYPE_IPV4
         else:
-            destination, kind = packet[24:40], ethernet.ETHERTYPE_IPV6
+            destination, kind = head[24:40], ethernet.ETHERTYPE_IPV6
         mac = self._multicast_mac(destination)
         if mac is not None:
-            self._frames.append(ethernet.build_ethernet(mac, self.mac, kind, packet))
+            self._frames.append(self._frame(mac, kind, packet))
             return
         try:
             next_hop = self.core.routes.route(destination).next_hop
@@ -132,7 +144,7 @@ class EthernetHost:
             return
         resolution = self.neighbours.resolve(next_hop, packet, now)
         if resolution.mac is not None:
-            self._frames.append(ethernet.build_ethernet(resolution.mac, self.mac, kind, packet))
+            self._frames.append(self._frame(resolution.mac, kind, packet))
         elif resolution.solicit:
             self._solicit(next_hop)
 
@@ -145,10 +157,13 @@ class EthernetHost:
             return ethernet.ipv4_multicast_mac(destination)
         return None
 
-    def _flush_waiting(self, address: bytes, mac: bytes, packets: list[bytes]) -> None:
-        kind = ethernet.ETHERTYPE_IPV4 if len(address) == 4 else ethernet.ETHERTYPE_IPV6
+    def _flush_waiting(
+        self, address: bytes, mac: bytes, packets: list[bytes | OffloadedPacket]
+    ) -> None:
         for packet in packets:
-            self._frames.append(ethernet.build_ethernet(mac, self.mac, kind, packet))
+            head = packet.packet if isinstance(packet, OffloadedPacket) else packet
+            kind = ethernet.ETHERTYPE_IPV4 if head[0] >> 4 == 4 else ethernet.ETHERTYPE_IPV6
+            self._frames.append(self._frame(mac, kind, packet))
 
     def _solicit(self, address: bytes) -> None:
         """An ARP request (broadcast) or a neighbour solicitation (solicited-node multicast)."""

@@ -5,14 +5,13 @@ limiter, the reassemblers and the path MTU cache.
 ``StackCore`` joins this with its parts, one concern per module: ``ip_input``
 (validating and demultiplexing what arrives), ``ip_output`` (IP headers on what
 leaves, ICMP errors we send), ``icmp_input`` (echo and the ICMP errors we
-receive, both families), ``fragmenting`` (reassembly in, fragmentation out).
+receive, both families), ``ip_fragments`` (reassembly in, fragmentation out).
 Under ``TYPE_CHECKING`` this class declares the methods one part calls in another.
 """
 
 from __future__ import annotations
 
 import ipaddress
-import struct
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
@@ -21,6 +20,7 @@ from ..config import StackConfig
 from ..wire import icmpv6, ipv4, ipv6
 from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter
+from .intercept import Interceptor
 from .ip import ALL_NODES, Interface, RouteEntry, RoutingTable, parse_interface
 from .output import COMPLETE, OffloadedPacket
 from .pmtu import PathMtuCache
@@ -32,9 +32,6 @@ from .udp import UdpLayer
 IpHeader = ipv4.IPv4Header | ipv6.IPv6Header
 #: Handler for one transport protocol: (header, payload, raw packet, now).
 TransportHandler = Callable[[IpHeader, memoryview, memoryview, float], None]
-#: The fixed IPv6 header (RFC 8200 §3): version/class/flow, length, next header, hop limit,
-#: source, destination.
-IPV6_FIXED_HEADER: Final = struct.Struct("!IHBB16s16s")
 #: The IPv6 unspecified address, :: (RFC 4291 §2.5.2).
 UNSPECIFIED6: Final = bytes(16)
 
@@ -140,6 +137,17 @@ class HostState:
             flush=self.tcp.flush, get_timer=self.tcp.get_timer, handle_timer=self.tcp.handle_timer,
             statistics=("tcp", self.tcp.statistics),
         )  # fmt: skip
+        #: Intercept mode (core/intercept.py): flows to addresses that are not ours.
+        self.intercept = Interceptor(
+            self.config.intercept, events=self._events, send_ip=self.send_ip, tcp=self.tcp,
+            own_addresses=self._accepted_destinations | self._accepted6,
+        )  # fmt: skip
+        self.tcp.interceptor = self.udp.interceptor = self.intercept
+        self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))
+
+    def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
+        """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""
+        self._statistics[name] = source
 
     @property
     def events(self) -> deque[object]:
@@ -162,24 +170,9 @@ class HostState:
     if TYPE_CHECKING:
         # Implemented by the other parts of the class.
 
-        def _deliver_error(
-            self,
-            source: bytes,
-            destination: bytes,
-            protocol: int,
-            quoted: memoryview,
-            *,
-            error: OSError,
-            reporter: bytes,
-            now: float,
-        ) -> None: ...
-
         def _expire_fragments(self, now: float) -> None: ...
 
         def _mss_for(self, remote: bytes) -> int: ...
-
-        @staticmethod
-        def _parse_quoted_header(quote: bytes) -> ipv4.IPv4Header | None: ...
 
         def _reassemble4(
             self, header: ipv4.IPv4Header, packet: memoryview, payload: memoryview, now: float

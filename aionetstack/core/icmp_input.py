@@ -7,11 +7,12 @@ RFC 5927 checks), and packet-too-big / fragmentation-needed to the path MTU cach
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable
 
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from ..wire.error import WireError
-from .events import EchoReplyReceived
+from .events import EchoReplyReceived, EchoUnreachable
 from .host import HostState, IpHeader
 from .icmp import icmpv4_error_to_oserror, icmpv6_error_to_oserror
 from .ipv6 import ExtensionWalk, walk_extension_headers
@@ -51,7 +52,10 @@ class _IcmpInput(HostState):
         stats = self.icmp_stats
         stats["echo_requests_received"] += 1
         # Linux default icmp_echo_ignore_broadcasts=1 (RFC 1122 §3.2.2.6 allows it).
-        if not self.config.ip.answer_echo or header.destination not in self.routes.local_addresses:
+        if not self.config.ip.answer_echo or (
+            header.destination not in self.routes.local_addresses
+            and not self.intercept.answers_echo(header.destination)
+        ):
             stats["echo_requests_ignored"] += 1
             return
         reply = icmpv4.build_echo(
@@ -75,7 +79,9 @@ class _IcmpInput(HostState):
             stats["dropped_bad_quote"] += 1
             return
         quoted_payload = memoryview(quote)[quoted.header_length :]
-        if quoted.source not in self.routes.local_addresses:
+        if quoted.source not in self.routes.local_addresses and not self.intercept.covers(
+            quoted.source
+        ):
             stats["dropped_not_ours"] += 1  # RFC 5927 §4.1: the quote must be of our packet
             return
         error = icmpv4_error_to_oserror(message.type, message.code)
@@ -90,6 +96,56 @@ class _IcmpInput(HostState):
         self._deliver_error(
             quoted.source, quoted.destination, quoted.protocol, quoted_payload,
             error=error, reporter=header.source, now=now,
+        )  # fmt: skip
+
+    def _deliver_error(
+        self, source: bytes, destination: bytes, protocol: int, quoted: memoryview,
+        *, error: OSError, reporter: bytes, now: float,
+    ) -> None:  # fmt: skip
+        """Hand an error about our packet to whoever sent it: a ping, UDP or TCP."""
+        echo = icmpv4.TYPE_ECHO_REQUEST if len(source) == 4 else icmpv6.TYPE_ECHO_REQUEST
+        if protocol in (ipv4.PROTO_ICMP, icmpv6.PROTO_ICMPV6):
+            if len(quoted) >= 8 and quoted[0] == echo:
+                identifier = int.from_bytes(quoted[4:6], "big")
+                sequence = int.from_bytes(quoted[6:8], "big")
+                self._events.append(
+                    EchoUnreachable(destination, identifier, sequence, error, reporter)
+                )
+            return
+        handler = self._error_handlers.get(protocol)
+        if handler is None:
+            stats = self.icmp_stats if len(source) == 4 else self.icmp6_stats
+            stats["dropped_no_owner"] += 1
+            return
+        handler(source, destination, quoted, error, now)
+
+    def report_unreachable(self, packet: bytes, now: float) -> None:
+        """One of our packets could not be delivered on the link (no neighbour answered).
+
+        Its sender hears ``EHOSTUNREACH``, as from Linux when ARP or neighbour
+        discovery fails (``arp_error_report`` sends itself a host unreachable).
+        """
+        error = OSError(errno.EHOSTUNREACH, "No route to host: the neighbour did not answer")
+        if packet[0] >> 4 == 4:
+            quoted4 = self._parse_quoted_header(packet)
+            if quoted4 is None:
+                return
+            payload = memoryview(packet)[quoted4.header_length :]
+            self._deliver_error(
+                quoted4.source, quoted4.destination, quoted4.protocol, payload,
+                error=error, reporter=quoted4.source, now=now,
+            )  # fmt: skip
+            return
+        if len(packet) < ipv6.IPV6_HEADER_LENGTH + 8:
+            return
+        walk = walk_extension_headers(packet[6], packet[ipv6.IPV6_HEADER_LENGTH :])
+        if not isinstance(walk, ExtensionWalk):
+            return
+        payload = memoryview(packet)[ipv6.IPV6_HEADER_LENGTH + walk.offset :]
+        source = bytes(packet[8:24])
+        self._deliver_error(
+            source, bytes(packet[24:40]), walk.protocol, payload,
+            error=error, reporter=source, now=now,
         )  # fmt: skip
 
     def _path_mtu_report(
@@ -178,7 +234,7 @@ class _IcmpInput(HostState):
             stats["echo_requests_ignored"] += 1
             return
         source = header.destination
-        if source not in self.routes.local_addresses:
+        if source not in self.routes.local_addresses and not self.intercept.answers_echo(source):
             # To all-nodes: Linux answers (icmp_echo_ignore_multicast=0) from a unicast address.
             try:
                 source = self.routes.route(header.source).source
@@ -203,7 +259,9 @@ class _IcmpInput(HostState):
             return
         quoted_source = bytes(quote[8:24])
         quoted_destination = bytes(quote[24:40])
-        if quoted_source not in self.routes.local_addresses:
+        if quoted_source not in self.routes.local_addresses and not self.intercept.covers(
+            quoted_source
+        ):
             stats["dropped_not_ours"] += 1  # RFC 5927 §4.1
             return
         walk = walk_extension_headers(quote[6], quote[ipv6.IPV6_HEADER_LENGTH :])

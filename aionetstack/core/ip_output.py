@@ -10,7 +10,8 @@ from collections.abc import Callable
 from typing import Final
 
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
-from .host import IPV6_FIXED_HEADER, UNSPECIFIED6, HostState, IpHeader
+from .fragmenter import IPV6_FIXED_HEADER
+from .host import UNSPECIFIED6, HostState, IpHeader
 from .output import COMPLETE, OffloadedPacket
 
 #: IPv4 error (type, code) -> the ICMPv6 one with the same meaning (RFC 4443 §3).
@@ -208,7 +209,7 @@ class _IpOutput(HostState):
             self.icmp6_stats["errors_rate_limited"] += 1
             return
         source = header.destination
-        if source not in self.routes.local_addresses:
+        if source not in self.routes.local_addresses and not self.intercept.covers(source):
             try:
                 source = self.routes.route(header.source).source
             except OSError:

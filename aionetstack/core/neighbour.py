@@ -18,6 +18,11 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from .output import OffloadedPacket
+
+#: A packet waiting for its neighbour: complete, or offloaded (the link completes it).
+Waiting = bytes | OffloadedPacket
+
 __all__ = ["INCOMPLETE", "REACHABLE", "STALE", "NeighbourCache", "Resolution"]
 
 INCOMPLETE: Final = "incomplete"
@@ -41,7 +46,7 @@ class _Entry:
     changed: float
     solicits: int = 0
     deadline: float | None = None
-    queue: deque[bytes] = field(default_factory=deque)
+    queue: deque[Waiting] = field(default_factory=deque)
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +98,7 @@ class NeighbourCache:
         """address -> (state, MAC): ``ip neigh``'s view."""
         return {a: (e.state, e.mac) for a, e in self._entries.items()}
 
-    def resolve(self, address: bytes, packet: bytes, now: float) -> Resolution:
+    def resolve(self, address: bytes, packet: Waiting, now: float) -> Resolution:
         """Where to send ``packet`` for ``address``; queue it if that is not known yet."""
         entry = self._entries.get(address)
         if entry is not None and entry.mac is not None:
@@ -115,7 +120,7 @@ class NeighbourCache:
 
     def confirm(
         self, address: bytes, mac: bytes, now: float, *, solicited: bool = True
-    ) -> list[bytes]:
+    ) -> list[Waiting]:
         """A reply or advertisement says ``address`` is at ``mac``; return the waiting packets.
 
         ``solicited=False`` (an unsolicited advertisement, or a request's sender
@@ -152,7 +157,7 @@ class NeighbourCache:
         deadlines = [e.deadline for e in self._entries.values() if e.deadline is not None]
         return min(deadlines) if deadlines else None
 
-    def handle_timer(self, now: float) -> tuple[list[bytes], list[bytes]]:
+    def handle_timer(self, now: float) -> tuple[list[bytes], list[Waiting]]:
         """Return ``(addresses to solicit again, packets given up)``.
 
         A resolution that got no answer after ``retries`` solicitations fails:
@@ -160,7 +165,7 @@ class NeighbourCache:
         unreachable) and counted (``dropped_unresolved``).
         """
         again: list[bytes] = []
-        failed: list[bytes] = []
+        failed: list[Waiting] = []
         for address, entry in list(self._entries.items()):
             if entry.deadline is None or entry.deadline > now:
                 continue

@@ -5,7 +5,7 @@ Five verbs (DESIGN.md §2): ``receive_packet``, ``packets_to_send``,
 what the link hands over (this module: IPv4 and IPv6 ingress, extension headers,
 transports plugged in by protocol number), answers pings and maps ICMP errors to
 whoever caused them (``icmp_input``), wraps what the transports emit in IP headers
-(``ip_output``), reassembles and fragments (``fragmenting``); its fields are
+(``ip_output``), reassembles and fragments (``ip_fragments``); its fields are
 ``host.HostState``'s. A malformed or unwanted packet never raises: it is dropped
 and counted under a reason.
 """
@@ -19,10 +19,9 @@ from typing import Final
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.error import WireError
-from .events import EchoUnreachable
-from .fragmenting import _Fragmenting
 from .host import UNSPECIFIED6, HostState, IpHeader, TransportHandler
 from .icmp_input import _IcmpInput
+from .ip_fragments import _Fragmenting
 from .ip_output import _IpOutput
 from .ipv6 import ExtensionWalk, ParameterProblem, walk_extension_headers
 from .output import COMPLETE, OffloadedPacket
@@ -79,10 +78,6 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         if statistics is not None:
             self._statistics[statistics[0]] = statistics[1]
 
-    def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
-        """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""
-        self._statistics[name] = source
-
     def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Take one packet from the link. Never raises on bad input."""
         self._now = now
@@ -110,7 +105,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         if header.ttl == 0:
             stats["dropped_bad_ttl"] += 1
             return
-        if header.destination not in self._accepted_destinations:
+        if header.destination not in self._accepted_destinations and not self.intercept.covers(
+            header.destination
+        ):
             stats["dropped_not_for_us"] += 1  # we are a host: no forwarding (RFC 1122 §3.3.1)
             return
         if header.source in self._refused_sources or header.source[0] in _MARTIAN_FIRST_OCTETS:
@@ -175,7 +172,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             stats["dropped_" + error.reason] += 1
             return
         destination, source = header.destination, header.source
-        if destination not in self._accepted6:
+        if destination not in self._accepted6 and not self.intercept.covers(destination):
             stats["dropped_not_for_us"] += 1  # a host: no forwarding (RFC 8200 §4, RFC 1122)
             return
         # RFC 4291 §2.7: a multicast address is never a source; ::1 never arrives on a link.
@@ -236,7 +233,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
     ) -> None:
         # RFC 1122 §4.2.3.10: segments to broadcast or multicast addresses are discarded.
-        if header.destination not in self.routes.local_addresses:
+        if header.destination not in self.routes.local_addresses and not self.intercept.covers(
+            header.destination
+        ):
             self.tcp.count("dropped_broadcast")
             return
         if not self.verify_transport_checksum(header, payload, ipv4.PROTO_TCP):
@@ -266,57 +265,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             result["pmtu"] = dict(self.pmtu.stats)
         for name, source in self._statistics.items():
             result[name] = dict(source())
+        if self.intercept.used:
+            result["intercept"] = self.intercept.statistics()
         return result
-
-    def _deliver_error(
-        self, source: bytes, destination: bytes, protocol: int, quoted: memoryview,
-        *, error: OSError, reporter: bytes, now: float,
-    ) -> None:  # fmt: skip
-        """Hand an error about our packet to whoever sent it: a ping, UDP or TCP."""
-        echo = icmpv4.TYPE_ECHO_REQUEST if len(source) == 4 else icmpv6.TYPE_ECHO_REQUEST
-        if protocol in (ipv4.PROTO_ICMP, icmpv6.PROTO_ICMPV6):
-            if len(quoted) >= 8 and quoted[0] == echo:
-                identifier = int.from_bytes(quoted[4:6], "big")
-                sequence = int.from_bytes(quoted[6:8], "big")
-                self._events.append(
-                    EchoUnreachable(destination, identifier, sequence, error, reporter)
-                )
-            return
-        handler = self._error_handlers.get(protocol)
-        if handler is None:
-            stats = self.icmp_stats if len(source) == 4 else self.icmp6_stats
-            stats["dropped_no_owner"] += 1
-            return
-        handler(source, destination, quoted, error, now)
-
-    def report_unreachable(self, packet: bytes, now: float) -> None:
-        """One of our packets could not be delivered on the link (no neighbour answered).
-
-        Its sender hears ``EHOSTUNREACH``, as from Linux when ARP or neighbour
-        discovery fails (``arp_error_report`` sends itself a host unreachable).
-        """
-        error = OSError(errno.EHOSTUNREACH, "No route to host: the neighbour did not answer")
-        if packet[0] >> 4 == 4:
-            quoted4 = self._parse_quoted_header(packet)
-            if quoted4 is None:
-                return
-            payload = memoryview(packet)[quoted4.header_length :]
-            self._deliver_error(
-                quoted4.source, quoted4.destination, quoted4.protocol, payload,
-                error=error, reporter=quoted4.source, now=now,
-            )  # fmt: skip
-            return
-        if len(packet) < ipv6.IPV6_HEADER_LENGTH + 8:
-            return
-        walk = walk_extension_headers(packet[6], packet[ipv6.IPV6_HEADER_LENGTH :])
-        if not isinstance(walk, ExtensionWalk):
-            return
-        payload = memoryview(packet)[ipv6.IPV6_HEADER_LENGTH + walk.offset :]
-        source = bytes(packet[8:24])
-        self._deliver_error(
-            source, bytes(packet[24:40]), walk.protocol, payload,
-            error=error, reporter=source, now=now,
-        )  # fmt: skip
 
     def verify_transport_checksum(
         self, header: IpHeader, segment: memoryview, protocol: int

@@ -16,7 +16,7 @@ from .output import COMPLETE
 from .ports import choose_ephemeral_port
 from .randomness import RandomSource
 
-__all__ = ["UdpEndpoint", "UdpHost", "UdpLayer"]
+__all__ = ["UdpEndpoint", "UdpHost", "UdpInterceptHook", "UdpLayer"]
 
 
 class UdpHost(Protocol):
@@ -104,16 +104,31 @@ class UdpEndpoint:
             self._layer.unbind(self)
 
 
+class UdpInterceptHook(Protocol):
+    """Intercept mode's part in demultiplexing (``core.intercept.Interceptor``)."""
+
+    def covers(self, address: bytes) -> bool:
+        """Whether ``address`` is intercepted (wildcard endpoints do not hear it)."""
+
+    def udp_datagram(  # noqa: PLR0917
+        self, source: bytes, destination: bytes, sport: int, dport: int,
+        data: bytes | memoryview, now: float,
+    ) -> bool:  # fmt: skip
+        """A datagram to an intercepted address: True when intercept took it."""
+
+
 class UdpLayer:
     """All UDP endpoints of one stack."""
 
-    __slots__ = ("_by_address", "_core", "_wildcard", "stats")
+    __slots__ = ("_by_address", "_core", "_wildcard", "interceptor", "stats")
 
     def __init__(self, core: UdpHost) -> None:
         self._core = core
         self._by_address: dict[tuple[bytes, int], UdpEndpoint] = {}
         self._wildcard: dict[int, UdpEndpoint] = {}
         self.stats: Counter[str] = Counter()
+        #: Intercept mode (``core/intercept.py``): datagrams no endpoint of its address owns.
+        self.interceptor: UdpInterceptHook | None = None
 
     def statistics(self) -> Counter[str]:
         """The UDP counters (``StackCore.statistics()['udp']``)."""
@@ -225,6 +240,18 @@ class UdpLayer:
             stats["dropped_missing_checksum"] += 1  # RFC 8200 §8.1, even when not verifying
             return
         endpoint = self._lookup(header.destination, udp_header.destination_port)
+        interceptor = self.interceptor
+        if (
+            (endpoint is None or endpoint.local_address is None)
+            and interceptor is not None
+            and interceptor.covers(header.destination)
+        ):
+            if interceptor.udp_datagram(
+                header.source, header.destination, udp_header.source_port,
+                udp_header.destination_port, data, now,
+            ):  # fmt: skip
+                return
+            endpoint = None  # intercepted, but not for UDP: port unreachable
         if endpoint is None:
             stats["no_port"] += 1
             # RFC 1122 §4.1.3.1: SHOULD send port unreachable (never for broadcasts).

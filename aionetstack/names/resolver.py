@@ -190,16 +190,12 @@ class StubResolver:
         types = tuple(dict.fromkeys(rdtypes))
         if not types or any(t not in _ADDRESS_LENGTH for t in types):
             raise ValueError(f"rdtypes must be A and/or AAAA, got {rdtypes!r}")
-        try:
-            qname = dns.name.from_text(key)
-        except dns.exception.DNSException as error:
-            raise ValueError(f"not a host name: {name!r} ({error})") from None
         if len(self._active) >= self.config.max_lookups:
             raise RuntimeError(f"more than {self.config.max_lookups} lookups in progress")
         self._stats["lookups"] += 1
         lookup = Lookup(key, types)
         known = self.hosts.lookup(key)
-        queries: list[_Query] = []
+        queries: list[int] = []  # the types left for the network
         for rdtype in types:
             if known is not None:
                 self._stats["hosts_answers"] += 1
@@ -212,12 +208,17 @@ class StubResolver:
                 self._stats["cache_answers"] += 1
                 lookup.answers[rdtype] = cached
                 continue
-            queries.append(_Query(lookup, qname, rdtype))
+            queries.append(rdtype)
         if not queries:
             self._events.append(lookup)
             return lookup
-        self._active[lookup] = queries
-        for query in list(queries):  # a query may settle (and leave the list) at once
+        try:  # only now: the hosts table and the cache answer without dnspython's parse
+            qname = dns.name.from_text(key)
+        except dns.exception.DNSException as error:
+            raise ValueError(f"not a host name: {name!r} ({error})") from None
+        active = [_Query(lookup, qname, rdtype) for rdtype in queries]
+        self._active[lookup] = active
+        for query in list(active):  # a query may settle (and leave the list) at once
             self._stats["queries"] += 1
             self._next_try(query, now)
         return lookup
@@ -226,6 +227,10 @@ class StubResolver:
         """Stop a lookup (its caller went away); its sockets are released."""
         for query in self._active.pop(lookup, []):
             self._release(query)
+
+    def in_progress(self) -> list[Lookup]:
+        """The lookups still waiting for the network."""
+        return list(self._active)
 
     def commands(self) -> list[Command]:
         """Take the commands queued so far."""

@@ -161,18 +161,25 @@ WORK_PER_PACKET: Final = 600
 
 
 class StackFuzzer:
-    """One StackCore at 198.18.0.2 with a listener on port 80 and an active connection
-    to 198.18.0.1:8080; the script plays 198.18.0.1."""
-
-    US: Final = _DST4
-    PEER: Final = _SRC4
+    """One StackCore at 198.18.0.2 (2001:2::2 with ``ipv6``) with a listener on port 80
+    and an active connection to the peer's port 8080; the script plays the peer,
+    198.18.0.1 (2001:2::1)."""
 
     def __init__(
-        self, *, seed: int = 0, tcp_config: TcpConfig | None = None, count_work: bool = False
+        self,
+        *,
+        seed: int = 0,
+        tcp_config: TcpConfig | None = None,
+        count_work: bool = False,
+        ipv6: bool = False,
     ) -> None:
         self.clock = ManualClock(1000.0)
         config = StackConfig(tcp=tcp_config or TcpConfig(max_connections=64, syn_queue_limit=8))
-        self.core = StackCore(["198.18.0.2/24"], rng=random.Random(seed), config=config)
+        #: Our address and the peer's (2001:2::/48 with ``ipv6``, else 198.18.0.0/24).
+        self.ipv6 = ipv6
+        self.US, self.PEER = (_DST6, _SRC6) if ipv6 else (_DST4, _SRC4)
+        interface = "2001:2::2/64" if ipv6 else "198.18.0.2/24"
+        self.core = StackCore([interface], rng=random.Random(seed), config=config)
         self.listener = self.core.tcp.listen(self.US, 80, 4)
         self.connections: list[TcpConnection] = []
         self.closed: set[int] = set()
@@ -316,9 +323,16 @@ class StackFuzzer:
             sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window,
             options=options, payload=payload, source=self.PEER, destination=self.US,
         )  # fmt: skip
-        header = ipv4.IPv4Header(self.PEER, self.US, ipv4.PROTO_TCP)
-        self.core.receive_packet(ipv4.build_ipv4(header, raw), self.clock.now)
+        self._deliver_tcp(raw)
         return 1
+
+    def _deliver_tcp(self, raw: bytes) -> None:
+        """Wrap a TCP segment from the peer in an IP header and hand it to the core."""
+        if self.ipv6:
+            packet = ipv6.build_ipv6(ipv6.IPv6Header(self.PEER, self.US, ipv4.PROTO_TCP), raw)
+        else:
+            packet = ipv4.build_ipv4(ipv4.IPv4Header(self.PEER, self.US, ipv4.PROTO_TCP), raw)
+        self.core.receive_packet(packet, self.clock.now)
 
     def _handshake(self, reader: _Reader) -> int:
         """Complete a handshake the way a well-behaved peer would (so that fuzzing reaches
@@ -346,7 +360,10 @@ class StackFuzzer:
         self._send(sport, 80, isn, 0, tcp.SYN, window, options)
         for packet in self.core.packets_to_send(self.clock.now):
             if isinstance(packet, bytes | bytearray):
-                _, payload = ipv4.parse_ipv4(packet)
+                if self.ipv6:
+                    _, payload = ipv6.parse_ipv6(packet)
+                else:
+                    _, payload = ipv4.parse_ipv4(packet)
                 segment = tcp.parse_tcp(payload)
                 if segment.destination_port == sport and segment.flags == tcp.SYN | tcp.ACK:
                     echoed = segment.options.timestamp
@@ -362,15 +379,14 @@ class StackFuzzer:
             sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, flags, window,
             options=options, source=self.PEER, destination=self.US,
         )  # fmt: skip
-        header = ipv4.IPv4Header(self.PEER, self.US, ipv4.PROTO_TCP)
-        self.core.receive_packet(ipv4.build_ipv4(header, raw), self.clock.now)
+        self._deliver_tcp(raw)
 
     def _icmp_error(self, reader: _Reader) -> int:
         """An ICMP error quoting one of our recent packets, its sequence number shifted."""
         kind = reader.u8()
         shift = _signed16(reader.u16())
-        if not self.last_out:
-            return 0
+        if not self.last_out or self.ipv6:
+            return 0  # ICMPv6 errors are not generated yet (IPv4 only)
         quoted = bytearray(self.last_out[kind % len(self.last_out)][:28])
         if len(quoted) >= 28 and quoted[9] == ipv4.PROTO_TCP:
             seq = (int.from_bytes(quoted[24:28], "big") + shift) & 0xFFFFFFFF

@@ -70,7 +70,8 @@ async def test_udp_over_ipv6_with_fragments(dual: tuple[Stack, Stack]) -> None:
         def datagram_received(self, data: bytes, addr: tuple[object, ...]) -> None:
             received.put_nowait((data, addr))
 
-    await far.create_datagram_endpoint(Sink, local_addr=("::", 5353))
+    sink, _ = await far.create_datagram_endpoint(Sink, local_addr=("::", 5353))
+    assert sink.get_extra_info("sockname") == ("::", 5353, 0, 0)
     transport, _ = await near.create_datagram_endpoint(
         asyncio.DatagramProtocol, local_addr=(NEAR6, 4000)
     )

@@ -8,6 +8,7 @@ the typed attributes, flow control (an unread stream closes the window).
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import random
 import socket
@@ -200,6 +201,15 @@ async def test_refused_connection_raises_connection_refused(stacks: Stacks) -> N
 
 
 @with_stacks
+async def test_a_cancelled_connect_leaves_no_connection_behind(stacks: Stacks) -> None:
+    near, _ = stacks
+    with anyio.move_on_after(0.2) as scope:
+        await near.connect_tcp("198.18.0.77", 80)  # nobody there: SYNs go unanswered
+    assert scope.cancelled_caught
+    assert [c for c in near.core.tcp.connections if c.state.name != "CLOSED"] == []
+
+
+@with_stacks
 async def test_names_from_the_hosts_table_and_unknown_names(stacks: Stacks) -> None:
     near, far = stacks
     listener = await far.create_tcp_listener(local_port=7008)
@@ -327,6 +337,89 @@ async def test_stack_exit_resets_open_connections() -> None:
         with anyio.fail_after(WAIT), pytest.raises(anyio.BrokenResourceError):
             await server.receive()
         assert far.statistics()["driver"]["internal_errors"] == 0
+
+
+async def test_stack_exit_resets_accepted_connections_too() -> None:
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    async with AnyioStack(near_link, address=f"{NEAR}/24", seed=1) as near:
+        async with AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far:
+            listener = await far.create_tcp_listener(local_port=7014)
+            client = await near.connect_tcp(FAR, 7014)
+            with anyio.fail_after(WAIT):
+                accepted = await listener.accept()
+            del accepted  # left open when the serving stack exits
+        with anyio.fail_after(WAIT), pytest.raises(anyio.BrokenResourceError):
+            await client.receive()
+        await client.aclose()
+
+
+async def test_close_timeout_lingers_until_the_peer_has_everything() -> None:
+    """Like SO_LINGER: leaving the stack sends what was written, then FIN, and waits."""
+    data = random.Random(9).randbytes(300_000)
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    async with AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far:
+        listener = await far.create_tcp_listener(local_port=7016)
+        received: list[bytes] = []
+        async with anyio.create_task_group() as group:
+
+            async def serve() -> None:
+                stream = await listener.accept()
+                received.append(await receive_all(stream))
+                await stream.aclose()
+
+            group.start_soon(serve)
+            async with AnyioStack(near_link, address=f"{NEAR}/24", seed=1,
+                                  close_timeout=WAIT) as near:  # fmt: skip
+                client = await near.connect_tcp(FAR, 7016)
+                await client.send(data)  # queued; the stack exits right away
+            assert near.statistics()["driver"]["closed_drained"] == 1
+            assert near.statistics()["driver"]["closed_reset"] == 0
+        assert received == [data]
+        await listener.aclose()
+
+
+class FailingLink:
+    """A MemoryLink end whose device "disappears" on demand (receive raises, as a
+    deleted TUN does)."""
+
+    def __init__(self, link: MemoryLink) -> None:
+        self._link = link
+        self.gone = False
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._link, name)
+
+    def receive_batch(self, limit: int, now: float) -> list[bytes]:
+        if self.gone:
+            from aionetstack.errors import LinkGoneError
+
+            raise LinkGoneError(77, "File descriptor in bad state")
+        return self._link.receive_batch(limit, now)
+
+
+async def test_a_link_that_fails_fails_everything_not_the_task_group() -> None:
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    failing = FailingLink(near_link)
+    async with AnyioStack(far_link, address=f"{FAR}/24", seed=2) as far:
+        listener = await far.create_tcp_listener(local_port=7015)
+        async with AnyioStack(failing, address=f"{NEAR}/24", seed=1) as near:  # type: ignore[arg-type]
+            client = await near.connect_tcp(FAR, 7015)
+            udp = await near.create_udp_socket(local_port=5302)
+            failing.gone = True
+            with anyio.fail_after(WAIT):
+                with pytest.raises(TimeoutError):
+                    await far.ping(NEAR, timeout=0.3)  # wakes near's reader: the link raises
+                with pytest.raises(anyio.BrokenResourceError) as caught:
+                    await client.receive()
+                assert caught.value.__cause__.errno == errno.ENETDOWN  # type: ignore[union-attr]
+                with pytest.raises(anyio.BrokenResourceError):
+                    await udp.receive()
+            with pytest.raises(OSError) as refused:
+                await near.connect_tcp(FAR, 7015)
+            assert refused.value.errno == errno.ENETDOWN
+            assert near.link_error is not None
+            assert near.driver.link_errors == 1
+        await listener.aclose()
 
 
 @with_stacks

@@ -5,8 +5,12 @@ from __future__ import annotations
 import socket
 
 import anyio
+import anyio.abc
 import pytest
 import trio
+
+from aionetstack import MemoryLink
+from aionetstack.anyio import AnyioStack
 
 from .conftest import FAR, NEAR, Stacks, open_stacks, with_stacks
 
@@ -133,3 +137,32 @@ async def test_as_trio_network_needs_trio(anyio_backend: str) -> None:
     async with open_stacks() as (near, _):
         with pytest.raises(RuntimeError, match="trio"), near.as_trio_network():
             pass
+
+
+async def test_dual_stack_serve_tcp_and_ipv6_clients() -> None:
+    """open_tcp_listeners(host=None) makes an AF_INET and an AF_INET6 socket on one port:
+    they share the stack's one listener; IPv6 addresses come as the kernel's 4-tuples."""
+    near_link, far_link = MemoryLink.pair()
+    async with (
+        AnyioStack(far_link, address=[f"{FAR}/24", "2001:2::1/64"], seed=2) as far,
+        AnyioStack(near_link, address=[f"{NEAR}/24", "2001:2::2/64"], seed=1) as near,
+        trio.open_nursery() as nursery,
+    ):
+        with far.as_trio_network():
+            listeners = await nursery.start(trio.serve_tcp, echo, 7300)
+        assert sorted(listener.socket.family for listener in listeners) == [
+            socket.AF_INET, socket.AF_INET6
+        ]
+        with near.as_trio_network(), trio.fail_after(WAIT):
+            for host, family in (("2001:2::1", socket.AF_INET6), (FAR, socket.AF_INET)):
+                stream = await trio.open_tcp_stream(host, 7300)
+                assert stream.socket.family == family
+                peer = stream.socket.getpeername()
+                assert peer == ((host, 7300, 0, 0) if family == socket.AF_INET6 else (host, 7300))
+                await stream.send_all(b"dual stack")
+                assert await stream.receive_some() == b"dual stack"
+                await stream.aclose()
+        anyio_stream = await near.connect_tcp("2001:2::1", 7300)
+        assert anyio_stream.extra(anyio.abc.SocketAttribute.family) == socket.AF_INET6
+        await anyio_stream.aclose()
+        nursery.cancel_scope.cancel()

@@ -35,6 +35,8 @@ pytestmark = [pytest.mark.anyio, pytest.mark.tun]
 
 KERNEL = "198.18.0.1"
 STACK = "198.18.0.2"
+KERNEL6 = "2001:2::1"
+STACK6 = "2001:2::2"
 PEER_SCRIPT = Path(__file__).resolve().parent.parent / "tun" / "kernel_peer.py"
 WAIT = 30.0
 FIVE_MB = 5 * 1024 * 1024
@@ -257,6 +259,53 @@ async def test_udp_echo_with_the_kernel(tun: Namespace) -> None:
 async def test_ping_the_kernel(tun: Namespace) -> None:
     async with tun_stack() as stack:
         assert 0 < await stack.ping(KERNEL, timeout=WAIT) < WAIT
+
+
+async def test_ipv6_with_the_kernel(tun: Namespace) -> None:
+    """TCP and ping over IPv6 through the TUN (the kernel side at 2001:2::1)."""
+    link = TunLink("aionsa6", kernel_address=f"{KERNEL}/24")
+    subprocess.run(["ip", "-6", "addr", "add", f"{KERNEL6}/64", "dev", "aionsa6", "nodad"],
+                   check=True)  # fmt: skip
+    data = payload(1 << 20, 6)
+    async with AnyioStack(link, address=[f"{STACK}/24", f"{STACK6}/64"], seed=4) as stack:
+        assert 0 < await stack.ping(KERNEL6, timeout=WAIT) < WAIT
+        listener = socket.socket(socket.AF_INET6)
+        listener.settimeout(WAIT)
+        listener.bind((KERNEL6, 0))
+        listener.listen(1)
+        with kernel_thread(echo_server, listener) as result, anyio.fail_after(WAIT):
+            stream = await stack.connect_tcp(KERNEL6, listener.getsockname()[1])
+            assert stream.extra(anyio.abc.SocketAttribute.family) == socket.AF_INET6
+            echoed: list[bytes] = []
+            async with anyio.create_task_group() as group:
+                group.start_soon(send_then_eof, stream, data)
+                echoed.append(await receive_all(stream))
+            await stream.aclose()
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+    assert echoed[0] == data
+
+
+async def test_tap_with_the_kernel(tun: Namespace) -> None:
+    """On an Ethernet segment (TapLink: ARP, neighbour discovery) against the kernel."""
+    from aionetstack import TapLink
+
+    link = TapLink("aionsat0", kernel_address="198.18.1.1/24", mac="02:00:5e:10:00:03")
+    data = payload(1 << 20, 7)
+    async with AnyioStack(link, address="198.18.1.2/24", seed=5) as stack:
+        assert 0 < await stack.ping("198.18.1.1", timeout=WAIT) < WAIT  # ARP first
+        listener = socket.socket()
+        listener.settimeout(WAIT)
+        listener.bind(("198.18.1.1", 0))
+        listener.listen(1)
+        with kernel_thread(echo_server, listener) as result, anyio.fail_after(WAIT):
+            stream = await stack.connect_tcp("198.18.1.1", listener.getsockname()[1])
+            echoed: list[bytes] = []
+            async with anyio.create_task_group() as group:
+                group.start_soon(send_then_eof, stream, data)
+                echoed.append(await receive_all(stream))
+            await stream.aclose()
+    assert result["sha256"] == hashlib.sha256(data).hexdigest()
+    assert echoed[0] == data
 
 
 # -- unmodified trio -----------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import struct
 
 import dpkt
 import pytest
@@ -10,9 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from aionetstack.core.events import EchoReplyReceived
-from aionetstack.core.fragments import MAX_DATAGRAM, Reassembled, Reassembler
+from aionetstack.core.fragments import (
+    DEFAULT_MEMORY_BUDGET,
+    MAX_DATAGRAM,
+    Reassembled,
+    Reassembler,
+)
 from aionetstack.core.stack import StackCore
-from aionetstack.wire import icmpv4, ipv4
+from aionetstack.wire import icmpv4, ipv4, ipv6
 
 NOW = 10.0
 
@@ -174,3 +180,33 @@ def test_ipv4_reassembly_timeout_sends_time_exceeded() -> None:
     ip = dpkt.ip.IP(error)
     assert (ip.data.type, ip.data.code) == (icmpv4.TYPE_TIME_EXCEEDED, 1)
     assert bytes(ip.data.data.data)[:20] == first[:20]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_a_fragment_flood_through_the_stack_is_bounded_and_counted(family: int) -> None:
+    """5 MB of never-completing fragments: at most the 4 MB budget is held, the rest counted."""
+    core = StackCore(["198.18.0.2/24", "2001:2::2/64"], rng=random.Random(1))
+    us6 = bytes.fromhex("20010002000000000000000000000002")
+    peer6 = bytes.fromhex("20010002000000000000000000000001")
+    chunk = bytes(1000)
+    for n in range(5000):
+        ident, offset = n % 600, (n // 600) * 1000 + 1000
+        if family == 4:
+            header = ipv4.IPv4Header(PEER, US, ipv4.PROTO_UDP, identification=ident,
+                                     dont_fragment=False, more_fragments=True,
+                                     fragment_offset=offset)  # fmt: skip
+            core.receive_packet(ipv4.build_ipv4(header, chunk), NOW + n * 0.001)
+        else:
+            fragment = struct.pack("!BBHI", ipv4.PROTO_UDP, 0, offset | 1, ident) + chunk
+            header6 = ipv6.IPv6Header(peer6, us6, ipv6.NEXT_HEADER_FRAGMENT)
+            core.receive_packet(ipv6.build_ipv6(header6, fragment), NOW + n * 0.001)
+    held = core.fragment_statistics()["ipv4" if family == 4 else "ipv6"]
+    assert held["bytes_held"] <= DEFAULT_MEMORY_BUDGET
+    assert held["datagrams_in_progress"] == 600
+    assert held["fragments_received"] == 5000
+    assert held["dropped_memory_budget"] > 0
+    assert held["bytes_held"] + held["dropped_memory_budget"] * 1000 >= 5000 * 1000
+    layer = core.statistics()["ip" if family == 4 else "ip6"]
+    assert layer["fragments_dropped_memory_budget"] == held["dropped_memory_budget"]
+    core.handle_timer(NOW + 100)
+    assert core.fragment_statistics()["ipv4" if family == 4 else "ipv6"]["bytes_held"] == 0

@@ -260,6 +260,14 @@ def test_tiny_first_fragment_is_refused() -> None:
     fragment = struct.pack("!BBHI", 17, 0, 1, 99) + bytes(4)  # 4 bytes: no UDP header
     core.receive_packet(packet(fragment, next_header=ipv6.NEXT_HEADER_FRAGMENT), NOW)
     assert core.statistics()["ip6"]["dropped_tiny_first_fragment"] == 1
+    [error] = core.packets_to_send(NOW)  # RFC 7112 §5: parameter problem, code 3, pointer 0
+    message = icmpv6.parse_icmpv6(ipv6.parse_ipv6(error)[1], US, PEER)
+    assert (message.type, message.code, message.body) == (4, 3, 0)
+    # A destination options header before the UDP header is fine if both are in it.
+    chain = bytes([17, 0]) + bytes(6) + udp.build_udp(4000, 5353, bytes(16), PEER, US)[:8]
+    core.receive_packet(packet(struct.pack("!BBHI", 60, 0, 1, 100) + chain,
+                               next_header=ipv6.NEXT_HEADER_FRAGMENT), NOW)  # fmt: skip
+    assert core.statistics()["ip6"]["dropped_tiny_first_fragment"] == 1
 
 
 def test_packet_too_big_lowers_the_path_mtu_with_the_floor_and_ages_back() -> None:

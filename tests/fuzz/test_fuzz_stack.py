@@ -104,6 +104,19 @@ class StackMachine(RuleBasedStateMachine):
         self.fuzzer.finish()
 
 
+class StackMachine6(StackMachine):
+    """The same rules with the stack and its peer on IPv6 (2001:2::/64)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fuzzer = StackFuzzer(count_work=True, ipv6=True)
+
+
+TestStackMachine6 = StackMachine6.TestCase
+TestStackMachine6.settings = settings(
+    max_examples=max(EXAMPLES // 2, 1), stateful_step_count=40, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)  # fmt: skip
 TestStackMachine = StackMachine.TestCase
 TestStackMachine.settings = settings(
     max_examples=EXAMPLES, stateful_step_count=40, deadline=None,
@@ -112,10 +125,10 @@ TestStackMachine.settings = settings(
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(min_size=1, max_size=1500))
-def test_arbitrary_scripts(script: bytes) -> None:
+@given(st.binary(min_size=1, max_size=1500), st.booleans())
+def test_arbitrary_scripts(script: bytes, ipv6: bool) -> None:
     """Unstructured bytes decoded as records (what atheris feeds the same target)."""
-    fuzzer = StackFuzzer(count_work=True)
+    fuzzer = StackFuzzer(count_work=True, ipv6=ipv6)
     fuzzer.run(script)
     fuzzer.finish()
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 from collections.abc import Coroutine, Iterator, Mapping, Sequence
@@ -128,3 +130,41 @@ class KernelLoop:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def postgres_server(address: str, port: int = 5432) -> Iterator[int]:
+    """Debian's PostgreSQL on ``address``:``port`` (trust auth, no fsync), run as the
+    ``postgres`` user in a fresh data directory; yields its PID (stopped by it)."""
+    binaries = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"))
+    if not binaries or shutil.which("setpriv") is None:
+        pytest.skip("PostgreSQL is not installed (apt-get install postgresql, see .ci/run)")
+    bindir = binaries[-1].parent
+    data = Path(tempfile.mkdtemp(prefix="aionetstack-pg-"))
+    shutil.chown(data, "postgres", "postgres")
+    as_postgres = ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"]
+    subprocess.run(
+        [*as_postgres, str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "postgres",
+         "--no-sync"],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    with (data / "pg_hba.conf").open("a") as hba:
+        hba.write("host all all 198.18.0.0/15 trust\n")  # the stack's side of the TUN
+    process = subprocess.Popen(
+        [*as_postgres, str(bindir / "postgres"), "-D", str(data), "-p", str(port),
+         "-c", f"listen_addresses={address}", "-c", f"unix_socket_directories={data}",
+         "-c", "fsync=off"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        _wait_for_tcp(address, port, time.monotonic() + 30)
+        yield process.pid
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)  # PostgreSQL's fast shutdown
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=5)
+        shutil.rmtree(data, ignore_errors=True)

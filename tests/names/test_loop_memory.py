@@ -1,10 +1,15 @@
 """``loop_factory`` over a memory link: unmodified aiohttp and asyncio code, the server
-on a peer stack that runs on the same loop (no privileges needed)."""
+on a peer stack that runs on the same loop.
+
+The loop sends the kernel only loopback traffic; each test still runs in a network
+namespace of its own (the ``netns`` fixture), so that a regression that sent
+198.18.0.0/15 traffic to the kernel could reach nothing."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import socket
 import ssl
 from typing import Any
@@ -14,6 +19,7 @@ import pytest
 import aionetstack
 from aionetstack import MemoryLink, Stack
 from aionetstack.aio.loop import StackEventLoop, default_dial_policy
+from aionetstack.testing.netns import Namespace
 
 from .dns_server import Zone, serve_on_stack
 
@@ -41,7 +47,7 @@ def run_with_peer(main: Any) -> Any:
         return runner.run(wrapper())
 
 
-def test_asyncio_open_connection_and_start_server_by_name() -> None:
+def test_asyncio_open_connection_and_start_server_by_name(netns: Namespace) -> None:
     async def main(far: Stack) -> None:
         async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write(await reader.read(100))
@@ -63,7 +69,7 @@ def test_asyncio_open_connection_and_start_server_by_name() -> None:
     run_with_peer(main)
 
 
-def test_aiohttp_client_get_and_post_with_keep_alive_by_name() -> None:
+def test_aiohttp_client_get_and_post_with_keep_alive_by_name(netns: Namespace) -> None:
     async def main(far: Stack) -> None:
         peers: list[tuple[str, int]] = []
 
@@ -90,7 +96,7 @@ def test_aiohttp_client_get_and_post_with_keep_alive_by_name() -> None:
     run_with_peer(main)
 
 
-def test_loopback_stays_on_the_kernel() -> None:
+def test_loopback_stays_on_the_kernel(netns: Namespace) -> None:
     async def main(far: Stack) -> None:
         server = await asyncio.start_server(lambda r, w: w.close(), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
@@ -106,7 +112,7 @@ def test_loopback_stays_on_the_kernel() -> None:
     run_with_peer(main)
 
 
-def test_sock_connect_then_sock_recv_and_sendall() -> None:
+def test_sock_connect_then_sock_recv_and_sendall(netns: Namespace) -> None:
     async def main(far: Stack) -> None:
         async def upper(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             writer.write((await reader.read(100)).upper())
@@ -146,7 +152,7 @@ def test_the_default_dial_policy() -> None:
     assert not default_dial_policy("0.0.0.0") and not default_dial_policy("::ffff:127.0.0.1")
 
 
-def test_anyio_listener_and_connect_tcp() -> None:
+def test_anyio_listener_and_connect_tcp(netns: Namespace) -> None:
     anyio = pytest.importorskip("anyio")
 
     async def main(far: Stack) -> None:
@@ -217,7 +223,7 @@ def tls_contexts(tmp_path: Any) -> tuple[ssl.SSLContext, ssl.SSLContext]:
     return server, ssl.create_default_context(cafile=str(cert_path))
 
 
-def test_aiohttp_https_by_name_through_a_parked_socket(tmp_path: Any) -> None:
+def test_aiohttp_https_by_name_through_a_parked_socket(netns: Namespace, tmp_path: Any) -> None:
     server_context, client_context = tls_contexts(tmp_path)
 
     async def main(far: Stack) -> None:
@@ -238,3 +244,44 @@ def test_aiohttp_https_by_name_through_a_parked_socket(tmp_path: Any) -> None:
         await runner.cleanup()
 
     run_with_peer(main)
+
+
+def test_datagram_endpoints_through_the_loop_dnspython_asyncquery(netns: Namespace) -> None:
+    """dnspython's own asyncio client (loop.create_datagram_endpoint) asks the peer's server."""
+    import dns.asyncquery
+    import dns.message
+
+    async def main(far: Stack) -> None:
+        query = dns.message.make_query("web.test", "A")
+        response = await dns.asyncquery.udp(query, FAR, timeout=5)
+        assert [rrset.to_text() for rrset in response.answer] == ["web.test. 300 IN A " + FAR]
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, StackEventLoop)
+        assert loop.stack.statistics()["link"]["sent_packets"] >= 1  # through the stack
+        assert await loop.getnameinfo((FAR, 80)) == ("hosts.test", "http")
+        # AI_ADDRCONFIG asks about the stack's addresses (this namespace's kernel has only lo).
+        for host in ("web.test", FAR):
+            infos = await loop.getaddrinfo(host, 80, type=socket.SOCK_STREAM,
+                                           flags=socket.AI_ADDRCONFIG)  # fmt: skip
+            assert infos == [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (FAR, 80))]
+
+    run_with_peer(main)
+
+
+def test_a_dial_policy_keeps_destinations_on_the_kernel(netns: Namespace) -> None:
+    """Nothing through the stack: 198.18.0.1 goes to the namespace's kernel, which has no
+    route to it (so nothing can leave)."""
+    near_link, _ = MemoryLink.pair(mtu=1500)
+    factory = aionetstack.loop_factory(near_link, address=f"{NEAR}/24",
+                                       hosts={"web.test": FAR}, dial_policy=lambda a: False)
+
+    async def main() -> None:
+        with pytest.raises(OSError) as caught:
+            await asyncio.open_connection("web.test", 7)
+        assert caught.value.errno == errno.ENETUNREACH  # the kernel's answer, not the stack's
+        loop = asyncio.get_running_loop()
+        assert isinstance(loop, StackEventLoop)
+        assert loop.stack.statistics()["link"]["sent_packets"] == 0
+
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(main())

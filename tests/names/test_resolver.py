@@ -318,3 +318,15 @@ def test_arbitrary_bytes_never_raise(data: bytes) -> None:
     udp_answer(machine, command, data, 0.0)
     machine.receive_stream(1_000_000, data, now=0.0)
     assert not lookup.done or lookup.answers[A].outcome is not Outcome.TIMEOUT
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40), max_size=30))
+def test_arbitrary_stream_pieces_never_raise(pieces: list[bytes]) -> None:
+    machine = resolver()
+    lookup = machine.lookup("big.test", (A,), now=0.0)
+    (udp,) = sends(machine)
+    udp_answer(machine, udp, response(udp, truncated=True), 0.1)
+    (tcp,) = sends(machine)
+    for piece in pieces:
+        machine.receive_stream(tcp.token, piece, now=0.2)
+    assert not lookup.done or lookup.answers[A].outcome is not Outcome.TIMEOUT

@@ -253,3 +253,69 @@ def test_interleave_alternates_the_families() -> None:
     assert interleave(pairs) == ["a6", "a4", "b6", "b4", "c6"]
     assert interleave(pairs, 2) == ["a6", "b6", "a4", "c6", "b4"]
     assert interleave([]) == []
+
+
+async def test_dual_stack_happy_eyeballs_and_an_ipv6_nameserver() -> None:
+    near_link, far_link = MemoryLink.pair(mtu=1500)
+    served = Zone(addresses={"dual.test": [FAR, "2001:2::1"]})
+    async with (
+        Stack(far_link, address=[f"{FAR}/24", "2001:2::1/64"], seed=2) as far,
+        Stack(near_link, address=[f"{NEAR}/24", "2001:2::2/64"], seed=1,
+              nameservers=["2001:2::1"],
+              hosts={"dead6-first.test": ["2001:2::99", FAR]}) as near,
+    ):  # fmt: skip
+        await serve_on_stack(far, served, "2001:2::1")
+        await far.start_server(lambda r, w: w.close(), None, 7)
+        infos = await near.getaddrinfo("dual.test", 7, type=socket.SOCK_STREAM)
+        # Both families local: IPv6 first (RFC 6724's default policy).
+        assert [info[0] for info in infos] == [socket.AF_INET6, socket.AF_INET]
+        assert set(served.seen) == {("udp", "dual.test", "A"), ("udp", "dual.test", "AAAA")}
+        _, writer = await near.open_connection("dual.test", 7)
+        assert writer.get_extra_info("peername")[0] == "2001:2::1"
+        writer.close()
+        # The IPv6 address does not answer: IPv4 is tried after 250 ms and wins.
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        _, writer = await near.open_connection("dead6-first.test", 7)
+        assert writer.get_extra_info("peername") == (FAR, 7)
+        assert loop.time() - started >= 0.25
+        writer.close()
+
+
+async def test_a_lookup_in_progress_fails_when_the_stack_closes(
+    pair: tuple[Stack, Stack, Zone],
+) -> None:
+    near, _, _ = pair
+    lookup = asyncio.ensure_future(near.getaddrinfo("silent.test", 80))
+    await asyncio.sleep(0.05)
+    assert not lookup.done()
+    await near.aclose()
+    with pytest.raises(ConnectionAbortedError):
+        await lookup
+    with pytest.raises(ConnectionAbortedError):
+        await near.resolver.resolve("web.test", [1])
+
+
+async def test_no_free_port_for_a_query_means_its_tries_time_out() -> None:
+    near_link, _ = MemoryLink.pair(mtu=1500)
+    config = StackConfig(ephemeral_ports=(40000, 40000),
+                         resolver=ResolverConfig(timeout=0.05, attempts=1))  # fmt: skip
+    async with Stack(near_link, address=f"{NEAR}/24", config=config, nameservers=[FAR]) as near:
+        await near.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=(NEAR, 40000))
+        with pytest.raises(socket.gaierror) as caught:
+            await near.getaddrinfo("web.test", 80, family=socket.AF_INET)
+        assert caught.value.errno == socket.EAI_AGAIN
+        assert near.statistics()["driver"]["internal_errors"] == 0
+
+
+async def test_a_cancelled_lookup_releases_its_queries(pair: tuple[Stack, Stack, Zone]) -> None:
+    near, _, served = pair
+    task = asyncio.ensure_future(near.getaddrinfo("silent.test", 80))
+    await asyncio.sleep(0.05)
+    assert near.statistics()["names"]["in_progress"] == 1
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert near.statistics()["names"]["in_progress"] == 0
+    await asyncio.sleep(0.5)  # past the 0.2 s timeouts: no retry went out
+    assert len(served.seen) == 2  # the first A and AAAA only

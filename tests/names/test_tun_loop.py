@@ -20,13 +20,13 @@ from aionetstack import TunLink
 from aionetstack.aio.loop import StackEventLoop
 from aionetstack.testing.netns import Namespace
 
-from .kernel_services import KernelLoop, dnsmasq, redis_server
+from .kernel_services import KernelLoop, dnsmasq, postgres_server, redis_server
 
 pytestmark = pytest.mark.tun
 
 KERNEL = "198.18.0.1"
 STACK = "198.18.0.2"
-NAMES = {"web.test": [KERNEL], "redis.test": [KERNEL], "ws.test": [KERNEL]}
+NAMES = {"web.test": [KERNEL], "redis.test": [KERNEL], "ws.test": [KERNEL], "pg.test": [KERNEL]}
 
 
 @pytest.fixture
@@ -120,6 +120,31 @@ def test_redis_asyncio_client_against_redis_server(kernel: KernelLoop, tmp_path:
     assert address.startswith(f"{STACK}:")  # redis saw the stack's address
 
 
+def test_asyncpg_against_postgresql(kernel: KernelLoop) -> None:
+    asyncpg = pytest.importorskip("asyncpg")
+
+    async def main() -> str:
+        before = link_packets()
+        connection = await asyncpg.connect(host="pg.test", port=5432, user="postgres",
+                                           database="postgres")  # fmt: skip
+        try:
+            await connection.execute("CREATE TABLE t (n int, s text)")
+            await connection.executemany("INSERT INTO t VALUES ($1, $2)",
+                                         [(i, f"row {i}") for i in range(100)])  # fmt: skip
+            assert await connection.fetchval("SELECT sum(n) FROM t") == 4950
+            rows = await connection.fetch("SELECT s FROM t WHERE n < $1 ORDER BY n", 3)
+            assert [r["s"] for r in rows] == ["row 0", "row 1", "row 2"]
+            client = str(await connection.fetchval("SELECT inet_client_addr()"))
+        finally:
+            await connection.close()
+        after = link_packets()
+        assert after[0] > before[0] + 5 and after[1] > before[1] + 5
+        return client
+
+    with postgres_server(KERNEL):
+        assert run_on_stack(kernel, main) == STACK  # PostgreSQL saw the stack's address
+
+
 def test_websockets_client_and_server(kernel: KernelLoop) -> None:
     ws_server = pytest.importorskip("websockets.asyncio.server")
     ws_client = pytest.importorskip("websockets.asyncio.client")
@@ -181,3 +206,43 @@ def test_names_and_loopback_under_the_loop(kernel: KernelLoop) -> None:
         server.close()
 
     run_on_stack(kernel, main)
+
+
+def test_aiohttp_by_name_prefers_ipv6_on_a_dual_stack(netns: Namespace, tmp_path: Path) -> None:
+    """dnsmasq answers A and AAAA; the stack has both families, so Happy Eyeballs tries
+    IPv6 first and the kernel's dual-stack server sees the stack's IPv6 address."""
+    aiohttp = pytest.importorskip("aiohttp")
+    web = pytest.importorskip("aiohttp.web")
+    link = TunLink("aionsl6", kernel_address=f"{KERNEL}/24")
+    netns.run(["ip", "-6", "addr", "add", "2001:2::1/64", "dev", "aionsl6", "nodad"])
+    remotes: list[str] = []
+
+    async def handler(request: Any) -> Any:
+        remotes.append(request.remote)
+        return web.Response(text="dual")
+
+    async def serve() -> Any:
+        app = web.Application()
+        app.router.add_get("/", handler)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, "::", 8080).start()  # dual-stack listener
+        return runner
+
+    async def main() -> None:
+        async with aiohttp.ClientSession() as session, session.get(
+            "http://dual.test:8080/"
+        ) as response:
+            assert await response.text() == "dual"
+
+    with dnsmasq(tmp_path, KERNEL, {"dual.test": [KERNEL, "2001:2::1"]}), KernelLoop() as kernel:
+        runner = kernel.run(serve())
+        factory = aionetstack.loop_factory(
+            link, address=[f"{STACK}/24", "2001:2::2/64"], nameservers=[KERNEL]
+        )
+        try:
+            with asyncio.Runner(loop_factory=factory) as stack_runner:
+                stack_runner.run(main())
+        finally:
+            kernel.run(runner.cleanup())
+    assert remotes == ["2001:2::2"]

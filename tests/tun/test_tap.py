@@ -28,9 +28,11 @@ KERNEL6, STACK6 = "2001:2:1::1", "2001:2:1::2"
 PEER_SCRIPT = Path(__file__).with_name("kernel_peer.py")
 
 
-@pytest.fixture
-async def stack(netns: Namespace) -> AsyncIterator[Stack]:
-    link = TapLink(TAP, kernel_address=[f"{KERNEL4}/24", f"{KERNEL6}/64"], mac=MAC)
+@pytest.fixture(params=[False, True], ids=["plain", "offload"])
+async def stack(netns: Namespace, request: pytest.FixtureRequest) -> AsyncIterator[Stack]:
+    link = TapLink(
+        TAP, kernel_address=[f"{KERNEL4}/24", f"{KERNEL6}/64"], mac=MAC, offload=request.param
+    )
     async with Stack(link, address=[f"{STACK4}/24", f"{STACK6}/64"]) as s:
         yield s
 

@@ -102,23 +102,17 @@ async def test_floods_of_invalid_segments_draw_rate_limited_replies(stack: Stack
     await loop.run_in_executor(
         None, inject, [tcp_packet(kernel_port, 7, rcv_nxt + 100, 0, RST)] * 1000
     )
-    quoted = [
-        tcp_packet(7, kernel_port, una - 1000, 0, ACK),  # as if we had sent it: reversed
-        tcp_packet(7, kernel_port, una + 1_000_000, 0, ACK),
-    ]
+    # ICMP port unreachable quoting a segment of ours whose sequence number lies outside
+    # [SND.UNA, SND.NXT] (RFC 5927 §4.1): below it, and far above it.
     errors = []
-    for packet in quoted:
-        _, payload = ipv4.parse_ipv4(packet)
+    for seq in (una - 1000, una + 1_000_000):
         ours = ipv4.build_ipv4(
             ipv4.IPv4Header(socket.inet_aton(STACK), socket.inet_aton(KERNEL), ipv4.PROTO_TCP),
-            build_tcp(7, kernel_port, int.from_bytes(payload[4:8], "big"), 0, ACK, 502),
+            build_tcp(7, kernel_port, seq & 0xFFFFFFFF, 0, ACK, 502),
         )
         message = icmpv4.build_error(3, 3, ours)
-        errors.append(
-            ipv4.build_ipv4(
-                ipv4.IPv4Header(socket.inet_aton(KERNEL), socket.inet_aton(STACK), 1), message
-            )
-        )
+        header = ipv4.IPv4Header(socket.inet_aton(KERNEL), socket.inet_aton(STACK), 1)
+        errors.append(ipv4.build_ipv4(header, message))
     await loop.run_in_executor(None, inject, errors)
     assert await round_trip(sock, b"after") == b"after"  # alive, and ordered after the floods
     tcp = stack.statistics()["tcp"]
@@ -162,3 +156,28 @@ async def test_tun_down_then_up_and_then_deleted(stack: Stack) -> None:
         await stack.open_connection(KERNEL, 9)
     assert refused.value.errno == errno.ENETDOWN
     sock.close()
+
+
+async def test_bare_acks_to_a_listener_without_a_flood_get_resets_unchecked(
+    stack: Stack,
+) -> None:
+    """gVisor packetdrill reset_for_ack_when_no_syn_cookies_in_use: 500 forged bare ACKs
+    to a listening port, no SYN flood: no cookie is checked, each is answered with RST
+    (the kernel sees them), and nothing is accepted."""
+    accepted: list[object] = []
+
+    async def take(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted.append(writer)
+
+    await stack.start_server(take, port=80)
+    forged = [
+        tcp_packet(30000 + index, 80, 1000 + index, 7919 * index, ACK) for index in range(500)
+    ]
+    await asyncio.get_running_loop().run_in_executor(None, inject, forged)
+    sock = await kernel_client(80)  # a real connection after them: ordered behind the ACKs
+    sock.close()
+    tcp = stack.statistics()["tcp"]
+    assert tcp["syn_cookies_not_recent"] == 500
+    assert tcp.get("syn_cookies_failed", 0) == 0
+    assert tcp["resets_no_owner"] >= 500
+    assert len(accepted) <= 1

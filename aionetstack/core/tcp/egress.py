@@ -36,7 +36,13 @@ class _Egress(Tcb):
         half = limit // 2
         threshold = half if half < self._rcv_mss else self._rcv_mss
         if (initial or candidate - advertised >= threshold) and candidate > advertised:
-            edge = candidate
+            if self._layer.memory_pressure and not initial:
+                # Over the stack's memory_limit (Linux tcp_mem): the right edge stays put
+                # until buffers drain; the peer may send only what it already may.
+                self._layer.count("receive_window_held_memory_pressure")
+                edge = advertised
+            else:
+                edge = candidate
         else:
             edge = advertised
         scale = self._rcv_wscale

@@ -79,7 +79,9 @@ class _Ingress(Tcb):
                 and now - self._ts_recent_time < PAWS_IDLE_LIMIT
             ):
                 self._layer.count("drops_paws")
-                if self._may_reply_to_invalid("paws", length=len(payload), now=now):
+                if self._may_reply_to_invalid(
+                    "paws", length=0 if flags & SYN else len(payload) + (flags & FIN), now=now
+                ):
                     self._ack_now = True
                     self._layer.mark_dirty(self)
                 return False
@@ -91,10 +93,12 @@ class _Ingress(Tcb):
         if not self._acceptable(offset, seg_len, wnd):
             if not flags & RST:
                 self._layer.count("drops_out_of_window")
-                # Duplicate or old data is always re-acknowledged; other segments at most
-                # once per invalid_ratelimit (an ACK loop or a flood gets nothing more).
+                # Duplicate or old data (or FIN) is always re-acknowledged; other segments
+                # at most once per invalid_ratelimit (an ACK loop or a flood gets nothing
+                # more). As Linux tcp_oow_rate_limited: exempt when it occupies sequence
+                # space and carries no SYN.
                 if self._may_reply_to_invalid(
-                    "out_of_window", length=length if not flags & SYN else 0, now=now
+                    "out_of_window", length=0 if flags & SYN else seg_len, now=now
                 ):
                     self._ack_now = True
                     self._layer.mark_dirty(self)
@@ -140,6 +144,7 @@ class _Ingress(Tcb):
             elif self._retries == 0:
                 self._rtt.sample(now - self._syn_time)  # Karn: only an unretransmitted SYN-ACK
             self._retries = 0
+            self._retrans_stamp = None
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)
@@ -344,6 +349,7 @@ class _Ingress(Tcb):
             self._sbuf_start = 1
             self._rto_deadline = None
             self._retries = 0
+            self._retrans_stamp = None
             self._snd_wl1 = seq
             self._snd_wl2 = ack
             self._update_send_window(window)

@@ -14,7 +14,7 @@ import errno
 import heapq
 import struct
 from collections.abc import Callable
-from typing import Final
+from typing import Final, Protocol
 
 from ...config import TcpConfig
 from ...wire.checksum import ones_complement_sum, pseudo_header_sum
@@ -26,7 +26,7 @@ from .listener import ConnectionKey, TcpListener, _PassiveOpen
 from .secrets import KeyedHashes
 from .state import TcpState
 
-__all__ = ["TcpLayer", "TcpListener"]
+__all__ = ["TcpInterceptHook", "TcpLayer", "TcpListener"]
 
 _SEQ_MASK: Final = 0xFFFFFFFF
 #: How often (seconds of activity) the stack-wide TCP memory is summed (see memory_limit).
@@ -34,6 +34,19 @@ MEMORY_CHECK_INTERVAL: Final = 1.0
 _TCP_HEADER_LENGTH: Final = 20
 #: RFC 792 / RFC 4443: ICMP errors quote at least 8 bytes of the transport header.
 _QUOTED_PORTS_SEQ: Final = struct.Struct("!HHI")
+
+
+class TcpInterceptHook(Protocol):
+    """Intercept mode's part in demultiplexing (``core.intercept.Interceptor``)."""
+
+    def covers(self, address: bytes) -> bool:
+        """Whether ``address`` is intercepted (not ours: wildcard listeners ignore it)."""
+
+    def tcp_segment(  # noqa: PLR0917
+        self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, flags: int,
+        window: int, options: TcpOptions | None, now: float,
+    ) -> bool:  # fmt: skip
+        """A segment nothing owns: True when intercept took it (else the usual RST)."""
 
 
 class TcpLayer(_PassiveOpen):
@@ -83,6 +96,8 @@ class TcpLayer(_PassiveOpen):
         self._stats: collections.Counter[str] = collections.Counter()
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
+        #: Intercept mode (``core/intercept.py``): asked about segments nothing owns.
+        self.interceptor: TcpInterceptHook | None = None
         #: Tests may replace these to pin ISNs / timestamp offsets (e.g. to test wrap-around).
         self.isn_function: Callable[[bytes, int, bytes, int, float], int] = (
             self._hashes.initial_sequence
@@ -244,7 +259,12 @@ class TcpLayer(_PassiveOpen):
                 return
             stats["time_wait_reused"] += 1
             connection.on_timer(float("inf"))  # end TIME-WAIT now (RFC 6191)
-        listener = self._listeners.get((destination, dport)) or self._listeners.get((None, dport))
+        listener = self._listeners.get((destination, dport))
+        if listener is None:
+            listener = self._listeners.get((None, dport))
+            interceptor = self.interceptor
+            if listener is not None and interceptor is not None and interceptor.covers(destination):
+                listener = None  # a wildcard listener serves our addresses, not intercepted ones
         if listener is not None:
             self._listener_segment(
                 listener,
@@ -261,7 +281,42 @@ class TcpLayer(_PassiveOpen):
                 now,
             )
             return
+        interceptor = self.interceptor
+        if interceptor is not None and interceptor.tcp_segment(
+            source, destination, sport, dport, seq, flags, window, options, now
+        ):
+            return
         self._reset_for_no_owner(source, destination, sport, dport, seq, ack, flags, len(payload))
+
+    # --- intercept mode (core/intercept.py) ------------------------------------------------
+
+    def accept_intercepted(  # noqa: PLR0917
+        self, local: bytes, local_port: int, remote: bytes, remote_port: int, seq: int,
+        window: int, options: TcpOptions, now: float,
+    ) -> TcpConnection:  # fmt: skip
+        """Open a connection for a SYN intercept held: SYN-RECEIVED, SYN-ACK sent.
+
+        Without a listener it reports as an active open does: ``TcpConnected``
+        when the handshake completes, ``TcpClosed`` with the error otherwise.
+        ``OSError(EAGAIN)`` when the connection table is full.
+        """
+        if len(self._connections) >= self.config.max_connections:
+            raise OSError(errno.EAGAIN, "too many TCP connections")
+        self.now = now
+        key = (local, local_port, remote, remote_port)
+        if key in self._connections:
+            raise OSError(errno.EADDRINUSE, "that TCP 4-tuple is already in use")
+        connection = self._new_connection(key, now)
+        connection.open_passive(seq, window, options, now)
+        self.count("intercepted_opens")
+        self.reschedule(connection)
+        return connection
+
+    def refuse_intercepted(
+        self, local: bytes, local_port: int, remote: bytes, remote_port: int, seq: int
+    ) -> None:
+        """Answer a held SYN with RST|ACK (RFC 9293 §3.10.7.1), as if nothing listened."""
+        self._reset_for_no_owner(remote, local, remote_port, local_port, seq, 0, SYN, 0)
 
     # --- SYN cookies (RFC 4987 §3.6) -----------------------------------------------------
 

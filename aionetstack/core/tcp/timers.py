@@ -98,6 +98,12 @@ class _Timers(Tcb):
                 if state is TcpState.SYN_SENT or self.listener is None
                 else config.synack_retries
             )
+            if self._retrans_stamp is None:
+                self._retrans_stamp = self._syn_time  # the first SYN (this is its first RTO)
+            if self._user_timeout and now - self._retrans_stamp >= self._user_timeout:
+                self._layer.count("user_timeouts")  # Linux applies it to SYNs as well
+                self._give_up(now)
+                return
             if self._retries > limit:
                 self._give_up(now)
                 return
@@ -290,7 +296,13 @@ class _Timers(Tcb):
         if self._nxt > self._una:
             self._keepalive_deadline = now + config.keepalive_interval
             return  # the retransmission timer is watching the connection
-        if self._keepalive_probes >= config.keepalive_probes:
+        # Linux tcp_keepalive_timer: with a user timeout, the silence since the last
+        # segment received decides (once a probe went unanswered), not the probe count.
+        if (
+            self._keepalive_probes
+            and self._user_timeout
+            and now - self._last_received >= self._user_timeout
+        ) or (not self._user_timeout and self._keepalive_probes >= config.keepalive_probes):
             self._layer.count("keepalive_timeouts")
             self._send_control(self._seq(self._nxt), RST | ACK, now)
             self._finish(_timeout_error("TCP keepalive timed out", self._soft_error))

@@ -85,3 +85,17 @@ def test_a_challenge_ack_flood_on_one_connection_leaves_the_others_their_budget(
     (challenge,) = peer.inject(sport=40001, seq=PEER_ISN + 1 + 100, flags=RST)
     assert challenge.flags == ACK and challenge.ack == PEER_ISN + 1
     assert iss_a != iss_b
+
+
+def test_a_retransmitted_fin_in_time_wait_is_always_acknowledged() -> None:
+    """A FIN occupies sequence space: like data it is exempt from the limit (Linux
+    tcp_oow_rate_limited), so a peer whose last ACK was lost gets it again at once."""
+    peer = ScriptedPeer()
+    peer.listen()
+    connection, _ = open_from(peer, 40000)
+    connection.close()
+    (fin,) = peer.take()
+    peer.inject(seq=PEER_ISN + 1, ack=fin.seq + 1, sport=40000, flags=ACK | 0x01)
+    assert connection.state.value == "TIME-WAIT"
+    again = {"sport": 40000, "seq": PEER_ISN + 1, "ack": fin.seq + 1, "flags": ACK | 0x01}
+    assert flood(peer, 5, 0.01, **again) == 5

@@ -31,8 +31,19 @@ def test_memory_pressure_purges_and_refuses_then_recovers() -> None:
     (none,) = [peer.inject(seq=5, flags=SYN, sport=41000, options=build_options(mss=1460))]
     assert none == []
     assert peer.layer.statistics()["drops_syn_memory_pressure"] == 1
+    # The window's right edge does not grow while under pressure (a read would open it).
+    edge = connection._rcv_adv
+    connection.receive(1000)
+    peer.inject(seq=PEER_ISN + 1 + 60_000, ack=iss + 1, payload=b"r" * 10)
+    assert connection._rcv_adv == edge
+    assert peer.layer.statistics()["receive_window_held_memory_pressure"] >= 1
     # The application reads: the next check ends the pressure; SYNs are answered again.
-    assert len(connection.receive()) == 60_000
+    assert len(connection.receive()) == 59_010
     peer.advance(1.0)
     (synack,) = peer.inject(seq=5, flags=SYN, sport=41001, options=build_options(mss=1460))
     assert synack.flags == SYN | 0x10
+    # Out of pressure, the window opens again.
+    peer.inject(seq=PEER_ISN + 1 + 60_010, ack=iss + 1, payload=b"r" * 2000)
+    peer.advance(0.1)  # the delayed ACK carries the window
+    assert connection._rcv_adv > edge
+    assert not peer.layer.memory_pressure

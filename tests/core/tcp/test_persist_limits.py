@@ -11,7 +11,7 @@ import socket
 from aionetstack.aio.transport import TCP_USER_TIMEOUT, StackSocket
 from aionetstack.config import TcpConfig
 from aionetstack.core.tcp import TcpClosed, TcpConnection, TcpState
-from aionetstack.testing.segments import ScriptedPeer
+from aionetstack.testing.segments import LOCAL, REMOTE, ScriptedPeer
 
 PEER_ISN = 1000
 DAY = 24 * 3600.0
@@ -123,3 +123,32 @@ def test_tcp_user_timeout_is_set_through_the_transport_socket() -> None:
     sock.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, 2500)
     assert connection.user_timeout == 2.5
     assert sock.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT) == 2500
+
+
+def test_the_user_timeout_ends_a_connect_that_gets_no_answer() -> None:
+    """A SYN nobody answers: with a 3 s user timeout the connect fails after about 3 s
+    instead of syn_retries (about 2 minutes); a later data RTO does not inherit the stamp."""
+    peer = ScriptedPeer(TcpConfig(user_timeout=3.0))
+    start = peer.now
+    connection = peer.layer.connect(LOCAL, REMOTE, 8080, peer.now)
+    peer.take()
+    for _ in range(1200):
+        peer.advance(0.25)
+        if connection.state is TcpState.CLOSED:
+            break
+    assert isinstance(closed_error(peer), TimeoutError)
+    assert 3.0 <= peer.now - start <= 4.5  # the second RTO after the SYN, 1 + 2 s
+    assert peer.layer.statistics()["user_timeouts"] == 1
+
+
+def test_keepalive_with_a_user_timeout_gives_up_on_silence_not_probe_count() -> None:
+    config = TcpConfig(
+        keepalive=True, keepalive_idle=10.0, keepalive_interval=5.0, user_timeout=20.0
+    )
+    peer = ScriptedPeer(config)
+    connection, _ = peer.passive_open(peer_isn=PEER_ISN)
+    peer.advance(100.0)
+    assert connection.state is TcpState.CLOSED
+    stats = peer.layer.statistics()
+    assert stats["keepalive_timeouts"] == 1
+    assert stats["keepalive_probes_sent"] == 2  # at 10 s and 15 s; gave up at 20 s

@@ -6,25 +6,22 @@ fragments on send.
 
 from __future__ import annotations
 
-import struct
 from typing import Final, NamedTuple
 
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
-from .host import IPV6_FIXED_HEADER, HostState, IpHeader
+from .fragmenter import FRAGMENT_HEADER_LENGTH, fragment_ipv4, fragment_ipv6
+from .host import HostState, IpHeader
+from .ipv6 import ExtensionWalk, walk_extension_headers
 
-_IPV6_FRAGMENT: Final = struct.Struct("!BBHI")
-#: RFC 8200 §4.5: the fragment header is 8 bytes.
-_FRAGMENT_HEADER_LENGTH: Final = 8
 #: RFC 1858 §3 / RFC 7112: the smallest first fragment that holds each transport header.
 _MIN_TRANSPORT_HEADER: Final = {ipv4.PROTO_TCP: 20, ipv4.PROTO_UDP: 8, ipv4.PROTO_ICMP: 8, 58: 8}
 #: Bytes of a first fragment kept to quote in a time exceeded (RFC 4443 §2.4 (c)).
 _QUOTE_LIMIT: Final = 1232
+#: RFC 7112 §5 / RFC 4443 §3.4 parameter problem code 3: IPv6 first fragment has an
+#: incomplete IPv6 header chain.
+_INCOMPLETE_HEADER_CHAIN: Final = 3
 #: RFC 792: time exceeded code 1, fragment reassembly time exceeded.
 _ICMPV4_REASSEMBLY_TIME_EXCEEDED: Final = 1
-_EXTENSION_HEADERS: Final = frozenset({
-    ipv6.NEXT_HEADER_HOP_BY_HOP, ipv6.NEXT_HEADER_ROUTING, ipv6.NEXT_HEADER_FRAGMENT,
-    ipv6.NEXT_HEADER_DESTINATION_OPTIONS,
-})  # fmt: skip
 
 
 class _FirstFragment(NamedTuple):
@@ -62,7 +59,7 @@ def _unfragmented(header: ipv4.IPv4Header) -> ipv4.IPv4Header:
 
 
 class _Fragmenting(HostState):
-    """The fragmenting part of :class:`StackCore` (see the module docstring)."""
+    """The ip fragments part of :class:`StackCore` (see the module docstring)."""
 
     def _reassemble4(
         self, header: ipv4.IPv4Header, packet: memoryview, payload: memoryview, now: float
@@ -118,19 +115,25 @@ class _Fragmenting(HostState):
         stats["fragments_received"] += 1
         if fragment.offset == 0 and not fragment.more_fragments:
             stats["atomic_fragments"] += 1  # RFC 6946: process as a whole datagram
-            unfragmentable = bytes(packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - 8])
+            unfragmentable = bytes(
+                packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - FRAGMENT_HEADER_LENGTH]
+            )
             whole = _join6(unfragmentable, fragment.next_header, data)
             return whole, whole[len(unfragmentable) :], fragment.next_header
-        if fragment.offset == 0:
-            minimum = _MIN_TRANSPORT_HEADER.get(fragment.next_header, 0)
-            if fragment.next_header in _EXTENSION_HEADERS or len(data) < minimum:
-                stats["dropped_tiny_first_fragment"] += 1  # RFC 7112 §5
-                return None
+        if fragment.offset == 0 and not self._holds_header_chain(fragment.next_header, data):
+            # RFC 7112 §5: the first fragment must carry the whole header chain.
+            stats["dropped_tiny_first_fragment"] += 1
+            self._send_icmpv6_error(
+                icmpv6.TYPE_PARAMETER_PROBLEM, _INCOMPLETE_HEADER_CHAIN, header, packet, now
+            )
+            return None
         key = (header.source, header.destination, fragment.identification)
         first = None
         if fragment.offset == 0:
             # The unfragmentable part, with the fragment header cut out (RFC 8200 §4.5).
-            unfragmentable = bytes(packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - 8])
+            unfragmentable = bytes(
+                packet[: ipv6.IPV6_HEADER_LENGTH + upper_offset - FRAGMENT_HEADER_LENGTH]
+            )
             first = _FirstFragment(
                 header, unfragmentable, fragment.next_header, bytes(packet[:_QUOTE_LIMIT])
             )
@@ -145,6 +148,14 @@ class _Fragmenting(HostState):
         unfragmentable, protocol = result.first.unfragmentable, result.first.protocol
         whole = _join6(unfragmentable, protocol, result.payload)
         return whole, whole[len(unfragmentable) :], protocol
+
+    @staticmethod
+    def _holds_header_chain(next_header: int, data: memoryview) -> bool:
+        """Whether a first fragment holds the extension headers and the upper-layer header."""
+        walk = walk_extension_headers(next_header, data)
+        if not isinstance(walk, ExtensionWalk) or walk.fragment is not None:
+            return False
+        return len(data) - walk.offset >= _MIN_TRANSPORT_HEADER.get(walk.protocol, 0)
 
     def _reassembly_timer(self) -> float | None:
         four, six = self._reassembly4.get_timer(), self._reassembly6.get_timer()
@@ -183,21 +194,14 @@ class _Fragmenting(HostState):
         self, source: bytes, destination: bytes, protocol: int,
         payload: bytes | bytearray | memoryview, *, ttl: int, mtu: int,
     ) -> None:  # fmt: skip
-        """RFC 791 §3.2 fragmentation: pieces of 8-byte multiples, MF on all but the last."""
-        if ipv4.IPV4_HEADER_LENGTH + len(payload) > 0xFFFF:
-            raise ValueError(f"IPv4 datagram of {len(payload)} payload bytes exceeds 65535")
-        step = (mtu - ipv4.IPV4_HEADER_LENGTH) // 8 * 8
+        """Queue the datagram as RFC 791 §3.2 fragments (``core/fragmenter.py``)."""
         self._identification = identification = (self._identification + 1) & 0xFFFF
-        view = memoryview(payload)
-        for offset in range(0, len(view), step):
-            piece = view[offset : offset + step]
-            more = offset + step < len(view)
-            header = ipv4.IPv4Header(
-                source, destination, protocol, ttl, identification=identification,
-                dont_fragment=False, more_fragments=more, fragment_offset=offset,
-            )  # fmt: skip
-            self._outbox.append(ipv4.build_ipv4_header(header, len(piece)) + bytes(piece))
-            self.ip_stats["fragments_sent"] += 1
+        fragments = fragment_ipv4(
+            source, destination, protocol, payload, ttl=ttl, mtu=mtu,
+            identification=identification,
+        )  # fmt: skip
+        self._outbox.extend(fragments)
+        self.ip_stats["fragments_sent"] += len(fragments)
         self.ip_stats["sent"] += 1
         self.ip_stats["fragmented"] += 1
 
@@ -205,21 +209,13 @@ class _Fragmenting(HostState):
         self, source: bytes, destination: bytes, protocol: int,
         payload: bytes | bytearray | memoryview, *, hop_limit: int, mtu: int,
     ) -> None:  # fmt: skip
-        """RFC 8200 §4.5 fragmentation with a fragment header after the fixed one."""
-        if len(payload) > 0xFFFF:
-            raise ValueError(f"IPv6 payload of {len(payload)} bytes exceeds 65535")
-        step = (mtu - ipv6.IPV6_HEADER_LENGTH - _FRAGMENT_HEADER_LENGTH) // 8 * 8
+        """Queue the packet as RFC 8200 §4.5 fragments (``core/fragmenter.py``)."""
         self._identification6 = identification = (self._identification6 + 1) & 0xFFFFFFFF
-        view = memoryview(payload)
-        for offset in range(0, len(view), step):
-            piece = view[offset : offset + step]
-            more = offset + step < len(view)
-            header = IPV6_FIXED_HEADER.pack(
-                6 << 28, _FRAGMENT_HEADER_LENGTH + len(piece), ipv6.NEXT_HEADER_FRAGMENT,
-                hop_limit, source, destination,
-            )  # fmt: skip
-            fragment = _IPV6_FRAGMENT.pack(protocol, 0, offset | int(more), identification)
-            self._outbox.append(b"".join((header, fragment, piece)))
-            self.ip6_stats["fragments_sent"] += 1
+        fragments = fragment_ipv6(
+            source, destination, protocol, payload, hop_limit=hop_limit, mtu=mtu,
+            identification=identification,
+        )  # fmt: skip
+        self._outbox.extend(fragments)
+        self.ip6_stats["fragments_sent"] += len(fragments)
         self.ip6_stats["sent"] += 1
         self.ip6_stats["fragmented"] += 1

@@ -1,0 +1,9 @@
+"""``python -m aionetstack.proxy``: see :mod:`aionetstack.proxy.cli`."""
+
+from __future__ import annotations
+
+import sys
+
+from .cli import main
+
+sys.exit(main())
