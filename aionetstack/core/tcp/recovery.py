@@ -9,6 +9,7 @@ The RTO and tail loss probe timers that also start retransmissions are in
 
 from __future__ import annotations
 
+import collections
 from bisect import bisect_left, bisect_right
 from typing import Final
 
@@ -143,7 +144,7 @@ class _Recovery(Tcb):
         if self._retrans_bytes:
             self._detect_lost_retransmissions()
         elif self._retx_queue:
-            self._retx_queue.clear()  # nothing is being retransmitted any more
+            self._retx_queue = None  # nothing is being retransmitted any more
         if self._recovery is None and (
             self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes
         ):
@@ -285,7 +286,10 @@ class _Recovery(Tcb):
             record.retransmitting = True
             record.retransmitted = True
             record.sent_at = now
-            self._retx_queue.append((now, record))
+            queue = self._retx_queue
+            if queue is None:
+                queue = self._retx_queue = collections.deque()
+            queue.append((now, record))
             self._retrans_bytes += record.end - record.start
             self._layer.count("segments_retransmitted")
             index += 1

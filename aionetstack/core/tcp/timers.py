@@ -146,7 +146,7 @@ class _Timers(Tcb):
             if not record.lost:
                 record.lost = True
                 self._lost_bytes += record.end - record.start
-        self._retx_queue.clear()
+        self._retx_queue = None
         if reneged:
             self._highest_sacked = self._una
             self._sack_starts = []

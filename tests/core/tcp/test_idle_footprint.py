@@ -31,6 +31,7 @@ async def test_an_idle_connection_and_its_transport_hold_only_their_fixed_fields
         # Every mixin of TcpConnection has empty __slots__: no per-instance dict.
         assert not hasattr(connection, "__dict__")
         assert connection._ooo is None and connection._syn_options is None
+        assert connection._retx_queue is None  # made at the first retransmission
         assert transport._pending is None and transport._socket is None
         assert transport.get_extra_info("peername") == (FAR, 7000)
         assert transport.get_extra_info("sockname")[0] == NEAR
