@@ -23,6 +23,8 @@ FORBIDDEN_EXTERNAL = {
     "anyio": {"asyncio"},
     # getaddrinfo's shape over any async resolve function, shared by both drivers.
     "addrinfo.py": {"asyncio", "anyio", "trio", "selectors", "os", "time", "random"},
+    # Putting a stack together from a link, shared by both drivers' stacks.
+    "assembly.py": {"asyncio", "anyio", "trio", "selectors"},
 }  # fmt: skip
 #: dnspython modules ``names`` may use: the message format only, never its I/O
 #: (dns.query, dns.resolver, dns.asyncquery ... open sockets).
@@ -34,9 +36,11 @@ ALLOWED_INTERNAL = {
     "core": {"wire", "core", "errors", "config"},
     "names": {"wire", "names", "errors", "config"},
     "link": {"wire", "link", "errors", "config"},
-    "aio": {"aio", "addrinfo", "core", "names", "link", "wire", "errors", "config"},
-    "anyio": {"anyio", "addrinfo", "core", "names", "link", "wire", "errors", "config"},
+    "aio": {"aio", "addrinfo", "assembly", "core", "names", "link", "wire", "errors", "config"},
+    "anyio": {"anyio", "addrinfo", "assembly", "core", "names", "link", "wire", "errors",
+              "config"},
     "addrinfo.py": {"core", "names", "wire", "errors", "config"},
+    "assembly.py": {"core", "link", "config"},
     # python -m aionetstack.proxy: an application of the asyncio face (never of anyio's)
     "proxy": {"proxy", "aio", "link", "errors", "config"},
 }

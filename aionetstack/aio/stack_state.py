@@ -18,6 +18,7 @@ import socket
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from ..assembly import assemble
 from ..config import StackConfig
 from ..core.ethernet import EthernetHost
 from ..core.events import EchoReplyReceived, EchoUnreachable, UdpDatagramReceived, UdpErrorReceived
@@ -83,27 +84,13 @@ class StackState:
         self.close_timeout = close_timeout
         self._link_error: OSError | None = None
         self._close_stats = {"closed_drained": 0, "closed_reset": 0}
-        if not isinstance(link, Link):
-            raise TypeError(
-                f"link must be a Link (TunLink, MemoryLink ...), got {type(link).__name__}"
-            )
-        addresses = [address] if isinstance(address, str) else list(address)
-        self._rng: random.Random = random.SystemRandom() if seed is None else random.Random(seed)
-        self.config = config or StackConfig()
-        self.core = StackCore(
-            addresses, gateway=gateway, mtu=link.mtu, config=self.config, rng=self._rng,
-            receive_checksums_partial=link.receive_checksums_partial,
-            transmit_offload=link.transmit_offload, max_packet_size=link.max_packet_size,
-        )  # fmt: skip
+        parts = assemble(link, address, gateway=gateway, config=config, seed=seed, pcap=pcap)
+        self._rng: random.Random = parts.rng
+        self.config = parts.config
+        self.core = parts.core
         #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
-        self._host: StackCore | EthernetHost = self.core
-        if getattr(link, "framing", "ip") == "ethernet":
-            self._host = EthernetHost(self.core, getattr(link, "mac"))  # noqa: B009
-        if pcap is not None:
-            from ..link.pcap import CapturingLink
-
-            link = CapturingLink(link, os.fspath(pcap))
-        self.link = link
+        self._host: StackCore | EthernetHost = parts.host
+        self.link = parts.link
         self._driver: AsyncioDriver | None = None
         self._token: contextvars.Token[Any] | None = None
         self._pinger = Pinger(self.core, self._rng.getrandbits(16))
