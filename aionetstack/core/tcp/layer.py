@@ -24,6 +24,7 @@ from ..randomness import RandomSource
 from .connection import TcpConnection
 from .listener import ConnectionKey, TcpListener, _PassiveOpen
 from .secrets import KeyedHashes
+from .shared import shared
 from .state import TcpState
 
 __all__ = ["TcpInterceptHook", "TcpLayer", "TcpListener"]
@@ -179,6 +180,10 @@ class TcpLayer(_PassiveOpen):
         self, key: ConnectionKey, now: float, iss: int | None = None
     ) -> TcpConnection:
         local, local_port, remote, remote_port = key
+        # The addresses as objects every connection with them shares (setup only).
+        local = shared(local)
+        remote = shared(remote)
+        key = (local, local_port, remote, remote_port)
         if iss is None:
             iss = self.isn_function(local, local_port, remote, remote_port, now)
         connection = TcpConnection(

@@ -12,7 +12,7 @@ from typing import Final
 
 from ...wire.tcp import ACK, RST
 from .state import SENDS_DATA, SYNCHRONIZED, TcpState
-from .tcb import Tcb, _Sent
+from .tcb import NO_RANGES, Tcb, _Sent
 
 #: RFC 8985 §7.2: worst-case delayed-ACK time added to the PTO when one segment is in flight.
 TLP_DELAYED_ACK_ALLOWANCE: Final = 0.2
@@ -149,8 +149,7 @@ class _Timers(Tcb):
         self._retx_queue = None
         if reneged:
             self._highest_sacked = self._una
-            self._sack_starts = []
-            self._sack_ends = []
+            self._sack_starts = self._sack_ends = NO_RANGES
         self._reno_sacked = 0
         self._dupacks = 0
         self._retx_index = self._head
