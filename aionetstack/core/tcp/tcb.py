@@ -49,6 +49,10 @@ _INF: Final = float("inf")
 #: The SACK scoreboard of every connection without one (read-only: ``_process_sack`` makes
 #: a connection its own pair of lists before changing them; an empty list is 56 bytes).
 NO_RANGES: Final[list[int]] = []
+#: The retransmission records of every connection with none outstanding (read-only: the
+#: sending paths make a connection its own list; the ACK that acknowledges everything
+#: puts this one back, so an idle connection keeps no records).
+NO_RECORDS: Final[list[_Sent]] = []
 #: The send buffer of every connection that has not written yet (never changed: ``send``
 #: makes a connection its own at the first write; ``release`` needs bytes held).
 NO_SEND_BUFFER: Final = SendBuffer()
@@ -263,7 +267,7 @@ class Tcb:
         self._snd_wl2 = 0
         self._snd_wscale = 0
         self._snd_mss = DEFAULT_MSS_IPV4 if len(remote_address) == 4 else DEFAULT_MSS_IPV6
-        self._records: list[_Sent] = []
+        self._records: list[_Sent] = NO_RECORDS
         self._head = 0
         self._retx_index = 0
         self._fack_index = 0
@@ -423,7 +427,7 @@ class Tcb:
         self._tlp_deadline = None
         self._ack_now = False
         self._sbuf = NO_SEND_BUFFER
-        self._records = []
+        self._records = NO_RECORDS
         self._head = self._retx_index = self._fack_index = self._rack_index = 0
         self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
         self._sack_starts = self._sack_ends = NO_RANGES
