@@ -180,8 +180,9 @@ class TcpLayer(_PassiveOpen):
         self, key: ConnectionKey, now: float, iss: int | None = None
     ) -> TcpConnection:
         local, local_port, remote, remote_port = key
-        # The addresses as objects every connection with them shares (setup only).
+        # The addresses and our port as objects every connection with them shares.
         local = shared(local)
+        local_port = shared(local_port)  # a listening port is a fresh int in each SYN
         remote = shared(remote)
         key = (local, local_port, remote, remote_port)
         if iss is None:
