@@ -123,8 +123,9 @@ async def test_an_idle_connection_end_costs_a_bounded_python_heap() -> None:
         for connection in connections:
             assert connection._records is NO_RECORDS  # everything sent was acknowledged
             assert connection._sack_starts is NO_RANGES and connection._sack_ends is NO_RANGES
-            assert connection._cc._state is None  # type: ignore[attr-defined]  # still in slow start
         assert all(c._sbuf is NO_SEND_BUFFER for c in far.core.tcp.connections)  # never wrote
+        # (CUBIC's variables are not checked here: HyStart++ may end slow start on real-time
+        # RTT samples; test_components covers a controller that has not left slow start.)
         first, *others = near.core.tcp.connections
         assert all(c.remote_address is first.remote_address for c in others)
         assert all(c.local_address is first.local_address for c in others)
