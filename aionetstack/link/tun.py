@@ -272,9 +272,10 @@ class TunLink:
         header: bytes | None,
         packet: bytes | bytearray | memoryview,
         tail: tuple[bytes | memoryview, ...] = (),
+        length: int = -1,
     ) -> None:
         """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
-        in one system call; count, never block."""
+        in one system call; count, never block. ``length``: of packet and tail, if known."""
         try:
             if header is None:
                 os.write(self._fd, packet)
@@ -299,9 +300,11 @@ class TunLink:
                 raise self._gone(exc) from exc
             raise
         self.sent_packets += 1
-        self.sent_bytes += len(packet)
-        for part in tail:
-            self.sent_bytes += len(part)
+        if length < 0:
+            length = len(packet)
+            for part in tail:
+                length += len(part)
+        self.sent_bytes += length
 
     def send_offloaded(
         self,
@@ -329,7 +332,7 @@ class TunLink:
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
-        self._write(header, packet, tail)
+        self._write(header, packet, tail, length)
 
     def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
         """Before an active open's SYN, make the kernel steer the flow to this queue.
