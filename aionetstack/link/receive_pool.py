@@ -11,7 +11,8 @@ reads, made glibc give the heap top back and fault it in again (the system time 
 bulk upload was mostly those page faults).
 
 Memory held: one buffer per large packet the stack still holds (as it held a ``bytes``
-of the packet before), plus up to :data:`SPARE_BUFFERS` returned ones kept for reuse.
+of the packet before, at most twice that packet's size), plus up to
+:data:`SPARE_BUFFERS` returned ones kept for reuse.
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from ..wire.packet_memory import PacketMemory
 __all__ = ["LEND_THRESHOLD", "SPARE_BUFFERS", "ReceivePool"]
 
 #: Packets of at least this many bytes are lent as views; smaller ones are copied out
-#: (a 1,500-byte packet must not pin a 64 KB buffer while it waits to be read).
-LEND_THRESHOLD: Final = 16384
+#: (a 1,500-byte packet must not pin a 64 KB buffer while it waits to be read). Half the
+#: buffer: data held in lent buffers occupies at most twice its size, so the stack's
+#: memory accounting (which counts bytes held) is off by at most that factor.
+LEND_THRESHOLD: Final = 32768
 #: Lent buffers checked for return per take (the oldest first: data is read in order).
 _SCAN: Final = 4
 #: Buffers tracked for reuse at most; beyond, a lent buffer is left to the collector.
