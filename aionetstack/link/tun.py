@@ -51,6 +51,7 @@ from ..wire.vnet import (
     VnetHeader,
     build_vnet_header,
 )
+from .receive_pool import LEND_THRESHOLD, ReceivePool
 from .tun_device import (
     _MAX_MTU,
     TUN_F_CSUM,
@@ -123,12 +124,11 @@ class TunLink:
     """
 
     __slots__ = (
-        "_buffer",
         "_device",
         "_fd",
+        "_pool",
         "_reader",
         "_skip",
-        "_view",
         "claimed_flows",
         "created",
         "max_packet_size",
@@ -207,8 +207,7 @@ class TunLink:
         self.transmit_offload = offload
         self.max_packet_size = _MAX_IP_PACKET if offload else mtu
         self._reader = io.FileIO(self._fd, "r", closefd=False)
-        self._buffer = bytearray(_RECEIVE_BUFFER)
-        self._view = memoryview(self._buffer)
+        self._pool = ReceivePool(_RECEIVE_BUFFER)
         self.sent_packets = 0
         self.sent_bytes = 0
         self.claimed_flows = 0
@@ -229,14 +228,18 @@ class TunLink:
         self._check_open()
         return self._fd
 
-    def receive_batch(self, limit: int, now: float) -> list[bytes]:
-        """Read up to ``limit`` packets until the device has none left (never blocks)."""
+    def receive_batch(self, limit: int, now: float) -> list[bytes | memoryview]:
+        """Read up to ``limit`` packets until the device has none left (never blocks).
+
+        A packet of ``LEND_THRESHOLD`` bytes or more comes as a view of the buffer it was
+        read into, which is lent (``link/receive_pool.py``); smaller ones as ``bytes``.
+        """
         reader = self._check_open()
         readinto = reader.readinto
-        buffer = self._buffer
-        view = self._view
+        pool = self._pool
+        buffer = pool.current
         skip = self._skip
-        packets: list[bytes] = []
+        packets: list[bytes | memoryview] = []
         append = packets.append
         received_bytes = 0
         while len(packets) < limit:
@@ -254,7 +257,12 @@ class TunLink:
             if size <= skip:
                 self.received_runts += 1
                 continue
-            append(view[skip:size].tobytes())
+            if size - skip < LEND_THRESHOLD:
+                append(bytes(buffer[skip:size]))
+            else:  # no copy: the buffer goes with the packet, and another is read into
+                append(memoryview(buffer)[skip:size])
+                pool.lend()
+                buffer = pool.current
             received_bytes += size - skip
         self.received_packets += len(packets)
         self.received_bytes += received_bytes
@@ -272,9 +280,10 @@ class TunLink:
         header: bytes | None,
         packet: bytes | bytearray | memoryview,
         tail: tuple[bytes | memoryview, ...] = (),
+        length: int = -1,
     ) -> None:
         """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
-        in one system call; count, never block."""
+        in one system call; count, never block. ``length``: of packet and tail, if known."""
         try:
             if header is None:
                 os.write(self._fd, packet)
@@ -299,9 +308,11 @@ class TunLink:
                 raise self._gone(exc) from exc
             raise
         self.sent_packets += 1
-        self.sent_bytes += len(packet)
-        for part in tail:
-            self.sent_bytes += len(part)
+        if length < 0:
+            length = len(packet)
+            for part in tail:
+                length += len(part)
+        self.sent_bytes += length
 
     def send_offloaded(
         self,
@@ -329,7 +340,7 @@ class TunLink:
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
-        self._write(header, packet, tail)
+        self._write(header, packet, tail, length)
 
     def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
         """Before an active open's SYN, make the kernel steer the flow to this queue.
