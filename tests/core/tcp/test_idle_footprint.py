@@ -133,3 +133,31 @@ async def test_an_idle_connection_end_costs_a_bounded_python_heap() -> None:
         for transport in transports:
             transport.close()
         server.close()
+
+
+async def test_a_connection_idle_after_traffic_keeps_no_acknowledged_records() -> None:
+    near, far = await _connected()
+    async with far, near:
+
+        async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            while data := await reader.read(65536):
+                writer.write(data)
+                await writer.drain()
+            writer.close()
+
+        server = await far.start_server(echo, None, 7003)
+        reader, writer = await near.open_connection(FAR, 7003)
+        for _ in range(50):  # before: every acknowledged record stayed (trimmed past 256)
+            writer.write(b"q" * 100)
+            await writer.drain()
+            assert await reader.readexactly(100) == b"q" * 100
+        connections = [*near.core.tcp.connections, *far.core.tcp.connections]
+        for _ in range(200):  # bounded: until the last reply is acknowledged
+            if all(c._una == c._nxt for c in connections):
+                break
+            await asyncio.sleep(0.01)
+        for connection in connections:
+            assert connection._una == connection._nxt
+            assert connection._records is NO_RECORDS and connection._head == 0
+        writer.close()
+        server.close()
