@@ -51,6 +51,7 @@ from ..wire.vnet import (
     VnetHeader,
     build_vnet_header,
 )
+from .segmentation import complete_checksum, cut_tcp
 from .tun_device import (
     _MAX_MTU,
     TUN_F_CSUM,
@@ -106,6 +107,10 @@ class TunLink:
     * ``offload``: negotiate checksum and segmentation offload (the default; see
       the module docs). ``offload=False`` keeps 1500-byte packets and Python
       checksums, several times slower for bulk data.
+    * ``software_gso``: without offload, still take TCP super-packets from the core
+      (``transmit_offload``, ``max_packet_size`` 65535) and cut them into MTU-sized
+      packets here, completing checksums in Python (link/segmentation.py); the
+      default. ``False`` leaves the core to send one MSS per segment.
     * ``multi_queue``: attach one queue of a multi-queue TUN (``IFF_MULTI_QUEUE``),
       creating the device if it does not exist; every queue must use the same
       ``offload``. Attaching to a device created without ``IFF_MULTI_QUEUE``
@@ -147,6 +152,9 @@ class TunLink:
         "send_rejected",
         "sent_bytes",
         "sent_packets",
+        "software_gso",
+        "software_gso_packets",
+        "software_gso_segments",
         "transmit_offload",
     )
 
@@ -164,6 +172,7 @@ class TunLink:
         offload: bool = True,
         multi_queue: bool = False,
         persist: bool = False,
+        software_gso: bool = True,
     ) -> None:
         _check_name(name)
         _check_mtu(mtu)
@@ -204,8 +213,14 @@ class TunLink:
         self._skip = VNET_HEADER_LENGTH if offload else 0
         # Writes carry a virtio_net_hdr whenever IFF_VNET_HDR is on: the kernel then
         # completes partial checksums and segments TCP super-packets for us (limits.md §3b).
-        self.transmit_offload = offload
-        self.max_packet_size = _MAX_IP_PACKET if offload else mtu
+        # Without IFF_VNET_HDR, software GSO (link/segmentation.py) takes the same
+        # super-packets and partial checksums and does the device's work in Python.
+        self.software_gso = not offload and software_gso
+        self.transmit_offload = offload or self.software_gso
+        self.max_packet_size = _MAX_IP_PACKET if self.transmit_offload else mtu
+        #: Super-packets cut (or only checksummed) in software, and the packets written for them.
+        self.software_gso_packets = 0
+        self.software_gso_segments = 0
         self._reader = io.FileIO(self._fd, "r", closefd=False)
         self._buffer = bytearray(_RECEIVE_BUFFER)
         self._view = memoryview(self._buffer)
@@ -277,7 +292,10 @@ class TunLink:
         in one system call; count, never block."""
         try:
             if header is None:
-                os.write(self._fd, packet)
+                if tail:
+                    os.writev(self._fd, (packet, *tail))
+                else:
+                    os.write(self._fd, packet)
             elif tail:
                 os.writev(self._fd, (header, packet, *tail))
             else:
@@ -317,7 +335,10 @@ class TunLink:
         (payload views), gathered by ``writev``. Requires ``offload=True``.
         """
         if not self._skip:
-            raise ValueError(f"TUN {self.name} was opened without offload")
+            if not self.software_gso:
+                raise ValueError(f"TUN {self.name} was opened without offload")
+            self._send_segmented(packet, segment_size, tail, 0)
+            return
         self._check_open()
         if self.multi_queue:
             self._claim_flow(packet)
@@ -330,6 +351,36 @@ class TunLink:
             self.send_rejected += 1
             return
         self._write(header, packet, tail)
+
+    def _send_segmented(
+        self,
+        packet: bytes | bytearray | memoryview,
+        segment_size: int,
+        tail: tuple[bytes | memoryview, ...],
+        offset: int,
+    ) -> None:
+        """Software GSO: complete the checksum of a partial-checksum packet whose IP header
+        starts at ``offset`` (a TCP one with ``segment_size`` > 0: cut into pieces of at
+        most that much payload) and write it, or each piece."""
+        self._check_open()
+        if self.multi_queue:
+            self._claim_flow(packet)
+        self.software_gso_packets += 1
+        try:
+            if segment_size > 0:  # cut by segment_size, not the MTU: a lowered path MTU
+                write = self._write
+                pieces = 0
+                for headers, payload in cut_tcp(packet, segment_size, tail, offset):
+                    write(None, headers, (payload,))
+                    pieces += 1
+                self.software_gso_segments += pieces
+                return
+            whole = complete_checksum(packet, tail, offset)
+        except (IndexError, ValueError):
+            self.send_rejected += 1
+            return
+        self.software_gso_segments += 1
+        self._write(None, whole)
 
     def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
         """Before an active open's SYN, make the kernel steer the flow to this queue.
@@ -367,6 +418,8 @@ class TunLink:
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
             "claimed_flows": self.claimed_flows,
+            "software_gso_packets": self.software_gso_packets,
+            "software_gso_segments": self.software_gso_segments,
             "send_link_down": self.send_link_down,
             "receive_errors": self.receive_errors,
         }
