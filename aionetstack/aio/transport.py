@@ -110,6 +110,21 @@ class StackSocket:
         return f"<aionetstack StackSocket {self._sockname}>"
 
 
+#: How received bytes reach a protocol: ``data_received(bytes)``; ``get_buffer`` and
+#: ``buffer_updated``; or, for asyncio's ``StreamReaderProtocol`` (which copies what it is
+#: given at once), ``data_received`` of each received chunk as it is (``bytes``,
+#: ``bytearray`` or ``memoryview``), saving the join of the chunks into one ``bytes``.
+_BYTES: Final = "bytes"
+_BUFFERED: Final = "buffered"
+_CHUNKS: Final = "chunks"
+
+
+def _delivery_for(protocol: asyncio.BaseProtocol) -> str:
+    if type(protocol) is asyncio.StreamReaderProtocol:
+        return _CHUNKS
+    return _BUFFERED if isinstance(protocol, asyncio.BufferedProtocol) else _BYTES
+
+
 class TcpTransport(asyncio.Transport):
     """One TCP connection of the stack as an asyncio transport."""
 
@@ -118,10 +133,10 @@ class TcpTransport(asyncio.Transport):
     # Slots, and nothing made before it is needed (the write queue, the address tuples,
     # the socket stand-in): an idle connection's transport stays small.
     __slots__ = (
-        "_buffered",
         "_closed_while_paused",
         "_closing",
         "_connection",
+        "_delivery",
         "_driver",
         "_dropped_writes",
         "_eof_delivered",
@@ -160,7 +175,7 @@ class TcpTransport(asyncio.Transport):
         self._driver = driver
         self._connection = connection
         self._protocol = protocol
-        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._delivery = _delivery_for(protocol)
         #: Bytes the connection's send buffer could not take yet (made when first needed).
         self._pending: collections.deque[bytes] | None = None
         self._pending_size = 0
@@ -213,7 +228,7 @@ class TcpTransport(asyncio.Transport):
 
     def set_protocol(self, protocol: asyncio.BaseProtocol) -> None:
         self._protocol = protocol
-        self._buffered = isinstance(protocol, asyncio.BufferedProtocol)
+        self._delivery = _delivery_for(protocol)
 
     def is_closing(self) -> bool:
         return self._closing
@@ -409,7 +424,15 @@ class TcpTransport(asyncio.Transport):
     def _deliver_chunk(self, connection: TcpEndpoint) -> bool:
         protocol = self._protocol
         try:
-            if self._buffered:
+            delivery = self._delivery
+            if delivery is _CHUNKS:
+                # asyncio's own stream protocol copies what it is given into its buffer at
+                # once: hand it the received chunks as they are instead of joining them.
+                assert isinstance(protocol, asyncio.StreamReaderProtocol)
+                for chunk in connection.receive_chunks(MAX_READ):
+                    # Typed bytes; StreamReader.feed_data extends a bytearray with any buffer.
+                    protocol.data_received(chunk)  # type: ignore[arg-type]
+            elif delivery is _BUFFERED:
                 assert isinstance(protocol, asyncio.BufferedProtocol)
                 buffer = memoryview(protocol.get_buffer(-1))
                 if buffer.nbytes == 0:

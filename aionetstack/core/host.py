@@ -85,6 +85,7 @@ class HostState:
             ]
         )
         self.rng = rng
+        self._verify_header = self.config.ip.verify_header_checksum
         self._verify_transport = (
             self.config.ip.verify_transport_checksum and not receive_checksums_partial
         )

@@ -40,6 +40,8 @@ _FLAG_MF: Final = 0x2000  # bit 2: More Fragments
 _OFFSET_MASK: Final = 0x1FFF
 
 _HEADER: Final = struct.Struct("!BBHHHBBH4s4s")
+#: The words of a :func:`simple_ipv4_header` that never change: version/IHL/TOS and DF.
+_FIXED_WORDS: Final = 0x4500 + _FLAG_DF
 
 
 @dataclass(slots=True)
@@ -159,11 +161,16 @@ def simple_ipv4_header(
     ``20 + payload_length <= 65535``); :func:`build_ipv4_header` checks them.
     """
     total_length = IPV4_HEADER_LENGTH + payload_length
-    raw = _HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol, 0,
-                       source, destination)  # fmt: skip
-    checksum = internet_checksum(raw)
-    return _HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol, checksum,
-                        source, destination)  # fmt: skip
+    # The checksum without packing twice: the header's 16-bit words summed modulo 0xFFFF
+    # (wire/checksum.py) are the fixed words, the variable ones, and the 8 address bytes
+    # read as one big-endian integer. Never 0 (the version word is in it), so the folded
+    # sum is 1..0xFFFF and its complement is the checksum.
+    folded = (
+        _FIXED_WORDS + total_length + identification + (ttl << 8 | protocol)
+        + int.from_bytes(source + destination, "big")
+    ) % 0xFFFF or 0xFFFF  # fmt: skip
+    return _HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
+                        0xFFFF - folded, source, destination)  # fmt: skip
 
 
 def build_ipv4(header: IPv4Header, payload: bytes | bytearray | memoryview) -> bytes:

@@ -104,6 +104,13 @@ class TcpConnection(
         self._after_read()
         return data
 
+    def receive_chunks(self, max_bytes: int = -1) -> list[bytes | bytearray | memoryview]:
+        """Take up to ``max_bytes`` (all when negative) bytes as the received chunks holding
+        them, without joining them (``ReceiveBuffer.take_chunks``)."""
+        chunks = self._rbuf.take_chunks(max_bytes)
+        self._after_read()
+        return chunks
+
     def receive_into(self, buffer: bytearray | memoryview) -> int:
         """Copy bytes into ``buffer``; returns how many."""
         count = self._rbuf.take_into(buffer)

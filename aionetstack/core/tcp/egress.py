@@ -85,6 +85,9 @@ class _Egress(Tcb):
                     options = self._ts_and_sack_options(now, blocks)
                 else:
                     partial = self._layer.partial_checksums
+                    # Packed at once: the partial sum needs no other header field. It is
+                    # _partial_checksum inlined (never 0: the pseudo-header holds the
+                    # protocol), as is _ts_now: this is the path of every data segment.
                     header = _HEADER_WITH_TS.pack(
                         self.local_port,
                         self.remote_port,
@@ -93,8 +96,7 @@ class _Egress(Tcb):
                         _TS_OFFSET_BYTE,
                         flags,
                         window,
-                        # Packed at once: the partial sum needs no other header field.
-                        self._partial_checksum(_TS_HEADER_LENGTH + payload_length)
+                        (self._pseudo_sum + _TS_HEADER_LENGTH + payload_length) % 0xFFFF or 0xFFFF
                         if partial
                         else 0,
                         0,
@@ -102,7 +104,7 @@ class _Egress(Tcb):
                         1,
                         8,
                         10,
-                        self._ts_now(now),
+                        (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK,
                         self._ts_recent,
                     )
                     if partial:

@@ -62,6 +62,9 @@ class TcpEndpoint(Protocol):
     def receive(self, max_bytes: int = -1) -> bytes:
         """Take up to ``max_bytes`` bytes (all when negative)."""
 
+    def receive_chunks(self, max_bytes: int = -1) -> list[bytes | bytearray | memoryview]:
+        """Take up to ``max_bytes`` bytes as the chunks they arrived in (no join)."""
+
     def receive_into(self, buffer: bytearray | memoryview) -> int:
         """Copy bytes into ``buffer``; returns how many."""
 

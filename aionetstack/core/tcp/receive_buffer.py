@@ -80,6 +80,24 @@ class ReceiveBuffer:
         self.size -= max_bytes
         return bytes(taken[0]) if len(taken) == 1 else b"".join(taken)
 
+    def take_chunks(self, max_bytes: int = -1) -> list[_Chunk]:
+        """Remove up to ``max_bytes`` bytes (all when negative) as the chunks holding them:
+        no join (only the head of a chunk cut in two is copied). The chunks leave the
+        buffer, so nothing changes them afterwards; views keep their packet alive until
+        the caller drops them."""
+        chunks = self._chunks
+        if chunks is None:
+            return []
+        if max_bytes < 0 or max_bytes >= self.size:
+            self._chunks = None
+            self.size = 0
+            return chunks
+        taken: list[_Chunk] = []
+        index = self._split(max_bytes, taken)
+        del chunks[:index]
+        self.size -= max_bytes
+        return taken
+
     def take_into(self, buffer: bytearray | memoryview) -> int:
         """Move bytes into ``buffer`` (as many as fit); returns how many."""
         chunks = self._chunks

@@ -33,18 +33,26 @@ class _Timers(Tcb):
 
     def next_deadline(self) -> float | None:
         """The earliest of this connection's timers."""
-        best: float | None = None
-        for deadline in (
-            self._rto_deadline,
-            self._delack_deadline,
-            self._persist_deadline,
-            self._keepalive_deadline,
-            self._time_wait_deadline,
-            self._fin_wait_deadline,
-            self._tlp_deadline,
-        ):
-            if deadline is not None and (best is None or deadline < best):
-                best = deadline
+        # Unrolled: this runs after every segment in and every flush.
+        best = self._rto_deadline
+        deadline = self._delack_deadline
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+        deadline = self._tlp_deadline
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+        deadline = self._keepalive_deadline
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+        deadline = self._persist_deadline
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+        deadline = self._time_wait_deadline
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
+        deadline = self._fin_wait_deadline
+        if deadline is not None and (best is None or deadline < best):
+            best = deadline
         return best
 
     def on_timer(self, now: float) -> None:

@@ -15,13 +15,17 @@ _chunks = st.lists(
     max_size=12,
 )
 _reads = st.lists(
-    st.tuples(st.booleans(), st.integers(min_value=-1, max_value=SMALL_CHUNK + 90)), max_size=12
+    st.tuples(
+        st.sampled_from(["take", "into", "chunks"]),
+        st.integers(min_value=-1, max_value=SMALL_CHUNK + 90),
+    ),
+    max_size=12,
 )
 
 
 @given(_chunks, _reads)
 def test_reads_return_the_appended_bytes_in_order(
-    chunks: list[bytes], reads: list[tuple[bool, int]]
+    chunks: list[bytes], reads: list[tuple[str, int]]
 ) -> None:
     buffer = ReceiveBuffer()
     expected = bytearray()
@@ -31,8 +35,16 @@ def test_reads_return_the_appended_bytes_in_order(
         buffer.append(shaped)
         expected += chunk
     got = bytearray()
-    for into, size in reads:
-        if into:
+    for how, size in reads:
+        if how == "chunks":
+            taken = buffer.take_chunks(size)
+            data = b"".join(taken)
+            assert all(taken)
+            assert len(data) == (
+                len(expected) - len(got) if size < 0 else min(size, len(expected) - len(got))
+            )
+            got += data
+        elif how == "into":
             target = bytearray(max(size, 0))
             count = buffer.take_into(target)
             assert count == min(len(target), len(expected) - len(got))
@@ -48,6 +60,15 @@ def test_reads_return_the_appended_bytes_in_order(
     got += buffer.take()
     assert got == expected
     assert not buffer and buffer.take() == b"" and buffer.take_into(bytearray(4)) == 0
+
+
+def test_chunks_taken_are_not_changed_by_later_appends() -> None:
+    buffer = ReceiveBuffer()
+    buffer.append(b"ab")  # small: gathered in the bytearray tail
+    taken = buffer.take_chunks(-1)
+    buffer.append(b"cd")
+    assert b"".join(taken) == b"ab"
+    assert buffer.take() == b"cd"
 
 
 def test_take_all_of_one_bytes_chunk_hands_it_over_without_copying() -> None:

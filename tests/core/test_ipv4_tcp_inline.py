@@ -1,0 +1,90 @@
+"""The inline receive path for TCP in plain IPv4 (``StackCore._receive_tcp4_plain``) takes
+exactly what the full path takes: the same counters, the same answers, for valid packets
+and for every single-byte corruption of one."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from aionetstack.core.stack import StackCore
+from aionetstack.testing.segments import make_segment
+from aionetstack.wire import ipv4
+from aionetstack.wire.tcp import SYN, build_options
+
+US = bytes([198, 18, 0, 2])
+PEER = bytes([198, 18, 0, 1])
+NOW = 100.0
+
+
+def syn_packet(*, ttl: int = 64, source: bytes = PEER, destination: bytes = US) -> bytes:
+    segment = make_segment(
+        source, destination, 40000, 80, seq=1000, flags=SYN,
+        options=build_options(mss=1460, window_scale=7, sack_permitted=True,
+                              timestamp=(5, 0)),
+    )  # fmt: skip
+    return ipv4.build_ipv4(ipv4.IPv4Header(source, destination, ipv4.PROTO_TCP, ttl=ttl), segment)
+
+
+def run(data: bytes, *, inline: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
+    """Counters and output of a fresh core (listening on port 80) given ``data``."""
+    core = StackCore(["198.18.0.2/24"], rng=random.Random(1))
+    core.tcp.listen(None, 80)
+    taken: list[bool] = []
+    if not inline:
+        monkeypatch.setattr(core, "_receive_tcp4_plain", lambda data, now: False)
+    else:
+        original = core._receive_tcp4_plain
+
+        def spy(data: bytes, now: float) -> bool:
+            taken.append(original(data, now))
+            return taken[-1]
+
+        monkeypatch.setattr(core, "_receive_tcp4_plain", spy)
+    core.receive_packet(data, NOW)
+    out = [bytes(p) if isinstance(p, bytes) else bytes(p.packet) for p in core.packets_to_send(NOW)]
+    return core.statistics(), out, taken
+
+
+def test_a_valid_segment_takes_the_inline_path_with_the_full_paths_result(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = syn_packet()
+    stats, out, taken = run(data, inline=True, monkeypatch=monkeypatch)
+    assert taken == [True]
+    assert (stats, out) == run(data, inline=False, monkeypatch=monkeypatch)[:2]
+    assert len(out) == 1  # the SYN-ACK
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        syn_packet(ttl=0),  # RFC 1122 §3.2.1.7
+        syn_packet(source=bytes([127, 0, 0, 1])),  # martian
+        syn_packet(source=US),  # our own address as a source
+        syn_packet(destination=bytes([198, 18, 0, 255])),  # broadcast
+        syn_packet(destination=bytes([198, 18, 0, 9])),  # not ours
+        syn_packet()[:30],  # truncated below total length
+    ],
+    ids=["ttl-0", "martian-source", "own-source", "broadcast", "not-ours", "truncated"],
+)
+def test_packets_the_full_path_drops_are_never_taken_inline(
+    data: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stats, out, taken = run(data, inline=True, monkeypatch=monkeypatch)
+    assert taken == [False]
+    assert (stats, out) == run(data, inline=False, monkeypatch=monkeypatch)[:2]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.integers(min_value=0, max_value=71), st.integers(min_value=0, max_value=255))
+def test_any_corrupted_byte_gets_the_same_verdict_either_way(position: int, value: int) -> None:
+    data = bytearray(syn_packet())
+    data[position % len(data)] = value
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        inline = run(bytes(data), inline=True, monkeypatch=monkeypatch)[:2]
+        full = run(bytes(data), inline=False, monkeypatch=monkeypatch)[:2]
+    assert inline == full
