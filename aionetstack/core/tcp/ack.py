@@ -150,9 +150,20 @@ class _AckProcessing(Tcb):
         elif rtt_sample is not None:
             self._rtt.sample(rtt_sample)
         self._rtt.reset_backoff()
+        cc = self._cc
+        # RFC 7661 §4.3 (as Linux tcp_is_cwnd_limited): a sender the application leaves
+        # short of its window, and so of a signal about it, does not grow cwnd: not in
+        # slow start once cwnd is twice the flight, nor after it unless the flight filled it.
+        # (A request/response exchange would otherwise inflate cwnd without limit.)
+        cwnd_limited = (
+            flight + self._snd_mss > cc.cwnd
+            or self._sbuf_start + self._sbuf.size > self._nxt
+            or (cc.cwnd < 2 * flight and cc.cwnd < cc.ssthresh)
+        )
         if (
-            self._rtt.samples != samples_before
-            and self._cc.in_slow_start
+            cwnd_limited
+            and self._rtt.samples != samples_before
+            and cc.cwnd < cc.ssthresh
             and self._recovery is None
         ):
             self._hystart(ack_off)
@@ -164,7 +175,8 @@ class _AckProcessing(Tcb):
                 self._cc.on_recovery_end(now)
             self._recovery = None
         if self._recovery is None or self._recovery == "loss":
-            self._cc.on_ack(acked, flight, now, self._rtt.srtt)
+            if cwnd_limited:
+                cc.on_ack(acked, flight, now, self._rtt.srtt)
         elif not self._sack_ok:
             # RFC 6582 §3.2 step 5: a partial ACK: the next segment is lost too.
             self._mark_head_lost()
