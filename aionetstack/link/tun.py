@@ -287,9 +287,10 @@ class TunLink:
         header: bytes | None,
         packet: bytes | bytearray | memoryview,
         tail: tuple[bytes | memoryview, ...] = (),
+        length: int = -1,
     ) -> None:
         """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
-        in one system call; count, never block."""
+        in one system call; count, never block. ``length``: of packet and tail, if known."""
         try:
             if header is None:
                 if tail:
@@ -317,9 +318,11 @@ class TunLink:
                 raise self._gone(exc) from exc
             raise
         self.sent_packets += 1
-        self.sent_bytes += len(packet)
-        for part in tail:
-            self.sent_bytes += len(part)
+        if length < 0:
+            length = len(packet)
+            for part in tail:
+                length += len(part)
+        self.sent_bytes += length
 
     def send_offloaded(
         self,
@@ -350,7 +353,7 @@ class TunLink:
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
-        self._write(header, packet, tail)
+        self._write(header, packet, tail, length)
 
     def _send_segmented(
         self,

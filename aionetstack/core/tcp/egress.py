@@ -182,7 +182,7 @@ class _Egress(Tcb):
             self._delack_deadline = None
             self._bytes_since_ack = 0
         layer = self._layer
-        layer.count("segments_out")
+        layer.stats["segments_out"] += 1
         if flags & RST:
             layer.count("resets_sent")
         if layer.partial_checksums:

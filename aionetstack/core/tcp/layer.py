@@ -93,7 +93,8 @@ class TcpLayer(_PassiveOpen):
         self.memory_in_use = 0
         self.memory_pressure = False
         self._memory_checked = -MEMORY_CHECK_INTERVAL
-        self._stats: collections.Counter[str] = collections.Counter()
+        #: The counters (``count`` adds to them; the per-segment paths add directly).
+        self.stats: collections.Counter[str] = collections.Counter()
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
         #: Intercept mode (``core/intercept.py``): asked about segments nothing owns.
@@ -109,11 +110,11 @@ class TcpLayer(_PassiveOpen):
     # ==================================================================================
 
     def count(self, name: str, amount: int = 1) -> None:
-        self._stats[name] += amount
+        self.stats[name] += amount
 
     def statistics(self) -> dict[str, int]:
         """netstat -s style counters, plus current table sizes."""
-        stats = dict(self._stats)
+        stats = dict(self.stats)
         stats["connections_current"] = len(self._connections)
         stats["listeners_current"] = len(self._listeners)
         stats["time_wait_current"] = len(self._time_wait)
@@ -231,7 +232,7 @@ class TcpLayer(_PassiveOpen):
     ) -> None:
         """One segment addressed to us (checksum already verified). Never raises on bad input."""
         self.now = now
-        stats = self._stats
+        stats = self.stats
         stats["segments_in"] += 1
         if len(segment) < _TCP_HEADER_LENGTH:
             stats["drops_truncated"] += 1

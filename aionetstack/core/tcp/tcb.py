@@ -71,6 +71,8 @@ class TcpHost(Protocol):
 
     config: TcpConfig
     events: collections.deque[object]
+    #: The counters behind ``count`` (the per-segment paths add to them directly).
+    stats: collections.Counter[str]
     now: float
     partial_checksums: bool
     max_segment_payload: int

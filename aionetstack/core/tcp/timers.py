@@ -181,6 +181,9 @@ class _Timers(Tcb):
 
     def _arm_tlp(self, now: float) -> None:
         """RFC 8985 §7.2: schedule a tail loss probe (PTO) if one may be sent."""
+        if self._nxt <= self._una:  # nothing in flight (first: the commonest reason)
+            self._tlp_deadline = None
+            return
         srtt = self._rtt.srtt
         if (
             srtt is None
