@@ -17,7 +17,7 @@ import statistics
 import subprocess
 import sys
 
-from run import SCENARIOS, Backend, measure, progress, server
+from run import EXTRA, SCENARIOS, Backend, measure, progress, server
 
 from aionetstack.testing.netns import network_namespace
 
@@ -43,7 +43,7 @@ def main() -> int:
     )
     args = parser.parse_args()
     plain = ["--no-offload", "--mtu", "1500"] if args.no_offload else []
-    chosen = [s for s in SCENARIOS if args.only is None or args.only in s.label]
+    chosen = [s for s in SCENARIOS + EXTRA if args.only is None or args.only in s.label]
     backends = {
         "A": Backend("A", "198.18.0.2", [server("stack", "198.18.0.2", "--cpu", "1", *plain)],
                      env={"BENCH_CODE": os.path.abspath(args.a)}),

@@ -36,6 +36,7 @@ together when the batch is done whether or not its segments were merged.
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Callable
 from typing import Final
 
@@ -48,10 +49,22 @@ _IPPROTO_TCP: Final = 6
 #: RFC 9293 §3.1 control bits: a run takes only ACK, with PSH on its last segment.
 _ACK: Final = 0x10
 _PSH: Final = 0x08
-_ACK_PSH: Final = _ACK | _PSH
 #: The largest IPv4 total length and IPv6 payload length (RFC 791 §3.1, RFC 8200 §3).
 _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
+_SEQ_MASK: Final = 0xFFFFFFFF
+#: IPv4 fixed header: version/IHL, TOS, total length, id, flags/offset, TTL, protocol,
+#: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
+_IPV4: Final = struct.Struct("!BBHHHBBH8s")
+_TCP: Final = struct.Struct("!4sIIBBH")
+#: MF and the fragment offset (RFC 791 §3.1).
+_FRAGMENT_BITS: Final = 0x3FFF
+#: Folds at 16-bit boundaries (2**16 == 1 modulo 0xFFFF) shrink an MTU-sized packet's
+#: integer before the one division (see link/segmentation.py).
+_FOLD_HIGH: Final = 5888
+_FOLD_LOW: Final = 2944
+_FOLD_HIGH_MASK: Final = (1 << _FOLD_HIGH) - 1
+_FOLD_LOW_MASK: Final = (1 << _FOLD_LOW) - 1
 
 
 class MergedSegment:
@@ -68,33 +81,37 @@ class _Run:
     """The segments merged so far (see the module docstring)."""
 
     __slots__ = (
+        "ack",
         "closed",
         "first",
         "flow",
         "header_end",
         "ip_length",
+        "ip_same",
         "next_seq",
+        "options",
         "payloads",
         "push",
-        "same",
         "size",
         "total",
-        "version",
+        "window",
     )
 
     def __init__(  # noqa: PLR0917
-        self, packet: bytes, version: int, ip_length: int, header_end: int, flow: bytes,
-        same: bytes, seq: int, size: int, push: bool,
+        self, packet: bytes, ip_length: int, header_end: int, flow: bytes, ip_same: int,
+        ack: int, window: int, end: int, size: int, push: bool,
     ) -> None:  # fmt: skip
         self.first = packet
-        self.version = version
         self.ip_length = ip_length
         self.header_end = header_end
         self.flow = flow
-        self.same = same
+        self.ip_same = ip_same
+        self.ack = ack
+        self.window = window
+        self.options = packet[ip_length + 20 : header_end]
         self.size = size
         self.total = size
-        self.next_seq = (seq + size) & 0xFFFFFFFF
+        self.next_seq = end
         self.payloads: list[bytes] = []
         self.push = push
         self.closed = push
@@ -159,106 +176,110 @@ class Coalescer:
         append = out.append
         run: _Run | None = None
         verify = self._verify
-        #: Where each flow's last data segment in this batch ended.
+        #: Where each flow's last data segment in this batch ended (runs not included).
         ends: dict[bytes, int] = {}
         for packet in packets:
             length = len(packet)
-            first = packet[0] if length else 0
+            if length < 40:
+                self._close(run, ends, append)
+                run = None
+                append(packet)
+                continue
+            first = packet[0]
             # -- IP: the only shapes a run takes -----------------------------------
-            if first == 0x45 and length >= 40:
-                if (
-                    packet[9] != _IPPROTO_TCP
-                    or packet[6] & 0x3F  # MF or a fragment offset
-                    or packet[7]
-                    or (packet[2] << 8 | packet[3]) != length
-                ):
-                    self._flush(run, append)
+            if first == 0x45:
+                _, tos, total, _, fragment, ttl, protocol, _, addresses = _IPV4.unpack_from(packet)
+                if protocol != _IPPROTO_TCP or fragment & _FRAGMENT_BITS or total != length:
+                    self._close(run, ends, append)
                     run = None
                     append(packet)
                     continue
                 ip_length = 20
-                flow = packet[12:24]  # addresses, ports
-                # TOS, the flags byte (DF), TTL: must not change within a run.
-                ip_same = packet[1:2] + packet[6:7] + packet[8:9]
+                ip_same = tos << 24 | fragment << 8 | ttl  # TOS, DF, TTL
             elif first >> 4 == 6 and length >= 60:
                 if packet[6] != _IPPROTO_TCP or (packet[4] << 8 | packet[5]) + 40 != length:
-                    self._flush(run, append)
+                    self._close(run, ends, append)
                     run = None
                     append(packet)
                     continue
                 ip_length = 40
-                flow = packet[8:44]
-                ip_same = packet[0:4] + packet[7:8]  # traffic class, flow label, hop limit
+                ip_same = int.from_bytes(packet[0:4], "big") << 8 | packet[7]
+                addresses = packet[8:40]
             else:
-                self._flush(run, append)
+                self._close(run, ends, append)
                 run = None
                 append(packet)
                 continue
             # -- TCP -----------------------------------------------------------------
-            data_offset = packet[ip_length + 12]
+            ports, seq, ack, data_offset, flags, window = _TCP.unpack_from(packet, ip_length)
             header_end = ip_length + (data_offset >> 4) * 4
-            flags = packet[ip_length + 13]
             size = length - header_end
+            flow = addresses + ports
             if (
                 size <= 0
                 or header_end < ip_length + 20
                 or flags & ~_PSH != _ACK
                 or data_offset & 0x0F  # reserved bits (AccECN's AE): not ours to merge
             ):
-                self._flush(run, append)
+                self._close(run, ends, append)
                 run = None
                 append(packet)
                 continue
-            if verify:
-                pseudo = int.from_bytes(flow[:-4], "big") + _IPPROTO_TCP + (length - ip_length)
-                if ones_complement_sum(memoryview(packet)[ip_length:], pseudo) != _MASK:
-                    self._flush(run, append)  # the core drops and counts it
+            if verify and not _checksums_ok(packet, ip_length, addresses):
+                self._close(run, ends, append)
+                run = None
+                append(packet)  # the core drops it and counts it
+                continue
+            end = (seq + size) & _SEQ_MASK
+            push = flags != _ACK
+            if run is not None and run.flow == flow:
+                if run.next_seq != seq:  # behind or ahead of the flow's last segment: alone
+                    self._close(run, ends, append)
                     run = None
+                    ends[flow] = end
                     append(packet)
                     continue
-            seq = int.from_bytes(packet[ip_length + 4 : ip_length + 8], "big")
-            # ack, data offset, window, urgent pointer and options: all must match.
-            same = (
-                ip_same
-                + packet[ip_length + 8 : ip_length + 13]
-                + packet[ip_length + 14 : ip_length + 16]
-                + packet[ip_length + 18 : header_end]
-            )
-            push = bool(flags & _PSH)
-            end = (seq + size) & 0xFFFFFFFF
-            expected = ends.get(flow, seq)
-            ends[flow] = end
-            if expected != seq:  # behind or ahead of the flow's last segment: alone
-                self._flush(run, append)
+                if (
+                    not run.closed
+                    and run.ip_same == ip_same
+                    and run.ack == ack
+                    and run.window == window
+                    and size <= run.size
+                    and run.header_end + run.total + size - (ip_length - 20) <= _MAX_LENGTH
+                    and run.options == packet[ip_length + 20 : header_end]
+                ):
+                    run.payloads.append(packet[header_end:])
+                    run.total += size
+                    run.next_seq = end
+                    if push or size < run.size:
+                        run.push = push
+                        run.closed = True
+                    continue
+            elif ends.get(flow, seq) != seq:
+                self._close(run, ends, append)
                 run = None
+                ends[flow] = end
                 append(packet)
                 continue
-            if (
-                run is not None
-                and not run.closed
-                and run.flow == flow
-                and run.same == same
-                and run.next_seq == seq
-                and size <= run.size
-                and run.header_end + run.total + size - (40 if ip_length == 40 else 0)
-                <= _MAX_LENGTH
-            ):
-                run.payloads.append(packet[header_end:])
-                run.total += size
-                run.next_seq = end
-                if push or size < run.size:
-                    run.push = push
-                    run.closed = True
-                continue
+            self._close(run, ends, append)
+            run = _Run(packet, ip_length, header_end, flow, ip_same, ack, window, end, size, push)
+        if run is not None:
             self._flush(run, append)
-            run = _Run(packet, first >> 4, ip_length, header_end, flow, same, seq, size, push)
-        self._flush(run, append)
         return out
 
-    def _flush(self, run: _Run | None, append: Callable[[bytes | MergedSegment], None]) -> None:
+    def _close(
+        self,
+        run: _Run | None,
+        ends: dict[bytes, int],
+        append: Callable[[bytes | MergedSegment], None],
+    ) -> None:
+        """Put out ``run`` (if any), remembering where its flow's data ended."""
+        if run is not None:
+            ends[run.flow] = run.next_seq
+            self._flush(run, append)
+
+    def _flush(self, run: _Run, append: Callable[[bytes | MergedSegment], None]) -> None:
         """Put ``run`` out: its first packet as it is, or the merged segment."""
-        if run is None:
-            return
         payloads = run.payloads
         first = run.first
         if not payloads:
@@ -266,7 +287,7 @@ class Coalescer:
             return
         ip_length = run.ip_length
         header = bytearray(first[: run.header_end])
-        if run.version == 4:
+        if ip_length == 20:
             total = run.header_end + run.total
             header[2] = total >> 8
             header[3] = total & 0xFF
@@ -285,3 +306,26 @@ class Coalescer:
         self.merged += 1
         self.segments_merged += count
         append(MergedSegment(packet, count))
+
+
+def _checksums_ok(packet: bytes, ip_length: int, addresses: bytes) -> bool:
+    """The IPv4 header checksum (RFC 791 §3.1) and the TCP checksum (RFC 9293 §3.1).
+
+    Sums of 16-bit words taken as big integers modulo 0xFFFF (wire/checksum.py): a
+    correct header or segment (with its pseudo-header) sums to a non-zero multiple.
+    For IPv4 the TCP sum is taken over the whole packet, whose correct IP header adds
+    a multiple of 0xFFFF, so no slice of the payload is copied.
+    """
+    length = len(packet)
+    if ip_length == 20:
+        if int.from_bytes(packet[:20], "big") % _MASK:
+            return False
+        value = int.from_bytes(packet, "big")
+    else:
+        value = int.from_bytes(memoryview(packet)[40:], "big")
+    if length & 1:
+        value <<= 8
+    value = (value >> _FOLD_HIGH) + (value & _FOLD_HIGH_MASK)
+    value = (value >> _FOLD_LOW) + (value & _FOLD_LOW_MASK)
+    value += int.from_bytes(addresses, "big") + _IPPROTO_TCP + length - ip_length
+    return value % _MASK == 0
