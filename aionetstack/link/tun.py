@@ -301,28 +301,29 @@ class TunLink:
                 os.writev(self._fd, (header, packet, *tail))
             else:
                 os.writev(self._fd, (header, packet))
-        except BlockingIOError:
-            self.send_dropped += 1
-            return
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                self.send_dropped += 1
-                return
-            if exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
-                self.send_rejected += 1
-                return
-            if exc.errno in _LINK_DOWN:  # the interface is down: like a NIC without carrier
-                self.send_link_down += 1
-                return
-            if exc.errno in _LINK_GONE:
-                raise self._gone(exc) from exc
-            raise
+            self._write_failed(exc)
+            return
         self.sent_packets += 1
         if length < 0:
             length = len(packet)
             for part in tail:
                 length += len(part)
         self.sent_bytes += length
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Count a failed write as its cause; raise only when the device is gone (or for
+        an error no device should give)."""
+        if isinstance(exc, BlockingIOError) or exc.errno == errno.ENOBUFS:
+            self.send_dropped += 1  # the queue is full
+        elif exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
+            self.send_rejected += 1
+        elif exc.errno in _LINK_DOWN:  # the interface is down: like a NIC without carrier
+            self.send_link_down += 1
+        elif exc.errno in _LINK_GONE:
+            raise self._gone(exc) from exc
+        else:
+            raise exc
 
     def send_offloaded(
         self,
@@ -371,12 +372,22 @@ class TunLink:
         self.software_gso_packets += 1
         try:
             if segment_size > 0:  # cut by segment_size, not the MTU: a lowered path MTU
-                write = self._write
-                pieces = 0
-                for headers, payload in cut_tcp(packet, segment_size, tail, offset):
-                    write(None, headers, (payload,))
-                    pieces += 1
-                self.software_gso_segments += pieces
+                fd = self._fd
+                writev = os.writev
+                pieces = sent = written = 0
+                try:
+                    for headers, payload in cut_tcp(packet, segment_size, tail, offset):
+                        pieces += 1
+                        try:
+                            written += writev(fd, (headers, payload))
+                        except OSError as exc:
+                            self._write_failed(exc)
+                        else:
+                            sent += 1
+                finally:
+                    self.software_gso_segments += pieces
+                    self.sent_packets += sent
+                    self.sent_bytes += written
                 return
             whole = complete_checksum(packet, tail, offset)
         except (IndexError, ValueError):

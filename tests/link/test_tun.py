@@ -221,6 +221,34 @@ def test_send_failures_are_counted_not_raised(
     assert link.statistics()["sent_packets"] == 0
 
 
+@pytest.mark.tun
+def test_software_gso_failures_are_counted_per_piece(
+    tun_factory: Callable[..., TunLink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aionetstack.wire.checksum import ones_complement_sum, pseudo_header_sum
+    from aionetstack.wire.tcp import ACK, build_tcp
+
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
+    segment = build_tcp(40000, 9, 1, 1, ACK, 100, payload=bytes(4000))
+    pseudo = ones_complement_sum(b"", pseudo_header_sum(STACK, KERNEL, 6, len(segment)))
+    segment = segment[:16] + pseudo.to_bytes(2, "big") + segment[18:]
+    packet = build_ipv4(IPv4Header(STACK, KERNEL, 6), segment)
+
+    def refuse(fd: int, buffers: object) -> int:
+        raise BlockingIOError(errno.EAGAIN, "full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "writev", refuse)
+        link.send_offloaded(packet, 1460, 0.0)
+    counts = link.statistics()
+    assert counts["send_dropped"] == 3 and counts["sent_packets"] == 0
+    assert counts["software_gso_packets"] == 1 and counts["software_gso_segments"] == 3
+    link.send_offloaded(packet, 1460, 0.0)  # the kernel takes the three pieces
+    assert link.statistics()["sent_packets"] == 3
+    link.send_offloaded(b"\x00" * 60, 1460, 0.0)  # not IP: rejected, nothing written
+    assert link.statistics()["send_rejected"] == 1
+
+
 def fake_ioctl(refused: set[int]) -> Callable[..., object]:
     """Pass every ioctl to the kernel except TUNSETOFFLOAD with a refused mask (EINVAL)."""
     real = fcntl.ioctl
