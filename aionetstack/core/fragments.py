@@ -87,7 +87,7 @@ class Reassembler:
     """Bounded fragment reassembly for one IP family. See the module docstring."""
 
     __slots__ = (
-        "_datagrams", "_deadlines", "_max_datagrams", "_serial", "budget", "stats", "timeout",
+        "_datagrams", "_max_datagrams", "_serial", "budget", "deadlines", "stats", "timeout",
         "used",
     )  # fmt: skip
 
@@ -105,7 +105,9 @@ class Reassembler:
         self._max_datagrams = max_datagrams
         self._datagrams: dict[Hashable, _Datagram] = {}
         self._serial = 0
-        self._deadlines: list[tuple[float, int, Hashable]] = []
+        #: A heap of (deadline, serial, key), stale entries included (deleted lazily):
+        #: empty means no timer (readers may test it; only this class changes it).
+        self.deadlines: list[tuple[float, int, Hashable]] = []
         #: Bytes held now (data plus per-datagram overhead); never above ``budget``.
         self.used = 0
         self.stats: Counter[str] = Counter()
@@ -154,7 +156,7 @@ class Reassembler:
             datagram = _Datagram(deadline=now + self.timeout, serial=self._serial)
             self._datagrams[key] = datagram
             self.used += _DATAGRAM_OVERHEAD
-            heapq.heappush(self._deadlines, (datagram.deadline, datagram.serial, key))
+            heapq.heappush(self.deadlines, (datagram.deadline, datagram.serial, key))
         if datagram.poisoned:
             stats["dropped_after_overlap"] += 1
             return None
@@ -220,19 +222,19 @@ class Reassembler:
 
     def get_timer(self) -> float | None:
         """The earliest reassembly deadline, or None."""
-        while self._deadlines:
-            deadline, ident, key = self._deadlines[0]
+        while self.deadlines:
+            deadline, ident, key = self.deadlines[0]
             datagram = self._datagrams.get(key)
             if datagram is not None and datagram.serial == ident:
                 return deadline
-            heapq.heappop(self._deadlines)  # completed or replaced: lazy deletion
+            heapq.heappop(self.deadlines)  # completed or replaced: lazy deletion
         return None
 
     def expire(self, now: float) -> list[Expired]:
         """Give up every datagram whose deadline is reached; return them (RFC 792 / 4443)."""
         expired: list[Expired] = []
-        while self._deadlines and self._deadlines[0][0] <= now:
-            _, ident, key = heapq.heappop(self._deadlines)
+        while self.deadlines and self.deadlines[0][0] <= now:
+            _, ident, key = heapq.heappop(self.deadlines)
             datagram = self._datagrams.get(key)
             if datagram is None or datagram.serial != ident:
                 continue

@@ -158,6 +158,8 @@ class _Fragmenting(HostState):
         return len(data) - walk.offset >= _MIN_TRANSPORT_HEADER.get(walk.protocol, 0)
 
     def _reassembly_timer(self) -> float | None:
+        if not self._reassembly4.deadlines and not self._reassembly6.deadlines:
+            return None  # the usual case, asked after every tick: no fragments held
         four, six = self._reassembly4.get_timer(), self._reassembly6.get_timer()
         if four is None or six is None:
             return four if six is None else six

@@ -60,6 +60,7 @@ class Pump:
         "_batch",
         "_core",
         "_dispatch",
+        "_events",
         "_gro",
         "_link",
         "_processing",
@@ -79,6 +80,8 @@ class Pump:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
         self._core = core
+        #: The core's event queue (the same deque for the core's life).
+        self._events = core.events
         self._link = link
         self._dispatch = dispatch
         self._report = report
@@ -140,18 +143,18 @@ class Pump:
 
     def _process(self, now: float) -> None:
         core = self._core
+        events = self._events
         dispatch = self._dispatch
         link = self._link
         send = link.send
         send_offloaded = link.send_offloaded
         while True:
-            event = core.next_event()
-            while event is not None:
+            while events:
+                event = events.popleft()
                 try:
                     dispatch(event)
                 except Exception as error:
                     self._internal_error(f"delivering {type(event).__name__}", error)
-                event = core.next_event()
             try:
                 packets = core.packets_to_send(now)
             except Exception as error:
@@ -164,7 +167,7 @@ class Pump:
                     send_offloaded(packet.packet, packet.segment_size, now, packet.tail)
                 else:  # OffloadedPacket: the link completes the checksum, maybe segments
                     send_offloaded(packet.packet, packet.segment_size, now)
-            if not core.events:
+            if not events:
                 break
 
     def deadline(self) -> float | None:

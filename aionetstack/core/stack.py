@@ -89,6 +89,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             self._flushers.append(flush)
         if get_timer is not None and handle_timer is not None:
             self._timers.append((get_timer, handle_timer))
+            self._timer_getters.append(get_timer)
         if statistics is not None:
             self._statistics[statistics[0]] = statistics[1]
 
@@ -197,7 +198,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
     def get_timer(self) -> float | None:
         """Earliest deadline of any layer, or ``None``."""
         deadline: float | None = None
-        for get_timer, _ in self._timers:
+        for get_timer in self._timer_getters:
             value = get_timer()
             if value is not None and (deadline is None or value < deadline):
                 deadline = value

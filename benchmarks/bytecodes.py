@@ -1,0 +1,84 @@
+"""Python bytecodes executed per 1-byte echo transaction, by function: a deterministic
+cost count (no timing), two stacks over a memory link in one process.
+
+``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [TREE ...]``
+
+For each TREE (a checkout holding ``aionetstack/``; default: this one) a fresh
+interpreter runs 50 warm-up transactions, then counts every bytecode (``sys.settrace``
+with opcode events) of the next N, for the client stack, the server stack and asyncio
+together. Each transaction is one segment each way through both stacks; halve the
+figure for one side. Prints the total per transaction and the functions at the top.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+
+CHILD = r"""
+import asyncio, collections, sys
+sys.path.insert(0, sys.argv[1])
+from aionetstack import MemoryLink, Stack
+N, TOP = int(sys.argv[2]), int(sys.argv[3])
+counts = collections.Counter()
+
+def tracer(frame, event, arg):
+    frame.f_trace_opcodes = True
+    code = frame.f_code
+    key = f"{code.co_filename.rsplit('/', 1)[-1]}:{code.co_name}"
+
+    def local(frame, event, arg):
+        if event == "opcode":
+            counts[key] += 1
+        return local
+
+    return local
+
+async def main():
+    a, b = MemoryLink.pair(mtu=1500)
+    async with Stack(b, address="198.18.0.1/24", seed=2) as far, \
+               Stack(a, address="198.18.0.2/24", seed=1) as near:
+        async def echo(reader, writer):
+            while data := await reader.read(65536):
+                writer.write(data)
+        await far.start_server(echo, None, 5003)
+        reader, writer = await near.open_connection("198.18.0.1", 5003)
+        for _ in range(50):
+            writer.write(b"x")
+            await reader.readexactly(1)
+        sys.settrace(tracer)
+        for _ in range(N):
+            writer.write(b"x")
+            await reader.readexactly(1)
+        sys.settrace(None)
+        writer.close()
+
+asyncio.run(main())
+print(f"{sum(counts.values()) / N:.0f} bytecodes per transaction")
+for name, count in counts.most_common(TOP):
+    print(f"{count / N:8.1f}  {name}")
+"""
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("trees", nargs="*", type=Path, default=[HERE.parent])
+    parser.add_argument("--transactions", type=int, default=300)
+    parser.add_argument("--top", type=int, default=40)
+    args = parser.parse_args()
+    for tree in args.trees:
+        result = subprocess.run(
+            [sys.executable, "-c", CHILD, str(tree.resolve()), str(args.transactions),
+             str(args.top)],
+            capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "0"},
+        )  # fmt: skip
+        print(f"== {tree}: {result.stdout}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
