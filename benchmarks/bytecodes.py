@@ -1,7 +1,8 @@
-"""Python bytecodes executed per 1-byte echo transaction, by function: a deterministic
-cost count (no timing), two stacks over a memory link in one process.
+"""Python bytecodes executed per 1-byte echo transaction (or per 64 KiB of bulk data), by
+function: a deterministic cost count (no timing), two stacks over a memory link in one
+process.
 
-``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [TREE ...]``
+``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk] [TREE ...]``
 
 For each TREE (a checkout holding ``aionetstack/``; default: this one) a fresh
 interpreter runs 50 warm-up transactions, then counts every bytecode (``sys.settrace``
@@ -23,7 +24,7 @@ CHILD = r"""
 import asyncio, collections, sys
 sys.path.insert(0, sys.argv[1])
 from aionetstack import MemoryLink, Stack
-N, TOP = int(sys.argv[2]), int(sys.argv[3])
+N, TOP, BULK = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "bulk"
 counts = collections.Counter()
 
 def tracer(frame, event, arg):
@@ -44,21 +45,33 @@ async def main():
                Stack(a, address="198.18.0.2/24", seed=1) as near:
         async def echo(reader, writer):
             while data := await reader.read(65536):
-                writer.write(data)
+                if not BULK:
+                    writer.write(data)
         await far.start_server(echo, None, 5003)
         reader, writer = await near.open_connection("198.18.0.1", 5003)
-        for _ in range(50):
-            writer.write(b"x")
-            await reader.readexactly(1)
-        sys.settrace(tracer)
-        for _ in range(N):
-            writer.write(b"x")
-            await reader.readexactly(1)
-        sys.settrace(None)
+        if BULK:
+            block = bytes(65536)
+            for _ in range(20):
+                writer.write(block)
+                await writer.drain()
+            sys.settrace(tracer)
+            for _ in range(N):
+                writer.write(block)
+                await writer.drain()
+            sys.settrace(None)
+        else:
+            for _ in range(50):
+                writer.write(b"x")
+                await reader.readexactly(1)
+            sys.settrace(tracer)
+            for _ in range(N):
+                writer.write(b"x")
+                await reader.readexactly(1)
+            sys.settrace(None)
         writer.close()
 
 asyncio.run(main())
-print(f"{sum(counts.values()) / N:.0f} bytecodes per transaction")
+print(f"{sum(counts.values()) / N:.0f} bytecodes per {'64 KiB' if BULK else 'transaction'}")
 for name, count in counts.most_common(TOP):
     print(f"{count / N:8.1f}  {name}")
 """
@@ -69,11 +82,12 @@ def main() -> int:
     parser.add_argument("trees", nargs="*", type=Path, default=[HERE.parent])
     parser.add_argument("--transactions", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
+    parser.add_argument("--bulk", action="store_true", help="per 64 KiB written, not per echo")
     args = parser.parse_args()
     for tree in args.trees:
         result = subprocess.run(
             [sys.executable, "-c", CHILD, str(tree.resolve()), str(args.transactions),
-             str(args.top)],
+             str(args.top), "bulk" if args.bulk else "echo"],
             capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "0"},
         )  # fmt: skip
         print(f"== {tree}: {result.stdout}")

@@ -37,7 +37,7 @@ together when the batch is done whether or not its segments were merged.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Final
 
 from ..wire.checksum import ones_complement_sum
@@ -77,6 +77,10 @@ class MergedSegment:
         self.count = count
 
 
+#: What :meth:`Coalescer.coalesce` returns: packets as the link gave them, or merged ones.
+_Item = bytes | memoryview | MergedSegment
+
+
 class _Run:
     """The segments merged so far (see the module docstring)."""
 
@@ -98,7 +102,8 @@ class _Run:
     )
 
     def __init__(  # noqa: PLR0917
-        self, packet: bytes, ip_length: int, header_end: int, flow: bytes, ip_same: int,
+        self, packet: bytes | memoryview, ip_length: int, header_end: int, flow: bytes,
+        ip_same: int,
         ack: int, window: int, end: int, size: int, push: bool,
     ) -> None:  # fmt: skip
         self.first = packet
@@ -112,7 +117,7 @@ class _Run:
         self.size = size
         self.total = size
         self.next_seq = end
-        self.payloads: list[bytes] = []
+        self.payloads: list[bytes | memoryview] = []
         self.push = push
         self.closed = push
 
@@ -140,7 +145,10 @@ class Coalescer:
         return {"merged": self.merged, "segments_merged": self.segments_merged}
 
     def receive(
-        self, packets: list[bytes], now: float, report: Callable[[str, Exception], None]
+        self,
+        packets: Sequence[bytes | memoryview],
+        now: float,
+        report: Callable[[str, Exception], None],
     ) -> None:
         """Feed ``packets`` (one batch from the link) to the core, runs merged.
 
@@ -167,12 +175,12 @@ class Coalescer:
         finally:
             core.verify_transport_checksums = verify
 
-    def coalesce(self, packets: list[bytes]) -> list[bytes | MergedSegment]:
+    def coalesce(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
         """The batch with each run of mergeable segments replaced by one :class:`MergedSegment`.
 
         Order is kept: a merged segment stands where its run's first segment was.
         """
-        out: list[bytes | MergedSegment] = []
+        out: list[_Item] = []
         append = out.append
         run: _Run | None = None
         verify = self._verify
@@ -204,7 +212,7 @@ class Coalescer:
                     continue
                 ip_length = 40
                 ip_same = int.from_bytes(packet[0:4], "big") << 8 | packet[7]
-                addresses = packet[8:40]
+                addresses = bytes(packet[8:40])
             else:
                 self._close(run, ends, append)
                 run = None
@@ -271,14 +279,14 @@ class Coalescer:
         self,
         run: _Run | None,
         ends: dict[bytes, int],
-        append: Callable[[bytes | MergedSegment], None],
+        append: Callable[[_Item], None],
     ) -> None:
         """Put out ``run`` (if any), remembering where its flow's data ended."""
         if run is not None:
             ends[run.flow] = run.next_seq
             self._flush(run, append)
 
-    def _flush(self, run: _Run, append: Callable[[bytes | MergedSegment], None]) -> None:
+    def _flush(self, run: _Run, append: Callable[[_Item], None]) -> None:
         """Put ``run`` out: its first packet as it is, or the merged segment."""
         payloads = run.payloads
         first = run.first
@@ -308,7 +316,7 @@ class Coalescer:
         append(MergedSegment(packet, count))
 
 
-def _checksums_ok(packet: bytes, ip_length: int, addresses: bytes) -> bool:
+def _checksums_ok(packet: bytes | memoryview, ip_length: int, addresses: bytes) -> bool:
     """The IPv4 header checksum (RFC 791 §3.1) and the TCP checksum (RFC 9293 §3.1).
 
     Sums of 16-bit words taken as big integers modulo 0xFFFF (wire/checksum.py): a

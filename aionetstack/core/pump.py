@@ -21,7 +21,7 @@ through ``report`` and counted, never allowed to wedge the loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .ethernet import EthernetHost
@@ -34,7 +34,7 @@ __all__ = ["PacketPort", "Pump"]
 class PacketPort(Protocol):
     """What the pump needs from a link (a subset of ``link.base.Link``)."""
 
-    def receive_batch(self, limit: int, now: float) -> list[bytes]: ...
+    def receive_batch(self, limit: int, now: float) -> Sequence[bytes | memoryview]: ...
 
     def send(self, packet: bytes, now: float) -> None: ...
 

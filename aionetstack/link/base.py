@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
 __all__ = ["Link"]
@@ -46,7 +46,7 @@ class Link(Protocol):
 
     def fileno(self) -> int: ...
 
-    def receive_batch(self, limit: int, now: float) -> list[bytes]: ...
+    def receive_batch(self, limit: int, now: float) -> Sequence[bytes | memoryview]: ...
 
     def send(self, packet: bytes, now: float) -> None: ...
 

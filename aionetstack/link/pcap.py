@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import IO, Final
 
 import dpkt
@@ -122,7 +123,7 @@ class CapturingLink:
     def fileno(self) -> int:
         return self.link.fileno()
 
-    def receive_batch(self, limit: int, now: float) -> list[bytes]:
+    def receive_batch(self, limit: int, now: float) -> Sequence[bytes | memoryview]:
         packets = self.link.receive_batch(limit, now)
         if packets:
             write = self._writer.write

@@ -21,6 +21,7 @@ import pytun
 
 from ..wire.ethernet import ETHERNET_HEADER_LENGTH, format_mac, parse_mac
 from ..wire.vnet import VNET_HEADER_LENGTH, build_vnet_header, parse_vnet_header
+from .receive_pool import ReceivePool
 from .tun import TunLink, _offload_header
 
 __all__ = ["TapLink"]
@@ -61,8 +62,7 @@ class TapLink(TunLink):
             software_gso=software_gso,
         )
         if offload:
-            self._buffer = bytearray(_RECEIVE_BUFFER)
-            self._view = memoryview(self._buffer)
+            self._pool = ReceivePool(_RECEIVE_BUFFER)
 
     def send_offloaded(
         self,

@@ -51,6 +51,7 @@ from ..wire.vnet import (
     VnetHeader,
     build_vnet_header,
 )
+from .receive_pool import LEND_THRESHOLD, ReceivePool
 from .segmentation import complete_checksum, cut_tcp
 from .tun_device import (
     _MAX_MTU,
@@ -128,12 +129,11 @@ class TunLink:
     """
 
     __slots__ = (
-        "_buffer",
         "_device",
         "_fd",
+        "_pool",
         "_reader",
         "_skip",
-        "_view",
         "claimed_flows",
         "created",
         "max_packet_size",
@@ -222,8 +222,7 @@ class TunLink:
         self.software_gso_packets = 0
         self.software_gso_segments = 0
         self._reader = io.FileIO(self._fd, "r", closefd=False)
-        self._buffer = bytearray(_RECEIVE_BUFFER)
-        self._view = memoryview(self._buffer)
+        self._pool = ReceivePool(_RECEIVE_BUFFER)
         self.sent_packets = 0
         self.sent_bytes = 0
         self.claimed_flows = 0
@@ -244,14 +243,18 @@ class TunLink:
         self._check_open()
         return self._fd
 
-    def receive_batch(self, limit: int, now: float) -> list[bytes]:
-        """Read up to ``limit`` packets until the device has none left (never blocks)."""
+    def receive_batch(self, limit: int, now: float) -> list[bytes | memoryview]:
+        """Read up to ``limit`` packets until the device has none left (never blocks).
+
+        A packet of ``LEND_THRESHOLD`` bytes or more comes as a view of the buffer it was
+        read into, which is lent (``link/receive_pool.py``); smaller ones as ``bytes``.
+        """
         reader = self._check_open()
         readinto = reader.readinto
-        buffer = self._buffer
-        view = self._view
+        pool = self._pool
+        buffer = pool.current
         skip = self._skip
-        packets: list[bytes] = []
+        packets: list[bytes | memoryview] = []
         append = packets.append
         received_bytes = 0
         while len(packets) < limit:
@@ -269,7 +272,12 @@ class TunLink:
             if size <= skip:
                 self.received_runts += 1
                 continue
-            append(view[skip:size].tobytes())
+            if size - skip < LEND_THRESHOLD:
+                append(bytes(buffer[skip:size]))
+            else:  # no copy: the buffer goes with the packet, and another is read into
+                append(memoryview(buffer)[skip:size])
+                pool.lend()
+                buffer = pool.current
             received_bytes += size - skip
         self.received_packets += len(packets)
         self.received_bytes += received_bytes

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import errno
+from collections.abc import Sequence
 
 from ..errors import LinkGoneError
 from ..link.base import Link
@@ -47,7 +48,7 @@ class FaultyLink:
     def fileno(self) -> int:
         return self.inner.fileno()
 
-    def receive_batch(self, limit: int, now: float) -> list[bytes]:
+    def receive_batch(self, limit: int, now: float) -> Sequence[bytes | memoryview]:
         self._check()
         packets = self.inner.receive_batch(limit, now)
         return [] if self.is_down else packets

@@ -8,6 +8,7 @@ so the window advertised (``egress.py``) is what is left of the buffer.
 
 from __future__ import annotations
 
+from ...wire.packet_memory import PacketMemory
 from ...wire.tcp import ACK, RST
 from .events import TcpEofReceived, TcpReadable
 from .reassembly import Reassembly
@@ -17,8 +18,11 @@ from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, Tcb
 
 def _owned(payload: memoryview) -> memoryview | bytes:
     """``payload`` itself when it views immutable ``bytes`` (the usual case: the link's
-    packet), else a copy, so the receive buffer never aliases memory that may change."""
-    if type(payload) is memoryview and type(payload.obj) is bytes:
+    packet) or a link's lent ``PacketMemory`` (never written while viewed), else a copy,
+    so the receive buffer never aliases memory that may change."""
+    if type(payload) is memoryview and (
+        type(payload.obj) is bytes or type(payload.obj) is PacketMemory
+    ):
         return payload
     return bytes(payload)
 

@@ -1,0 +1,73 @@
+"""Receive buffers lent to the stack instead of copied out of one reused buffer.
+
+A link reads each packet into a :class:`~aionetstack.wire.packet_memory.PacketMemory`.
+A small packet is copied out (``bytes``) and the buffer read into again; a large one
+(a 64 KB super-packet from a TUN with offload) is handed on as a view of the buffer,
+which is then *lent*: it is read into again only once nothing refers to it any more,
+which its reference count tells (each live view holds one reference through its
+managed buffer). Large packets thus cost no copy, no allocation and, above all, no
+fresh pages: a new 64 KB ``bytes`` per packet, freed in bursts as the application
+reads, made glibc give the heap top back and fault it in again (the system time of a
+bulk upload was mostly those page faults).
+
+Memory held: one buffer per large packet the stack still holds (as it held a ``bytes``
+of the packet before, at most twice that packet's size), plus up to
+:data:`SPARE_BUFFERS` returned ones kept for reuse.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from typing import Final
+
+from ..wire.packet_memory import PacketMemory
+
+__all__ = ["LEND_THRESHOLD", "SPARE_BUFFERS", "ReceivePool"]
+
+#: Packets of at least this many bytes are lent as views; smaller ones are copied out
+#: (a 1,500-byte packet must not pin a 64 KB buffer while it waits to be read). Half the
+#: buffer: data held in lent buffers occupies at most twice its size, so the stack's
+#: memory accounting (which counts bytes held) is off by at most that factor.
+LEND_THRESHOLD: Final = 32768
+#: Lent buffers checked for return per take (the oldest first: data is read in order).
+_SCAN: Final = 4
+#: Buffers tracked for reuse at most; beyond, a lent buffer is left to the collector.
+SPARE_BUFFERS: Final = 64
+
+
+class ReceivePool:
+    """Buffers of ``size`` bytes: :attr:`current` to read into, :meth:`lend` after a read
+    whose packet is handed on as a view (``current`` is then a buffer nothing refers to)."""
+
+    __slots__ = ("_idle_refs", "_lent", "_size", "current")
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._lent: deque[PacketMemory] = deque()
+        self.current = PacketMemory(size)
+        # The reference count of a tracked buffer that nothing else holds, measured
+        # the way ``_take`` measures it (the deque's reference, the call's argument).
+        probe: deque[PacketMemory] = deque([PacketMemory(1)])
+        self._idle_refs = sys.getrefcount(probe[0])
+
+    def lend(self) -> None:
+        """``current`` was handed on as a view: track it, and read into another."""
+        lent = self._lent
+        if len(lent) < SPARE_BUFFERS:
+            lent.append(self.current)
+        self.current = self._take()
+
+    def _take(self) -> PacketMemory:
+        lent = self._lent
+        idle = self._idle_refs
+        for _ in range(min(_SCAN, len(lent))):
+            if sys.getrefcount(lent[0]) == idle:
+                return lent.popleft()  # every view of it is gone: read into it again
+            lent.rotate(-1)
+        return PacketMemory(self._size)
+
+    @property
+    def lent(self) -> int:
+        """Buffers tracked (lent, or returned and waiting for reuse)."""
+        return len(self._lent)

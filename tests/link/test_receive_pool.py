@@ -1,0 +1,47 @@
+"""The receive pool lends a buffer with each large packet and reads into it again only
+once no view of it is left (link/receive_pool.py)."""
+
+from __future__ import annotations
+
+from aionetstack.link.receive_pool import SPARE_BUFFERS, ReceivePool
+from aionetstack.wire.packet_memory import PacketMemory
+
+
+def test_a_lent_buffer_is_not_read_into_while_a_view_of_it_lives() -> None:
+    pool = ReceivePool(64)
+    first = pool.current
+    first[:5] = b"hello"
+    view = memoryview(first)[:5]
+    pool.lend()
+    for _ in range(10):  # more reads: none of them may land in the viewed buffer
+        assert pool.current is not first
+        pool.current[:5] = b"xxxxx"
+        held = memoryview(pool.current)[:5]
+        pool.lend()
+        del held
+    assert view == b"hello"
+
+
+def test_a_buffer_is_reused_once_its_views_are_gone() -> None:
+    pool = ReceivePool(64)
+    first = id(pool.current)  # ids only: a reference held here would count as a user
+    view = memoryview(pool.current)[2:9]
+    part = view[1:3]  # a view of the view holds the buffer too
+    pool.lend()
+    second = id(pool.current)
+    del view
+    pool.lend()  # ``part`` still holds the first buffer, nothing holds the second
+    assert id(pool.current) not in (first, second)
+    del part
+    pool.lend()
+    assert id(pool.current) in (first, second)  # no new memory made
+
+
+def test_buffers_are_packet_memory_and_tracking_is_bounded() -> None:
+    pool = ReceivePool(16)
+    views = []
+    for _ in range(SPARE_BUFFERS + 10):
+        assert type(pool.current) is PacketMemory
+        views.append(memoryview(pool.current))
+        pool.lend()
+    assert pool.lent == SPARE_BUFFERS
