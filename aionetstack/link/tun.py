@@ -106,8 +106,9 @@ class TunLink:
       device's addresses as they are.
     * ``mtu``: the device MTU, set on the device if it differs.
     * ``offload``: negotiate checksum and segmentation offload (the default; see
-      the module docs). ``offload=False`` keeps 1500-byte packets and Python
-      checksums, several times slower for bulk data.
+      the module docs). ``offload=False`` keeps MTU-sized packets and Python
+      checksums, several times slower for bulk data even with software GSO (below)
+      and the driver's software GRO (``core/gro.py``).
     * ``software_gso``: without offload, still take TCP super-packets from the core
       (``transmit_offload``, ``max_packet_size`` 65535) and cut them into MTU-sized
       packets here, completing checksums in Python (link/segmentation.py); the
