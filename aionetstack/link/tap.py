@@ -90,7 +90,7 @@ class TapLink(TunLink):
         try:
             ip_header = _offload_header(
                 memoryview(packet)[ETHERNET_HEADER_LENGTH:],
-                segment_size if length > self.mtu else 0,
+                segment_size,  # non-zero: cut, whatever the MTU (TunLink.send_offloaded)
             )
         except (IndexError, ValueError):
             self.send_rejected += 1

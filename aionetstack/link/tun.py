@@ -359,7 +359,10 @@ class TunLink:
         for part in tail:
             length += len(part)
         try:
-            header = _offload_header(packet, segment_size if length > self.mtu else 0)
+            # A non-zero segment_size means the payload exceeds one segment (the core sets
+            # it so), even when the packet would fit the device's MTU: after a path MTU
+            # drop a 1,500-byte retransmission must still be cut (RFC 1191 §6.3).
+            header = _offload_header(packet, segment_size)
         except (IndexError, ValueError):
             self.send_rejected += 1
             return

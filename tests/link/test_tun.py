@@ -249,6 +249,34 @@ def test_software_gso_failures_are_counted_per_piece(
     assert link.statistics()["send_rejected"] == 1
 
 
+@pytest.mark.tun
+def test_a_segment_to_cut_is_cut_even_when_it_fits_the_mtu(
+    tun_factory: Callable[..., TunLink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a path MTU drop the core asks for 1,000-byte pieces of a 1,448-byte segment:
+    the device MTU (1,500) must not stop the kernel from cutting it (RFC 1191 §6.3)."""
+    from aionetstack.wire.tcp import ACK, build_tcp
+    from aionetstack.wire.vnet import VIRTIO_NET_HDR_GSO_TCPV4, parse_vnet_header
+
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24")
+    packet = build_ipv4(
+        IPv4Header(STACK, KERNEL, 6), build_tcp(40000, 9, 1, 1, ACK, 100, payload=bytes(1448))
+    )
+    written: list[bytes] = []
+
+    def capture(fd: int, buffers: list[bytes]) -> int:
+        written.append(bytes(buffers[0]))
+        return sum(len(b) for b in buffers)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "writev", capture)
+        link.send_offloaded(packet, 1000, 0.0)
+        link.send_offloaded(packet, 0, 0.0)  # 0: one segment, nothing to cut
+    cut, whole = (parse_vnet_header(header) for header in written)
+    assert cut.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 and cut.gso_size == 1000
+    assert whole.gso_size == 0
+
+
 def fake_ioctl(refused: set[int]) -> Callable[..., object]:
     """Pass every ioctl to the kernel except TUNSETOFFLOAD with a refused mask (EINVAL)."""
     real = fcntl.ioctl
