@@ -29,6 +29,9 @@ class IpConfig:
     icmp_error_burst: int = 50
     #: Echo replies are sent for requests addressed to the stack (RFC 1122 §3.2.2.6).
     answer_echo: bool = True
+    #: Software GRO (``core/gro.py``): on a link without receive offload, merge the
+    #: consecutive in-order TCP segments of a flow read in one batch before TCP sees them.
+    gro: bool = True
 
     def __post_init__(self) -> None:
         if not 1 <= self.default_ttl <= 255:

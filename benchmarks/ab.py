@@ -1,6 +1,7 @@
 """A/B runs of the stack server: two code trees, runs alternating, medians and the ratio.
 
-``sudo python benchmarks/ab.py A_ROOT B_ROOT [--runs 5] [--seconds 2] [--only TEXT]``
+``sudo python benchmarks/ab.py A_ROOT B_ROOT [--runs 5] [--seconds 2] [--only TEXT]
+[--no-offload]`` (``--no-offload``: both servers on ``TunLink(offload=False)``, MTU 1500).
 A_ROOT and B_ROOT are checkouts (directories holding ``aionetstack/``), e.g. made with
 ``git worktree add`` or ``git archive REV aionetstack | tar -x -C DIR``. Each serves the
 benchmark scenarios over its own TUN (198.18.0.2 and 198.18.1.2); the blocking client
@@ -16,7 +17,7 @@ import statistics
 import subprocess
 import sys
 
-from run import SCENARIOS, Backend, measure, progress, server
+from run import EXTRA, SCENARIOS, Backend, measure, progress, server
 
 from aionetstack.testing.netns import network_namespace
 
@@ -35,13 +36,19 @@ def main() -> int:
         metavar="NAME=VALUE",
         help="extra environment for B's server (e.g. MALLOC_TRIM_THRESHOLD_=...)",
     )
+    parser.add_argument(
+        "--no-offload",
+        action="store_true",
+        help="both servers on TunLink(offload=False), MTU 1500 (for the 'no offload' scenarios)",
+    )
     args = parser.parse_args()
-    chosen = [s for s in SCENARIOS if args.only is None or args.only in s.label]
+    plain = ["--no-offload", "--mtu", "1500"] if args.no_offload else []
+    chosen = [s for s in SCENARIOS + EXTRA if args.only is None or args.only in s.label]
     backends = {
-        "A": Backend("A", "198.18.0.2", [server("stack", "198.18.0.2", "--cpu", "1")],
+        "A": Backend("A", "198.18.0.2", [server("stack", "198.18.0.2", "--cpu", "1", *plain)],
                      env={"BENCH_CODE": os.path.abspath(args.a)}),
         "B": Backend("B", "198.18.1.2", [server("stack", "198.18.1.2", "--tun", "aionsb1",
-                                                "--cpu", "1")],
+                                                "--cpu", "1", *plain)],
                      env={"BENCH_CODE": os.path.abspath(args.b),
                           **dict(item.split("=", 1) for item in args.b_env)}),
     }  # fmt: skip

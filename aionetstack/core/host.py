@@ -160,8 +160,16 @@ class HostState:
 
     @property
     def verify_transport_checksums(self) -> bool:
-        """Whether transports must verify checksums of what they receive."""
+        """Whether transports must verify checksums of what they receive.
+
+        Software GRO (core/gro.py) turns it off while it hands over a segment
+        whose pieces it verified itself.
+        """
         return self._verify_transport
+
+    @verify_transport_checksums.setter
+    def verify_transport_checksums(self, value: bool) -> None:
+        self._verify_transport = value
 
     def route_entries(self) -> list[RouteEntry]:
         """The routing table as ``ip route`` shows it (connected, static, defaults)."""

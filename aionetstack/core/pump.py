@@ -4,7 +4,8 @@ Both drivers (``aio/driver.py`` on asyncio, ``anyio/driver.py`` on anyio's async
 or trio backend) do the same four things at the same moments; only *when* they
 are woken differs. :class:`Pump` is those four things, so the two stay identical:
 
-* :meth:`Pump.receive` takes one bounded batch from the link into the core;
+* :meth:`Pump.receive` takes one bounded batch from the link into the core (through
+  software GRO, ``core/gro.py``, on a link without receive offload);
 * :meth:`Pump.process` delivers every pending event, then puts every packet the
   core has on the link, until both are empty (one flush per batch or tick);
 * :meth:`Pump.expire` runs the core's due timers (and says whether the link
@@ -24,6 +25,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from .ethernet import EthernetHost
+from .gro import Coalescer
 from .stack import StackCore
 
 __all__ = ["PacketPort", "Pump"]
@@ -59,6 +61,7 @@ class Pump:
         "_core",
         "_dispatch",
         "_events",
+        "_gro",
         "_link",
         "_processing",
         "_report",
@@ -84,6 +87,15 @@ class Pump:
         self._report = report
         self._batch = batch
         self._processing = False
+        #: Software GRO for an IP link that hands over MTU-sized packets (config.ip.gro).
+        self._gro: Coalescer | None = None
+        if (
+            isinstance(core, StackCore)
+            and core.config.ip.gro
+            and not getattr(link, "receive_checksums_partial", False)
+        ):
+            self._gro = Coalescer(core, verify=core.verify_transport_checksums)
+            core.add_statistics("gro", self._gro.statistics)
         #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
         self.internal_errors = 0
 
@@ -95,6 +107,9 @@ class Pump:
         other ready work.
         """
         packets = self._link.receive_batch(self._batch, now)
+        if self._gro is not None and len(packets) > 1:
+            self._gro.receive(packets, now, self._internal_error)
+            return len(packets)
         receive = self._core.receive_packet
         for packet in packets:
             try:

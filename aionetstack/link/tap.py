@@ -49,11 +49,17 @@ class TapLink(TunLink):
         mtu: int = 1500,
         offload: bool = False,
         persist: bool = False,
+        software_gso: bool = True,
     ) -> None:
         self.mac: bytes = _choose_mac(mac)
         self._frame_headers: dict[bytes, bytes] = {}
         super().__init__(
-            name, kernel_address=kernel_address, mtu=mtu, offload=offload, persist=persist
+            name,
+            kernel_address=kernel_address,
+            mtu=mtu,
+            offload=offload,
+            persist=persist,
+            software_gso=software_gso,
         )
         if offload:
             self._pool = ReceivePool(_RECEIVE_BUFFER)
@@ -69,10 +75,14 @@ class TapLink(TunLink):
 
         ``packet`` is the frame (Ethernet header, then the IP packet's headers);
         the virtio_net_hdr is the TUN one with its offsets moved past the
-        Ethernet header. Requires ``offload=True``.
+        Ethernet header. Without ``offload``, software GSO does the device's work.
         """
         if not self._skip:
-            raise ValueError(f"TAP {self.name} was opened without offload")
+            if not self.software_gso:
+                raise ValueError(f"TAP {self.name} was opened without offload")
+            # Software GSO (link/segmentation.py): every piece gets the Ethernet header.
+            self._send_segmented(packet, segment_size, tail, ETHERNET_HEADER_LENGTH)
+            return
         self._check_open()
         length = len(packet) - ETHERNET_HEADER_LENGTH
         for part in tail:
@@ -80,7 +90,7 @@ class TapLink(TunLink):
         try:
             ip_header = _offload_header(
                 memoryview(packet)[ETHERNET_HEADER_LENGTH:],
-                segment_size if length > self.mtu else 0,
+                segment_size,  # non-zero: cut, whatever the MTU (TunLink.send_offloaded)
             )
         except (IndexError, ValueError):
             self.send_rejected += 1

@@ -52,6 +52,7 @@ from ..wire.vnet import (
     build_vnet_header,
 )
 from .receive_pool import LEND_THRESHOLD, ReceivePool
+from .segmentation import complete_checksum, cut_tcp
 from .tun_device import (
     _MAX_MTU,
     TUN_F_CSUM,
@@ -105,8 +106,13 @@ class TunLink:
       device's addresses as they are.
     * ``mtu``: the device MTU, set on the device if it differs.
     * ``offload``: negotiate checksum and segmentation offload (the default; see
-      the module docs). ``offload=False`` keeps 1500-byte packets and Python
-      checksums, several times slower for bulk data.
+      the module docs). ``offload=False`` keeps MTU-sized packets and Python
+      checksums, several times slower for bulk data even with software GSO (below)
+      and the driver's software GRO (``core/gro.py``).
+    * ``software_gso``: without offload, still take TCP super-packets from the core
+      (``transmit_offload``, ``max_packet_size`` 65535) and cut them into MTU-sized
+      packets here, completing checksums in Python (link/segmentation.py); the
+      default. ``False`` leaves the core to send one MSS per segment.
     * ``multi_queue``: attach one queue of a multi-queue TUN (``IFF_MULTI_QUEUE``),
       creating the device if it does not exist; every queue must use the same
       ``offload``. Attaching to a device created without ``IFF_MULTI_QUEUE``
@@ -147,6 +153,9 @@ class TunLink:
         "send_rejected",
         "sent_bytes",
         "sent_packets",
+        "software_gso",
+        "software_gso_packets",
+        "software_gso_segments",
         "transmit_offload",
     )
 
@@ -164,6 +173,7 @@ class TunLink:
         offload: bool = True,
         multi_queue: bool = False,
         persist: bool = False,
+        software_gso: bool = True,
     ) -> None:
         _check_name(name)
         _check_mtu(mtu)
@@ -204,8 +214,14 @@ class TunLink:
         self._skip = VNET_HEADER_LENGTH if offload else 0
         # Writes carry a virtio_net_hdr whenever IFF_VNET_HDR is on: the kernel then
         # completes partial checksums and segments TCP super-packets for us (limits.md §3b).
-        self.transmit_offload = offload
-        self.max_packet_size = _MAX_IP_PACKET if offload else mtu
+        # Without IFF_VNET_HDR, software GSO (link/segmentation.py) takes the same
+        # super-packets and partial checksums and does the device's work in Python.
+        self.software_gso = not offload and software_gso
+        self.transmit_offload = offload or self.software_gso
+        self.max_packet_size = _MAX_IP_PACKET if self.transmit_offload else mtu
+        #: Super-packets cut (or only checksummed) in software, and the packets written for them.
+        self.software_gso_packets = 0
+        self.software_gso_segments = 0
         self._reader = io.FileIO(self._fd, "r", closefd=False)
         self._pool = ReceivePool(_RECEIVE_BUFFER)
         self.sent_packets = 0
@@ -286,33 +302,37 @@ class TunLink:
         in one system call; count, never block. ``length``: of packet and tail, if known."""
         try:
             if header is None:
-                os.write(self._fd, packet)
+                if tail:
+                    os.writev(self._fd, (packet, *tail))
+                else:
+                    os.write(self._fd, packet)
             elif tail:
                 os.writev(self._fd, (header, packet, *tail))
             else:
                 os.writev(self._fd, (header, packet))
-        except BlockingIOError:
-            self.send_dropped += 1
-            return
         except OSError as exc:
-            if exc.errno == errno.ENOBUFS:
-                self.send_dropped += 1
-                return
-            if exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
-                self.send_rejected += 1
-                return
-            if exc.errno in _LINK_DOWN:  # the interface is down: like a NIC without carrier
-                self.send_link_down += 1
-                return
-            if exc.errno in _LINK_GONE:
-                raise self._gone(exc) from exc
-            raise
+            self._write_failed(exc)
+            return
         self.sent_packets += 1
         if length < 0:
             length = len(packet)
             for part in tail:
                 length += len(part)
         self.sent_bytes += length
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Count a failed write as its cause; raise only when the device is gone (or for
+        an error no device should give)."""
+        if isinstance(exc, BlockingIOError) or exc.errno == errno.ENOBUFS:
+            self.send_dropped += 1  # the queue is full
+        elif exc.errno == errno.EINVAL:  # not an IP packet, or malformed vnet header
+            self.send_rejected += 1
+        elif exc.errno in _LINK_DOWN:  # the interface is down: like a NIC without carrier
+            self.send_link_down += 1
+        elif exc.errno in _LINK_GONE:
+            raise self._gone(exc) from exc
+        else:
+            raise exc
 
     def send_offloaded(
         self,
@@ -328,7 +348,10 @@ class TunLink:
         (payload views), gathered by ``writev``. Requires ``offload=True``.
         """
         if not self._skip:
-            raise ValueError(f"TUN {self.name} was opened without offload")
+            if not self.software_gso:
+                raise ValueError(f"TUN {self.name} was opened without offload")
+            self._send_segmented(packet, segment_size, tail, 0)
+            return
         self._check_open()
         if self.multi_queue:
             self._claim_flow(packet)
@@ -336,11 +359,54 @@ class TunLink:
         for part in tail:
             length += len(part)
         try:
-            header = _offload_header(packet, segment_size if length > self.mtu else 0)
+            # A non-zero segment_size means the payload exceeds one segment (the core sets
+            # it so), even when the packet would fit the device's MTU: after a path MTU
+            # drop a 1,500-byte retransmission must still be cut (RFC 1191 §6.3).
+            header = _offload_header(packet, segment_size)
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
         self._write(header, packet, tail, length)
+
+    def _send_segmented(
+        self,
+        packet: bytes | bytearray | memoryview,
+        segment_size: int,
+        tail: tuple[bytes | memoryview, ...],
+        offset: int,
+    ) -> None:
+        """Software GSO: complete the checksum of a partial-checksum packet whose IP header
+        starts at ``offset`` (a TCP one with ``segment_size`` > 0: cut into pieces of at
+        most that much payload) and write it, or each piece."""
+        self._check_open()
+        if self.multi_queue:
+            self._claim_flow(packet)
+        self.software_gso_packets += 1
+        try:
+            if segment_size > 0:  # cut by segment_size, not the MTU: a lowered path MTU
+                fd = self._fd
+                writev = os.writev
+                pieces = sent = written = 0
+                try:
+                    for headers, payload in cut_tcp(packet, segment_size, tail, offset):
+                        pieces += 1
+                        try:
+                            written += writev(fd, (headers, payload))
+                        except OSError as exc:
+                            self._write_failed(exc)
+                        else:
+                            sent += 1
+                finally:
+                    self.software_gso_segments += pieces
+                    self.sent_packets += sent
+                    self.sent_bytes += written
+                return
+            whole = complete_checksum(packet, tail, offset)
+        except (IndexError, ValueError):
+            self.send_rejected += 1
+            return
+        self.software_gso_segments += 1
+        self._write(None, whole)
 
     def _claim_flow(self, packet: bytes | bytearray | memoryview) -> None:
         """Before an active open's SYN, make the kernel steer the flow to this queue.
@@ -378,6 +444,8 @@ class TunLink:
             "send_dropped": self.send_dropped,
             "send_rejected": self.send_rejected,
             "claimed_flows": self.claimed_flows,
+            "software_gso_packets": self.software_gso_packets,
+            "software_gso_segments": self.software_gso_segments,
             "send_link_down": self.send_link_down,
             "receive_errors": self.receive_errors,
         }

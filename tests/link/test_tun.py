@@ -221,6 +221,62 @@ def test_send_failures_are_counted_not_raised(
     assert link.statistics()["sent_packets"] == 0
 
 
+@pytest.mark.tun
+def test_software_gso_failures_are_counted_per_piece(
+    tun_factory: Callable[..., TunLink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from aionetstack.wire.checksum import ones_complement_sum, pseudo_header_sum
+    from aionetstack.wire.tcp import ACK, build_tcp
+
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
+    segment = build_tcp(40000, 9, 1, 1, ACK, 100, payload=bytes(4000))
+    pseudo = ones_complement_sum(b"", pseudo_header_sum(STACK, KERNEL, 6, len(segment)))
+    segment = segment[:16] + pseudo.to_bytes(2, "big") + segment[18:]
+    packet = build_ipv4(IPv4Header(STACK, KERNEL, 6), segment)
+
+    def refuse(fd: int, buffers: object) -> int:
+        raise BlockingIOError(errno.EAGAIN, "full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "writev", refuse)
+        link.send_offloaded(packet, 1460, 0.0)
+    counts = link.statistics()
+    assert counts["send_dropped"] == 3 and counts["sent_packets"] == 0
+    assert counts["software_gso_packets"] == 1 and counts["software_gso_segments"] == 3
+    link.send_offloaded(packet, 1460, 0.0)  # the kernel takes the three pieces
+    assert link.statistics()["sent_packets"] == 3
+    link.send_offloaded(b"\x00" * 60, 1460, 0.0)  # not IP: rejected, nothing written
+    assert link.statistics()["send_rejected"] == 1
+
+
+@pytest.mark.tun
+def test_a_segment_to_cut_is_cut_even_when_it_fits_the_mtu(
+    tun_factory: Callable[..., TunLink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a path MTU drop the core asks for 1,000-byte pieces of a 1,448-byte segment:
+    the device MTU (1,500) must not stop the kernel from cutting it (RFC 1191 §6.3)."""
+    from aionetstack.wire.tcp import ACK, build_tcp
+    from aionetstack.wire.vnet import VIRTIO_NET_HDR_GSO_TCPV4, parse_vnet_header
+
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24")
+    packet = build_ipv4(
+        IPv4Header(STACK, KERNEL, 6), build_tcp(40000, 9, 1, 1, ACK, 100, payload=bytes(1448))
+    )
+    written: list[bytes] = []
+
+    def capture(fd: int, buffers: list[bytes]) -> int:
+        written.append(bytes(buffers[0]))
+        return sum(len(b) for b in buffers)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "writev", capture)
+        link.send_offloaded(packet, 1000, 0.0)
+        link.send_offloaded(packet, 0, 0.0)  # 0: one segment, nothing to cut
+    cut, whole = (parse_vnet_header(header) for header in written)
+    assert cut.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 and cut.gso_size == 1000
+    assert whole.gso_size == 0
+
+
 def fake_ioctl(refused: set[int]) -> Callable[..., object]:
     """Pass every ioctl to the kernel except TUNSETOFFLOAD with a refused mask (EINVAL)."""
     real = fcntl.ioctl
@@ -259,11 +315,15 @@ def test_offload_is_the_default_and_visible(tun_factory: Callable[..., TunLink])
 @pytest.mark.tun
 def test_offload_off_on_request_is_visible(tun_factory: Callable[..., TunLink]) -> None:
     link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
-    assert not link.transmit_offload and not link.receive_checksums_partial
-    assert link.max_packet_size == link.mtu
+    assert not link.receive_checksums_partial
+    # Software GSO (link/segmentation.py) takes super-packets and cuts them itself.
+    assert link.software_gso and link.transmit_offload
+    assert link.max_packet_size == 65535
     assert link.offload_status == "off (requested off)"
     assert link.statistics()["offload"] == "off (requested off)"
     assert "off (requested off)" in repr(link)
+    plain = tun_factory("aionst1", offload=False, software_gso=False)
+    assert not plain.transmit_offload and plain.max_packet_size == plain.mtu
 
 
 @pytest.mark.tun

@@ -18,7 +18,7 @@ from ...wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, seq_diff
 from .events import TcpReadable
 from .receive import _owned
 from .state import RECEIVES_DATA, TcpState
-from .tcb import _SEQ_HALF, _SEQ_MASK, Tcb
+from .tcb import _SEQ_HALF, _SEQ_MASK, _TS_OPTION_LENGTH, Tcb
 
 #: RFC 7323 §5.5: timestamps idle for 24 days are no longer trusted for PAWS.
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
@@ -237,8 +237,9 @@ class _Ingress(Tcb):
         self._rcv_nxt = (self._rcv_nxt + length) & _SEQ_MASK
         pending = self._bytes_since_ack + length
         self._bytes_since_ack = pending
-        if pending >= 2 * self._rcv_mss:
-            self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
+        # RFC 5681 §4.2: every second full-sized segment (which carries TS, RFC 7323 §3).
+        if pending >= 2 * self._rcv_mss - (2 * _TS_OPTION_LENGTH if self._ts_ok else 0):
+            self._ack_now = True
         elif self._delack_deadline is None:
             self._delack_deadline = now + self._config.delayed_ack_timeout
         layer = self._layer

@@ -13,7 +13,7 @@ from ...wire.tcp import ACK, RST
 from .events import TcpEofReceived, TcpReadable
 from .reassembly import Reassembly
 from .state import RECEIVES_DATA, TcpState
-from .tcb import _SEQ_MASK, Tcb
+from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, Tcb
 
 
 def _owned(payload: memoryview) -> memoryview | bytes:
@@ -69,8 +69,10 @@ class _ReceiveSide(Tcb):
                     if not ooo:
                         self._ooo = None  # idle connections keep no queue
                 self._bytes_since_ack += in_order
-                if self._bytes_since_ack >= 2 * self._rcv_mss:
-                    self._ack_now = True  # RFC 5681 §4.2: every second full-sized segment
+                # RFC 5681 §4.2: every second full-sized segment (with TS: RFC 7323 §3).
+                full = self._rcv_mss - (_TS_OPTION_LENGTH if self._ts_ok else 0)
+                if self._bytes_since_ack >= 2 * full:
+                    self._ack_now = True
                 elif self._delack_deadline is None:
                     self._delack_deadline = now + self._config.delayed_ack_timeout
                 self._rcv_nxt = (self._irs + 1 + self._rcv_off) & _SEQ_MASK

@@ -1,0 +1,339 @@
+"""Software GRO: consecutive in-order TCP segments of a flow, read in one batch, become one.
+
+A link without receive offload (``TunLink(offload=False)``) hands over one
+MTU-sized packet at a time; every one of them through IP, TCP and the
+application's read costs the whole Python path. Between the link and IP the
+driver's pump (``core/pump.py``) gives each batch to :class:`Coalescer`, which
+merges runs of segments the way Linux's ``tcp_gro_receive`` does
+(``net/ipv4/tcp_offload.c``) and hands the core one segment per run:
+
+* a run is consecutive packets of the batch, of one flow (addresses and ports),
+  IPv4 without options or fragmentation, or IPv6 with TCP as the first next
+  header; the same TOS/traffic class, flow label, TTL/hop limit and DF;
+* each segment continues the previous one's sequence space exactly (and a
+  segment that does not continue the previous data segment of its flow in the
+  batch, a duplicate or a reordered one, goes on alone and starts no run: the
+  TCP layer then answers it as it would unmerged), carries the
+  same acknowledgment number, window and option bytes (timestamps included),
+  only ACK, or ACK and PSH, and some payload: SYN, FIN, RST, URG, ECE/CWR or a
+  changed header end the run and go on alone;
+* a segment longer than the run's first ends it (it goes on alone); a shorter
+  one, or one with PSH, is merged as the run's last; a run holds at most what
+  one IP packet can (65,535 bytes);
+* each segment's checksum is verified before it is merged (RFC 9293 §3.1); a bad
+  one is not merged but passed on as it is, so the core drops it and counts it
+  (``tcp.dropped_bad_checksum``) as it always did.
+
+The merged segment is the first segment's headers with the lengths of the whole
+run and PSH if its last segment had it; its TCP checksum field is not
+recomputed (the core is told the checksums were verified, as Linux marks a GRO
+packet CHECKSUM_UNNECESSARY); its IPv4 header checksum is. The TCP layer then sees
+the same bytes in the same order, and owes the same ACKs: its delayed-ACK rule
+counts bytes (``_bytes_since_ack``: an ACK at once for every two full-sized
+segments' worth, RFC 9293 §3.8.6.3, RFC 5681 §4.2), and a batch's ACKs go out
+together when the batch is done whether or not its segments were merged.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Sequence
+from typing import Final
+
+from ..wire.checksum import ones_complement_sum
+from .stack import StackCore
+
+__all__ = ["Coalescer", "MergedSegment"]
+
+_IPPROTO_TCP: Final = 6
+#: RFC 9293 §3.1 control bits: a run takes only ACK, with PSH on its last segment.
+_ACK: Final = 0x10
+_PSH: Final = 0x08
+#: The largest IPv4 total length and IPv6 payload length (RFC 791 §3.1, RFC 8200 §3).
+_MAX_LENGTH: Final = 0xFFFF
+_MASK: Final = 0xFFFF
+_SEQ_MASK: Final = 0xFFFFFFFF
+#: IPv4 fixed header: version/IHL, TOS, total length, id, flags/offset, TTL, protocol,
+#: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
+_IPV4: Final = struct.Struct("!BBHHHBBH8s")
+_TCP: Final = struct.Struct("!4sIIBBH")
+#: MF and the fragment offset (RFC 791 §3.1).
+_FRAGMENT_BITS: Final = 0x3FFF
+#: Folds at 16-bit boundaries (2**16 == 1 modulo 0xFFFF) shrink an MTU-sized packet's
+#: integer before the one division (see link/segmentation.py).
+_FOLD_HIGH: Final = 5888
+_FOLD_LOW: Final = 2944
+_FOLD_HIGH_MASK: Final = (1 << _FOLD_HIGH) - 1
+_FOLD_LOW_MASK: Final = (1 << _FOLD_LOW) - 1
+
+
+class MergedSegment:
+    """A packet built from ``count`` segments whose checksums were each verified."""
+
+    __slots__ = ("count", "packet")
+
+    def __init__(self, packet: bytes, count: int) -> None:
+        self.packet = packet
+        self.count = count
+
+
+#: What :meth:`Coalescer.coalesce` returns: packets as the link gave them, or merged ones.
+_Item = bytes | memoryview | MergedSegment
+
+
+class _Run:
+    """The segments merged so far (see the module docstring)."""
+
+    __slots__ = (
+        "ack",
+        "closed",
+        "first",
+        "flow",
+        "header_end",
+        "ip_length",
+        "ip_same",
+        "next_seq",
+        "options",
+        "payloads",
+        "push",
+        "size",
+        "total",
+        "window",
+    )
+
+    def __init__(  # noqa: PLR0917
+        self, packet: bytes | memoryview, ip_length: int, header_end: int, flow: bytes,
+        ip_same: int,
+        ack: int, window: int, end: int, size: int, push: bool,
+    ) -> None:  # fmt: skip
+        self.first = packet
+        self.ip_length = ip_length
+        self.header_end = header_end
+        self.flow = flow
+        self.ip_same = ip_same
+        self.ack = ack
+        self.window = window
+        self.options = packet[ip_length + 20 : header_end]
+        self.size = size
+        self.total = size
+        self.next_seq = end
+        self.payloads: list[bytes | memoryview] = []
+        self.push = push
+        self.closed = push
+
+
+class Coalescer:
+    """Merge each batch's TCP segments before ``core`` sees them (see the module docstring).
+
+    ``verify``: check each segment's TCP checksum before merging it (the core's
+    own setting; off when the link hands over partial checksums).
+    :meth:`statistics` counts merged segments (``merged``) and the segments they
+    held (``segments_merged``).
+    """
+
+    __slots__ = ("_core", "_verify", "merged", "segments_merged")
+
+    def __init__(self, core: StackCore, *, verify: bool = True) -> None:
+        self._core = core
+        self._verify = verify
+        #: Merged segments handed to the core, and the received segments they held.
+        self.merged = 0
+        self.segments_merged = 0
+
+    def statistics(self) -> dict[str, int]:
+        """``merged`` segments built from ``segments_merged`` received ones."""
+        return {"merged": self.merged, "segments_merged": self.segments_merged}
+
+    def receive(
+        self,
+        packets: Sequence[bytes | memoryview],
+        now: float,
+        report: Callable[[str, Exception], None],
+    ) -> None:
+        """Feed ``packets`` (one batch from the link) to the core, runs merged.
+
+        ``report(doing, error)`` hears of an exception the core raised (a bug); the
+        rest of the batch is still delivered.
+        """
+        core = self._core
+        receive = core.receive_packet
+        for item in self.coalesce(packets):
+            try:
+                if item.__class__ is MergedSegment:
+                    self._deliver(item, now)
+                else:
+                    receive(item, now)  # type: ignore[arg-type]
+            except Exception as error:  # a core bug must not lose the rest of the batch
+                report("receiving a packet", error)
+
+    def _deliver(self, item: MergedSegment, now: float) -> None:
+        core = self._core
+        verify = core.verify_transport_checksums
+        core.verify_transport_checksums = False  # each piece was verified before merging
+        try:
+            core.receive_packet(item.packet, now)
+        finally:
+            core.verify_transport_checksums = verify
+
+    def coalesce(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
+        """The batch with each run of mergeable segments replaced by one :class:`MergedSegment`.
+
+        Order is kept: a merged segment stands where its run's first segment was.
+        """
+        out: list[_Item] = []
+        append = out.append
+        run: _Run | None = None
+        verify = self._verify
+        #: Where each flow's last data segment in this batch ended (runs not included).
+        ends: dict[bytes, int] = {}
+        for packet in packets:
+            length = len(packet)
+            if length < 40:
+                self._close(run, ends, append)
+                run = None
+                append(packet)
+                continue
+            first = packet[0]
+            # -- IP: the only shapes a run takes -----------------------------------
+            if first == 0x45:
+                _, tos, total, _, fragment, ttl, protocol, _, addresses = _IPV4.unpack_from(packet)
+                if protocol != _IPPROTO_TCP or fragment & _FRAGMENT_BITS or total != length:
+                    self._close(run, ends, append)
+                    run = None
+                    append(packet)
+                    continue
+                ip_length = 20
+                ip_same = tos << 24 | fragment << 8 | ttl  # TOS, DF, TTL
+            elif first >> 4 == 6 and length >= 60:
+                if packet[6] != _IPPROTO_TCP or (packet[4] << 8 | packet[5]) + 40 != length:
+                    self._close(run, ends, append)
+                    run = None
+                    append(packet)
+                    continue
+                ip_length = 40
+                ip_same = int.from_bytes(packet[0:4], "big") << 8 | packet[7]
+                addresses = bytes(packet[8:40])
+            else:
+                self._close(run, ends, append)
+                run = None
+                append(packet)
+                continue
+            # -- TCP -----------------------------------------------------------------
+            ports, seq, ack, data_offset, flags, window = _TCP.unpack_from(packet, ip_length)
+            header_end = ip_length + (data_offset >> 4) * 4
+            size = length - header_end
+            flow = addresses + ports
+            if (
+                size <= 0
+                or header_end < ip_length + 20
+                or flags & ~_PSH != _ACK
+                or data_offset & 0x0F  # reserved bits (AccECN's AE): not ours to merge
+            ):
+                self._close(run, ends, append)
+                run = None
+                append(packet)
+                continue
+            if verify and not _checksums_ok(packet, ip_length, addresses):
+                self._close(run, ends, append)
+                run = None
+                append(packet)  # the core drops it and counts it
+                continue
+            end = (seq + size) & _SEQ_MASK
+            push = flags != _ACK
+            if run is not None and run.flow == flow:
+                if run.next_seq != seq:  # behind or ahead of the flow's last segment: alone
+                    self._close(run, ends, append)
+                    run = None
+                    ends[flow] = end
+                    append(packet)
+                    continue
+                if (
+                    not run.closed
+                    and run.ip_same == ip_same
+                    and run.ack == ack
+                    and run.window == window
+                    and size <= run.size
+                    and run.header_end + run.total + size - (ip_length - 20) <= _MAX_LENGTH
+                    and run.options == packet[ip_length + 20 : header_end]
+                ):
+                    run.payloads.append(packet[header_end:])
+                    run.total += size
+                    run.next_seq = end
+                    if push or size < run.size:
+                        run.push = push
+                        run.closed = True
+                    continue
+            elif ends.get(flow, seq) != seq:
+                self._close(run, ends, append)
+                run = None
+                ends[flow] = end
+                append(packet)
+                continue
+            self._close(run, ends, append)
+            run = _Run(packet, ip_length, header_end, flow, ip_same, ack, window, end, size, push)
+        if run is not None:
+            self._flush(run, append)
+        return out
+
+    def _close(
+        self,
+        run: _Run | None,
+        ends: dict[bytes, int],
+        append: Callable[[_Item], None],
+    ) -> None:
+        """Put out ``run`` (if any), remembering where its flow's data ended."""
+        if run is not None:
+            ends[run.flow] = run.next_seq
+            self._flush(run, append)
+
+    def _flush(self, run: _Run, append: Callable[[_Item], None]) -> None:
+        """Put ``run`` out: its first packet as it is, or the merged segment."""
+        payloads = run.payloads
+        first = run.first
+        if not payloads:
+            append(first)
+            return
+        ip_length = run.ip_length
+        header = bytearray(first[: run.header_end])
+        if ip_length == 20:
+            total = run.header_end + run.total
+            header[2] = total >> 8
+            header[3] = total & 0xFF
+            header[10] = header[11] = 0
+            checksum = ~ones_complement_sum(header[:20]) & _MASK
+            header[10] = checksum >> 8
+            header[11] = checksum & 0xFF
+        else:
+            payload_length = run.header_end - 40 + run.total
+            header[4] = payload_length >> 8
+            header[5] = payload_length & 0xFF
+        if run.push:
+            header[ip_length + 13] |= _PSH
+        packet = b"".join((header, first[run.header_end :], *payloads))
+        count = len(payloads) + 1
+        self.merged += 1
+        self.segments_merged += count
+        append(MergedSegment(packet, count))
+
+
+def _checksums_ok(packet: bytes | memoryview, ip_length: int, addresses: bytes) -> bool:
+    """The IPv4 header checksum (RFC 791 §3.1) and the TCP checksum (RFC 9293 §3.1).
+
+    Sums of 16-bit words taken as big integers modulo 0xFFFF (wire/checksum.py): a
+    correct header or segment (with its pseudo-header) sums to a non-zero multiple.
+    For IPv4 the TCP sum is taken over the whole packet, whose correct IP header adds
+    a multiple of 0xFFFF, so no slice of the payload is copied.
+    """
+    length = len(packet)
+    if ip_length == 20:
+        if int.from_bytes(packet[:20], "big") % _MASK:
+            return False
+        value = int.from_bytes(packet, "big")
+    else:
+        value = int.from_bytes(memoryview(packet)[40:], "big")
+    if length & 1:
+        value <<= 8
+    value = (value >> _FOLD_HIGH) + (value & _FOLD_HIGH_MASK)
+    value = (value >> _FOLD_LOW) + (value & _FOLD_LOW_MASK)
+    value += int.from_bytes(addresses, "big") + _IPPROTO_TCP + length - ip_length
+    return value % _MASK == 0
