@@ -115,6 +115,8 @@ class StackState:
         self._servers: set[Server] = set()
         self._listener_servers: dict[TcpListenerEndpoint, Server] = {}
         self._transports: dict[TcpTransport, Server | None] = {}
+        #: Every transport's ``on_lost``, bound once (a bound method is 64 bytes a transport).
+        self._on_transport_lost: Callable[[TcpTransport], None] = self._forget_transport
         self._closed = False
         self._tasks: set[asyncio.Task[Any]] = set()
         if isinstance(nameservers, str):
@@ -130,6 +132,8 @@ class StackState:
         def _attach(
             self, connection: TcpEndpoint, protocol: asyncio.BaseProtocol, server: Server | None
         ) -> TcpTransport: ...
+
+        def _forget_transport(self, transport: TcpTransport) -> None: ...
 
         def _loop_task(self, coroutine: Any) -> None: ...
 

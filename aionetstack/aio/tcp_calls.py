@@ -265,7 +265,7 @@ class _TcpCalls(StackState):
         """Wrap an established connection in a transport and start its callbacks."""
         loop = asyncio.get_running_loop()
         transport = TcpTransport(
-            loop, self.driver, connection, protocol, on_lost=self._forget_transport
+            loop, self.driver, connection, protocol, on_lost=self._on_transport_lost
         )
         self._transports[transport] = server
         try:

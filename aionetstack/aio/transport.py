@@ -34,6 +34,7 @@ logger = logging.getLogger("aionetstack")
 
 #: asyncio's defaults (``transports._FlowControlMixin``): 64 KiB high, high // 4 low.
 DEFAULT_HIGH_WATER = 64 * 1024
+DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4  # one int object, not one per transport
 #: Bytes handed to ``data_received`` at most per call (asyncio reads 256 KiB at a time).
 MAX_READ = 256 * 1024
 #: Writes to a lost connection are dropped silently this many times before each further
@@ -180,7 +181,7 @@ class TcpTransport(asyncio.Transport):
         self._pending: collections.deque[bytes] | None = None
         self._pending_size = 0
         self._high_water = DEFAULT_HIGH_WATER
-        self._low_water = DEFAULT_HIGH_WATER // 4
+        self._low_water = DEFAULT_LOW_WATER
         self._protocol_paused = False
         self._reading_paused = False
         self._closing = False

@@ -16,7 +16,7 @@ from typing import Final
 from ...wire.tcp import TcpOptions, seq_diff
 from .events import TcpWritable
 from .state import APP_CAN_SEND, TcpState
-from .tcb import _SEQ_HALF, _SEQ_MASK, TS_HZ, Tcb, _Sent
+from .tcb import _SEQ_HALF, _SEQ_MASK, NO_RECORDS, TS_HZ, Tcb, _Sent
 
 #: RFC 9406 §4.3: N_RTT_SAMPLE, MIN/MAX_RTT_THRESH (s), LOW_SSTHRESH (segments).
 HYSTART_RTT_SAMPLES: Final = 8
@@ -119,7 +119,11 @@ class _AckProcessing(Tcb):
                     self._retrans_bytes -= cut
             record.start = ack_off
         self._head = head
-        if head > 256 and head * 2 > len(records):
+        if head == count:
+            if count:  # everything sent is acknowledged: an idle connection keeps no records
+                self._records = NO_RECORDS
+                self._head = self._retx_index = self._fack_index = self._rack_index = 0
+        elif head > 256 and head * 2 > len(records):
             del records[:head]
             self._retx_index = max(self._retx_index - head, 0)
             self._fack_index = max(self._fack_index - head, 0)

@@ -21,7 +21,9 @@ from .receive import _ReceiveSide
 from .recovery import _Recovery, check_invariants
 from .rtt import RttEstimator
 from .send import _SendSide
+from .send_buffer import SendBuffer
 from .state import ABORT_SENDS_RST, APP_CAN_SEND, TcpState
+from .tcb import NO_SEND_BUFFER
 from .timers import _Timers
 
 __all__ = ["TcpConnection", "TcpState", "check_invariants", "window_scale_for"]
@@ -83,16 +85,19 @@ class TcpConnection(
         """
         if self.state not in APP_CAN_SEND or self._fin_queued:
             raise BrokenPipeError(errno.EPIPE, "TCP connection is not open for sending")
-        room = self._sbuf_limit - self._sbuf.size
+        sbuf = self._sbuf
+        room = self._sbuf_limit - sbuf.size
         if room <= 0:
             self._want_writable = True
             return 0
+        if sbuf is NO_SEND_BUFFER:  # the first write: this connection's own buffer
+            sbuf = self._sbuf = SendBuffer()
         if len(data) > room:
-            self._sbuf.append(memoryview(data)[:room])
+            sbuf.append(memoryview(data)[:room])
             self._want_writable = True
             accepted = room
         else:
-            self._sbuf.append(data)
+            sbuf.append(data)
             accepted = len(data)
         if accepted:
             self._layer.mark_dirty(self)

@@ -24,6 +24,7 @@ from ..randomness import RandomSource
 from .connection import TcpConnection
 from .listener import ConnectionKey, TcpListener, _PassiveOpen
 from .secrets import KeyedHashes
+from .shared import shared
 from .state import TcpState
 
 __all__ = ["TcpInterceptHook", "TcpLayer", "TcpListener"]
@@ -180,6 +181,11 @@ class TcpLayer(_PassiveOpen):
         self, key: ConnectionKey, now: float, iss: int | None = None
     ) -> TcpConnection:
         local, local_port, remote, remote_port = key
+        # The addresses and our port as objects every connection with them shares.
+        local = shared(local)
+        local_port = shared(local_port)  # a listening port is a fresh int in each SYN
+        remote = shared(remote)
+        key = (local, local_port, remote, remote_port)
         if iss is None:
             iss = self.isn_function(local, local_port, remote, remote_port, now)
         connection = TcpConnection(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from ...wire.tcp import ACK, SYN, TcpOptions, build_options
 from .options import MAX_WINDOW_FIELD
+from .shared import shared
 from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, DEFAULT_MSS_IPV4, DEFAULT_MSS_IPV6, Tcb
 
 
@@ -39,7 +40,7 @@ class _Opening(Tcb):
         if self._ts_ok:
             # RFC 6691 §2: the MSS excludes options, and we carry TS on every segment.
             mss -= _TS_OPTION_LENGTH
-        self._snd_mss = max(mss, 64)
+        self._snd_mss = shared(max(mss, 64))
         self._cc.set_mss(self._snd_mss)
 
     def _send_syn(self, now: float) -> None:

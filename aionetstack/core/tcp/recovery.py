@@ -14,7 +14,7 @@ from bisect import bisect_left, bisect_right
 from typing import Final
 
 from ...wire.tcp import seq_diff
-from .tcb import Tcb, _Sent
+from .tcb import NO_RANGES, Tcb, _Sent
 
 #: RFC 6675 §2 DupThresh.
 DUP_THRESH: Final = 3
@@ -84,6 +84,9 @@ class _Recovery(Tcb):
         head = self._head
         starts = self._sack_starts
         ends = self._sack_ends
+        if starts is NO_RANGES:  # the first SACK: this connection's own scoreboard
+            starts = self._sack_starts = []
+            ends = self._sack_ends = []
         una = self._una
         base_seq = self._seq(una)
         for left, right in blocks:

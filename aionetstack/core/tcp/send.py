@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from ...wire.tcp import ACK, FIN, PSH
 from .state import SENDS_DATA, TcpState
-from .tcb import Tcb, _Sent
+from .tcb import NO_RECORDS, Tcb, _Sent
 
 
 class _SendSide(Tcb):
@@ -46,6 +46,8 @@ class _SendSide(Tcb):
         cwnd = self._cc.cwnd
         flight = self._flight()
         records = self._records
+        if records is NO_RECORDS:  # nothing outstanding: this connection's own list
+            records = self._records = []
         nxt = self._nxt
         while True:
             available = data_end - nxt

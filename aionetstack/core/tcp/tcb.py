@@ -30,6 +30,7 @@ from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
 from .rtt import RttEstimator
 from .send_buffer import SendBuffer
+from .shared import shared
 from .state import TcpState, is_legal_transition
 
 _SEQ_MASK: Final = 0xFFFFFFFF
@@ -43,6 +44,18 @@ TS_HZ: Final = 1000
 _TS_OPTION_LENGTH: Final = 12
 #: The data-offset byte of a header without options (20 bytes).
 _PLAIN_OFFSET_BYTE: Final = (20 // 4) << 4
+#: HyStart++'s "no RTT sample yet" (RFC 9406 §4.2: infinity), one float for everyone.
+_INF: Final = float("inf")
+#: The SACK scoreboard of every connection without one (read-only: ``_process_sack`` makes
+#: a connection its own pair of lists before changing them; an empty list is 56 bytes).
+NO_RANGES: Final[list[int]] = []
+#: The retransmission records of every connection with none outstanding (read-only: the
+#: sending paths make a connection its own list; the ACK that acknowledges everything
+#: puts this one back, so an idle connection keeps no records).
+NO_RECORDS: Final[list[_Sent]] = []
+#: The send buffer of every connection that has not written yet (never changed: ``send``
+#: makes a connection its own at the first write; ``release`` needs bytes held).
+NO_SEND_BUFFER: Final = SendBuffer()
 
 
 class _Sent:
@@ -241,12 +254,12 @@ class Tcb:
         self.listener: AcceptQueue | None = None
         #: The deadline this connection currently has in the layer's timer heap.
         self.heap_deadline: float | None = None
-        self._pseudo_sum = pseudo_header_sum(local_address, remote_address, 6, 0)
+        self._pseudo_sum = shared(pseudo_header_sum(local_address, remote_address, 6, 0))
         # --- send side (offsets: 0 is our SYN, data starts at 1) ---
         self._iss = iss
         self._una = 0
         self._nxt = 0
-        self._sbuf = SendBuffer()
+        self._sbuf = NO_SEND_BUFFER  # made at the first write
         self._sbuf_start = 1
         self._sbuf_limit = config.send_buffer
         self._fin_queued = False
@@ -256,7 +269,7 @@ class Tcb:
         self._snd_wl2 = 0
         self._snd_wscale = 0
         self._snd_mss = DEFAULT_MSS_IPV4 if len(remote_address) == 4 else DEFAULT_MSS_IPV6
-        self._records: list[_Sent] = []
+        self._records: list[_Sent] = NO_RECORDS
         self._head = 0
         self._retx_index = 0
         self._fack_index = 0
@@ -267,8 +280,8 @@ class Tcb:
         self._highest_sacked = 0
         #: The SACK scoreboard as merged ranges (unwrapped offsets, sorted): what the peer
         #: has SACKed, so a block repeating known ranges costs a bisect, not a walk.
-        self._sack_starts: list[int] = []
-        self._sack_ends: list[int] = []
+        self._sack_starts: list[int] = NO_RANGES
+        self._sack_ends: list[int] = NO_RANGES
         #: (sent_at, record) per retransmission in sending order, for RACK's lost-
         #: retransmission check (RFC 8985 §6.2) in constant work per ACK.
         #: Retransmissions in the order they were sent, made at the first retransmission
@@ -277,8 +290,8 @@ class Tcb:
         self._dupacks = 0
         self._rack_sent_at = 0.0
         self._hs_round_end = 0
-        self._hs_round_min = float("inf")
-        self._hs_last_round_min = float("inf")
+        self._hs_round_min = _INF
+        self._hs_last_round_min = _INF
         self._hs_samples = 0
         self._rack_index = 0
         self._recovery: str | None = None
@@ -305,7 +318,7 @@ class Tcb:
         self._rbuf = ReceiveBuffer()
         self._rbuf_limit = config.receive_buffer
         self._rcv_wscale = window_scale_for(config.receive_buffer) if config.window_scaling else 0
-        self._rcv_mss = layer.mss_for(remote_address)
+        self._rcv_mss = shared(layer.mss_for(remote_address))
         #: The out-of-order queue, made when the first segment arrives out of order.
         self._ooo: Reassembly | None = None
         self._fin_offset: int | None = None
@@ -415,12 +428,11 @@ class Tcb:
         self._keepalive_deadline = self._time_wait_deadline = self._fin_wait_deadline = None
         self._tlp_deadline = None
         self._ack_now = False
-        self._sbuf = SendBuffer()
-        self._records = []
+        self._sbuf = NO_SEND_BUFFER
+        self._records = NO_RECORDS
         self._head = self._retx_index = self._fack_index = self._rack_index = 0
         self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
-        self._sack_starts = []
-        self._sack_ends = []
+        self._sack_starts = self._sack_ends = NO_RANGES
         self._retx_queue = None
         self._nxt = self._una  # nothing is outstanding any more
         self._report_closed(error)

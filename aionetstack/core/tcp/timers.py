@@ -12,7 +12,7 @@ from typing import Final
 
 from ...wire.tcp import ACK, RST
 from .state import SENDS_DATA, SYNCHRONIZED, TcpState
-from .tcb import Tcb, _Sent
+from .tcb import NO_RANGES, NO_RECORDS, Tcb, _Sent
 
 #: RFC 8985 §7.2: worst-case delayed-ACK time added to the PTO when one segment is in flight.
 TLP_DELAYED_ACK_ALLOWANCE: Final = 0.2
@@ -94,6 +94,13 @@ class _Timers(Tcb):
         if self._keepalive and self._keepalive_deadline is None:
             self._arm_keepalive(now)
 
+    def _own_records(self) -> list[_Sent]:
+        """The retransmission records, as this connection's own list (see ``NO_RECORDS``)."""
+        records = self._records
+        if records is NO_RECORDS:
+            records = self._records = []
+        return records
+
     def _retransmission_timeout(self, now: float) -> None:
         """RFC 6298 §5.4-5.6: retransmit the earliest segment, back off, restart."""
         state = self.state
@@ -157,8 +164,7 @@ class _Timers(Tcb):
         self._retx_queue = None
         if reneged:
             self._highest_sacked = self._una
-            self._sack_starts = []
-            self._sack_ends = []
+            self._sack_starts = self._sack_ends = NO_RANGES
         self._reno_sacked = 0
         self._dupacks = 0
         self._retx_index = self._head
@@ -221,7 +227,7 @@ class _Timers(Tcb):
             if self._fin_queued and end == data_end:
                 end += 1
             self._transmit(start, end, now)
-            self._records.append(_Sent(start, end, now))
+            self._own_records().append(_Sent(start, end, now))
             self._nxt = end
         else:
             records = self._records
@@ -254,7 +260,7 @@ class _Timers(Tcb):
             size = min(self._snd_wnd, self._data_end() - self._nxt)
             end = self._nxt + size
             self._transmit(self._nxt, end, now)
-            self._records.append(_Sent(self._nxt, end, now))
+            self._own_records().append(_Sent(self._nxt, end, now))
             self._nxt = end
             self._rto_deadline = now + self._rtt.rto
             return

@@ -97,6 +97,15 @@ def test_cubic_decrease_and_regrowth_to_wmax() -> None:
     assert cc.cwnd > 1040 * MSS  # convex probing beyond W_max
 
 
+def test_cubic_makes_its_variables_when_slow_start_ends() -> None:
+    cc = Cubic(MSS)
+    cc.on_ack(4 * MSS, 0, 0.0, 0.1)
+    assert cc._state is None  # slow start: an idle connection carries no CUBIC variables
+    cc.ssthresh = cc.cwnd
+    cc.on_ack(MSS, 0, 0.1, 0.1)
+    assert cc._state is not None and cc._state.epoch_start == 0.1
+
+
 def test_cubic_fast_convergence() -> None:
     cc = Cubic(MSS)
     cc.cwnd = 100 * MSS

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from ..shared import shared
+
 __all__ = ["CongestionControl", "initial_window"]
 
 #: RFC 6928 §2: IW = min(10*MSS, max(2*MSS, 14600)).
@@ -16,8 +18,8 @@ _IW_BYTES: Final = 14600
 
 
 def initial_window(mss: int) -> int:
-    """The initial congestion window in bytes (RFC 6928 §2)."""
-    return min(_IW_SEGMENTS * mss, max(2 * mss, _IW_BYTES))
+    """The initial congestion window in bytes (RFC 6928 §2), one shared ``int`` per value."""
+    return shared(min(_IW_SEGMENTS * mss, max(2 * mss, _IW_BYTES)))
 
 
 class CongestionControl:
