@@ -128,6 +128,13 @@ class TcpOptions:
     sack_blocks: tuple[tuple[int, int], ...] = ()
 
 
+#: The SYN layout's bytes 4-7 (SACK-permitted, then the timestamp option's kind and
+#: length) and the whole layout after its MSS kind/length (RFC 9293 §3.2, RFC 2018 §2,
+#: RFC 7323 §2.2-§3.2).
+_SYN_FAST_MIDDLE: Final = b"\x04\x02\x08\x0a"
+_SYN_OPTIONS: Final = struct.Struct("!2xH4sII3xB")
+
+
 def parse_options(data: bytes | bytearray | memoryview) -> TcpOptions:
     """Parse the option bytes of a header (everything after the fixed 20 bytes).
 
@@ -140,6 +147,17 @@ def parse_options(data: bytes | bytearray | memoryview) -> TcpOptions:
         # Fast path: the NOP NOP TS layout that Linux puts on every data segment.
         _, _, _, _, tsval, tsecr = _TIMESTAMP_OPTION.unpack_from(data)
         options.timestamp = (tsval, tsecr)
+        return options
+    if length == 20 and data[:2] == b"\x02\x04" and data[4:8] == _SYN_FAST_MIDDLE and (
+        data[16:19] == b"\x01\x03\x03"
+    ):
+        # Fast path: the SYN layout of Linux (and of build_options): MSS, SACK-permitted,
+        # timestamps, NOP, window scale.
+        mss, _, tsval, tsecr, shift = _SYN_OPTIONS.unpack_from(data)
+        options.mss = mss
+        options.sack_permitted = True
+        options.timestamp = (tsval, tsecr)
+        options.window_scale = min(shift, MAX_WINDOW_SCALE)
         return options
     index = 0
     while index < length:

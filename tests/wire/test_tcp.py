@@ -294,3 +294,17 @@ def test_build_parse_round_trip(  # noqa: PLR0917
     assert (segment.flags, segment.window, bytes(segment.payload)) == (flags, window, payload)
     assert segment.options.timestamp == timestamp
     assert internet_checksum(raw, pseudo_header_sum(SRC, DST, 6, len(raw))) == 0
+
+
+@given(
+    st.integers(0, 0xFFFF), st.integers(0, 0xFFFFFFFF), st.integers(0, 0xFFFFFFFF),
+    st.integers(0, 255),
+)  # fmt: skip
+def test_the_syn_layout_parses_the_same_by_the_fast_path(
+    mss: int, tsval: int, tsecr: int, shift: int
+) -> None:
+    raw = struct.pack("!BBHBBBBIIBBBB", 2, 4, mss, 4, 2, 8, 10, tsval, tsecr, 1, 3, 3, shift)
+    fast = parse_options(raw)
+    general = parse_options(raw + b"\x01\x01\x01\x01")  # NOPs: the general loop's answer
+    assert fast == general
+    assert fast.mss == mss and fast.timestamp == (tsval, tsecr) and fast.sack_permitted

@@ -13,7 +13,8 @@ MAX_WINDOW_SCALE: Final = 14
 
 def window_scale_for(buffer: int) -> int:
     """The smallest shift that lets the window field cover ``buffer`` (RFC 7323 §2.3)."""
-    scale = 0
-    while (MAX_WINDOW_FIELD << scale) < buffer and scale < MAX_WINDOW_SCALE:
-        scale += 1
-    return scale
+    if buffer <= MAX_WINDOW_FIELD:
+        return 0
+    # 2**scale must reach ceil(buffer / MAX_WINDOW_FIELD) = q + 1, q as below.
+    scale = ((buffer - 1) // MAX_WINDOW_FIELD).bit_length()
+    return scale if scale < MAX_WINDOW_SCALE else MAX_WINDOW_SCALE

@@ -256,3 +256,15 @@ def test_timer_heap_is_earliest_and_tolerates_early_calls() -> None:
     (syn,) = peer.take()
     assert syn.segment.destination_port == 80 and first.local_port == syn.segment.source_port
     assert peer.layer.get_timer() == pytest.approx(1000.5 + 1.0)
+
+
+@given(st.integers(min_value=-10, max_value=1 << 40))
+def test_window_scale_is_the_smallest_shift_covering_the_buffer(buffer: int) -> None:
+    from aionetstack.core.tcp.options import MAX_WINDOW_FIELD, MAX_WINDOW_SCALE, window_scale_for
+
+    scale = window_scale_for(buffer)
+    assert 0 <= scale <= MAX_WINDOW_SCALE  # RFC 7323 §2.3: at most 14
+    if scale < MAX_WINDOW_SCALE:
+        assert MAX_WINDOW_FIELD << scale >= buffer
+    if scale > 0:
+        assert MAX_WINDOW_FIELD << (scale - 1) < buffer
