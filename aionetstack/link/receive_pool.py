@@ -37,15 +37,17 @@ SPARE_BUFFERS: Final = 64
 
 
 class ReceivePool:
-    """Buffers of ``size`` bytes: :attr:`current` to read into, :meth:`lend` after a read
-    whose packet is handed on as a view (``current`` is then a buffer nothing refers to)."""
+    """Buffers of ``size`` bytes: :attr:`current` to read into and :attr:`view`, a
+    ``memoryview`` of it to copy small packets out of; :meth:`lend` after a read whose
+    packet is handed on as a view (``current`` is then a buffer nothing refers to)."""
 
-    __slots__ = ("_idle_refs", "_lent", "_size", "current")
+    __slots__ = ("_idle_refs", "_lent", "_size", "current", "view")
 
     def __init__(self, size: int) -> None:
         self._size = size
         self._lent: deque[PacketMemory] = deque()
         self.current = PacketMemory(size)
+        self.view = memoryview(self.current)
         # The reference count of a tracked buffer that nothing else holds, measured
         # the way ``_take`` measures it (the deque's reference, the call's argument).
         probe: deque[PacketMemory] = deque([PacketMemory(1)])
@@ -54,9 +56,11 @@ class ReceivePool:
     def lend(self) -> None:
         """``current`` was handed on as a view: track it, and read into another."""
         lent = self._lent
+        self.view.release()  # the pool's own view must not count as a user of the buffer
         if len(lent) < SPARE_BUFFERS:
             lent.append(self.current)
         self.current = self._take()
+        self.view = memoryview(self.current)
 
     def _take(self) -> PacketMemory:
         lent = self._lent

@@ -254,6 +254,7 @@ class TunLink:
         readinto = reader.readinto
         pool = self._pool
         buffer = pool.current
+        view = pool.view
         skip = self._skip
         packets: list[bytes | memoryview] = []
         append = packets.append
@@ -274,11 +275,12 @@ class TunLink:
                 self.received_runts += 1
                 continue
             if size - skip < LEND_THRESHOLD:
-                append(bytes(buffer[skip:size]))
+                append(view[skip:size].tobytes())
             else:  # no copy: the buffer goes with the packet, and another is read into
-                append(memoryview(buffer)[skip:size])
+                append(view[skip:size])
                 pool.lend()
                 buffer = pool.current
+                view = pool.view
             received_bytes += size - skip
         self.received_packets += len(packets)
         self.received_bytes += received_bytes
