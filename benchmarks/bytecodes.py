@@ -2,13 +2,15 @@
 function: a deterministic cost count (no timing), two stacks over a memory link in one
 process.
 
-``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk] [TREE ...]``
+``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk] [--asyncio] [TREE ...]``
 
 For each TREE (a checkout holding ``aionetstack/``; default: this one) a fresh
 interpreter runs 50 warm-up transactions, then counts every bytecode (``sys.settrace``
 with opcode events) of the next N, for the client stack, the server stack and asyncio
 together. Each transaction is one segment each way through both stacks; halve the
 figure for one side. Prints the total per transaction and the functions at the top.
+``--asyncio`` counts the same client and server as plain asyncio streams over the
+kernel's loopback (127.0.0.1), for comparison: the kernel's TCP work is not bytecode.
 """
 
 from __future__ import annotations
@@ -24,7 +26,8 @@ CHILD = r"""
 import asyncio, collections, sys
 sys.path.insert(0, sys.argv[1])
 from aionetstack import MemoryLink, Stack
-N, TOP, BULK = int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "bulk"
+N, TOP = int(sys.argv[2]), int(sys.argv[3])
+BULK, KERNEL = sys.argv[4] == "bulk", sys.argv[5] == "kernel"
 counts = collections.Counter()
 
 def tracer(frame, event, arg):
@@ -39,10 +42,24 @@ def tracer(frame, event, arg):
 
     return local
 
+class Kernel:  # asyncio over the kernel's loopback, for comparison (--asyncio)
+    async def __aenter__(self):
+        return self
+    async def __aexit__(self, *exc):
+        return False
+    async def start_server(self, handler, host, port):
+        return await asyncio.start_server(handler, "127.0.0.1", port)
+    async def open_connection(self, host, port):
+        return await asyncio.open_connection("127.0.0.1", port)
+
 async def main():
-    a, b = MemoryLink.pair(mtu=1500)
-    async with Stack(b, address="198.18.0.1/24", seed=2) as far, \
-               Stack(a, address="198.18.0.2/24", seed=1) as near:
+    if KERNEL:
+        far = near = Kernel()
+    else:
+        a, b = MemoryLink.pair(mtu=1500)
+        far = Stack(b, address="198.18.0.1/24", seed=2)
+        near = Stack(a, address="198.18.0.2/24", seed=1)
+    async with far, near:
         async def echo(reader, writer):
             while data := await reader.read(65536):
                 if not BULK:
@@ -83,11 +100,14 @@ def main() -> int:
     parser.add_argument("--transactions", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--bulk", action="store_true", help="per 64 KiB written, not per echo")
+    parser.add_argument("--asyncio", action="store_true",
+                        help="asyncio's streams over the kernel's loopback instead (comparison)")
     args = parser.parse_args()
     for tree in args.trees:
         result = subprocess.run(
             [sys.executable, "-c", CHILD, str(tree.resolve()), str(args.transactions),
-             str(args.top), "bulk" if args.bulk else "echo"],
+             str(args.top), "bulk" if args.bulk else "echo",
+             "kernel" if args.asyncio else "stack"],
             capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "0"},
         )  # fmt: skip
         print(f"== {tree}: {result.stdout}")
