@@ -18,6 +18,7 @@ of the packet before, at most twice that packet's size), plus up to
 from __future__ import annotations
 
 import sys
+import sysconfig
 from collections import deque
 from typing import Final
 
@@ -28,8 +29,10 @@ __all__ = ["LEND_THRESHOLD", "SPARE_BUFFERS", "ReceivePool"]
 #: Packets of at least this many bytes are lent as views; smaller ones are copied out
 #: (a 1,500-byte packet must not pin a 64 KB buffer while it waits to be read). Half the
 #: buffer: data held in lent buffers occupies at most twice its size, so the stack's
-#: memory accounting (which counts bytes held) is off by at most that factor.
-LEND_THRESHOLD: Final = 32768
+#: memory accounting (which counts bytes held) is off by at most that factor. A
+#: free-threaded CPython's reference counts are not exact when read, so there nothing
+#: is lent (every packet is copied out, as before the pool).
+LEND_THRESHOLD: Final = 1 << 30 if sysconfig.get_config_var("Py_GIL_DISABLED") else 32768
 #: Lent buffers checked for return per take (the oldest first: data is read in order).
 _SCAN: Final = 4
 #: Buffers tracked for reuse at most; beyond, a lent buffer is left to the collector.
