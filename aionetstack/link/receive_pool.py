@@ -11,8 +11,8 @@ reads, made glibc give the heap top back and fault it in again (the system time 
 bulk upload was mostly those page faults).
 
 Memory held: one buffer per large packet the stack still holds (as it held a ``bytes``
-of the packet before, at most twice that packet's size), plus up to
-:data:`SPARE_BUFFERS` returned ones kept for reuse.
+of the packet before, at most twice that packet's size), at most :data:`SPARE_BUFFERS`
+buffers in all, returned ones kept for reuse; past that, packets are copied out.
 """
 
 from __future__ import annotations
@@ -35,14 +35,15 @@ __all__ = ["LEND_THRESHOLD", "SPARE_BUFFERS", "ReceivePool"]
 LEND_THRESHOLD: Final = 1 << 30 if sysconfig.get_config_var("Py_GIL_DISABLED") else 32768
 #: Lent buffers checked for return per take (the oldest first: data is read in order).
 _SCAN: Final = 4
-#: Buffers tracked for reuse at most; beyond, a lent buffer is left to the collector.
+#: Buffers lent at most (64 KB each); with all of them held by unread data, packets are
+#: copied out again, as before the pool, rather than new buffers made for each.
 SPARE_BUFFERS: Final = 64
 
 
 class ReceivePool:
     """Buffers of ``size`` bytes: :attr:`current` to read into and :attr:`view`, a
     ``memoryview`` of it to copy small packets out of; :meth:`lend` after a read whose
-    packet is handed on as a view (``current`` is then a buffer nothing refers to)."""
+    packet is to be handed on as a view (``current`` is then a buffer nothing refers to)."""
 
     __slots__ = ("_idle_refs", "_lent", "_size", "current", "view")
 
@@ -56,23 +57,30 @@ class ReceivePool:
         probe: deque[PacketMemory] = deque([PacketMemory(1)])
         self._idle_refs = sys.getrefcount(probe[0])
 
-    def lend(self) -> None:
-        """``current`` was handed on as a view: track it, and read into another."""
-        lent = self._lent
+    def lend(self) -> bool:
+        """Hand ``current`` on with the packet just read into it, if another buffer is
+        ready to read into: a returned one, or a new one while fewer than
+        :data:`SPARE_BUFFERS` exist. False (nothing changed): every buffer is still
+        held, and the caller copies the packet out of ``current`` instead."""
+        spare = self._spare()
+        if spare is None:
+            return False
         self.view.release()  # the pool's own view must not count as a user of the buffer
-        if len(lent) < SPARE_BUFFERS:
-            lent.append(self.current)
-        self.current = self._take()
-        self.view = memoryview(self.current)
+        self._lent.append(self.current)
+        self.current = spare
+        self.view = memoryview(spare)
+        return True
 
-    def _take(self) -> PacketMemory:
+    def _spare(self) -> PacketMemory | None:
         lent = self._lent
         idle = self._idle_refs
         for _ in range(min(_SCAN, len(lent))):
             if sys.getrefcount(lent[0]) == idle:
                 return lent.popleft()  # every view of it is gone: read into it again
             lent.rotate(-1)
-        return PacketMemory(self._size)
+        if len(lent) < SPARE_BUFFERS:
+            return PacketMemory(self._size)
+        return None
 
     @property
     def lent(self) -> int:

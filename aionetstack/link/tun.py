@@ -274,14 +274,14 @@ class TunLink:
             if size <= skip:
                 self.received_runts += 1
                 continue
-            if size - skip < LEND_THRESHOLD:
-                append(view[skip:size].tobytes())
-            else:  # no copy: the buffer goes with the packet, and another is read into
-                append(view[skip:size])
-                pool.lend()
+            received_bytes += size - skip
+            packet = view[skip:size]
+            if size - skip >= LEND_THRESHOLD and pool.lend():
+                append(packet)  # no copy: the buffer goes with the packet; read into another
                 buffer = pool.current
                 view = pool.view
-            received_bytes += size - skip
+            else:  # small, or every buffer is held by unread data: copied out
+                append(packet.tobytes())
         self.received_packets += len(packets)
         self.received_bytes += received_bytes
         return packets
