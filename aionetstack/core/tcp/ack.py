@@ -155,7 +155,7 @@ class _AckProcessing(Tcb):
             self._rtt.sample(rtt_sample)
         self._rtt.reset_backoff()
         cc = self._cc
-        # RFC 7661 §4.3 (as Linux tcp_is_cwnd_limited): a sender the application leaves
+        # RFC 9438 §5.8 (as Linux tcp_is_cwnd_limited): a sender the application leaves
         # short of its window, and so of a signal about it, does not grow cwnd: not in
         # slow start once cwnd is twice the flight, nor after it unless the flight filled it.
         # (A request/response exchange would otherwise inflate cwnd without limit.)

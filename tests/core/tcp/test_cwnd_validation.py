@@ -1,5 +1,6 @@
-"""Congestion window validation (RFC 7661; Linux ``tcp_is_cwnd_limited``): a sender the
-application keeps short of its window does not grow cwnd; one that fills it does."""
+"""No cwnd growth while application-limited (RFC 9438 §5.8; Linux ``tcp_is_cwnd_limited``):
+a sender the application keeps short of its window does not grow cwnd; one that fills it
+does."""
 
 from __future__ import annotations
 
