@@ -40,6 +40,7 @@ import struct
 from collections.abc import Callable, Sequence
 from typing import Final
 
+from ..wire import ipv4
 from ..wire.checksum import ones_complement_sum
 from .stack import StackCore
 
@@ -57,8 +58,6 @@ _SEQ_MASK: Final = 0xFFFFFFFF
 #: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
 _IPV4: Final = struct.Struct("!BBHHHBBH8s")
 _TCP: Final = struct.Struct("!4sIIBBH")
-#: MF and the fragment offset (RFC 791 §3.1).
-_FRAGMENT_BITS: Final = 0x3FFF
 #: Folds at 16-bit boundaries (2**16 == 1 modulo 0xFFFF) shrink an MTU-sized packet's
 #: integer before the one division (see link/segmentation.py).
 _FOLD_HIGH: Final = 5888
@@ -197,7 +196,7 @@ class Coalescer:
             # -- IP: the only shapes a run takes -----------------------------------
             if first == 0x45:
                 _, tos, total, _, fragment, ttl, protocol, _, addresses = _IPV4.unpack_from(packet)
-                if protocol != _IPPROTO_TCP or fragment & _FRAGMENT_BITS or total != length:
+                if protocol != _IPPROTO_TCP or fragment & ipv4.FRAGMENT_BITS or total != length:
                     self._close(run, ends, append)
                     run = None
                     append(packet)

@@ -121,8 +121,6 @@ class HostState:
         self._timers: list[tuple[Callable[[], float | None], Callable[[float], None]]] = [
             (self._reassembly_timer, self._expire_fragments)
         ]
-        #: The first half of each ``_timers`` pair (``get_timer`` runs after every tick).
-        self._timer_getters: list[Callable[[], float | None]] = [self._reassembly_timer]
         self._statistics: dict[str, Callable[[], dict[str, int]]] = {}
         self.udp = UdpLayer(self)
         self.register_transport(
@@ -147,7 +145,6 @@ class HostState:
         )  # fmt: skip
         self.tcp.interceptor = self.udp.interceptor = self.intercept
         self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))
-        self._timer_getters.append(self.intercept.get_timer)
 
     def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
         """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""

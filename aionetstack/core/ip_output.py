@@ -120,9 +120,6 @@ class _IpOutput(HostState):
     def emit_transport(self, protocol: int) -> Callable[..., None]:
         """Return ``emit(source, destination, segment, segment_size=COMPLETE, tail=())``."""
         send_ip = self.send_ip
-        header = ipv4.simple_ipv4_header
-        ttl = self._default_ttl
-        stats = self.ip_stats
 
         def emit(
             source: bytes,
@@ -131,19 +128,6 @@ class _IpOutput(HostState):
             segment_size: int = COMPLETE,
             tail: tuple[bytes | memoryview, ...] = (),
         ) -> None:
-            if segment_size != COMPLETE and len(destination) == 4:
-                # What send_ip does for an offloaded IPv4 packet (no MTU to check, never
-                # fragmented), without its other branches: every TCP segment comes here.
-                size = len(segment)
-                for part in tail:
-                    size += len(part)
-                if size + ipv4.IPV4_HEADER_LENGTH <= self.max_packet_size:
-                    self._identification = ident = (self._identification + 1) & 0xFFFF
-                    packet = header(source, destination, protocol, size, ttl=ttl,
-                                    identification=ident) + segment  # fmt: skip
-                    self._outbox.append(OffloadedPacket(packet, segment_size, tail))
-                    stats["sent"] += 1
-                    return
             send_ip(source, destination, protocol, segment, segment_size=segment_size, tail=tail)
 
         return emit

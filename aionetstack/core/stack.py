@@ -13,7 +13,6 @@ and counted under a reason.
 from __future__ import annotations
 
 import errno
-import struct
 from collections.abc import Callable
 from typing import Final
 
@@ -36,14 +35,13 @@ _UNRECOGNIZED_NEXT_HEADER: Final = 1
 _MARTIAN_FIRST_OCTETS = frozenset([0, 127, *range(224, 256)])
 #: RFC 791 §3.1: version 4, IHL 5 (no options): the first byte of most packets.
 _V4_NO_OPTIONS: Final = 0x45
-_V4_HEADER: Final = struct.Struct("!BBHHHBBH4s4s")
-#: RFC 791 §3.1: the MF flag and the fragment offset; either makes a fragment.
-_V4_FRAGMENT_BITS: Final = 0x3FFF
 
 
-def _transport_checksum_ok(source: bytes, destination: bytes, segment: memoryview) -> bool:
-    """True if a TCP segment's checksum over the IPv4 pseudo-header is right."""
-    pseudo = pseudo_header_sum(source, destination, ipv4.PROTO_TCP, len(segment))
+def _transport_checksum_ok(
+    source: bytes, destination: bytes, segment: memoryview, protocol: int
+) -> bool:
+    """True if a transport segment's checksum over the pseudo-header is right."""
+    pseudo = pseudo_header_sum(source, destination, protocol, len(segment))
     return internet_checksum(segment, pseudo) == 0
 
 
@@ -89,7 +87,6 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             self._flushers.append(flush)
         if get_timer is not None and handle_timer is not None:
             self._timers.append((get_timer, handle_timer))
-            self._timer_getters.append(get_timer)
         if statistics is not None:
             self._statistics[statistics[0]] = statistics[1]
 
@@ -156,13 +153,13 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         checks, without building an :class:`~.host.IpHeader`."""
         if len(data) < ipv4.IPV4_HEADER_LENGTH:
             return False
-        _, _, total, _, fragment, ttl, protocol, _, source, destination = _V4_HEADER.unpack_from(
+        _, _, total, _, fragment, ttl, protocol, _, source, destination = ipv4.HEADER.unpack_from(
             data
         )
         if (
             protocol != ipv4.PROTO_TCP
             or not ipv4.IPV4_HEADER_LENGTH <= total <= len(data)
-            or fragment & _V4_FRAGMENT_BITS
+            or fragment & ipv4.FRAGMENT_BITS
             or not ttl
             or destination not in self.routes.local_addresses
             or source in self._refused_sources
@@ -174,7 +171,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         if self._verify_header and int.from_bytes(data[:20], "big") % 0xFFFF:
             return False
         segment = memoryview(data)[ipv4.IPV4_HEADER_LENGTH : total]
-        if self._verify_transport and not _transport_checksum_ok(source, destination, segment):
+        if self._verify_transport and not _transport_checksum_ok(
+            source, destination, segment, ipv4.PROTO_TCP
+        ):
             return False
         stats = self.ip_stats
         stats["received"] += 1
@@ -198,7 +197,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
     def get_timer(self) -> float | None:
         """Earliest deadline of any layer, or ``None``."""
         deadline: float | None = None
-        for get_timer in self._timer_getters:
+        for get_timer, _ in self._timers:
             value = get_timer()
             if value is not None and (deadline is None or value < deadline):
                 deadline = value
@@ -326,5 +325,4 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         """True if ``segment``'s checksum over the pseudo-header is right (or not checked)."""
         if not self._verify_transport:
             return True
-        pseudo = pseudo_header_sum(header.source, header.destination, protocol, len(segment))
-        return internet_checksum(segment, pseudo) == 0
+        return _transport_checksum_ok(header.source, header.destination, segment, protocol)

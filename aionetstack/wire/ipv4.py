@@ -14,6 +14,8 @@ from .checksum import internet_checksum
 from .error import WireError
 
 __all__ = [
+    "FRAGMENT_BITS",
+    "HEADER",
     "IPV4_HEADER_LENGTH",
     "PROTO_ICMP",
     "PROTO_ICMPV6",
@@ -39,7 +41,11 @@ _FLAG_DF: Final = 0x4000  # RFC 791 §3.1 "Flags" bit 1: Don't Fragment
 _FLAG_MF: Final = 0x2000  # bit 2: More Fragments
 _OFFSET_MASK: Final = 0x1FFF
 
-_HEADER: Final = struct.Struct("!BBHHHBBH4s4s")
+#: The fixed 20-byte header: version/IHL, TOS, total length, identification,
+#: flags/fragment offset, TTL, protocol, checksum, source, destination.
+HEADER: Final = struct.Struct("!BBHHHBBH4s4s")
+#: MF and the fragment offset: either set makes a packet a fragment (RFC 791 §3.1).
+FRAGMENT_BITS: Final = _FLAG_MF | _OFFSET_MASK
 #: The words of a :func:`simple_ipv4_header` that never change: version/IHL/TOS and DF.
 _FIXED_WORDS: Final = 0x4500 + _FLAG_DF
 
@@ -81,7 +87,7 @@ def parse_ipv4(
     if len(view) < IPV4_HEADER_LENGTH:
         raise WireError(f"IPv4 packet of {len(view)} bytes is shorter than a header", "truncated")
     (ver_ihl, tos, total_length, ident, flags_offset, ttl, protocol, checksum, src, dst) = (
-        _HEADER.unpack_from(view)
+        HEADER.unpack_from(view)
     )
     if ver_ihl >> 4 != 4:
         raise WireError(f"IP version {ver_ihl >> 4} is not 4", "bad_version")
@@ -134,7 +140,7 @@ def build_ipv4_header(header: IPv4Header, payload_length: int) -> bytes:
     if header.more_fragments:
         flags_offset |= _FLAG_MF
     raw = bytearray(header_length)
-    _HEADER.pack_into(
+    HEADER.pack_into(
         raw, 0,
         0x40 | (header_length // 4), header.tos, total_length, header.identification & 0xFFFF,
         flags_offset, header.ttl, header.protocol, 0, header.source, header.destination,
@@ -169,7 +175,7 @@ def simple_ipv4_header(
         _FIXED_WORDS + total_length + identification + (ttl << 8 | protocol)
         + int.from_bytes(source + destination, "big")
     ) % 0xFFFF or 0xFFFF  # fmt: skip
-    return _HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
+    return HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
                         0xFFFF - folded, source, destination)  # fmt: skip
 
 

@@ -66,19 +66,8 @@ class ReceiveBuffer:
 
     def take(self, max_bytes: int = -1) -> bytes:
         """Remove and return up to ``max_bytes`` bytes (all of them when negative)."""
-        chunks = self._chunks
-        if chunks is None:
-            return b""
-        if max_bytes < 0 or max_bytes >= self.size:
-            data = bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
-            self._chunks = None
-            self.size = 0
-            return data
-        taken: list[_Chunk] = []
-        index = self._split(max_bytes, taken)
-        del chunks[:index]
-        self.size -= max_bytes
-        return bytes(taken[0]) if len(taken) == 1 else b"".join(taken)
+        chunks = self.take_chunks(max_bytes)
+        return bytes(chunks[0]) if len(chunks) == 1 else b"".join(chunks)
 
     def take_chunks(self, max_bytes: int = -1) -> list[_Chunk]:
         """Remove up to ``max_bytes`` bytes (all when negative) as the chunks holding them:
