@@ -148,8 +148,11 @@ def parse_options(data: bytes | bytearray | memoryview) -> TcpOptions:
         _, _, _, _, tsval, tsecr = _TIMESTAMP_OPTION.unpack_from(data)
         options.timestamp = (tsval, tsecr)
         return options
-    if length == 20 and data[:2] == b"\x02\x04" and data[4:8] == _SYN_FAST_MIDDLE and (
-        data[16:19] == b"\x01\x03\x03"
+    if (
+        length == 20
+        and data[:2] == b"\x02\x04"
+        and data[4:8] == _SYN_FAST_MIDDLE
+        and data[16:19] == b"\x01\x03\x03"
     ):
         # Fast path: the SYN layout of Linux (and of build_options): MSS, SACK-permitted,
         # timestamps, NOP, window scale.

@@ -11,18 +11,12 @@ in ``recovery.py``.
 from __future__ import annotations
 
 from bisect import bisect_right
-from typing import Final
 
-from ...wire.tcp import TcpOptions, seq_diff
+from ...wire.tcp import TcpOptions
 from .events import TcpWritable
+from .hystart import HyStartRounds
 from .state import APP_CAN_SEND, TcpState
 from .tcb import _SEQ_HALF, _SEQ_MASK, NO_RECORDS, TS_HZ, Tcb, _Sent
-
-#: RFC 9406 §4.3: N_RTT_SAMPLE, MIN/MAX_RTT_THRESH (s), LOW_SSTHRESH (segments).
-HYSTART_RTT_SAMPLES: Final = 8
-HYSTART_MIN_RTT_THRESH: Final = 0.004
-HYSTART_MAX_RTT_THRESH: Final = 0.016
-HYSTART_LOW_SSTHRESH: Final = 16
 
 
 class _AckProcessing(Tcb):
@@ -54,11 +48,10 @@ class _AckProcessing(Tcb):
         old_wnd = self._snd_wnd
         delivered_before = una + self._sacked_bytes + self._reno_sacked
         # RFC 9293 §3.10.7.4: update the send window from newer segments only.
-        if seq_diff(seq, self._snd_wl1) > 0 or (
-            seq == self._snd_wl1 and seq_diff(ack, self._snd_wl2) >= 0
-        ):
-            self._snd_wl1 = seq
-            self._snd_wl2 = ack
+        seq_off = self._rcv_offset_of(seq)
+        if seq_off > self._snd_wl1 or (seq_off == self._snd_wl1 and ack_off >= self._snd_wl2):
+            self._snd_wl1 = seq_off
+            self._snd_wl2 = ack_off
             self._update_send_window(window)
         if ack_off > una:
             self._ack_new_data(ack_off, options, now)
@@ -123,6 +116,9 @@ class _AckProcessing(Tcb):
             if count:  # everything sent is acknowledged: an idle connection keeps no records
                 self._records = NO_RECORDS
                 self._head = self._retx_index = self._fack_index = self._rack_index = 0
+                # RACK's newest delivered send time matters only against records sent
+                # before it (RFC 8985 §6.2): with none left, 0.0 acts alike and is shared.
+                self._rack_sent_at = 0.0
         elif head > 256 and head * 2 > len(records):
             del records[:head]
             self._retx_index = max(self._retx_index - head, 0)
@@ -195,29 +191,18 @@ class _AckProcessing(Tcb):
                 self._layer.events.append(TcpWritable(self))
 
     def _hystart(self, ack_off: int) -> None:
-        """HyStart++ delay increase (RFC 9406 §4.2): per round trip, compare the smallest
-        RTT of this round with the last; a rise of eta ends slow start (ssthresh = cwnd)."""
+        """HyStart++ (RFC 9406 §4.2): a round's RTT rise ends slow start (ssthresh = cwnd)."""
         if not self._config.hystart:
             return
         sample = self._rtt.latest_rtt
         assert sample is not None
-        if ack_off >= self._hs_round_end:  # a new round begins
-            self._hs_last_round_min = self._hs_round_min
-            self._hs_round_min = float("inf")
-            self._hs_samples = 0
-            self._hs_round_end = self._nxt
-        self._hs_round_min = min(self._hs_round_min, sample)
-        self._hs_samples += 1
-        last = self._hs_last_round_min
-        if (
-            self._hs_samples >= HYSTART_RTT_SAMPLES
-            and last != float("inf")
-            and self._cc.cwnd >= HYSTART_LOW_SSTHRESH * self._snd_mss
-        ):
-            eta = min(max(last / 8, HYSTART_MIN_RTT_THRESH), HYSTART_MAX_RTT_THRESH)
-            if self._hs_round_min >= last + eta:
-                self._layer.count("hystart_exits")
-                self._cc.ssthresh = self._cc.cwnd
+        rounds = self._hs
+        if rounds is None:
+            rounds = self._hs = HyStartRounds()
+        cc = self._cc
+        if rounds.delay_increased(ack_off, self._nxt, sample, cc.cwnd, self._snd_mss):
+            self._layer.count("hystart_exits")
+            cc.ssthresh = cc.cwnd
 
     def _forget(self, record: _Sent) -> None:
         """Remove a cumulatively ACKed record's share from the pipe counters."""
@@ -252,9 +237,12 @@ class _AckProcessing(Tcb):
             self._persist_started = None
 
     def _update_send_window(self, window: int) -> None:
+        """SND.WND from a segment's window field. An unchanged window keeps its object, and
+        a window at its largest is one object in both fields (an idle connection's)."""
         wnd = window << self._snd_wscale
-        self._snd_wnd = wnd
-        self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+        if wnd != self._snd_wnd:
+            self._snd_wnd = wnd
+            self._max_snd_wnd = max(wnd, self._max_snd_wnd)  # a tie keeps wnd: one object
 
     def _after_ack_state_changes(self, now: float) -> None:
         """FIN acknowledged: FIN-WAIT-1/CLOSING/LAST-ACK transitions (RFC 9293 §3.10.7.4 fifth)."""

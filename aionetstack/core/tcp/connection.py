@@ -241,7 +241,7 @@ class TcpConnection(
         self._take_peer_syn(syn_seq, options, now)
         self._snd_wnd = window  # RFC 7323 §2.2: the window in a SYN is never scaled.
         self._max_snd_wnd = window
-        self._snd_wl1 = syn_seq
+        self._snd_wl1 = -1  # the SYN's receive offset
         self._set_state(TcpState.SYN_RECEIVED)
         self._send_syn(now)
 
@@ -264,8 +264,8 @@ class TcpConnection(
         self._una = self._nxt = 1
         self._sbuf_start = 1
         self._rcv_adv = self._rcv_wnd_max = min(self._rbuf_limit, MAX_WINDOW_FIELD)
-        self._snd_wl1 = ack_seq
-        self._snd_wl2 = self._seq(1)
+        self._snd_wl1 = self._rcv_offset_of(ack_seq)
+        self._snd_wl2 = 1
         self._update_send_window(window)
         self._set_state(TcpState.ESTABLISHED)
 

@@ -196,7 +196,7 @@ class _Egress(Tcb):
     def _sack_options(self, count: int) -> bytes:
         assert self._ooo is not None
         blocks = self._ooo.sack_blocks(count)
-        base = self._irs + 1
+        base = self._rcv_base()
         out = bytearray((1, 1, 5, 2 + 8 * len(blocks)))
         for start, end in blocks:
             out += _SACK_EDGE.pack((base + start) & _SEQ_MASK, (base + end) & _SEQ_MASK)

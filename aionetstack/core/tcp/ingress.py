@@ -57,7 +57,12 @@ class _Ingress(Tcb):
         if state is TcpState.CLOSED:
             return False
         self._last_received = now
-        if state is TcpState.SYN_RECEIVED and flags & SYN and not flags & ACK and seq == self._irs:
+        if (
+            state is TcpState.SYN_RECEIVED
+            and flags & SYN
+            and not flags & ACK
+            and seq == (self._rcv_nxt - 1) & _SEQ_MASK  # the peer's ISN again
+        ):
             # Our SYN-ACK was lost: the peer retransmitted its SYN. Answer again.
             self._layer.count("syn_retransmits_received")
             self._send_syn(now)
@@ -145,8 +150,8 @@ class _Ingress(Tcb):
                 self._rtt.sample(now - self._syn_time)  # Karn: only an unretransmitted SYN-ACK
             self._retries = 0
             self._retrans_stamp = None
-            self._snd_wl1 = seq
-            self._snd_wl2 = ack
+            self._snd_wl1 = self._rcv_offset_of(seq)
+            self._snd_wl2 = ack_off
             self._update_send_window(window)
             self._set_state(TcpState.FIN_WAIT_1 if self._fin_queued else TcpState.ESTABLISHED)
             if self.listener is None:
@@ -230,8 +235,8 @@ class _Ingress(Tcb):
             self._stop_persist_if_window_open()
         self._last_received = now
         self._keepalive_probes = 0
-        self._snd_wl1 = self._rcv_nxt  # RFC 9293 §3.10.7.4: window from the newest segment
-        self._snd_wl2 = ack
+        self._snd_wl1 = self._rcv_off  # RFC 9293 §3.10.7.4: window from the newest segment
+        self._snd_wl2 = self._una
         self._rbuf.append(_owned(payload))
         self._rcv_off += length
         self._rcv_nxt = (self._rcv_nxt + length) & _SEQ_MASK
@@ -288,11 +293,12 @@ class _Ingress(Tcb):
         self._last_received = now
         self._keepalive_probes = 0
         # In order and acknowledging more: always newer than SND.WL1/WL2 (RFC 9293 §3.10.7.4).
-        self._snd_wl1 = self._rcv_nxt
-        self._snd_wl2 = ack
+        self._snd_wl1 = self._rcv_off
+        self._snd_wl2 = ack_off
         wnd = window << self._snd_wscale
-        self._snd_wnd = wnd
-        self._max_snd_wnd = max(self._max_snd_wnd, wnd)
+        if wnd != self._snd_wnd:  # _update_send_window inlined
+            self._snd_wnd = wnd
+            self._max_snd_wnd = max(wnd, self._max_snd_wnd)  # a tie keeps wnd: one object
         self._ack_new_data(ack_off, options, now)
         self._stop_persist_if_window_open()
         layer.mark_dirty(self)
@@ -351,8 +357,8 @@ class _Ingress(Tcb):
             self._rto_deadline = None
             self._retries = 0
             self._retrans_stamp = None
-            self._snd_wl1 = seq
-            self._snd_wl2 = ack
+            self._snd_wl1 = -1  # the SYN-ACK's receive offset
+            self._snd_wl2 = 1
             self._update_send_window(window)
             if options is not None and options.timestamp is not None and self._ts_ok:
                 self._rtt_sample_ts(options.timestamp[1], now)

@@ -19,7 +19,6 @@ class _Opening(Tcb):
     def _take_peer_syn(self, seq: int, options: TcpOptions, now: float) -> None:
         """Record the peer's ISN and its SYN options (RFC 9293 §3.10.7.3, RFC 7323 §2/§3)."""
         config = self._config
-        self._irs = seq
         self._rcv_nxt = (seq + 1) & _SEQ_MASK
         self._rcv_off = 0
         self._syn_options = options

@@ -57,6 +57,7 @@ class _ReceiveSide(Tcb):
         if start == self._rcv_off:
             in_order = len(payload)
             if in_order:
+                off_before = start
                 self._rbuf.append(_owned(payload))
                 self._rcv_off = end
                 ooo = self._ooo
@@ -75,7 +76,7 @@ class _ReceiveSide(Tcb):
                     self._ack_now = True
                 elif self._delack_deadline is None:
                     self._delack_deadline = now + self._config.delayed_ack_timeout
-                self._rcv_nxt = (self._irs + 1 + self._rcv_off) & _SEQ_MASK
+                self._rcv_nxt = (self._rcv_nxt + self._rcv_off - off_before) & _SEQ_MASK
                 if not self._readable_pending and not self._orphan:
                     self._readable_pending = True
                     self._layer.events.append(TcpReadable(self))

@@ -25,6 +25,7 @@ from ...wire.checksum import pseudo_header_sum
 from ...wire.tcp import ACK, TcpOptions, seq_diff
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
+from .hystart import HyStartRounds
 from .options import window_scale_for
 from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
@@ -44,8 +45,6 @@ TS_HZ: Final = 1000
 _TS_OPTION_LENGTH: Final = 12
 #: The data-offset byte of a header without options (20 bytes).
 _PLAIN_OFFSET_BYTE: Final = (20 // 4) << 4
-#: HyStart++'s "no RTT sample yet" (RFC 9406 §4.2: infinity), one float for everyone.
-_INF: Final = float("inf")
 #: The SACK scoreboard of every connection without one (read-only: ``_process_sack`` makes
 #: a connection its own pair of lists before changing them; an empty list is 56 bytes).
 NO_RANGES: Final[list[int]] = []
@@ -146,11 +145,7 @@ class Tcb:
         "_fin_wait_deadline",
         "_head",
         "_highest_sacked",
-        "_hs_last_round_min",
-        "_hs_round_end",
-        "_hs_round_min",
-        "_hs_samples",
-        "_irs",
+        "_hs",
         "_iss",
         "_keepalive",
         "_keepalive_deadline",
@@ -265,6 +260,8 @@ class Tcb:
         self._fin_queued = False
         self._snd_wnd = 0
         self._max_snd_wnd = 0
+        #: SND.WL1 as a receive offset and SND.WL2 as a send offset (RFC 9293 §3.3.1), so
+        #: an idle connection's are the objects it holds in RCV.NXT's and SND.UNA's place.
         self._snd_wl1 = 0
         self._snd_wl2 = 0
         self._snd_wscale = 0
@@ -289,10 +286,8 @@ class Tcb:
         self._retx_queue: collections.deque[tuple[float, _Sent]] | None = None
         self._dupacks = 0
         self._rack_sent_at = 0.0
-        self._hs_round_end = 0
-        self._hs_round_min = _INF
-        self._hs_last_round_min = _INF
-        self._hs_samples = 0
+        #: HyStart++'s rounds, made at the first RTT sample in slow start.
+        self._hs: HyStartRounds | None = None
         self._rack_index = 0
         self._recovery: str | None = None
         self._prr_delivered = 0
@@ -308,7 +303,6 @@ class Tcb:
         self._want_writable = False
         self._soft_error: OSError | None = None
         # --- receive side (offsets: 0 is the byte after the peer's SYN) ---
-        self._irs = 0
         self._rcv_nxt = 0
         self._rcv_off = 0
         self._rcv_adv = 0
@@ -377,6 +371,18 @@ class Tcb:
     def _seq(self, offset: int) -> int:
         return (self._iss + offset) & _SEQ_MASK
 
+    def _rcv_offset_of(self, seq: int) -> int:
+        """A sequence number of the peer's as a receive offset (RCV.NXT is at ``_rcv_off``)."""
+        diff = seq_diff(seq, self._rcv_nxt)
+        return self._rcv_off + diff if diff else self._rcv_off
+
+    def _rcv_base(self) -> int:
+        """IRS + 1, the peer's first data byte: RCV.NXT less the receive offset.
+
+        (RCV.NXT and the offset advance together, by the FIN too, so the peer's ISN needs
+        no field of its own.)"""
+        return (self._rcv_nxt - self._rcv_off) & _SEQ_MASK
+
     def _data_end(self) -> int:
         """Offset just past the last byte the app has written."""
         return self._sbuf_start + self._sbuf.size
@@ -394,6 +400,7 @@ class Tcb:
         self.state = state
         if state is TcpState.ESTABLISHED:
             self._syn_options = None  # only a SYN-ACK retransmission needed them
+            self._syn_time = 0.0  # one float for everyone: only the handshake reads it
             self._layer.count("connections_established")
             if self._keepalive:
                 self._arm_keepalive(self._layer.now)
