@@ -15,8 +15,10 @@ from bisect import bisect_right
 from ...wire.tcp import TcpOptions
 from .events import TcpWritable
 from .hystart import HyStartRounds
+from .loss_state import NO_LOSS
+from .sent_record import SentRecord
 from .state import APP_CAN_SEND, TcpState
-from .tcb import _SEQ_HALF, _SEQ_MASK, NO_RECORDS, TS_HZ, Tcb, _Sent
+from .tcb import _SEQ_HALF, _SEQ_MASK, NO_RECORDS, NO_SEND_BUFFER, TS_HZ, Tcb
 
 
 class _AckProcessing(Tcb):
@@ -46,7 +48,8 @@ class _AckProcessing(Tcb):
         self._probes_out = 0  # the peer answers: zero-window probes are not unanswered
         sack_blocks = options.sack_blocks if options is not None and self._sack_ok else ()
         old_wnd = self._snd_wnd
-        delivered_before = una + self._sacked_bytes + self._reno_sacked
+        loss = self._loss
+        delivered_before = una + loss.sacked_bytes + loss.reno_sacked
         # RFC 9293 §3.10.7.4: update the send window from newer segments only.
         seq_off = self._rcv_offset_of(seq)
         if seq_off > self._snd_wl1 or (seq_off == self._snd_wl1 and ack_off >= self._snd_wl2):
@@ -57,18 +60,20 @@ class _AckProcessing(Tcb):
             self._ack_new_data(ack_off, options, now)
         elif ack_off == una and length == 0 and self._nxt > una and self._snd_wnd == old_wnd:
             # RFC 5681 §2 "duplicate acknowledgment".
-            self._dupacks += 1
+            loss = self._own_loss()
+            loss.dupacks += 1
             self._layer.count("duplicate_acks_received")
-            if not self._sack_ok and self._recovery is None:
-                self._reno_sacked = min(self._reno_sacked + self._snd_mss, self._outstanding() - 1)
-            elif not self._sack_ok:
-                self._reno_sacked = min(self._reno_sacked + self._snd_mss, self._outstanding())
+            if not self._sack_ok:
+                # Each one stands for a segment that left the network (Reno emulation).
+                ceiling = self._outstanding() - (1 if self._recovery is None else 0)
+                loss.reno_sacked = min(loss.reno_sacked + self._snd_mss, ceiling)
         if sack_blocks:
             self._process_sack(sack_blocks)
         if self._nxt > self._una:
             self._detect_loss(now)
         if self._recovery == "fast":
-            delivered = self._una + self._sacked_bytes + self._reno_sacked - delivered_before
+            loss = self._loss
+            delivered = self._una + loss.sacked_bytes + loss.reno_sacked - delivered_before
             self._proportional_rate_reduction(delivered)
         self._stop_persist_if_window_open()
         self._layer.mark_dirty(self)
@@ -101,28 +106,32 @@ class _AckProcessing(Tcb):
                 rtt_sample = since_last_send
             head += 1
         self._rack_sent_at = rack_sent_at
+        loss = self._loss
         if head < count and records[head].start < ack_off:
             record = records[head]
             cut = ack_off - record.start
-            if record.sacked:
-                self._sacked_bytes -= cut
+            if record.sacked:  # a SACKed or lost record: the connection has its own state
+                loss.sacked_bytes -= cut
             elif record.lost:
-                self._lost_bytes -= cut
+                loss.lost_bytes -= cut
                 if record.retransmitting:
-                    self._retrans_bytes -= cut
+                    loss.retrans_bytes -= cut
             record.start = ack_off
         self._head = head
         if head == count:
             if count:  # everything sent is acknowledged: an idle connection keeps no records
                 self._records = NO_RECORDS
-                self._head = self._retx_index = self._fack_index = self._rack_index = 0
+                self._head = self._rack_index = 0
+                if loss is not NO_LOSS:
+                    loss.retx_index = loss.fack_index = 0
                 # RACK's newest delivered send time matters only against records sent
                 # before it (RFC 8985 §6.2): with none left, 0.0 acts alike and is shared.
                 self._rack_sent_at = 0.0
         elif head > 256 and head * 2 > len(records):
             del records[:head]
-            self._retx_index = max(self._retx_index - head, 0)
-            self._fack_index = max(self._fack_index - head, 0)
+            if loss is not NO_LOSS:
+                loss.retx_index = max(loss.retx_index - head, 0)
+                loss.fack_index = max(loss.fack_index - head, 0)
             self._rack_index = max(self._rack_index - head, 0)
             self._head = 0
         # Trim the send buffer (data offsets start at 1; FIN sits after the data).
@@ -130,17 +139,21 @@ class _AckProcessing(Tcb):
         data_end = sbuf_start + self._sbuf.size
         data_acked_to = ack_off if ack_off < data_end else data_end
         if data_acked_to > sbuf_start:
-            self._sbuf.release(data_acked_to - sbuf_start)
+            sbuf = self._sbuf
+            sbuf.release(data_acked_to - sbuf_start)
             self._sbuf_start = data_acked_to
+            if not sbuf.size:  # all written data acknowledged: the buffer goes back
+                self._sbuf = NO_SEND_BUFFER
         self._una = ack_off
-        sack_ends = self._sack_ends
+        sack_ends = loss.sack_ends
         if sack_ends and sack_ends[0] <= ack_off:  # scoreboard ranges now below SND.UNA
             below = bisect_right(sack_ends, ack_off)
             del sack_ends[:below]
-            del self._sack_starts[:below]
-        self._dupacks = 0
-        if self._reno_sacked:
-            self._reno_sacked = max(self._reno_sacked - acked, 0)
+            del loss.sack_starts[:below]
+        if loss.dupacks:
+            loss.dupacks = 0
+        if loss.reno_sacked:
+            loss.reno_sacked = max(loss.reno_sacked - acked, 0)
         self._retries = 0
         self._retrans_stamp = None
         # RTT: timestamps (RFC 7323 §4.2) or Karn's rule (RFC 6298 §3).
@@ -168,12 +181,17 @@ class _AckProcessing(Tcb):
         ):
             self._hystart(ack_off)
         # Congestion control.
-        if self._recovery is not None and ack_off >= self._recover:
+        if self._recovery is not None and ack_off >= loss.recover:
             if self._recovery == "fast":
                 # RFC 6937 §3 / RFC 6675 §5: recovery ends with cwnd = ssthresh.
                 self._cc.cwnd = max(self._cc.ssthresh, self._snd_mss)
                 self._cc.on_recovery_end(now)
             self._recovery = None
+        if loss is not NO_LOSS and self._records is NO_RECORDS and self._recovery is None:
+            # Everything sent is acknowledged, recovery is over: the scoreboard is empty,
+            # the counters are zero and "recover" lies below SND.UNA, so the shared zeros
+            # stand for this connection's loss state again.
+            self._loss = NO_LOSS
         if self._recovery is None or self._recovery == "loss":
             if cwnd_limited:
                 cc.on_ack(acked, flight, now, self._rtt.srtt)
@@ -204,15 +222,16 @@ class _AckProcessing(Tcb):
             self._layer.count("hystart_exits")
             cc.ssthresh = cc.cwnd
 
-    def _forget(self, record: _Sent) -> None:
+    def _forget(self, record: SentRecord) -> None:
         """Remove a cumulatively ACKed record's share from the pipe counters."""
         size = record.end - record.start
+        loss = self._loss  # its own: the record is SACKed or lost
         if record.sacked:
-            self._sacked_bytes -= size
+            loss.sacked_bytes -= size
         elif record.lost:
-            self._lost_bytes -= size
+            loss.lost_bytes -= size
             if record.retransmitting:
-                self._retrans_bytes -= size
+                loss.retrans_bytes -= size
 
     def _rtt_sample_ts(self, tsecr: int, now: float, bound: float | None = None) -> None:
         """RFC 7323 §4.2: RTT from TSecr (valid even for retransmissions).

@@ -12,6 +12,7 @@ from typing import Final
 from ...wire.checksum import ones_complement_sum
 from ...wire.tcp import ACK, HEADER, RST
 from .options import MAX_WINDOW_FIELD
+from .shared import shared
 from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ, Tcb
 
 _HEADER_WITH_TS: Final = struct.Struct("!HHIIBBHHHBBBBII")
@@ -70,10 +71,12 @@ class _Egress(Tcb):
                 payload_length += len(piece)
         if window < 0:
             window = self._advertised_window_field()
-            edge = self._rcv_off + (window << self._rcv_wscale)
+            offered = window << self._rcv_wscale
+            edge = self._rcv_off + offered
             if edge > self._rcv_adv:
                 self._rcv_adv = edge
-                self._rcv_wnd_max = max(self._rcv_wnd_max, edge - self._rcv_off)
+                if offered > self._rcv_wnd_max:  # rare: it only grows (one value for all)
+                    self._rcv_wnd_max = shared(offered)
         if options is None:
             blocks = (
                 self._sack_block_budget(payload_length)
@@ -255,18 +258,19 @@ class _Egress(Tcb):
         self._cc.mss = mss
         layer.count("pmtu_mss_lowered")
         records = self._records
+        loss = self._own_loss()
         marked = False
         for index in range(self._head, len(records)):
             record = records[index]
             if record.sacked or record.lost or record.end - record.start <= mss:
                 continue
             record.lost = True
-            self._lost_bytes += record.end - record.start
-            self._retx_index = min(self._retx_index, index)
+            loss.lost_bytes += record.end - record.start
+            loss.retx_index = min(loss.retx_index, index)
             marked = True
         if not marked:
             return
         if self._recovery is None:
             self._recovery = "loss"
-            self._recover = self._nxt
+            loss.recover = self._nxt
         self._retransmit_lost(now)

@@ -16,9 +16,11 @@ from typing import Final
 
 from ...wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, seq_diff
 from .events import TcpReadable
+from .loss_state import NO_LOSS
 from .receive import _owned
+from .receive_buffer import ReceiveBuffer
 from .state import RECEIVES_DATA, TcpState
-from .tcb import _SEQ_HALF, _SEQ_MASK, _TS_OPTION_LENGTH, Tcb
+from .tcb import _SEQ_HALF, _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER, Tcb
 
 #: RFC 7323 §5.5: timestamps idle for 24 days are no longer trusted for PAWS.
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
@@ -213,9 +215,7 @@ class _Ingress(Tcb):
                 or nxt <= una
                 or self._fin_queued
                 or self._recovery is not None
-                or self._lost_bytes
-                or self._sacked_bytes
-                or self._reno_sacked
+                or (self._loss is not NO_LOSS and self._loss.has_marks())
             ):
                 return False
             acks_all = True
@@ -237,7 +237,10 @@ class _Ingress(Tcb):
         self._keepalive_probes = 0
         self._snd_wl1 = self._rcv_off  # RFC 9293 §3.10.7.4: window from the newest segment
         self._snd_wl2 = self._una
-        self._rbuf.append(_owned(payload))
+        rbuf = self._rbuf
+        if rbuf is NO_RECEIVE_BUFFER:
+            rbuf = self._rbuf = ReceiveBuffer()
+        rbuf.append(_owned(payload))
         self._rcv_off += length
         self._rcv_nxt = (self._rcv_nxt + length) & _SEQ_MASK
         pending = self._bytes_since_ack + length
@@ -265,11 +268,7 @@ class _Ingress(Tcb):
         una = self._una
         if (
             self._recovery is not None
-            or self._lost_bytes
-            or self._sacked_bytes
-            or self._reno_sacked
-            or self._retrans_bytes
-            or self._highest_sacked > una
+            or (self._loss is not NO_LOSS and self._loss.has_marks(una))
             or self._fin_queued
             or self._ooo
             or self._orphan

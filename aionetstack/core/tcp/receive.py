@@ -12,8 +12,9 @@ from ...wire.packet_memory import PacketMemory
 from ...wire.tcp import ACK, RST
 from .events import TcpEofReceived, TcpReadable
 from .reassembly import Reassembly
+from .receive_buffer import ReceiveBuffer
 from .state import RECEIVES_DATA, TcpState
-from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, Tcb
+from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER, Tcb
 
 
 def _owned(payload: memoryview) -> memoryview | bytes:
@@ -58,14 +59,17 @@ class _ReceiveSide(Tcb):
             in_order = len(payload)
             if in_order:
                 off_before = start
-                self._rbuf.append(_owned(payload))
+                rbuf = self._rbuf
+                if rbuf is NO_RECEIVE_BUFFER:
+                    rbuf = self._rbuf = ReceiveBuffer()
+                rbuf.append(_owned(payload))
                 self._rcv_off = end
                 ooo = self._ooo
                 if ooo:
                     self._ack_now = True  # RFC 5681 §4.2: ACK at once when a gap fills
                     ready = ooo.pop_ready(self._rcv_off)
                     if ready is not None:
-                        self._rbuf.append(ready)
+                        rbuf.append(ready)
                         self._rcv_off += len(ready)
                     if not ooo:
                         self._ooo = None  # idle connections keep no queue
@@ -136,6 +140,8 @@ class _ReceiveSide(Tcb):
         tcp_cleanup_rbuf rule). A small read early on, while the first window is barely
         used, then goes out with the answer instead of as a pure ACK before it."""
         self._readable_pending = False
+        if not self._rbuf.size:
+            self._rbuf = NO_RECEIVE_BUFFER  # an idle connection keeps no buffer of its own
         if self.state not in RECEIVES_DATA:
             return
         current = self._rcv_adv - self._rcv_off

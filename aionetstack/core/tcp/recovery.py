@@ -14,13 +14,15 @@ from bisect import bisect_left, bisect_right
 from typing import Final
 
 from ...wire.tcp import seq_diff
-from .tcb import NO_RANGES, Tcb, _Sent
+from .loss_state import NO_LOSS, NO_RANGES
+from .sent_record import SentRecord
+from .tcb import Tcb
 
 #: RFC 6675 §2 DupThresh.
 DUP_THRESH: Final = 3
 
 
-def _start_of(record: _Sent) -> int:
+def _start_of(record: SentRecord) -> int:
     return record.start
 
 
@@ -48,16 +50,16 @@ def check_invariants(connection: Tcb) -> list[str]:
                 retrans += size
     if records and previous_end != connection._nxt:
         problems.append(f"records end at {previous_end}, nxt is {connection._nxt}")
-    if sacked != connection._sacked_bytes:
-        problems.append(f"sacked {connection._sacked_bytes} != {sacked}")
-    if lost != connection._lost_bytes:
-        problems.append(f"lost {connection._lost_bytes} != {lost}")
-    if retrans != connection._retrans_bytes:
-        problems.append(f"retrans {connection._retrans_bytes} != {retrans}")
+    if sacked != connection._loss.sacked_bytes:
+        problems.append(f"sacked {connection._loss.sacked_bytes} != {sacked}")
+    if lost != connection._loss.lost_bytes:
+        problems.append(f"lost {connection._loss.lost_bytes} != {lost}")
+    if retrans != connection._loss.retrans_bytes:
+        problems.append(f"retrans {connection._loss.retrans_bytes} != {retrans}")
     una = connection._una
     board = [
         [max(start, una), end]
-        for start, end in zip(connection._sack_starts, connection._sack_ends, strict=True)
+        for start, end in zip(connection._loss.sack_starts, connection._loss.sack_ends, strict=True)
         if end > una
     ]
     if board != sacked_ranges:
@@ -82,11 +84,12 @@ class _Recovery(Tcb):
         """
         records = self._records
         head = self._head
-        starts = self._sack_starts
-        ends = self._sack_ends
+        loss = self._own_loss()
+        starts = loss.sack_starts
+        ends = loss.sack_ends
         if starts is NO_RANGES:  # the first SACK: this connection's own scoreboard
-            starts = self._sack_starts = []
-            ends = self._sack_ends = []
+            starts = loss.sack_starts = []
+            ends = loss.sack_ends = []
         una = self._una
         base_seq = self._seq(una)
         for left, right in blocks:
@@ -103,7 +106,7 @@ class _Recovery(Tcb):
             if low > high:
                 continue  # covers no record entirely
             start, end = records[low].start, records[high].end
-            self._highest_sacked = max(self._highest_sacked, end)
+            loss.highest_sacked = max(loss.highest_sacked, end)
             first = bisect_left(ends, start)
             last = bisect_right(starts, end)
             if last - first == 1 and starts[first] <= start and end <= ends[first]:
@@ -121,8 +124,9 @@ class _Recovery(Tcb):
             starts[first:last] = [start]
             ends[first:last] = [end]
 
-    def _mark_sacked(self, records: list[_Sent], start: int, end: int) -> None:
+    def _mark_sacked(self, records: list[SentRecord], start: int, end: int) -> None:
         """Mark the records in [start, end) (whole records, none of them SACKed yet)."""
+        loss = self._loss  # its own: _process_sack made it
         index = bisect_left(records, start, lo=self._head, key=_start_of)
         while index < len(records) and records[index].start < end:
             record = records[index]
@@ -130,52 +134,56 @@ class _Recovery(Tcb):
                 size = record.end - record.start
                 if record.lost:
                     record.lost = False
-                    self._lost_bytes -= size
+                    loss.lost_bytes -= size
                     if record.retransmitting:
-                        self._retrans_bytes -= size
+                        loss.retrans_bytes -= size
                         record.retransmitting = False
                 record.sacked = True
-                self._sacked_bytes += size
+                loss.sacked_bytes += size
                 self._rack_sent_at = max(self._rack_sent_at, record.sent_at)
             index += 1
 
     def _detect_loss(self, now: float) -> None:
         """Enter fast recovery on DupThresh evidence (RFC 5681 §3.2, RFC 6675 §5)."""
-        if self._sack_ok and self._highest_sacked > self._una:
+        loss = self._loss
+        if loss is NO_LOSS:
+            return  # no duplicate ACK, SACK or lost segment yet: nothing to detect
+        if self._sack_ok and loss.highest_sacked > self._una:
             self._mark_lost_by_sack()
             self._mark_lost_by_time()
-        if self._retrans_bytes:
+        if loss.retrans_bytes:
             self._detect_lost_retransmissions()
-        elif self._retx_queue:
-            self._retx_queue = None  # nothing is being retransmitted any more
+        elif loss.retx_queue:
+            loss.retx_queue = None  # nothing is being retransmitted any more
         if self._recovery is None and (
-            self._dupacks >= DUP_THRESH or self._lost_bytes > self._retrans_bytes
+            loss.dupacks >= DUP_THRESH or loss.lost_bytes > loss.retrans_bytes
         ):
             self._layer.count("fast_retransmits")
             self._tlp_deadline = None
             self._recovery = "fast"
-            self._recover = self._nxt
+            loss.recover = self._nxt
             # RFC 6937 §3: PRR state at the start of recovery.
-            self._prr_delivered = 0
-            self._prr_out = 0
-            self._recover_fs = max(self._flight_size(), 1)
+            loss.prr_delivered = 0
+            loss.prr_out = 0
+            loss.recover_fs = max(self._flight_size(), 1)
             self._cc.on_congestion(self._flight_size(), now)
-            if self._lost_bytes <= self._retrans_bytes:
+            if loss.lost_bytes <= loss.retrans_bytes:
                 self._mark_head_lost()
 
     def _proportional_rate_reduction(self, delivered: int) -> None:
         """RFC 6937 §3 (PRR-SSRB): on each ACK in fast recovery, let cwnd = pipe + sndcnt,
         so the window comes down to ssthresh smoothly instead of in one silent step."""
         cc = self._cc
-        self._prr_delivered += max(delivered, 0)
+        loss = self._loss  # its own: fast recovery made it
+        loss.prr_delivered += max(delivered, 0)
         pipe = self._flight()
         ssthresh = cc.ssthresh
         if pipe > ssthresh:
             # Proportional part: ceil(prr_delivered * ssthresh / RecoverFS) - prr_out.
-            sndcnt = -(-self._prr_delivered * ssthresh // self._recover_fs) - self._prr_out
+            sndcnt = -(-loss.prr_delivered * ssthresh // loss.recover_fs) - loss.prr_out
         else:
             # Slow-start reduction bound: catch up to ssthresh, at most MSS beyond delivery.
-            limit = max(self._prr_delivered - self._prr_out, delivered) + self._snd_mss
+            limit = max(loss.prr_delivered - loss.prr_out, delivered) + self._snd_mss
             sndcnt = min(ssthresh - pipe, limit)
         cc.cwnd = pipe + max(sndcnt, 0)
 
@@ -183,23 +191,25 @@ class _Recovery(Tcb):
         """RFC 6675 §4 IsLost(), in its byte form: a hole is lost once more than
         (DupThresh - 1) * SMSS bytes above it have been SACKed (forward ACK bound)."""
         records = self._records
-        threshold = self._highest_sacked - (DUP_THRESH - 1) * self._snd_mss
-        index = max(self._fack_index, self._head)
+        loss = self._loss  # its own: something is SACKed
+        threshold = loss.highest_sacked - (DUP_THRESH - 1) * self._snd_mss
+        index = max(loss.fack_index, self._head)
         while index < len(records):
             record = records[index]
             if record.end > threshold:
                 break
             if not record.sacked and not record.lost:
                 record.lost = True
-                self._lost_bytes += record.end - record.start
+                loss.lost_bytes += record.end - record.start
             index += 1
-        self._fack_index = index
+        loss.fack_index = index
 
     def _mark_lost_by_time(self) -> None:
         """RFC 8985 §6.2 (RACK): an unSACKed segment is lost once a segment sent after it,
         by more than the reordering window (a quarter of min RTT), has been delivered."""
         limit = self._rack_sent_at - (self._rtt.min_rtt or 0.0) / 4
         records = self._records
+        loss = self._loss  # its own: something is SACKed
         index = max(self._rack_index, self._head)
         while index < len(records):
             record = records[index]
@@ -207,8 +217,8 @@ class _Recovery(Tcb):
                 if record.sent_at >= limit:
                     break
                 record.lost = True
-                self._lost_bytes += record.end - record.start
-                self._retx_index = min(self._retx_index, index)
+                loss.lost_bytes += record.end - record.start
+                loss.retx_index = min(loss.retx_index, index)
             index += 1
         self._rack_index = index
 
@@ -219,32 +229,34 @@ class _Recovery(Tcb):
         Retransmissions queue up in the order they were sent, so only the oldest few
         are looked at: constant work per ACK when amortised, whatever the flight."""
         limit = self._rack_sent_at - (self._rtt.min_rtt or 0.0) / 4
-        queue = self._retx_queue
+        loss = self._loss  # its own: something is being retransmitted
+        queue = loss.retx_queue
         while queue:
             sent_at, record = queue[0]
             if record.retransmitting and record.sent_at == sent_at and record.end > self._una:
                 if sent_at >= limit:
                     break
                 record.retransmitting = False
-                self._retrans_bytes -= record.end - record.start
+                loss.retrans_bytes -= record.end - record.start
                 self._layer.count("lost_retransmissions_detected")
                 index = bisect_left(self._records, record.start, lo=self._head, key=_start_of)
-                self._retx_index = min(self._retx_index, index)
+                loss.retx_index = min(loss.retx_index, index)
             queue.popleft()
 
     def _mark_head_lost(self) -> None:
         """Mark the first un-SACKed outstanding record lost (NewReno, RFC 6582 §3.2)."""
         records = self._records
+        loss = self._own_loss()
         for index in range(self._head, len(records)):
             record = records[index]
             if record.sacked:
                 continue
             if not record.lost:
                 record.lost = True
-                self._lost_bytes += record.end - record.start
-                self._retx_index = min(self._retx_index, index)
+                loss.lost_bytes += record.end - record.start
+                loss.retx_index = min(loss.retx_index, index)
             elif not record.retransmitting:
-                self._retx_index = min(self._retx_index, index)
+                loss.retx_index = min(loss.retx_index, index)
             return
 
     def _outstanding(self) -> int:
@@ -261,22 +273,26 @@ class _Recovery(Tcb):
         (``_reno_sacked``, as Linux's Reno emulation); that estimate can overlap the lost
         head, so the result is clamped at zero.
         """
+        loss = self._loss
+        if loss is NO_LOSS:
+            return self._nxt - self._una
         pipe = (
             self._nxt
             - self._una
-            - self._sacked_bytes
-            - self._reno_sacked
-            - self._lost_bytes
-            + self._retrans_bytes
+            - loss.sacked_bytes
+            - loss.reno_sacked
+            - loss.lost_bytes
+            + loss.retrans_bytes
         )
         return pipe if pipe > 0 else 0
 
     def _retransmit_lost(self, now: float) -> None:
         """RFC 6675 §5 NextSeg() rule 1: retransmit lost segments while pipe < cwnd."""
         records = self._records
-        index = max(self._retx_index, self._head)
+        loss = self._own_loss()
+        index = max(loss.retx_index, self._head)
         cwnd = self._cc.cwnd
-        while index < len(records) and self._lost_bytes > self._retrans_bytes:
+        while index < len(records) and loss.lost_bytes > loss.retrans_bytes:
             record = records[index]
             if record.sacked or (record.lost and record.retransmitting):
                 index += 1
@@ -289,11 +305,11 @@ class _Recovery(Tcb):
             record.retransmitting = True
             record.retransmitted = True
             record.sent_at = now
-            queue = self._retx_queue
+            queue = loss.retx_queue
             if queue is None:
-                queue = self._retx_queue = collections.deque()
+                queue = loss.retx_queue = collections.deque()
             queue.append((now, record))
-            self._retrans_bytes += record.end - record.start
+            loss.retrans_bytes += record.end - record.start
             self._layer.count("segments_retransmitted")
             index += 1
-        self._retx_index = index
+        loss.retx_index = index

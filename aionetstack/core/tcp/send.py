@@ -6,8 +6,10 @@ quanta, the FIN after the data, and pure ACKs and control segments.
 from __future__ import annotations
 
 from ...wire.tcp import ACK, FIN, PSH
+from .loss_state import NO_LOSS
+from .sent_record import SentRecord
 from .state import SENDS_DATA, TcpState
-from .tcb import NO_RECORDS, Tcb, _Sent
+from .tcb import NO_RECORDS, Tcb
 
 
 class _SendSide(Tcb):
@@ -19,7 +21,8 @@ class _SendSide(Tcb):
         """Send what the windows allow, then a pure ACK if one is still owed."""
         state = self.state
         if state in SENDS_DATA:
-            if self._lost_bytes > self._retrans_bytes:
+            loss = self._loss
+            if loss is not NO_LOSS and loss.lost_bytes > loss.retrans_bytes:
                 self._retransmit_lost(now)
             self._send_new_data(now)
             if self._tlp_deadline is None and self._nxt > self._una:
@@ -74,7 +77,7 @@ class _SendSide(Tcb):
             send_fin = self._fin_queued and nxt + size == data_end
             end = nxt + size + (1 if send_fin else 0)
             self._transmit(nxt, end, now)
-            records.append(_Sent(nxt, end, now))
+            records.append(SentRecord(nxt, end, now))
             flight += end - nxt
             nxt = self._nxt = end
             if self._rto_deadline is None:
@@ -99,7 +102,7 @@ class _SendSide(Tcb):
             self._send_syn(now)
             return
         if self._recovery == "fast":
-            self._prr_out += end - start
+            self._loss.prr_out += end - start  # its own: fast recovery made it
         data_end = self._sbuf_start + self._sbuf.size
         flags = ACK
         if end > data_end:

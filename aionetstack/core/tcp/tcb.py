@@ -26,11 +26,13 @@ from ...wire.tcp import ACK, TcpOptions, seq_diff
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
 from .hystart import HyStartRounds
+from .loss_state import NO_LOSS, LossState
 from .options import window_scale_for
 from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
 from .rtt import RttEstimator
 from .send_buffer import SendBuffer
+from .sent_record import SentRecord
 from .shared import shared
 from .state import TcpState, is_legal_transition
 
@@ -45,33 +47,16 @@ TS_HZ: Final = 1000
 _TS_OPTION_LENGTH: Final = 12
 #: The data-offset byte of a header without options (20 bytes).
 _PLAIN_OFFSET_BYTE: Final = (20 // 4) << 4
-#: The SACK scoreboard of every connection without one (read-only: ``_process_sack`` makes
-#: a connection its own pair of lists before changing them; an empty list is 56 bytes).
-NO_RANGES: Final[list[int]] = []
 #: The retransmission records of every connection with none outstanding (read-only: the
 #: sending paths make a connection its own list; the ACK that acknowledges everything
 #: puts this one back, so an idle connection keeps no records).
-NO_RECORDS: Final[list[_Sent]] = []
+NO_RECORDS: Final[list[SentRecord]] = []
 #: The send buffer of every connection that has not written yet (never changed: ``send``
 #: makes a connection its own at the first write; ``release`` needs bytes held).
 NO_SEND_BUFFER: Final = SendBuffer()
-
-
-class _Sent:
-    """One transmitted segment in the retransmission queue (offsets are unwrapped)."""
-
-    __slots__ = ("end", "lost", "retransmitted", "retransmitting", "sacked", "sent_at", "start")
-
-    def __init__(self, start: int, end: int, sent_at: float) -> None:
-        self.start = start
-        self.end = end
-        self.sent_at = sent_at
-        self.sacked = False
-        self.lost = False
-        #: Ever retransmitted (Karn's rule, RFC 6298 §3).
-        self.retransmitted = False
-        #: Retransmitted since it was last marked lost (counts in the pipe, RFC 6675 §4).
-        self.retransmitting = False
+#: The receive buffer of every connection holding no unread bytes (never changed: data
+#: arriving makes a connection its own; a read that empties it puts this one back).
+NO_RECEIVE_BUFFER: Final = ReceiveBuffer()
 
 
 class TcpHost(Protocol):
@@ -137,14 +122,11 @@ class Tcb:
         "_config",
         "_connected_reported",
         "_delack_deadline",
-        "_dupacks",
         "_eof_reported",
-        "_fack_index",
         "_fin_offset",
         "_fin_queued",
         "_fin_wait_deadline",
         "_head",
-        "_highest_sacked",
         "_hs",
         "_iss",
         "_keepalive",
@@ -153,7 +135,7 @@ class Tcb:
         "_last_invalid_reply",
         "_last_received",
         "_layer",
-        "_lost_bytes",
+        "_loss",
         "_max_snd_wnd",
         "_nagle",
         "_nxt",
@@ -163,8 +145,6 @@ class Tcb:
         "_persist_deadline",
         "_persist_started",
         "_probes_out",
-        "_prr_delivered",
-        "_prr_out",
         "_pseudo_sum",
         "_rack_index",
         "_rack_sent_at",
@@ -178,21 +158,12 @@ class Tcb:
         "_rcv_wscale",
         "_readable_pending",
         "_records",
-        "_recover",
-        "_recover_fs",
         "_recovery",
-        "_reno_sacked",
-        "_retrans_bytes",
         "_retrans_stamp",
         "_retries",
-        "_retx_index",
-        "_retx_queue",
         "_rto_deadline",
         "_rtt",
-        "_sack_ends",
         "_sack_ok",
-        "_sack_starts",
-        "_sacked_bytes",
         "_sbuf",
         "_sbuf_limit",
         "_sbuf_start",
@@ -266,34 +237,15 @@ class Tcb:
         self._snd_wl2 = 0
         self._snd_wscale = 0
         self._snd_mss = DEFAULT_MSS_IPV4 if len(remote_address) == 4 else DEFAULT_MSS_IPV6
-        self._records: list[_Sent] = NO_RECORDS
+        self._records: list[SentRecord] = NO_RECORDS
         self._head = 0
-        self._retx_index = 0
-        self._fack_index = 0
-        self._sacked_bytes = 0
-        self._lost_bytes = 0
-        self._retrans_bytes = 0
-        self._reno_sacked = 0
-        self._highest_sacked = 0
-        #: The SACK scoreboard as merged ranges (unwrapped offsets, sorted): what the peer
-        #: has SACKed, so a block repeating known ranges costs a bisect, not a walk.
-        self._sack_starts: list[int] = NO_RANGES
-        self._sack_ends: list[int] = NO_RANGES
-        #: (sent_at, record) per retransmission in sending order, for RACK's lost-
-        #: retransmission check (RFC 8985 §6.2) in constant work per ACK.
-        #: Retransmissions in the order they were sent, made at the first retransmission
-        #: (an empty deque is 760 bytes, a large share of an idle connection).
-        self._retx_queue: collections.deque[tuple[float, _Sent]] | None = None
-        self._dupacks = 0
+        #: The loss-recovery variables: shared zeros until the first sign of loss.
+        self._loss = NO_LOSS
         self._rack_sent_at = 0.0
         #: HyStart++'s rounds, made at the first RTT sample in slow start.
         self._hs: HyStartRounds | None = None
         self._rack_index = 0
         self._recovery: str | None = None
-        self._prr_delivered = 0
-        self._prr_out = 0
-        self._recover_fs = 1
-        self._recover = 0
         self._retries = 0
         self._rtt = RttEstimator(config.initial_rto, config.min_rto, config.max_rto)
         self._cc: CongestionControl = create_congestion_control(
@@ -309,7 +261,7 @@ class Tcb:
         #: The largest window (bytes) we have offered (Linux's window_clamp in this role):
         #: a read sends a pure window update only once the peer has used half of it.
         self._rcv_wnd_max = 0
-        self._rbuf = ReceiveBuffer()
+        self._rbuf = NO_RECEIVE_BUFFER  # made when data arrives
         self._rbuf_limit = config.receive_buffer
         self._rcv_wscale = window_scale_for(config.receive_buffer) if config.window_scaling else 0
         self._rcv_mss = shared(layer.mss_for(remote_address))
@@ -370,6 +322,13 @@ class Tcb:
 
     def _seq(self, offset: int) -> int:
         return (self._iss + offset) & _SEQ_MASK
+
+    def _own_loss(self) -> LossState:
+        """This connection's own loss state, made from the shared zeros at the first write."""
+        loss = self._loss
+        if loss is NO_LOSS:
+            loss = self._loss = LossState()
+        return loss
 
     def _rcv_offset_of(self, seq: int) -> int:
         """A sequence number of the peer's as a receive offset (RCV.NXT is at ``_rcv_off``)."""
@@ -437,10 +396,8 @@ class Tcb:
         self._ack_now = False
         self._sbuf = NO_SEND_BUFFER
         self._records = NO_RECORDS
-        self._head = self._retx_index = self._fack_index = self._rack_index = 0
-        self._sacked_bytes = self._lost_bytes = self._retrans_bytes = self._reno_sacked = 0
-        self._sack_starts = self._sack_ends = NO_RANGES
-        self._retx_queue = None
+        self._head = self._rack_index = 0
+        self._loss = NO_LOSS
         self._nxt = self._una  # nothing is outstanding any more
         self._report_closed(error)
         self._layer.forget(self)

@@ -11,8 +11,10 @@ import errno
 from typing import Final
 
 from ...wire.tcp import ACK, RST
+from .loss_state import NO_RANGES
+from .sent_record import SentRecord
 from .state import SENDS_DATA, SYNCHRONIZED, TcpState
-from .tcb import NO_RANGES, NO_RECORDS, Tcb, _Sent
+from .tcb import NO_RECORDS, Tcb
 
 #: RFC 8985 §7.2: worst-case delayed-ACK time added to the PTO when one segment is in flight.
 TLP_DELAYED_ACK_ALLOWANCE: Final = 0.2
@@ -94,7 +96,7 @@ class _Timers(Tcb):
         if self._keepalive and self._keepalive_deadline is None:
             self._arm_keepalive(now)
 
-    def _own_records(self) -> list[_Sent]:
+    def _own_records(self) -> list[SentRecord]:
         """The retransmission records, as this connection's own list (see ``NO_RECORDS``)."""
         records = self._records
         if records is NO_RECORDS:
@@ -146,32 +148,33 @@ class _Timers(Tcb):
         self._cc.on_timeout(self._flight_size(), now)
         self._rtt.back_off()
         records = self._records
+        loss = self._own_loss()
         # RFC 2018 §8 / RFC 6675 §5.1: SACKed data at SND.UNA means the receiver reneged.
         reneged = self._head < len(records) and records[self._head].sacked
         for index in range(self._head, len(records)):
             record = records[index]
             if record.sacked and reneged:
                 record.sacked = False
-                self._sacked_bytes -= record.end - record.start
+                loss.sacked_bytes -= record.end - record.start
             if record.sacked:
                 continue
             if record.retransmitting:
                 record.retransmitting = False
-                self._retrans_bytes -= record.end - record.start
+                loss.retrans_bytes -= record.end - record.start
             if not record.lost:
                 record.lost = True
-                self._lost_bytes += record.end - record.start
-        self._retx_queue = None
+                loss.lost_bytes += record.end - record.start
+        loss.retx_queue = None
         if reneged:
-            self._highest_sacked = self._una
-            self._sack_starts = self._sack_ends = NO_RANGES
-        self._reno_sacked = 0
-        self._dupacks = 0
-        self._retx_index = self._head
-        self._fack_index = self._head
+            loss.highest_sacked = self._una
+            loss.sack_starts = loss.sack_ends = NO_RANGES
+        loss.reno_sacked = 0
+        loss.dupacks = 0
+        loss.retx_index = self._head
+        loss.fack_index = self._head
         self._rack_index = self._head
         self._recovery = "loss"
-        self._recover = self._nxt
+        loss.recover = self._nxt
         self._rto_deadline = now + self._rtt.rto
         self._tlp_deadline = None
         self._retransmit_lost(now)
@@ -227,7 +230,7 @@ class _Timers(Tcb):
             if self._fin_queued and end == data_end:
                 end += 1
             self._transmit(start, end, now)
-            self._own_records().append(_Sent(start, end, now))
+            self._own_records().append(SentRecord(start, end, now))
             self._nxt = end
         else:
             records = self._records
@@ -260,7 +263,7 @@ class _Timers(Tcb):
             size = min(self._snd_wnd, self._data_end() - self._nxt)
             end = self._nxt + size
             self._transmit(self._nxt, end, now)
-            self._own_records().append(_Sent(self._nxt, end, now))
+            self._own_records().append(SentRecord(self._nxt, end, now))
             self._nxt = end
             self._rto_deadline = now + self._rtt.rto
             return

@@ -1,7 +1,8 @@
 """What an idle connection keeps: no out-of-order queue, no SYN options, no retransmission
-records, SACK scoreboard, send buffer or CUBIC state of its own, addresses shared with its
-neighbours, and a transport without a write queue, address tuples or socket stand-in until
-something asks for them; and the Python heap that costs, per connection end."""
+records, loss-recovery state (SACK scoreboard and counters), send or receive buffer or
+CUBIC state of its own, addresses shared with its neighbours, and a transport without a
+write queue, address tuples or socket stand-in until something asks for them; and the
+Python heap that costs, per connection end."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ from aionetstack import MemoryLink, Stack
 from aionetstack.aio.transport import TcpTransport
 from aionetstack.config import StackConfig, TcpConfig
 from aionetstack.core.tcp.connection import TcpConnection
-from aionetstack.core.tcp.tcb import NO_RANGES, NO_RECORDS, NO_SEND_BUFFER
+from aionetstack.core.tcp.loss_state import NO_LOSS
+from aionetstack.core.tcp.tcb import NO_RECEIVE_BUFFER, NO_RECORDS, NO_SEND_BUFFER
 
 NEAR, FAR = "198.18.0.2", "198.18.0.1"
 
@@ -37,7 +39,7 @@ async def test_an_idle_connection_and_its_transport_hold_only_their_fixed_fields
         # Every mixin of TcpConnection has empty __slots__: no per-instance dict.
         assert not hasattr(connection, "__dict__")
         assert connection._ooo is None and connection._syn_options is None
-        assert connection._retx_queue is None  # made at the first retransmission
+        assert connection._loss is NO_LOSS  # made at the first sign of loss
         assert transport._pending is None and transport._socket is None
         assert transport.get_extra_info("peername") == (FAR, 7000)
         assert transport.get_extra_info("sockname")[0] == NEAR
@@ -122,8 +124,10 @@ async def test_an_idle_connection_end_costs_a_bounded_python_heap() -> None:
         assert len(connections) == 2 * len(transports) and all(map(_idle, connections))
         for connection in connections:
             assert connection._records is NO_RECORDS  # everything sent was acknowledged
-            assert connection._sack_starts is NO_RANGES and connection._sack_ends is NO_RANGES
-        assert all(c._sbuf is NO_SEND_BUFFER for c in far.core.tcp.connections)  # never wrote
+            assert connection._loss is NO_LOSS  # no SACK, duplicate ACK or loss: shared zeros
+        # The far end never wrote; the near end wrote a byte that was acknowledged.
+        assert all(c._sbuf is NO_SEND_BUFFER for c in connections)
+        assert all(c._rbuf is NO_RECEIVE_BUFFER for c in connections)  # the byte was read
         # (CUBIC's variables are not checked here: HyStart++ may end slow start on real-time
         # RTT samples; test_components covers a controller that has not left slow start.)
         first, *others = near.core.tcp.connections
@@ -159,5 +163,8 @@ async def test_a_connection_idle_after_traffic_keeps_no_acknowledged_records() -
         for connection in connections:
             assert connection._una == connection._nxt
             assert connection._records is NO_RECORDS and connection._head == 0
+            # Everything written was acknowledged and everything received was read.
+            assert connection._sbuf is NO_SEND_BUFFER
+            assert connection._rbuf is NO_RECEIVE_BUFFER
         writer.close()
         server.close()

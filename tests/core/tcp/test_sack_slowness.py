@@ -109,4 +109,4 @@ def test_the_scoreboard_matches_the_records_after_partial_and_overlapping_blocks
         assert check_invariants(connection) == []
     peer.inject(seq=PEER_ISN + 1, ack=(una + MSS * 25) & 0xFFFFFFFF)
     assert check_invariants(connection) == []
-    assert connection._sack_ends and connection._sack_ends[0] > connection._una
+    assert connection._loss.sack_ends and connection._loss.sack_ends[0] > connection._una
