@@ -3,7 +3,8 @@
 An ``int`` above 256 or a ``bytes`` address is a separate 32- to 37-byte object every
 time it is computed or parsed, so each connection would otherwise keep its own copy of
 its MSS, initial window, pseudo-header sum and addresses. :func:`shared` returns the
-first object seen with an equal value. Used at connection setup only, never per packet.
+first object seen with an equal value. Used at connection setup, and where a value
+changes rarely (the largest window offered only grows), never per packet.
 The table is bounded: once full, new values are returned as they are (still correct,
 merely not shared), so hostile peers cannot grow it.
 """
