@@ -3,7 +3,13 @@
 ``netns``: a fresh network namespace entered by the test's thread and deleted
 afterwards. Every test that creates a TUN or sends real packets uses it, so
 nothing can leave the machine. Without root it skips with the reason, unless
-``AIONETSTACK_REQUIRE_TUN=1`` (CI), where it fails instead.
+``AIONETSTACK_REQUIRE_TUN=1`` (CI), where it fails instead. While it is entered the
+objects the test session already holds are frozen out of the garbage collector
+(``gc.freeze``): late in a whole-suite run a full collection of them took 107-148 ms
+here, and one landing in the middle of a test held every ACK of the stack under test
+that long, so the kernel peer sent tail-loss probes, retransmissions and resets that
+the tests asserting clean kernel counters count as the stack's fault. A long-running
+service embedding the stack does the same after start-up (``docs/performance.md``).
 
 Property tests draw their examples deterministically (hypothesis ``derandomize``):
 every run tries the same examples, so a red run can be repeated. Set
@@ -12,6 +18,7 @@ every run tries the same examples, so a red run can be repeated. Set
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterator
 
@@ -49,7 +56,9 @@ def netns() -> Iterator[Namespace]:
     except NamespaceUnavailableError as error:
         tun_unavailable(str(error))
         raise
+    gc.freeze()
     try:
         yield namespace
     finally:
+        gc.unfreeze()
         context.__exit__(None, None, None)
