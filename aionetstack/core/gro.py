@@ -24,6 +24,22 @@ merges runs of segments the way Linux's ``tcp_gro_receive`` does
   one is not merged but passed on as it is, so the core drops it and counts it
   (``tcp.dropped_bad_checksum``) as it always did.
 
+Pure ACKs are thinned (no counterpart in Linux, whose TCP takes each ACK in C; here
+each one is the whole Python ACK path, and a sender on a link without offload gets
+one for every two of its packets). Within a batch, consecutive pure ACKs of a flow
+(no packet of that flow between them), each with only the ACK flag, the same
+sequence number and header length and a verified checksum, each acknowledging
+strictly more than the one before: the first is kept, and of the rest only the
+newest, which takes the place of the second. The TCP layer then sees any duplicate
+ACK as before (a duplicate never acknowledges more, so it is never thinned), and
+the kept newest ACK moves SND.UNA, the window (RFC 9293 §3.10.7.4: it is the newest
+segment) and the timestamp to where the thinned run would have: what it misses is
+RTT samples and per-ACK congestion steps, which byte counting makes one step of the
+same size (``CongestionControl.slow_start``), as for any stretch ACK. One ACK a
+correct peer never sends, for data not yet sent, is dropped by the TCP layer (RFC 9293
+§3.10.7.4) and takes the ACKs it stood for with it; the peer's next valid ACK moves
+SND.UNA on. (``acks_thinned`` counts the ACKs left out.)
+
 The merged segment is the first segment's headers with the lengths of the whole
 run and PSH if its last segment had it; its TCP checksum field is not
 recomputed (the core is told the checksums were verified, as Linux marks a GRO
@@ -54,6 +70,7 @@ _PSH: Final = 0x08
 _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
 _SEQ_MASK: Final = 0xFFFFFFFF
+_SEQ_HALF: Final = 1 << 31
 #: IPv4 fixed header: version/IHL, TOS, total length, id, flags/offset, TTL, protocol,
 #: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
 _IPV4: Final = struct.Struct("!BBHHHBBH8s")
@@ -130,7 +147,7 @@ class Coalescer:
     held (``segments_merged``).
     """
 
-    __slots__ = ("_core", "_verify", "merged", "segments_merged")
+    __slots__ = ("_core", "_verify", "acks_thinned", "merged", "segments_merged")
 
     def __init__(self, core: StackCore, *, verify: bool = True) -> None:
         self._core = core
@@ -138,10 +155,17 @@ class Coalescer:
         #: Merged segments handed to the core, and the received segments they held.
         self.merged = 0
         self.segments_merged = 0
+        #: Pure ACKs left out because a newer one of their run stands for them.
+        self.acks_thinned = 0
 
     def statistics(self) -> dict[str, int]:
-        """``merged`` segments built from ``segments_merged`` received ones."""
-        return {"merged": self.merged, "segments_merged": self.segments_merged}
+        """``merged`` segments built from ``segments_merged`` received ones, and the pure
+        ACKs left out (``acks_thinned``)."""
+        return {
+            "merged": self.merged,
+            "segments_merged": self.segments_merged,
+            "acks_thinned": self.acks_thinned,
+        }
 
     def receive(
         self,
@@ -185,11 +209,15 @@ class Coalescer:
         verify = self._verify
         #: Where each flow's last data segment in this batch ended (runs not included).
         ends: dict[bytes, int] = {}
+        #: Per flow, its run of pure ACKs still open: [slot in out, ack, seq, TCP header
+        #: length, whether the slot holds a thinnable ACK (the run's second or later)].
+        acks: dict[bytes, list[int]] = {}
         for packet in packets:
             length = len(packet)
             if length < 40:
                 self._close(run, ends, append)
                 run = None
+                acks.clear()  # a packet of no known flow ends every run of ACKs
                 append(packet)
                 continue
             first = packet[0]
@@ -199,6 +227,7 @@ class Coalescer:
                 if protocol != _IPPROTO_TCP or fragment & ipv4.FRAGMENT_BITS or total != length:
                     self._close(run, ends, append)
                     run = None
+                    acks.clear()
                     append(packet)
                     continue
                 ip_length = 20
@@ -207,6 +236,7 @@ class Coalescer:
                 if packet[6] != _IPPROTO_TCP or (packet[4] << 8 | packet[5]) + 40 != length:
                     self._close(run, ends, append)
                     run = None
+                    acks.clear()
                     append(packet)
                     continue
                 ip_length = 40
@@ -215,6 +245,7 @@ class Coalescer:
             else:
                 self._close(run, ends, append)
                 run = None
+                acks.clear()
                 append(packet)
                 continue
             # -- TCP -----------------------------------------------------------------
@@ -222,6 +253,18 @@ class Coalescer:
             header_end = ip_length + (data_offset >> 4) * 4
             size = length - header_end
             flow = addresses + ports
+            if (
+                size == 0
+                and flags == _ACK
+                and data_offset & 0x0F == 0
+                and header_end >= ip_length + 20
+                and (not verify or _checksums_ok(packet, ip_length, addresses))
+            ):
+                self._close(run, ends, append)
+                run = None
+                self._thin(packet, flow, seq, ack, header_end - ip_length, out, acks)
+                continue
+            acks.pop(flow, None)  # anything else of the flow ends its run of ACKs
             if (
                 size <= 0
                 or header_end < ip_length + 20
@@ -273,6 +316,34 @@ class Coalescer:
         if run is not None:
             self._flush(run, append)
         return out
+
+    def _thin(  # noqa: PLR0917
+        self,
+        packet: bytes | memoryview,
+        flow: bytes,
+        seq: int,
+        ack: int,
+        tcp_length: int,
+        out: list[_Item],
+        acks: dict[bytes, list[int]],
+    ) -> None:
+        """Put out a pure ACK, or let it replace the newest one of its run (see the
+        module docstring): the run's first ACK always stays."""
+        state = acks.get(flow)
+        if state is not None:
+            slot, last_ack, last_seq, last_length, thinnable = state
+            advance = (ack - last_ack) & _SEQ_MASK
+            if seq == last_seq and tcp_length == last_length and 0 < advance < _SEQ_HALF:
+                if thinnable:
+                    out[slot] = packet  # no packet of this flow since: same place in order
+                    state[1] = ack
+                    self.acks_thinned += 1
+                    return
+                acks[flow] = [len(out), ack, seq, tcp_length, 1]
+                out.append(packet)
+                return
+        acks[flow] = [len(out), ack, seq, tcp_length, 0]
+        out.append(packet)
 
     def _close(
         self,

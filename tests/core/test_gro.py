@@ -166,7 +166,11 @@ def test_a_run_is_merged_into_one_segment_and_acked_as_the_separate_ones(version
     # Counted work: the TCP layer processed one segment for 20 packets.
     assert merging.tcp("segments_in") == 2 + 1  # SYN, ACK, then the merged one
     assert plain.tcp("segments_in") == 2 + 20
-    assert merging.core.statistics()["gro"] == {"merged": 1, "segments_merged": 20}
+    assert merging.core.statistics()["gro"] == {
+        "merged": 1,
+        "segments_merged": 20,
+        "acks_thinned": 0,
+    }
 
 
 def test_a_full_batch_of_max_sized_runs_is_cut_at_64_kib() -> None:
@@ -322,7 +326,11 @@ def test_a_bad_checksum_is_dropped_and_counted_and_not_merged() -> None:
     assert merging.stream() == payload[:MSS]  # the rest waits out of order for the resend
     # The segment after the hole goes alone (it does not continue the flow's last one);
     # the three after it are merged.
-    assert merging.core.statistics()["gro"] == {"merged": 1, "segments_merged": 3}
+    assert merging.core.statistics()["gro"] == {
+        "merged": 1,
+        "segments_merged": 3,
+        "acks_thinned": 0,
+    }
 
 
 def test_merged_segment_layout() -> None:
@@ -382,3 +390,120 @@ def test_merging_never_changes_the_delivered_stream_or_the_acks(
     assert acks == plain_acks
     assert merging.tcp("dropped_bad_checksum") == plain.tcp("dropped_bad_checksum")
     assert merging.tcp("segments_in") <= plain.tcp("segments_in")
+
+
+# -- pure ACKs ---------------------------------------------------------------------------
+
+
+def pure_ack(peer: Receiver, acked: int, *, window: int = 4000, tsval: int = TSVAL) -> bytes:
+    """A pure ACK from the peer for our first ``acked`` data bytes."""
+    us, peer_address = (US4, PEER4) if peer.version == 4 else (US6, PEER6)
+    segment = make_segment(
+        peer_address, us, 40000, 80, seq=PEER_ISN + 1, ack=(peer.our_isn + 1 + acked) & 0xFFFFFFFF,
+        flags=ACK, window=window, options=build_options(timestamp=(tsval, 1)),
+    )  # fmt: skip
+    if peer.version == 4:
+        return ipv4.build_ipv4(ipv4.IPv4Header(peer_address, us, ipv4.PROTO_TCP), segment)
+    return ipv6.build_ipv6(ipv6.IPv6Header(peer_address, us, ipv4.PROTO_TCP), segment)
+
+
+def sending(*, gro: bool, version: int = 4) -> Receiver:
+    """A receiver whose connection has sent its initial window and has more to send."""
+    peer = receiver(gro=gro, version=version)
+    peer.connection.send(data(40 * MSS))
+    peer.feed([])
+    return peer
+
+
+def after_acks(peer: Receiver) -> tuple[object, ...]:
+    """What the ACKs changed: SND.UNA, the window, cwnd, duplicate ACKs and what was sent."""
+    connection = peer.connection
+    sent = [(parse_tcp(p[20 if peer.version == 4 else 40 :]).seq, len(p)) for p in peer.link.sent]
+    return (
+        connection._una, connection._snd_wnd, connection._cc.cwnd, connection._loss.dupacks,
+        peer.tcp("fast_retransmits"), sent,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_a_run_of_pure_acks_keeps_its_first_and_newest(version: int) -> None:
+    thinning, plain = sending(gro=True, version=version), sending(gro=False, version=version)
+    batch = [pure_ack(thinning, n * MSS, window=4000 + n) for n in range(1, 9)]
+    assert batch == [pure_ack(plain, n * MSS, window=4000 + n) for n in range(1, 9)]
+    kept = Coalescer(thinning.core).coalesce(batch)
+    assert kept == [batch[0], batch[-1]]
+    thinning.feed(batch)
+    plain.feed(batch)
+    assert after_acks(thinning) == after_acks(plain)
+    assert thinning.core.statistics()["gro"]["acks_thinned"] == 6
+    assert thinning.tcp("segments_in") == plain.tcp("segments_in") - 6
+
+
+def test_duplicate_acks_are_never_thinned_and_still_trigger_fast_retransmit() -> None:
+    thinning, plain = sending(gro=True), sending(gro=False)
+    batch = [pure_ack(thinning, MSS)] * 5
+    assert Coalescer(thinning.core).coalesce(batch) == batch
+    thinning.feed(batch)
+    plain.feed(batch)
+    assert after_acks(thinning) == after_acks(plain)
+    assert thinning.tcp("fast_retransmits") == 1
+
+
+def test_acks_around_a_data_segment_or_a_bad_checksum_are_not_thinned_across_it() -> None:
+    peer = sending(gro=True)
+    first, second, third, fourth = (pure_ack(peer, n * MSS) for n in range(1, 5))
+    data_segment = peer.packet(0, b"request")
+    kept = Coalescer(peer.core).coalesce([first, second, data_segment, third, fourth])
+    assert kept == [first, second, data_segment, third, fourth]
+    bad = corrupt(third)
+    kept = Coalescer(peer.core).coalesce([first, second, bad, fourth])
+    assert kept == [first, second, bad, fourth]
+
+
+def test_acknowledgment_numbers_are_compared_across_the_wrap() -> None:
+    def ack_number(value: int) -> bytes:
+        segment = make_segment(
+            PEER4, US4, 40000, 80, seq=5, ack=value, flags=ACK,
+            options=build_options(timestamp=(TSVAL, 1)),
+        )  # fmt: skip
+        return ipv4.build_ipv4(ipv4.IPv4Header(PEER4, US4, ipv4.PROTO_TCP), segment)
+
+    coalescer = Coalescer(receiver(gro=True).core)
+    rising = [ack_number(v) for v in (0xFFFFFF00, 0xFFFFFFF0, 0x10, 0x100)]
+    assert coalescer.coalesce(rising) == [rising[0], rising[-1]]
+    falling = [ack_number(v) for v in (0x10, 0xFFFFFFF0, 0x100)]  # the second goes back
+    assert coalescer.coalesce(falling) == falling
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    acks=st.lists(st.tuples(st.integers(0, 12), st.sampled_from([3000, 4000, 9000])),
+                  min_size=1, max_size=30),
+    data_at=st.sets(st.integers(0, 29), max_size=3),
+    version=st.sampled_from([4, 6]),
+)  # fmt: skip
+def test_thinning_never_changes_what_the_acks_do(
+    acks: list[tuple[int, int]], data_at: set[int], version: int
+) -> None:
+    """Any batch of ACKs of sent data (duplicates, reordered, windows changing, the
+    peer's data between them) leaves SND.UNA, the window, cwnd, the duplicate-ACK count
+    and what is sent next as it would without thinning."""
+    thinning, plain = sending(gro=True, version=version), sending(gro=False, version=version)
+    sent = thinning.connection._nxt - 1
+
+    def build(peer: Receiver) -> list[bytes]:
+        batch = []
+        offset = 0
+        for index, (segments, window) in enumerate(acks):
+            if index in data_at:
+                batch.append(peer.packet(offset, b"q" * 10))
+                offset += 10
+            batch.append(pure_ack(peer, min(segments * MSS, sent), window=window))
+        return batch
+
+    batch = build(thinning)
+    assert batch == build(plain)
+    thinning.feed(batch)
+    plain.feed(batch)
+    assert after_acks(thinning) == after_acks(plain)
+    assert thinning.stream() == plain.stream()
