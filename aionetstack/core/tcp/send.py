@@ -5,11 +5,17 @@ quanta, the FIN after the data, and pure ACKs and control segments.
 
 from __future__ import annotations
 
+from typing import Final
+
 from ...wire.tcp import ACK, FIN, PSH
 from .loss_state import NO_LOSS
 from .sent_record import SentRecord
 from .state import SENDS_DATA, TcpState
 from .tcb import NO_RECORDS, Tcb
+
+#: Linux's tcp_tso_win_divisor: a segment cut short by the windows goes out at once if it
+#: fills at least this fraction (1/3) of the smaller window (see ``_defers``).
+_TSO_WIN_DIVISOR: Final = 3
 
 
 class _SendSide(Tcb):
@@ -62,6 +68,8 @@ class _SendSide(Tcb):
                 room = min(room, cwnd_room)
                 size = available if available < quantum else quantum
                 if room < size:
+                    if room > 0 and nxt > self._una and self._defers(room, cwnd):
+                        return
                     size = room if room > 0 else 0
                 if size <= 0:
                     if window_edge - nxt <= 0 and nxt == self._una:
@@ -84,6 +92,13 @@ class _SendSide(Tcb):
                 self._rto_deadline = now + self._rtt.rto
             if send_fin:
                 return
+
+    def _defers(self, room: int, cwnd: int) -> bool:
+        """Hold back a segment the windows cut short while ACKs are still to come: when
+        the room is under a third of the smaller window, the next ACK opens a bigger one
+        (Linux ``tcp_tso_should_defer`` with ``tcp_tso_win_divisor`` 3; never in recovery).
+        ACK clocking would otherwise cut a TSO stream into one small segment per ACK."""
+        return self._recovery is None and room * _TSO_WIN_DIVISOR < min(self._snd_wnd, cwnd)
 
     def _may_send_small(self, size: int, available: int, room: int, now: float) -> bool:
         """Sender SWS avoidance (RFC 9293 §3.8.6.2.1) and Nagle (RFC 1122 §4.2.3.4)."""
