@@ -35,7 +35,8 @@ logger = logging.getLogger("aionetstack")
 #: asyncio's defaults (``transports._FlowControlMixin``): 64 KiB high, high // 4 low.
 DEFAULT_HIGH_WATER = 64 * 1024
 DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4  # one int object, not one per transport
-#: Bytes handed to ``data_received`` at most per call (asyncio reads 256 KiB at a time).
+#: Bytes handed to ``data_received`` at most per call (asyncio reads 256 KiB at a time);
+#: stream protocols get whole received chunks until they hold at least this many.
 MAX_READ = 256 * 1024
 #: Writes to a lost connection are dropped silently this many times before each further
 #: one logs a warning (asyncio's ``constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES``).

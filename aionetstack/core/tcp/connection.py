@@ -109,10 +109,10 @@ class TcpConnection(
         self._after_read()
         return data
 
-    def receive_chunks(self, max_bytes: int = -1) -> list[bytes | bytearray | memoryview]:
-        """Take up to ``max_bytes`` (all when negative) bytes as the received chunks holding
-        them, without joining them (``ReceiveBuffer.take_chunks``)."""
-        chunks = self._rbuf.take_chunks(max_bytes)
+    def receive_chunks(self, enough: int = -1) -> list[bytes | bytearray | memoryview]:
+        """Take whole received chunks, oldest first, until they hold at least ``enough``
+        bytes (all when negative), neither joined nor cut (``take_whole_chunks``)."""
+        chunks = self._rbuf.take_whole_chunks(enough)
         self._after_read()
         return chunks
 

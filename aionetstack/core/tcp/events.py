@@ -62,8 +62,8 @@ class TcpEndpoint(Protocol):
     def receive(self, max_bytes: int = -1) -> bytes:
         """Take up to ``max_bytes`` bytes (all when negative)."""
 
-    def receive_chunks(self, max_bytes: int = -1) -> list[bytes | bytearray | memoryview]:
-        """Take up to ``max_bytes`` bytes as the chunks they arrived in (no join)."""
+    def receive_chunks(self, enough: int = -1) -> list[bytes | bytearray | memoryview]:
+        """Take whole chunks as they arrived until they hold ``enough`` bytes (no join)."""
 
     def receive_into(self, buffer: bytearray | memoryview) -> int:
         """Copy bytes into ``buffer``; returns how many."""

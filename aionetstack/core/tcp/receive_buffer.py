@@ -87,6 +87,29 @@ class ReceiveBuffer:
         self.size -= max_bytes
         return taken
 
+    def take_whole_chunks(self, enough: int = -1) -> list[_Chunk]:
+        """Remove whole chunks, oldest first, until they hold at least ``enough`` bytes
+        (all of them when negative or when the buffer holds no more): no chunk is cut,
+        so nothing is copied. The same ownership as :meth:`take_chunks`."""
+        chunks = self._chunks
+        if chunks is None:
+            return []
+        if enough < 0 or enough >= self.size:
+            self._chunks = None
+            self.size = 0
+            return chunks
+        total = 0
+        index = 0
+        while total < enough:
+            total += len(chunks[index])
+            index += 1
+        taken = chunks[:index]
+        del chunks[:index]
+        self.size -= total
+        if not chunks:
+            self._chunks = None
+        return taken
+
     def take_into(self, buffer: bytearray | memoryview) -> int:
         """Move bytes into ``buffer`` (as many as fit); returns how many."""
         chunks = self._chunks

@@ -16,7 +16,7 @@ _chunks = st.lists(
 )
 _reads = st.lists(
     st.tuples(
-        st.sampled_from(["take", "into", "chunks"]),
+        st.sampled_from(["take", "into", "chunks", "whole"]),
         st.integers(min_value=-1, max_value=SMALL_CHUNK + 90),
     ),
     max_size=12,
@@ -43,6 +43,18 @@ def test_reads_return_the_appended_bytes_in_order(
             assert len(data) == (
                 len(expected) - len(got) if size < 0 else min(size, len(expected) - len(got))
             )
+            got += data
+        elif how == "whole":
+            left = len(expected) - len(got)
+            taken = buffer.take_whole_chunks(size)
+            data = b"".join(taken)
+            assert all(taken)
+            if size < 0 or size >= left:
+                assert len(data) == left
+            elif size == 0:
+                assert taken == []
+            else:  # whole chunks until there is enough: the last one was needed
+                assert len(data) >= size and len(data) - len(taken[-1]) < size
             got += data
         elif how == "into":
             target = bytearray(max(size, 0))
