@@ -71,6 +71,10 @@ _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
 _SEQ_MASK: Final = 0xFFFFFFFF
 _SEQ_HALF: Final = 1 << 31
+#: The lengths of the pure ACKs :meth:`Coalescer.thin_acks` looks into: IPv4 and IPv6 with
+#: no TCP options or with the timestamps (NOP NOP TS, RFC 7323 §3).
+_PURE_ACK_LENGTHS_4: Final = frozenset((40, 52))
+_PURE_ACK_LENGTHS_6: Final = frozenset((60, 72))
 #: IPv4 fixed header: version/IHL, TOS, total length, id, flags/offset, TTL, protocol,
 #: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
 _IPV4: Final = struct.Struct("!BBHHHBBH8s")
@@ -147,11 +151,14 @@ class Coalescer:
     held (``segments_merged``).
     """
 
-    __slots__ = ("_core", "_verify", "acks_thinned", "merged", "segments_merged")
+    __slots__ = ("_core", "_merge", "_verify", "acks_thinned", "merged", "segments_merged")
 
-    def __init__(self, core: StackCore, *, verify: bool = True) -> None:
+    def __init__(self, core: StackCore, *, verify: bool = True, merge: bool = True) -> None:
         self._core = core
         self._verify = verify
+        #: False on a link whose kernel merged the data already (receive offload): then
+        #: only pure ACKs are thinned (:meth:`thin_acks`).
+        self._merge = merge
         #: Merged segments handed to the core, and the received segments they held.
         self.merged = 0
         self.segments_merged = 0
@@ -180,7 +187,7 @@ class Coalescer:
         """
         core = self._core
         receive = core.receive_packet
-        for item in self.coalesce(packets):
+        for item in self.coalesce(packets) if self._merge else self.thin_acks(packets):
             try:
                 if item.__class__ is MergedSegment:
                     self._deliver(item, now)
@@ -315,6 +322,46 @@ class Coalescer:
             run = _Run(packet, ip_length, header_end, flow, ip_same, ack, window, end, size, push)
         if run is not None:
             self._flush(run, append)
+        return out
+
+    def thin_acks(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
+        """The batch with its runs of pure ACKs thinned and nothing merged: the pass for a
+        link whose kernel merged the data already. It looks into pure-ACK-sized packets
+        only; any other packet ends every run (fewer thinned, never a wrong one)."""
+        out: list[_Item] = []
+        append = out.append
+        acks: dict[bytes, list[int]] = {}
+        verify = self._verify
+        for packet in packets:
+            length = len(packet)
+            if length in _PURE_ACK_LENGTHS_4 and packet[0] == 0x45:
+                ip_length = 20
+                addresses = packet[12:20]
+                plain = (
+                    packet[9] == _IPPROTO_TCP
+                    and not (packet[6] & 0x3F or packet[7])  # not a fragment
+                    and (packet[2] << 8 | packet[3]) == length
+                    and not int.from_bytes(packet[:20], "big") % _MASK  # RFC 791 §3.1
+                )
+            elif length in _PURE_ACK_LENGTHS_6 and packet[0] >> 4 == 6:
+                ip_length = 40
+                addresses = packet[8:40]
+                plain = packet[6] == _IPPROTO_TCP and (packet[4] << 8 | packet[5]) + 40 == length
+            else:
+                plain = False
+            if plain:
+                ports, seq, ack, data_offset, flags, _ = _TCP.unpack_from(packet, ip_length)
+                if (
+                    ip_length + (data_offset >> 4) * 4 == length  # no payload
+                    and flags == _ACK
+                    and data_offset & 0x0F == 0
+                    and (not verify or _checksums_ok(packet, ip_length, bytes(addresses)))
+                ):
+                    flow = bytes(addresses) + ports
+                    self._thin(packet, flow, seq, ack, length - ip_length, out, acks)
+                    continue
+            acks.clear()
+            append(packet)
         return out
 
     def _thin(  # noqa: PLR0917

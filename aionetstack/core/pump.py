@@ -87,14 +87,15 @@ class Pump:
         self._report = report
         self._batch = batch
         self._processing = False
-        #: Software GRO for an IP link that hands over MTU-sized packets (config.ip.gro).
+        #: Software GRO (config.ip.gro): merges the data of a link that hands over
+        #: MTU-sized packets, and thins pure ACKs on every link.
         self._gro: Coalescer | None = None
-        if (
-            isinstance(core, StackCore)
-            and core.config.ip.gro
-            and not getattr(link, "receive_checksums_partial", False)
-        ):
-            self._gro = Coalescer(core, verify=core.verify_transport_checksums)
+        if isinstance(core, StackCore) and core.config.ip.gro:
+            self._gro = Coalescer(
+                core,
+                verify=core.verify_transport_checksums,
+                merge=not getattr(link, "receive_checksums_partial", False),
+            )
             core.add_statistics("gro", self._gro.statistics)
         #: Exceptions the core or a dispatcher raised (bugs), reported and survived.
         self.internal_errors = 0

@@ -507,3 +507,38 @@ def test_thinning_never_changes_what_the_acks_do(
     plain.feed(batch)
     assert after_acks(thinning) == after_acks(plain)
     assert thinning.stream() == plain.stream()
+
+
+@pytest.mark.parametrize("version", [4, 6])
+def test_with_receive_offload_only_pure_acks_are_thinned(version: int) -> None:
+    """A link whose kernel merged the data already: data passes untouched, ACK runs thin."""
+    peer = sending(gro=True, version=version)
+    coalescer = Coalescer(peer.core, verify=False, merge=False)
+    acks = [pure_ack(peer, n * MSS) for n in range(1, 6)]
+    one, two = peer.packet(0, b"a" * 100), peer.packet(100, b"b" * 100)
+    assert coalescer.thin_acks([*acks, one, two]) == [acks[0], acks[-1], one, two]
+    # Any other packet ends the runs: the ACKs after it start a new one.
+    assert coalescer.thin_acks([acks[0], acks[1], one, acks[2], acks[3], acks[4]]) == [
+        acks[0], acks[1], one, acks[2], acks[4],
+    ]  # fmt: skip
+    assert coalescer.acks_thinned == 3 + 1
+
+
+def test_with_receive_offload_an_ack_with_a_bad_ip_header_is_not_thinned() -> None:
+    peer = sending(gro=True)
+    coalescer = Coalescer(peer.core, verify=False, merge=False)
+    first, second, third = (pure_ack(peer, n * MSS) for n in range(1, 4))
+    bad = corrupt(third, 8)  # the TTL: the IPv4 header checksum no longer holds
+    assert coalescer.thin_acks([first, second, bad]) == [first, second, bad]
+
+
+def test_the_offload_pump_thins_acks_and_merges_no_data() -> None:
+    """The pump of a link with receive offload makes a thinning-only coalescer."""
+
+    class OffloadLink(BatchLink):
+        receive_checksums_partial = True
+
+    config = StackConfig(ip=IpConfig(gro=True))
+    core = StackCore(["198.18.0.2/24"], config=config, rng=random.Random(7))
+    pump = Pump(core, OffloadLink(), lambda event: None, _raise)
+    assert pump._gro is not None and not pump._gro._merge
