@@ -71,6 +71,8 @@ _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
 _SEQ_MASK: Final = 0xFFFFFFFF
 _SEQ_HALF: Final = 1 << 31
+#: NOP NOP and the timestamps option's kind and length (RFC 7323 §3).
+_TS_PREFIX: Final = b"\x01\x01\x08\x0a"
 #: The lengths of the pure ACKs :meth:`Coalescer.thin_acks` looks into: IPv4 and IPv6 with
 #: no TCP options or with the timestamps (NOP NOP TS, RFC 7323 §3).
 _PURE_ACK_LENGTHS_4: Final = frozenset((40, 52))
@@ -264,7 +266,7 @@ class Coalescer:
                 size == 0
                 and flags == _ACK
                 and data_offset & 0x0F == 0
-                and header_end >= ip_length + 20
+                and _plain_ack_options(packet, ip_length, header_end - ip_length)
                 and (not verify or _checksums_ok(packet, ip_length, addresses))
             ):
                 self._close(run, ends, append)
@@ -355,6 +357,7 @@ class Coalescer:
                     ip_length + (data_offset >> 4) * 4 == length  # no payload
                     and flags == _ACK
                     and data_offset & 0x0F == 0
+                    and _plain_ack_options(packet, ip_length, length - ip_length)
                     and (not verify or _checksums_ok(packet, ip_length, bytes(addresses)))
                 ):
                     flow = bytes(addresses) + ports
@@ -431,6 +434,15 @@ class Coalescer:
         self.merged += 1
         self.segments_merged += count
         append(MergedSegment(packet, count))
+
+
+def _plain_ack_options(packet: bytes | memoryview, ip_length: int, tcp_length: int) -> bool:
+    """No TCP options, or the timestamps alone (NOP NOP TS, RFC 7323 §3): an ACK with
+    SACK blocks (RFC 2018) carries what a newer one may not repeat, so it stays."""
+    if tcp_length == 20:
+        return True
+    start = ip_length + 20
+    return tcp_length == 32 and packet[start : start + 4] == _TS_PREFIX
 
 
 def _checksums_ok(packet: bytes | memoryview, ip_length: int, addresses: bytes) -> bool:

@@ -542,3 +542,25 @@ def test_the_offload_pump_thins_acks_and_merges_no_data() -> None:
     core = StackCore(["198.18.0.2/24"], config=config, rng=random.Random(7))
     pump = Pump(core, OffloadLink(), lambda event: None, _raise)
     assert pump._gro is not None and not pump._gro._merge
+
+
+@pytest.mark.parametrize("timestamps", [True, False])
+def test_acks_with_sack_blocks_are_never_thinned(timestamps: bool) -> None:
+    """A SACK block may not be repeated by the next ACK: such ACKs all reach TCP (with
+    one block and no timestamps the header is as long as a timestamps-only one)."""
+    peer = sending(gro=True)
+
+    def sack_ack(acked: int) -> bytes:
+        edge = peer.our_isn + 1 + 9 * MSS
+        options = build_options(
+            timestamp=(TSVAL, 1) if timestamps else None, sack_blocks=[(edge, edge + MSS)]
+        )
+        segment = make_segment(
+            PEER4, US4, 40000, 80, seq=PEER_ISN + 1, ack=peer.our_isn + 1 + acked, flags=ACK,
+            options=options,
+        )  # fmt: skip
+        return ipv4.build_ipv4(ipv4.IPv4Header(PEER4, US4, ipv4.PROTO_TCP), segment)
+
+    batch = [sack_ack(n * MSS) for n in range(1, 5)]
+    assert Coalescer(peer.core).coalesce(batch) == batch
+    assert Coalescer(peer.core, verify=False, merge=False).thin_acks(batch) == batch
