@@ -4,7 +4,11 @@ its state changes.
 ``Tcb`` holds the per-connection variables of RFC 9293 §3.3.1 in one slotted layout
 (the send side counts in *offsets*: unwrapped ints, 0 is our ISN; the receive side in
 offsets from the peer's ISN, so ordering, SACK scoreboards and buffers never see
-wrap-around; sequence numbers are converted only at the wire). The behaviour lives
+wrap-around; sequence numbers are converted only at the wire). What most connections
+never use lives apart, made on first use: the loss-recovery variables
+(:class:`~.loss_state.LossState`, the shared ``NO_LOSS`` until then) and HyStart++'s
+rounds (:class:`~.hystart.HyStartRounds`); empty buffers and records are shared
+read-only stand-ins (``NO_*`` below). The behaviour lives
 in mixins, one concern per module, that :class:`~.connection.TcpConnection` joins:
 ``ingress``, ``ack``, ``recovery``, ``receive``, ``send``, ``egress``, ``timers``,
 ``opening``. Under ``TYPE_CHECKING`` this class declares the methods one mixin calls
