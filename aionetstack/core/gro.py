@@ -71,6 +71,8 @@ _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
 _SEQ_MASK: Final = 0xFFFFFFFF
 _SEQ_HALF: Final = 1 << 31
+#: The fewest pure ACKs of which thinning leaves one out (the first and newest stay).
+_THINNABLE_RUN: Final = 3
 #: NOP NOP and the timestamps option's kind and length (RFC 7323 §3).
 _TS_PREFIX: Final = b"\x01\x01\x08\x0a"
 #: The lengths of the pure ACKs :meth:`Coalescer.thin_acks` looks into: IPv4 and IPv6 with
@@ -189,7 +191,14 @@ class Coalescer:
         """
         core = self._core
         receive = core.receive_packet
-        for item in self.coalesce(packets) if self._merge else self.thin_acks(packets):
+        items: Sequence[_Item]
+        if self._merge:
+            items = self.coalesce(packets)
+        elif len(packets) >= _THINNABLE_RUN:
+            items = self.thin_acks(packets)
+        else:
+            items = packets
+        for item in items:
             try:
                 if item.__class__ is MergedSegment:
                     self._deliver(item, now)
@@ -337,33 +346,37 @@ class Coalescer:
         for packet in packets:
             length = len(packet)
             if length in _PURE_ACK_LENGTHS_4 and packet[0] == 0x45:
-                ip_length = 20
-                addresses = packet[12:20]
+                ip_length, addresses_at = 20, 12
                 plain = (
-                    packet[9] == _IPPROTO_TCP
+                    packet[33] == _ACK  # the flags first: the cheapest test that fails
+                    and packet[9] == _IPPROTO_TCP
                     and not (packet[6] & 0x3F or packet[7])  # not a fragment
                     and (packet[2] << 8 | packet[3]) == length
                     and not int.from_bytes(packet[:20], "big") % _MASK  # RFC 791 §3.1
                 )
             elif length in _PURE_ACK_LENGTHS_6 and packet[0] >> 4 == 6:
-                ip_length = 40
-                addresses = packet[8:40]
-                plain = packet[6] == _IPPROTO_TCP and (packet[4] << 8 | packet[5]) + 40 == length
+                ip_length, addresses_at = 40, 8
+                plain = (
+                    packet[53] == _ACK
+                    and packet[6] == _IPPROTO_TCP
+                    and (packet[4] << 8 | packet[5]) + 40 == length
+                )
             else:
                 plain = False
             if plain:
-                ports, seq, ack, data_offset, flags, _ = _TCP.unpack_from(packet, ip_length)
+                ports, seq, ack, data_offset, _, _ = _TCP.unpack_from(packet, ip_length)
                 if (
                     ip_length + (data_offset >> 4) * 4 == length  # no payload
-                    and flags == _ACK
                     and data_offset & 0x0F == 0
                     and _plain_ack_options(packet, ip_length, length - ip_length)
-                    and (not verify or _checksums_ok(packet, ip_length, bytes(addresses)))
                 ):
-                    flow = bytes(addresses) + ports
-                    self._thin(packet, flow, seq, ack, length - ip_length, out, acks)
-                    continue
-            acks.clear()
+                    addresses = bytes(packet[addresses_at:ip_length])
+                    if not verify or _checksums_ok(packet, ip_length, addresses):
+                        flow = addresses + ports
+                        self._thin(packet, flow, seq, ack, length - ip_length, out, acks)
+                        continue
+            if acks:
+                acks.clear()
             append(packet)
         return out
 
