@@ -58,23 +58,18 @@ from typing import Final
 
 from ..wire import ipv4
 from ..wire.checksum import ones_complement_sum
+from ..wire.tcp import ACK, PSH, TIMESTAMP_PREFIX, seq_lt
 from .stack import StackCore
 
 __all__ = ["Coalescer", "MergedSegment"]
 
 _IPPROTO_TCP: Final = 6
-#: RFC 9293 §3.1 control bits: a run takes only ACK, with PSH on its last segment.
-_ACK: Final = 0x10
-_PSH: Final = 0x08
 #: The largest IPv4 total length and IPv6 payload length (RFC 791 §3.1, RFC 8200 §3).
 _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
 _SEQ_MASK: Final = 0xFFFFFFFF
-_SEQ_HALF: Final = 1 << 31
 #: The fewest pure ACKs of which thinning leaves one out (the first and newest stay).
 _THINNABLE_RUN: Final = 3
-#: NOP NOP and the timestamps option's kind and length (RFC 7323 §3).
-_TS_PREFIX: Final = b"\x01\x01\x08\x0a"
 #: The lengths of the pure ACKs :meth:`Coalescer.thin_acks` looks into: IPv4 and IPv6 with
 #: no TCP options or with the timestamps (NOP NOP TS, RFC 7323 §3).
 _PURE_ACK_LENGTHS_4: Final = frozenset((40, 52))
@@ -232,40 +227,14 @@ class Coalescer:
         acks: dict[bytes, list[int]] = {}
         for packet in packets:
             length = len(packet)
-            if length < 40:
+            shape = _ip_shape(packet, length)
+            if shape is None:
                 self._close(run, ends, append)
                 run = None
-                acks.clear()  # a packet of no known flow ends every run of ACKs
+                acks.clear()  # a packet of no known TCP flow ends every run of ACKs
                 append(packet)
                 continue
-            first = packet[0]
-            # -- IP: the only shapes a run takes -----------------------------------
-            if first == 0x45:
-                _, tos, total, _, fragment, ttl, protocol, _, addresses = _IPV4.unpack_from(packet)
-                if protocol != _IPPROTO_TCP or fragment & ipv4.FRAGMENT_BITS or total != length:
-                    self._close(run, ends, append)
-                    run = None
-                    acks.clear()
-                    append(packet)
-                    continue
-                ip_length = 20
-                ip_same = tos << 24 | fragment << 8 | ttl  # TOS, DF, TTL
-            elif first >> 4 == 6 and length >= 60:
-                if packet[6] != _IPPROTO_TCP or (packet[4] << 8 | packet[5]) + 40 != length:
-                    self._close(run, ends, append)
-                    run = None
-                    acks.clear()
-                    append(packet)
-                    continue
-                ip_length = 40
-                ip_same = int.from_bytes(packet[0:4], "big") << 8 | packet[7]
-                addresses = bytes(packet[8:40])
-            else:
-                self._close(run, ends, append)
-                run = None
-                acks.clear()
-                append(packet)
-                continue
+            ip_length, ip_same, addresses = shape
             # -- TCP -----------------------------------------------------------------
             ports, seq, ack, data_offset, flags, window = _TCP.unpack_from(packet, ip_length)
             header_end = ip_length + (data_offset >> 4) * 4
@@ -273,7 +242,7 @@ class Coalescer:
             flow = addresses + ports
             if (
                 size == 0
-                and flags == _ACK
+                and flags == ACK
                 and data_offset & 0x0F == 0
                 and _plain_ack_options(packet, ip_length, header_end - ip_length)
                 and (not verify or _checksums_ok(packet, ip_length, addresses))
@@ -286,7 +255,7 @@ class Coalescer:
             if (
                 size <= 0
                 or header_end < ip_length + 20
-                or flags & ~_PSH != _ACK
+                or flags & ~PSH != ACK
                 or data_offset & 0x0F  # reserved bits (AccECN's AE): not ours to merge
             ):
                 self._close(run, ends, append)
@@ -299,7 +268,7 @@ class Coalescer:
                 append(packet)  # the core drops it and counts it
                 continue
             end = (seq + size) & _SEQ_MASK
-            push = flags != _ACK
+            push = flags != ACK
             if run is not None and run.flow == flow:
                 if run.next_seq != seq:  # behind or ahead of the flow's last segment: alone
                     self._close(run, ends, append)
@@ -348,7 +317,7 @@ class Coalescer:
             if length in _PURE_ACK_LENGTHS_4 and packet[0] == 0x45:
                 ip_length, addresses_at = 20, 12
                 plain = (
-                    packet[33] == _ACK  # the flags first: the cheapest test that fails
+                    packet[33] == ACK  # the flags first: the cheapest test that fails
                     and packet[9] == _IPPROTO_TCP
                     and not (packet[6] & 0x3F or packet[7])  # not a fragment
                     and (packet[2] << 8 | packet[3]) == length
@@ -357,7 +326,7 @@ class Coalescer:
             elif length in _PURE_ACK_LENGTHS_6 and packet[0] >> 4 == 6:
                 ip_length, addresses_at = 40, 8
                 plain = (
-                    packet[53] == _ACK
+                    packet[53] == ACK
                     and packet[6] == _IPPROTO_TCP
                     and (packet[4] << 8 | packet[5]) + 40 == length
                 )
@@ -395,8 +364,7 @@ class Coalescer:
         state = acks.get(flow)
         if state is not None:
             slot, last_ack, last_seq, last_length, thinnable = state
-            advance = (ack - last_ack) & _SEQ_MASK
-            if seq == last_seq and tcp_length == last_length and 0 < advance < _SEQ_HALF:
+            if seq == last_seq and tcp_length == last_length and seq_lt(last_ack, ack):
                 if thinnable:
                     out[slot] = packet  # no packet of this flow since: same place in order
                     state[1] = ack
@@ -441,12 +409,33 @@ class Coalescer:
             header[4] = payload_length >> 8
             header[5] = payload_length & 0xFF
         if run.push:
-            header[ip_length + 13] |= _PSH
+            header[ip_length + 13] |= PSH
         packet = b"".join((header, first[run.header_end :], *payloads))
         count = len(payloads) + 1
         self.merged += 1
         self.segments_merged += count
         append(MergedSegment(packet, count))
+
+
+def _ip_shape(packet: bytes | memoryview, length: int) -> tuple[int, int, bytes] | None:
+    """The IP header of a packet a run may take, or None: IPv4 without options or
+    fragmentation, or IPv6 with TCP as the first next header, either carrying TCP and
+    exactly as long as its length field says. Returns the header length, the fields a
+    run must share (TOS, DF, TTL; or version, traffic class, flow label, hop limit)
+    and the two addresses."""
+    if length < 40:
+        return None
+    first = packet[0]
+    if first == 0x45:
+        _, tos, total, _, fragment, ttl, protocol, _, addresses = _IPV4.unpack_from(packet)
+        if protocol != _IPPROTO_TCP or fragment & ipv4.FRAGMENT_BITS or total != length:
+            return None
+        return 20, tos << 24 | fragment << 8 | ttl, addresses
+    if first >> 4 == 6 and length >= 60:
+        if packet[6] != _IPPROTO_TCP or (packet[4] << 8 | packet[5]) + 40 != length:
+            return None
+        return 40, int.from_bytes(packet[0:4], "big") << 8 | packet[7], bytes(packet[8:40])
+    return None
 
 
 def _plain_ack_options(packet: bytes | memoryview, ip_length: int, tcp_length: int) -> bool:
@@ -455,7 +444,7 @@ def _plain_ack_options(packet: bytes | memoryview, ip_length: int, tcp_length: i
     if tcp_length == 20:
         return True
     start = ip_length + 20
-    return tcp_length == 32 and packet[start : start + 4] == _TS_PREFIX
+    return tcp_length == 32 and packet[start : start + 4] == TIMESTAMP_PREFIX
 
 
 def _checksums_ok(packet: bytes | memoryview, ip_length: int, addresses: bytes) -> bool:

@@ -24,6 +24,7 @@ __all__ = [
     "RST",
     "SYN",
     "TCP_HEADER_LENGTH",
+    "TIMESTAMP_PREFIX",
     "URG",
     "TcpOptions",
     "TcpSegment",
@@ -75,7 +76,9 @@ HEADER: Final = struct.Struct("!HHIIBBHHH")
 _U16: Final = struct.Struct("!H")
 _U32: Final = struct.Struct("!I")
 _TIMESTAMP_OPTION: Final = struct.Struct("!BBBBII")  # NOP NOP kind=8 len=10 TSval TSecr
-_TS_FAST_PREFIX: Final = b"\x01\x01\x08\x0a"
+#: NOP NOP and the timestamps option's kind and length: the layout Linux puts on every
+#: segment (RFC 7323 Appendix A).
+TIMESTAMP_PREFIX: Final = b"\x01\x01\x08\x0a"
 _SACK_EDGE: Final = struct.Struct("!II")
 
 
@@ -143,7 +146,7 @@ def parse_options(data: bytes | bytearray | memoryview) -> TcpOptions:
     """
     options = TcpOptions()
     length = len(data)
-    if length == 12 and data[:4] == _TS_FAST_PREFIX:
+    if length == 12 and data[:4] == TIMESTAMP_PREFIX:
         # Fast path: the NOP NOP TS layout that Linux puts on every data segment.
         _, _, _, _, tsval, tsecr = _TIMESTAMP_OPTION.unpack_from(data)
         options.timestamp = (tsval, tsecr)
