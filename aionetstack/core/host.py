@@ -131,6 +131,7 @@ class HostState:
             self.config.tcp, rng, emit=self.emit_transport(ipv4.PROTO_TCP), events=self._events,
             ephemeral_ports=self.config.ephemeral_ports, mss_for=self._mss_for,
             partial_checksums=transmit_offload, max_segment_payload=self._tso_payload(),
+            emit_many=self.emit_transport_many(ipv4.PROTO_TCP) if transmit_offload else None,
         )  # fmt: skip
         self.register_transport(
             ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self._tcp_icmp_error,
@@ -252,6 +253,8 @@ class HostState:
         def _tso_payload(self) -> int: ...
 
         def emit_transport(self, protocol: int) -> Callable[..., None]: ...
+
+        def emit_transport_many(self, protocol: int) -> Callable[..., None]: ...
 
         def register_transport(
             self,

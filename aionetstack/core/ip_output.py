@@ -12,7 +12,7 @@ from typing import Final
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from .fragmenter import IPV6_FIXED_HEADER
 from .host import UNSPECIFIED6, HostState, IpHeader
-from .output import COMPLETE, OffloadedPacket
+from .output import COMPLETE, EmittedSegment, OffloadedPacket
 
 #: IPv4 error (type, code) -> the ICMPv6 one with the same meaning (RFC 4443 §3).
 _ICMPV6_FOR_ICMPV4: Final = {
@@ -116,6 +116,48 @@ class _IpOutput(HostState):
             packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size, tail)
         )
         self.ip6_stats["sent"] += 1
+
+    def send_segments(
+        self, source: bytes, destination: bytes, protocol: int, segments: list[EmittedSegment]
+    ) -> None:
+        """Queue transport segments in a row for an offloading link (``emit_many``).
+
+        Each is ``(header, segment_size, parts, length)`` as :meth:`send_ip` takes with
+        ``segment_size`` and ``tail``: the same packets, their IPv4 headers built
+        together. Raises ``ValueError`` for one longer than the link takes.
+        """
+        if len(destination) == 16:
+            for header, segment_size, parts, _ in segments:
+                self._send_ipv6(
+                    source, destination, protocol, header, hop_limit=self._default_ttl,
+                    segment_size=segment_size, tail=parts,
+                )  # fmt: skip
+            return
+        lengths = [len(header) + length for header, _, _, length in segments]
+        if ipv4.IPV4_HEADER_LENGTH + max(lengths) > self.max_packet_size:
+            raise ValueError(
+                f"packet of {ipv4.IPV4_HEADER_LENGTH + max(lengths)} bytes exceeds the"
+                f" link's limit of {self.max_packet_size}"
+            )
+        identification = (self._identification + 1) & 0xFFFF
+        self._identification = (self._identification + len(segments)) & 0xFFFF
+        headers = ipv4.simple_ipv4_headers(
+            source, destination, protocol, lengths, ttl=self._default_ttl,
+            identification=identification,
+        )  # fmt: skip
+        append = self._outbox.append
+        for ip_header, (header, segment_size, parts, _) in zip(headers, segments, strict=True):
+            append(OffloadedPacket(ip_header + header, segment_size, parts))
+        self.ip_stats["sent"] += len(segments)
+
+    def emit_transport_many(self, protocol: int) -> Callable[..., None]:
+        """Return ``emit_many(source, destination, segments)`` (:meth:`send_segments`)."""
+        send_segments = self.send_segments
+
+        def emit_many(source: bytes, destination: bytes, segments: list[EmittedSegment]) -> None:
+            send_segments(source, destination, protocol, segments)
+
+        return emit_many
 
     def emit_transport(self, protocol: int) -> Callable[..., None]:
         """Return ``emit(source, destination, segment, segment_size=COMPLETE, tail=())``."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Final, NamedTuple
+from typing import Final, NamedTuple, TypeAlias
 
-__all__ = ["COMPLETE", "OffloadedPacket"]
+__all__ = ["COMPLETE", "EmittedSegment", "OffloadedPacket"]
 
 #: The ``segment_size`` of a packet whose checksums are all computed (``StackCore.send_ip``).
 COMPLETE: Final = -1
+
+
+#: A transport segment for ``emit_many``: its header (checksum field holding the pseudo-header
+#: sum), the TSO segment size (0: not cut), the payload's parts and their total length.
+EmittedSegment: TypeAlias = tuple[bytes, int, tuple[bytes | memoryview, ...], int]
 
 
 class OffloadedPacket(NamedTuple):

@@ -26,6 +26,7 @@ __all__ = [
     "build_ipv4_header",
     "parse_ipv4",
     "simple_ipv4_header",
+    "simple_ipv4_headers",
 ]
 
 #: Protocol numbers (IANA "Assigned Internet Protocol Numbers").
@@ -177,6 +178,30 @@ def simple_ipv4_header(
     ) % 0xFFFF or 0xFFFF  # fmt: skip
     return HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
                         0xFFFF - folded, source, destination)  # fmt: skip
+
+
+def simple_ipv4_headers(
+    source: bytes,
+    destination: bytes,
+    protocol: int,
+    payload_lengths: list[int],
+    *,
+    ttl: int,
+    identification: int,
+) -> list[bytes]:
+    """:func:`simple_ipv4_header` for packets sent in a row between the same addresses,
+    their identifications counting up from ``identification`` (mod 2**16): the words
+    all of them share are summed once."""
+    shared = _FIXED_WORDS + (ttl << 8 | protocol) + int.from_bytes(source + destination, "big")
+    pack = HEADER.pack
+    headers = []
+    for payload_length in payload_lengths:
+        total_length = IPV4_HEADER_LENGTH + payload_length
+        folded = (shared + total_length + identification) % 0xFFFF or 0xFFFF
+        headers.append(pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
+                            0xFFFF - folded, source, destination))  # fmt: skip
+        identification = (identification + 1) & 0xFFFF
+    return headers
 
 
 def build_ipv4(header: IPv4Header, payload: bytes | bytearray | memoryview) -> bytes:

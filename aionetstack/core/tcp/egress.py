@@ -10,7 +10,7 @@ import struct
 from typing import Final
 
 from ...wire.checksum import ones_complement_sum
-from ...wire.tcp import ACK, HEADER, RST
+from ...wire.tcp import ACK, HEADER, PSH, RST
 from .options import MAX_WINDOW_FIELD
 from .shared import shared
 from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ, Tcb
@@ -20,6 +20,13 @@ _TS_OFFSET_BYTE: Final = (32 // 4) << 4
 #: A header with the timestamp option alone (RFC 7323 Appendix A layout): 20 + 12 bytes.
 _TS_HEADER_LENGTH: Final = 32
 _SACK_EDGE: Final = struct.Struct("!II")
+
+
+def _joined(parts: tuple[bytes | memoryview, ...]) -> bytes | memoryview:
+    """The payload pieces as one buffer (no copy of a single piece)."""
+    if len(parts) == 1:
+        return parts[0]
+    return b"".join(parts) if parts else b""
 
 
 class _Egress(Tcb):
@@ -50,6 +57,56 @@ class _Egress(Tcb):
         field = (edge - self._rcv_off + (1 << scale) - 1) >> scale
         return field if field < MAX_WINDOW_FIELD else MAX_WINDOW_FIELD
 
+    def _window_to_send(self) -> int:
+        """The window field of a segment about to leave, its right edge recorded."""
+        window = self._advertised_window_field()
+        offered = window << self._rcv_wscale
+        edge = self._rcv_off + offered
+        if edge > self._rcv_adv:
+            self._rcv_adv = edge
+            if offered > self._rcv_wnd_max:  # rare: it only grows (one value for all)
+                self._rcv_wnd_max = shared(offered)
+        return window
+
+    def _emit_burst(self, bounds: list[int], now: float) -> None:
+        """Emit new-data segments, ``bounds`` holding each one's start and end offsets in
+        turn: the bulk path (``_send_side._bursts``: partial checksums, the timestamp
+        option alone, no FIN, outside recovery). The segments share their window field,
+        timestamps and ACK; each is what :meth:`_emit` would build, handed down together.
+        """
+        window = self._window_to_send()
+        ack = self._rcv_nxt
+        tsval = (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK
+        tsecr = self._ts_recent
+        pack = _HEADER_WITH_TS.pack
+        view_parts = self._sbuf.view_parts
+        sbuf_start = self._sbuf_start
+        data_end = sbuf_start + self._sbuf.size
+        iss = self._iss
+        local_port = self.local_port
+        remote_port = self.remote_port
+        pseudo_sum = self._pseudo_sum + _TS_HEADER_LENGTH
+        mss = self._snd_mss  # the timestamp header is the one TSO's segment size assumes
+        segments: list[tuple[bytes, int, tuple[bytes | memoryview, ...], int]] = []
+        for index in range(0, len(bounds), 2):
+            start = bounds[index]
+            end = bounds[index + 1]
+            length = end - start
+            header = pack(
+                local_port, remote_port, (iss + start) & _SEQ_MASK, ack, _TS_OFFSET_BYTE,
+                ACK | PSH if end == data_end else ACK, window,
+                (pseudo_sum + length) % 0xFFFF or 0xFFFF, 0, 1, 1, 8, 10, tsval, tsecr,
+            )  # fmt: skip
+            segments.append(
+                (header, mss if length > mss else 0, view_parts(start - sbuf_start, length), length)
+            )
+        self._ack_now = False
+        self._delack_deadline = None
+        self._bytes_since_ack = 0
+        layer = self._layer
+        layer.stats["segments_out"] += len(segments)
+        layer.emit_many(self.local_address, self.remote_address, segments)
+
     def _emit(  # noqa: PLR0917
         self,
         seq: int,
@@ -57,26 +114,17 @@ class _Egress(Tcb):
         flags: int,
         window: int,
         options: bytes | None,
-        payload: bytes | memoryview,
         now: float,
-        more: tuple[bytes | memoryview, ...] = (),
+        parts: tuple[bytes | memoryview, ...] = (),
+        payload_length: int = 0,
     ) -> None:
         """Build one segment (window -1: compute it; options None: TS/SACK as negotiated).
 
-        ``more``: payload pieces after ``payload`` (partial checksums only; joined otherwise).
+        The payload is ``parts`` (``payload_length`` bytes in all): handed down as they
+        are with partial checksums, joined otherwise.
         """
-        payload_length = len(payload)
-        if more:
-            for piece in more:
-                payload_length += len(piece)
         if window < 0:
-            window = self._advertised_window_field()
-            offered = window << self._rcv_wscale
-            edge = self._rcv_off + offered
-            if edge > self._rcv_adv:
-                self._rcv_adv = edge
-                if offered > self._rcv_wnd_max:  # rare: it only grows (one value for all)
-                    self._rcv_wnd_max = shared(offered)
+            window = self._window_to_send()
         if options is None:
             blocks = (
                 self._sack_block_budget(payload_length)
@@ -111,23 +159,16 @@ class _Egress(Tcb):
                         self._ts_recent,
                     )
                     if partial:
-                        # The payload (a view of the send buffer) follows the header to
+                        # The payload (views of the send buffer) follows the header to
                         # the link as it is: no 64 KB copy (OffloadedPacket.tail).
-                        self._hand_down(
-                            header, _TS_HEADER_LENGTH, payload_length, flags,
-                            (payload, *more) if payload_length else (),
-                        )  # fmt: skip
+                        self._hand_down(header, _TS_HEADER_LENGTH, payload_length, flags, parts)
                         return
-                    if more:
-                        payload = b"".join((payload, *more))
-                    self._finish_segment(header, payload, flags)
+                    self._finish_segment(header, _joined(parts), flags)
                     return
             elif blocks:
                 options = self._sack_options(blocks)
             else:
                 options = b""
-        if more:
-            payload = b"".join((payload, *more))
         header = (
             HEADER.pack(
                 self.local_port,
@@ -142,7 +183,7 @@ class _Egress(Tcb):
             )
             + options
         )
-        self._finish_segment(header, payload, flags)
+        self._finish_segment(header, _joined(parts), flags)
 
     def _finish_segment(self, header: bytes, payload: bytes | memoryview, flags: int) -> None:
         """Fill in the checksum and hand the segment to the IP layer.

@@ -20,6 +20,7 @@ from ...config import TcpConfig
 from ...wire.checksum import ones_complement_sum, pseudo_header_sum
 from ...wire.error import WireError
 from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, parse_options
+from ..output import EmittedSegment
 from ..randomness import RandomSource
 from .connection import TcpConnection
 from .listener import ConnectionKey, TcpListener, _PassiveOpen
@@ -64,6 +65,7 @@ class TcpLayer(_PassiveOpen):
         mss_for: Callable[[bytes], int] = lambda remote: 1460,
         partial_checksums: bool = False,
         max_segment_payload: int = 0,
+        emit_many: Callable[[bytes, bytes, list[EmittedSegment]], None] | None = None,
     ) -> None:
         self.config = config
         #: Emit segments whose checksum field holds only the pseudo-header sum, for a link
@@ -74,6 +76,10 @@ class TcpLayer(_PassiveOpen):
         #: With TSO: the most payload bytes one emitted segment may carry (0: one MSS).
         self.max_segment_payload = max_segment_payload
         self.emit = emit
+        #: ``emit_many(source, destination, segments)``: partial-checksum segments of one
+        #: connection, each ``(header, segment_size, payload_parts, payload_length)``, in
+        #: order (the bulk path); without one, each goes to ``emit`` in turn.
+        self.emit_many = emit_many or self._emit_each
         self.events = events
         self.mss_for = mss_for
         self.now = 0.0
@@ -436,6 +442,11 @@ class TcpLayer(_PassiveOpen):
     # ==================================================================================
     # Output and timers
     # ==================================================================================
+
+    def _emit_each(self, source: bytes, destination: bytes, segments: list[EmittedSegment]) -> None:
+        emit = self.emit
+        for header, segment_size, parts, _ in segments:
+            emit(source, destination, header, segment_size, parts)
 
     def mark_dirty(self, connection: TcpConnection) -> None:
         """The connection has something to send at the next :meth:`flush`."""

@@ -64,7 +64,7 @@ class _Opening(Tcb):
         window = self._rcv_wnd_max = min(self._rbuf_limit, MAX_WINDOW_FIELD)
         self._rcv_adv = self._rcv_off + window
         ack = self._rcv_nxt if is_synack else 0
-        self._emit(self._iss, ack, flags, window, options, b"", now)
+        self._emit(self._iss, ack, flags, window, options, now)
         if self._retries == 0:
             self._syn_time = now
         if self._nxt == 0:

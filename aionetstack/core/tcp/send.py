@@ -40,7 +40,8 @@ class _SendSide(Tcb):
         """Send new data within min(cwnd, peer window), with Nagle and SWS avoidance.
 
         With TSO (``layer.max_segment_payload``) one segment carries up to that many bytes,
-        a whole number of MSS, for the device to cut.
+        a whole number of MSS, for the device to cut. Segments the bulk path can build
+        (:meth:`_bursts`) are collected and emitted together after the loop, in order.
         """
         data_end = self._sbuf_start + self._sbuf.size
         if data_end <= self._nxt and not self._fin_queued:
@@ -57,11 +58,12 @@ class _SendSide(Tcb):
         records = self._records
         if records is NO_RECORDS:  # nothing outstanding: this connection's own list
             records = self._records = []
+        burst: list[int] | None = [] if self._bursts() else None
         nxt = self._nxt
         while True:
             available = data_end - nxt
             if available <= 0 and not (self._fin_queued and nxt == data_end):
-                return
+                break
             cwnd_room = cwnd - flight
             if available > 0:
                 room = window_edge - nxt
@@ -69,29 +71,50 @@ class _SendSide(Tcb):
                 size = available if available < quantum else quantum
                 if room < size:
                     if room > 0 and nxt > self._una and self._defers(room, cwnd):
-                        return
+                        break
                     size = room if room > 0 else 0
                 if size <= 0:
                     if window_edge - nxt <= 0 and nxt == self._una:
                         self._arm_persist(now)
-                    return
+                    break
                 if size < mss and not self._may_send_small(size, available, room, now):
-                    return
+                    break
             else:
                 # A FIN alone waits for cwnd only, never for the peer's window (as Linux).
                 if cwnd_room <= 0 and flight > 0:
-                    return
+                    break
                 size = 0
             send_fin = self._fin_queued and nxt + size == data_end
             end = nxt + size + (1 if send_fin else 0)
-            self._transmit(nxt, end, now)
+            if burst is not None and not send_fin:
+                burst.append(nxt)
+                burst.append(end)
+            else:
+                if burst:  # the collected segments go first, in sequence order
+                    self._emit_burst(burst, now)
+                    burst.clear()
+                self._transmit(nxt, end, now)
             records.append(SentRecord(nxt, end, now))
             flight += end - nxt
             nxt = self._nxt = end
             if self._rto_deadline is None:
                 self._rto_deadline = now + self._rtt.rto
             if send_fin:
-                return
+                break
+        if burst:
+            self._emit_burst(burst, now)
+
+    def _bursts(self) -> bool:
+        """Whether new data may take the bulk path (``_emit_burst``): headers with the
+        timestamp option alone and partial checksums, after the SYN, outside recovery
+        (which counts what it sends), with no SACK blocks to carry."""
+        return (
+            self._ts_ok
+            and self._recovery is None
+            and self._layer.partial_checksums
+            and self._nxt > 0
+            and not (self._sack_ok and self._ooo)
+        )
 
     def _defers(self, room: int, cwnd: int) -> bool:
         """Hold back a segment the windows cut short while ACKs are still to come: when
@@ -126,22 +149,21 @@ class _SendSide(Tcb):
             stop = data_end
         else:
             stop = end
-        payload: bytes | memoryview = b""
-        more: tuple[bytes | memoryview, ...] = ()
-        if stop > start:
+        parts: tuple[bytes | memoryview, ...] = ()
+        length = stop - start if stop > start else 0
+        if length:
             if self._layer.partial_checksums:  # gathered by the link: no join of chunks
-                payload, *rest = self._sbuf.view_parts(start - self._sbuf_start, stop - start)
-                more = tuple(rest)
+                parts = self._sbuf.view_parts(start - self._sbuf_start, length)
             else:
-                payload = self._sbuf.view(start - self._sbuf_start, stop - start)
+                parts = (self._sbuf.view(start - self._sbuf_start, length),)
             if stop == data_end:
                 flags |= PSH
-        self._emit(self._seq(start), self._rcv_nxt, flags, -1, None, payload, now, more)
+        self._emit(self._seq(start), self._rcv_nxt, flags, -1, None, now, parts, length)
 
     def _send_ack(self, now: float) -> None:
-        self._emit(self._seq(self._nxt), self._rcv_nxt, ACK, -1, None, b"", now)
+        self._emit(self._seq(self._nxt), self._rcv_nxt, ACK, -1, None, now)
 
     def _send_control(self, seq: int, flags: int, now: float) -> None:
         """A RST or challenge ACK from this connection's tuple."""
         ack = self._rcv_nxt if flags & ACK else 0
-        self._emit(seq, ack, flags, -1 if flags & ACK else 0, None, b"", now)
+        self._emit(seq, ack, flags, -1 if flags & ACK else 0, None, now)

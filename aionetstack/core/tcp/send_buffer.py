@@ -101,7 +101,8 @@ class SendBuffer:
 
     def view_parts(self, offset: int, length: int) -> tuple[bytes | memoryview, ...]:
         """The bytes of :meth:`view`, as the pieces of the chunks holding them (no copy of a
-        ``bytes`` chunk): for a gathering write (``writev``) of a segment that spans chunks."""
+        ``bytes`` chunk): for a gathering write (``writev``) of a segment that spans chunks.
+        A ``bytearray`` chunk's piece is copied out (it may still grow or be trimmed)."""
         chunks = self._chunks
         if chunks is None or offset < 0 or length <= 0 or offset + length > self.size:
             return (self.view(offset, length),)
@@ -109,18 +110,24 @@ class SendBuffer:
         position = self._base + offset
         stop = position + length
         index = bisect_right(ends, position)
-        if stop <= ends[index]:
-            return (self.view(offset, length),)
-        parts: list[bytes | memoryview] = []
-        while position < stop:
+        chunk = chunks[index]
+        end = ends[index]
+        low = position - end + len(chunk)
+        if stop <= end:  # within one chunk (every segment of small writes)
+            piece = memoryview(chunk)[low : low + length]
+            return (piece if type(chunk) is bytes else piece.tobytes(),)
+        piece = memoryview(chunk)[low:]
+        parts = [piece if type(chunk) is bytes else piece.tobytes()]
+        index += 1
+        end = ends[index]
+        while end < stop:  # whole chunks between the first and the last
             chunk = chunks[index]
-            chunk_end = ends[index]
-            low = position - (chunk_end - len(chunk))
-            high = min(stop, chunk_end) - (chunk_end - len(chunk))
-            piece = memoryview(chunk)[low:high]
-            parts.append(piece if type(chunk) is bytes else piece.tobytes())
-            position = chunk_end
+            parts.append(chunk if type(chunk) is bytes else bytes(chunk))
             index += 1
+            end = ends[index]
+        chunk = chunks[index]
+        piece = memoryview(chunk)[: len(chunk) - (end - stop)]
+        parts.append(piece if type(chunk) is bytes else piece.tobytes())
         return tuple(parts)
 
     def release(self, count: int) -> None:

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol
 from ...config import TcpConfig
 from ...wire.checksum import pseudo_header_sum
 from ...wire.tcp import ACK, TcpOptions, seq_diff
+from ..output import EmittedSegment
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
 from .hystart import HyStartRounds
@@ -78,6 +79,7 @@ class TcpHost(Protocol):
     partial_checksums: bool
     max_segment_payload: int
     emit: Callable[..., None]
+    emit_many: Callable[[bytes, bytes, list[EmittedSegment]], None]
     mss_for: Callable[[bytes], int]
 
     def count(self, name: str, amount: int = 1) -> None:
@@ -440,10 +442,12 @@ class Tcb:
             flags: int,
             window: int,
             options: bytes | None,
-            payload: bytes | memoryview,
             now: float,
-            more: tuple[bytes | memoryview, ...] = (),
+            parts: tuple[bytes | memoryview, ...] = (),
+            payload_length: int = 0,
         ) -> None: ...
+
+        def _emit_burst(self, bounds: list[int], now: float) -> None: ...
 
         def _flight(self) -> int: ...
 

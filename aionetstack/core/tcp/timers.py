@@ -286,7 +286,7 @@ class _Timers(Tcb):
         self._layer.count("window_probes_sent")
         self._persist_backoff += 1
         self._probes_out += 1
-        self._emit(self._seq(self._una - 1), self._rcv_nxt, ACK, -1, None, b"", now)
+        self._emit(self._seq(self._una - 1), self._rcv_nxt, ACK, -1, None, now)
         self._arm_persist(now)
 
     def _abort_timed_out(self, message: str, now: float) -> None:
@@ -329,5 +329,5 @@ class _Timers(Tcb):
             return
         self._keepalive_probes += 1
         self._layer.count("keepalive_probes_sent")
-        self._emit(self._seq(self._una - 1), self._rcv_nxt, ACK, -1, None, b"", now)
+        self._emit(self._seq(self._una - 1), self._rcv_nxt, ACK, -1, None, now)
         self._keepalive_deadline = now + config.keepalive_interval

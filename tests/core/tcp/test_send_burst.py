@@ -1,0 +1,130 @@
+"""The bulk send path: new-data segments one output pass sends are built together
+(``_emit_burst``) and handed to the IP layer in one call (``emit_many``). Each segment
+must be exactly what segment-by-segment sending (``_transmit``) would have emitted."""
+
+from __future__ import annotations
+
+import random
+
+import dpkt
+import pytest
+
+from aionetstack.config import TcpConfig
+from aionetstack.core.output import EmittedSegment, OffloadedPacket
+from aionetstack.core.stack import StackCore
+from aionetstack.core.tcp import TcpConnection
+from aionetstack.testing.segments import LOCAL, REMOTE, ScriptedPeer
+from aionetstack.wire import ipv4
+from aionetstack.wire.tcp import ACK, FIN, build_options
+
+PEER_ISN = 5000
+MSS = 1000
+WINDOW = 60_000
+#: Writes of several sizes: small ones gather in a tail bytearray, large ones are kept.
+WRITES = (300, 7000, 1, 65536, 120, 4096, 9999)
+
+
+def _run(*, bursts: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, int]]:
+    """Write, take ACKs, close: every segment emitted, raw, with its TSO segment size."""
+    with monkeypatch.context() as patch:
+        if not bursts:
+            patch.setattr(TcpConnection, "_bursts", lambda self: False)
+        peer = ScriptedPeer(TcpConfig(hystart=False, congestion_control="newreno"), mss=MSS)
+        peer.layer.max_segment_payload = 4 * MSS
+        peer.layer.partial_checksums = True
+        connection, iss = peer.passive_open(
+            peer_isn=PEER_ISN, options=build_options(mss=MSS, timestamp=(77, 0)), window=WINDOW
+        )
+        connection.set_nodelay(True)
+        for size in WRITES:
+            connection.send(bytes([size % 251]) * size)
+        out = peer.take()
+        sent = iss + 1
+        for _ in range(12):  # ACK half of what is out, each time
+            newest = max((s.seq + len(s.payload) for s in out if s.payload), default=sent)
+            sent = (sent + newest) // 2 if newest > sent else sent
+            out += peer.inject(seq=PEER_ISN + 1, ack=sent, flags=ACK, window=WINDOW,
+                               options=build_options(timestamp=(78, 1)))  # fmt: skip
+        connection.shutdown_write()
+        out += peer.take()
+        return [(segment.raw, segment.segment_size) for segment in out]
+
+
+def test_a_burst_emits_what_segment_by_segment_sending_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    one_by_one = _run(bursts=False, monkeypatch=monkeypatch)
+    together = _run(bursts=True, monkeypatch=monkeypatch)
+    assert len(one_by_one) > 12  # data went out in many passes, and the FIN
+    assert together == one_by_one
+    assert one_by_one[-1][0][13] & FIN
+
+
+def test_one_pass_hands_all_its_segments_down_in_one_call() -> None:
+    """Counted work: the initial window's TSO segments are one ``emit_many`` call (the
+    segment a third of the window would leave waits for an ACK: TSO deferral)."""
+    peer = ScriptedPeer(TcpConfig(hystart=False, congestion_control="newreno"), mss=MSS)
+    peer.layer.max_segment_payload = 3 * MSS
+    peer.layer.partial_checksums = True
+    calls: list[list[EmittedSegment]] = []
+    peer.layer.emit_many = lambda source, destination, segments: calls.append(segments)
+    connection, _iss = peer.passive_open(
+        peer_isn=PEER_ISN, options=build_options(mss=MSS, timestamp=(77, 0)), window=WINDOW
+    )
+    connection.send(b"b" * 100 * MSS)
+    peer.take()
+    mss = MSS - 12  # the timestamp option comes out of each segment
+    assert connection._snd_mss == mss
+    assert [[length for *_, length in segments] for segments in calls] == [[3 * mss] * 3]
+
+
+def test_without_timestamps_segments_go_one_by_one() -> None:
+    """The bulk path builds the timestamp layout alone; other headers take ``_emit``."""
+    peer = ScriptedPeer(TcpConfig(hystart=False, congestion_control="newreno"), mss=MSS)
+    peer.layer.max_segment_payload = 3 * MSS
+    peer.layer.partial_checksums = True
+    calls: list[object] = []
+    peer.layer.emit_many = lambda *arguments: calls.append(arguments)
+    connection, _iss = peer.passive_open(peer_isn=PEER_ISN, options=build_options(mss=MSS),
+                                         window=WINDOW)  # fmt: skip
+    connection.send(b"b" * 10 * MSS)
+    sent = [segment for segment in peer.take() if segment.payload]
+    assert calls == []
+    assert sum(len(segment.payload) for segment in sent) == 10 * MSS
+
+
+def _core() -> StackCore:
+    return StackCore(["198.18.0.2/24"], rng=random.Random(3), transmit_offload=True,
+                     max_packet_size=65535)  # fmt: skip
+
+
+def test_the_ip_layer_queues_the_packets_send_ip_would() -> None:
+    """Consecutive identifications (across the 16-bit wrap), the same headers."""
+    segments: list[EmittedSegment] = [
+        (bytes(range(32)), 1448, (b"x" * 5000, memoryview(b"y" * 792)), 5792),
+        (bytes(32), 0, (b"z" * 10,), 10),
+        (bytes(20), 0, (), 0),
+    ]
+    one_by_one, together = _core(), _core()
+    one_by_one._identification = together._identification = 0xFFFE
+    for header, size, parts, _ in segments:
+        one_by_one.send_ip(LOCAL, REMOTE, ipv4.PROTO_TCP, header, segment_size=size, tail=parts)
+    together.send_segments(LOCAL, REMOTE, ipv4.PROTO_TCP, segments)
+    expected = one_by_one.packets_to_send(0.0)
+    got = together.packets_to_send(0.0)
+    assert got == expected
+    assert together.ip_stats["sent"] == 3
+    identifications = []
+    for packet in got:
+        assert isinstance(packet, OffloadedPacket)
+        parsed = dpkt.ip.IP(packet.whole())  # an independent parser checks the header
+        assert parsed.sum == dpkt.ip.IP(bytes(parsed)).sum
+        identifications.append(parsed.id)
+    assert identifications == [0xFFFF, 0, 1]
+
+
+def test_the_ip_layer_refuses_a_packet_longer_than_the_link_takes() -> None:
+    core = _core()
+    with pytest.raises(ValueError, match="exceeds the link's limit of 65535"):
+        core.send_segments(LOCAL, REMOTE, ipv4.PROTO_TCP, [(bytes(32), 1448, (), 65500)])
+    assert core.packets_to_send(0.0) == []
