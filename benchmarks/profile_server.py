@@ -110,9 +110,13 @@ def main() -> int:
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--calls-only", action="store_true", help="only the cProfile run")
     parser.add_argument("--no-offload", action="store_true", help="TunLink(offload=False)")
+    parser.add_argument("--settle-allocator", action="store_true",
+                        help="the server frees one 4 MiB block first (server.py)")  # fmt: skip
     args = parser.parse_args()
     if args.no_offload:
         EXTRA.append("--no-offload")
+    if args.settle_allocator:
+        EXTRA.append("--settle-allocator")
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     with tempfile.TemporaryDirectory() as scratch, network_namespace("aionsprof"):
         subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)

@@ -14,6 +14,9 @@ another is measured:
   server of its own kind (blocking sockets, a thread per connection), so the
   table shows how far the client itself could go;
 * ``stack, no offload``: ``TunLink(offload=False)``, MTU 1500 (198.18.1.2);
+* ``asyncio, allocator settled`` / ``stack, allocator settled`` (127.0.0.4, 198.18.3.2):
+  the same servers after freeing one 4 MiB block (``server.py --settle-allocator``),
+  so that glibc's heap trimming does not decide the upload figures (docs/performance.md);
 * ``asyncio, 2 workers`` / ``stack, 2 workers``: two processes serving one port
   (``SO_REUSEPORT`` on 127.0.0.3; a multi-queue TUN on 198.18.2.2), pinned to CPU 1
   and CPU 0 (the client's CPU: this machine has two).
@@ -144,6 +147,16 @@ def make_backends() -> dict[str, Backend]:
                 )
             ],
         ),
+        "asyncio, allocator settled": Backend(
+            "asyncio, allocator settled",
+            "127.0.0.4",
+            [server("kernel", "127.0.0.4", "--settle-allocator", *cpu)],
+        ),
+        "stack, allocator settled": Backend(
+            "stack, allocator settled",
+            "198.18.3.2",
+            [server("stack", "198.18.3.2", "--tun", "aionsb3", "--settle-allocator", *cpu)],
+        ),
         "asyncio, 2 workers": Backend(
             "asyncio, 2 workers", "127.0.0.3", [server("kernel", "127.0.0.3", *w) for w in two]
         ),
@@ -177,6 +190,12 @@ SCENARIOS = [
 EXTRA = [  # run once, with the system's congestion control
     Scenario("no offload, MTU 1500: upload", "upload", 1, ("stack, no offload",), "Gbit/s"),
     Scenario("no offload, MTU 1500: download", "download", 1, ("stack, no offload",), "Gbit/s"),
+]
+#: Both servers with glibc's allocator settled first (server.py ``settle_allocator``).
+SETTLED_PAIR = ("asyncio, allocator settled", "stack, allocator settled")
+SETTLED = [
+    Scenario("allocator settled: upload, 1 conn", "upload", 1, SETTLED_PAIR, "Gbit/s"),
+    Scenario("allocator settled: upload, 10 conns", "upload", 10, SETTLED_PAIR, "Gbit/s"),
 ]
 #: One and two worker processes, alternating (the system's congestion control).
 FOUR = ("asyncio", "asyncio, 2 workers", "stack", "stack, 2 workers")
@@ -415,7 +434,8 @@ def main() -> int:
         subprocess.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=20000 60999"],
                        check=True)  # fmt: skip
         backends = make_backends()
-        wanted = {n for s in chosen(SCENARIOS + EXTRA + WORKERS + PEER) for n in s.backends}
+        every = SCENARIOS + EXTRA + SETTLED + WORKERS + PEER
+        wanted = {n for s in chosen(every) for n in s.backends}
         try:
             for name in backends:
                 if name in wanted:
@@ -433,6 +453,14 @@ def main() -> int:
                 title = "A TUN without offload, MTU 1500 (system default congestion)"
                 report["tables"][title] = results
                 texts.append(table(title, results, ["asyncio", "stack"]))
+            results = measure(chosen(SETTLED), backends, args.runs, args.seconds, congestion=None)
+            if results:
+                title = (
+                    "Both servers with glibc's allocator settled: one 4 MiB block freed at start"
+                    " (system default congestion)"
+                )
+                report["tables"][title] = results
+                texts.append(table(title, results, list(SETTLED_PAIR)))
             results = measure(chosen(WORKERS), backends, args.runs, args.seconds, congestion=None)
             if results:
                 title = (

@@ -116,9 +116,13 @@ async def main() -> None:
     parser.add_argument("--cpu", type=int, default=None)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--worker", type=int, default=0)
+    parser.add_argument("--settle-allocator", action="store_true",
+                        help="free one 4 MiB block first (see settle_allocator)")  # fmt: skip
     args = parser.parse_args()
     if args.cpu is not None:
         os.sched_setaffinity(0, {args.cpu})
+    if args.settle_allocator:
+        settle_allocator()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     if args.backend == "kernel":
@@ -134,6 +138,17 @@ async def main() -> None:
     )
     async with Stack(link, address=f"{args.host}/24", config=config) as stack:
         await serve(stack, args.host)
+
+
+def settle_allocator(size: int = 4 << 20) -> None:
+    """Allocate and free one ``size``-byte block. glibc serves it with mmap and, on its
+    free, raises its mmap threshold to ``size`` and its heap trim threshold to twice
+    that (mallopt(3), "dynamic mmap threshold"). A bulk receiver's 64-256 KiB buffers
+    then come from a heap that stays mapped, instead of one trimmed and faulted in
+    again at every read: without this, an upload server (asyncio's or the stack's)
+    spends most of its time in page faults, and which mode a run lands in varies."""
+    block = bytearray(size)
+    del block
 
 
 def worker_ports(worker: int, workers: int, low: int = 32768, high: int = 60999) -> tuple[int, int]:
