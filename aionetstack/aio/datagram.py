@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..core.udp import UdpEndpoint
 from .addresses import parse_endpoint, socket_address
+from .transport import BYTES_LIKE
 
 if TYPE_CHECKING:
     from .driver import AsyncioDriver
@@ -65,7 +66,7 @@ class DatagramTransport(asyncio.DatagramTransport):
         return 0  # datagrams go straight into the stack's output
 
     def sendto(self, data: Any, addr: Any = None) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, BYTES_LIKE):
             raise TypeError(f"data must be bytes-like, got {type(data).__name__}")
         if self._closing:
             return  # as asyncio: silently ignored once closing

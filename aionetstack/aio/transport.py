@@ -38,6 +38,9 @@ DEFAULT_LOW_WATER = DEFAULT_HIGH_WATER // 4  # one int object, not one per trans
 #: Bytes handed to ``data_received`` at most per call (asyncio reads 256 KiB at a time);
 #: stream protocols get whole received chunks until they hold at least this many.
 MAX_READ = 256 * 1024
+#: What ``write`` and ``sendto`` take, as the tuple ``isinstance`` checks fastest (a
+#: ``bytes | bytearray | memoryview`` union is built anew at every call: 300 ns here).
+BYTES_LIKE: Final = (bytes, bytearray, memoryview)
 #: Writes to a lost connection are dropped silently this many times before each further
 #: one logs a warning (asyncio's ``constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES``).
 LOG_THRESHOLD_FOR_CONNLOST_WRITES = 5
@@ -290,7 +293,7 @@ class TcpTransport(asyncio.Transport):
         return self._pending_size
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        if not isinstance(data, bytes | bytearray | memoryview):
+        if not isinstance(data, BYTES_LIKE):
             raise TypeError(
                 f"data argument must be a bytes-like object, not {type(data).__name__!r}"
             )
