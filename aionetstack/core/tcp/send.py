@@ -91,7 +91,7 @@ class _SendSide(Tcb):
                 burst.append(end)
             else:
                 if burst:  # the collected segments go first, in sequence order
-                    self._emit_burst(burst, now)
+                    self._send_burst(burst, now)
                     burst.clear()
                 self._transmit(nxt, end, now)
             records.append(SentRecord(nxt, end, now))
@@ -102,7 +102,15 @@ class _SendSide(Tcb):
             if send_fin:
                 break
         if burst:
-            self._emit_burst(burst, now)
+            self._send_burst(burst, now)
+
+    def _send_burst(self, bounds: list[int], now: float) -> None:
+        """Emit the collected segments: one alone as any other (the list machinery of a
+        burst costs more than it saves for one), several together."""
+        if len(bounds) == 2:
+            self._transmit(bounds[0], bounds[1], now)
+        else:
+            self._emit_burst(bounds, now)
 
     def _bursts(self) -> bool:
         """Whether new data may take the bulk path (``_emit_burst``): headers with the
