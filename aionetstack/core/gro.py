@@ -67,6 +67,8 @@ _IPPROTO_TCP: Final = 6
 #: The largest IPv4 total length and IPv6 payload length (RFC 791 §3.1, RFC 8200 §3).
 _MAX_LENGTH: Final = 0xFFFF
 _MASK: Final = 0xFFFF
+#: The IPv4 flags and fragment offset field, less DF: MF and the offset (RFC 791 §3.1).
+_FRAGMENT_FIELD: Final = 0x3FFF
 _SEQ_MASK: Final = 0xFFFFFFFF
 #: The fewest pure ACKs of which thinning leaves one out (the first and newest stay).
 _THINNABLE_RUN: Final = 3
@@ -78,6 +80,13 @@ _PURE_ACK_LENGTHS_6: Final = frozenset((60, 72))
 #: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
 _IPV4: Final = struct.Struct("!BBHHHBBH8s")
 _TCP: Final = struct.Struct("!4sIIBBH")
+#: The commonest pure ACK, IPv4 with the timestamps alone (52 bytes), the fields the
+#: thinning tests in one unpacking: version/IHL, total length, flags/fragment offset,
+#: protocol, the addresses; ports, seq, ack, data offset; the NOP NOP TS prefix.
+_ACK4_TS: Final = struct.Struct("!BxHxxHxBxx8s4sIIBx6x4s8x")
+_ACK4_TS_LENGTH: Final = 52
+#: The data offset byte of a 32-byte TCP header (20 + the 12 of the timestamps).
+_OFFSET_32: Final = (32 // 4) << 4
 #: Folds at 16-bit boundaries (2**16 == 1 modulo 0xFFFF) shrink an MTU-sized packet's
 #: integer before the one division (see link/segmentation.py).
 _FOLD_HIGH: Final = 5888
@@ -314,6 +323,22 @@ class Coalescer:
         verify = self._verify
         for packet in packets:
             length = len(packet)
+            if length == _ACK4_TS_LENGTH and packet[33] == ACK:  # the commonest, at once
+                first, total, fragment, protocol, addresses, ports, seq, ack, offset, prefix = (
+                    _ACK4_TS.unpack_from(packet)
+                )
+                if (
+                    first == 0x45
+                    and protocol == _IPPROTO_TCP
+                    and total == length
+                    and not fragment & _FRAGMENT_FIELD
+                    and offset == _OFFSET_32
+                    and prefix == TIMESTAMP_PREFIX
+                    and not int.from_bytes(packet[:20], "big") % _MASK  # RFC 791 §3.1
+                    and (not verify or _checksums_ok(packet, 20, addresses))
+                ):
+                    self._thin(packet, addresses + ports, seq, ack, 32, out, acks)
+                    continue
             if length in _PURE_ACK_LENGTHS_4 and packet[0] == 0x45:
                 ip_length, addresses_at = 20, 12
                 plain = (

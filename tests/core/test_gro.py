@@ -532,6 +532,38 @@ def test_with_receive_offload_an_ack_with_a_bad_ip_header_is_not_thinned() -> No
     assert coalescer.thin_acks([first, second, bad]) == [first, second, bad]
 
 
+def _with_ip_header_fixed(packet: bytearray) -> bytes:
+    """``packet`` with its IPv4 header checksum made right again."""
+    packet[10:12] = b"\0\0"
+    packet[10:12] = internet_checksum(bytes(packet[:20])).to_bytes(2, "big")
+    return bytes(packet)
+
+
+@pytest.mark.parametrize(
+    ("offset", "value"),
+    [
+        (6, 0x20),  # more fragments
+        (7, 0x01),  # a fragment offset
+        (9, 17),  # UDP
+        (3, 53),  # a total length that is not the packet's
+        (32, 0x81),  # a reserved bit beside the data offset
+        (40, 0x00),  # not NOP NOP TS: the options are not the timestamps alone
+    ],
+)
+def test_a_52_byte_ack_that_is_not_plain_is_never_thinned(offset: int, value: int) -> None:
+    """The 52-byte IPv4 ACK with timestamps is tested in one unpacking: every field the
+    general check looks at still keeps a packet that is not a plain pure ACK."""
+    peer = sending(gro=True)
+    coalescer = Coalescer(peer.core, verify=False, merge=False)
+    first, second, third = (pure_ack(peer, n * MSS) for n in range(1, 4))
+    assert len(third) == 52
+    odd = bytearray(third)
+    odd[offset] = value
+    changed = _with_ip_header_fixed(odd)
+    assert coalescer.thin_acks([first, second, third]) == [first, third]
+    assert coalescer.thin_acks([first, second, changed]) == [first, second, changed]
+
+
 def test_the_offload_pump_thins_acks_and_merges_no_data() -> None:
     """The pump of a link with receive offload makes a thinning-only coalescer."""
 
