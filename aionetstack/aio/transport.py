@@ -323,7 +323,8 @@ class TcpTransport(asyncio.Transport):
                 pending.append(rest)
                 self._pending_size += len(rest)
         self._driver.request_flush()
-        self._maybe_pause_protocol()
+        if self._pending_size > self._high_water:  # _maybe_pause_protocol's test, inline
+            self._maybe_pause_protocol()
 
     def writelines(self, list_of_data: Any) -> None:
         for data in list_of_data:

@@ -117,18 +117,21 @@ class SendBuffer:
             piece = memoryview(chunk)[low : low + length]
             return (piece if type(chunk) is bytes else piece.tobytes(),)
         piece = memoryview(chunk)[low:]
-        parts = [piece if type(chunk) is bytes else piece.tobytes()]
+        first = piece if type(chunk) is bytes else piece.tobytes()
         index += 1
         end = ends[index]
+        middle: list[bytes] | None = None  # usually none: a TSO segment spans two writes
         while end < stop:  # whole chunks between the first and the last
             chunk = chunks[index]
-            parts.append(chunk if type(chunk) is bytes else bytes(chunk))
+            if middle is None:
+                middle = []
+            middle.append(chunk if type(chunk) is bytes else bytes(chunk))
             index += 1
             end = ends[index]
         chunk = chunks[index]
         piece = memoryview(chunk)[: len(chunk) - (end - stop)]
-        parts.append(piece if type(chunk) is bytes else piece.tobytes())
-        return tuple(parts)
+        last = piece if type(chunk) is bytes else piece.tobytes()
+        return (first, last) if middle is None else (first, *middle, last)
 
     def release(self, count: int) -> None:
         """Forget the ``count`` oldest bytes (acknowledged by the peer)."""
