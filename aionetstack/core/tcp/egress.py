@@ -11,6 +11,7 @@ from typing import Final
 
 from ...wire.checksum import ones_complement_sum
 from ...wire.tcp import ACK, HEADER, PSH, RST
+from ..output import EmittedSegment
 from .options import MAX_WINDOW_FIELD
 from .shared import shared
 from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ, Tcb
@@ -70,7 +71,7 @@ class _Egress(Tcb):
 
     def _emit_burst(self, bounds: list[int], now: float) -> None:
         """Emit new-data segments, ``bounds`` holding each one's start and end offsets in
-        turn: the bulk path (``_send_side._bursts``: partial checksums, the timestamp
+        turn: the bulk path (``send.py``, ``_bursts``: partial checksums, the timestamp
         option alone, no FIN, outside recovery). The segments share their window field,
         timestamps and ACK; each is what :meth:`_emit` would build, handed down together.
         """
@@ -87,7 +88,7 @@ class _Egress(Tcb):
         remote_port = self.remote_port
         pseudo_sum = self._pseudo_sum + _TS_HEADER_LENGTH
         mss = self._snd_mss  # the timestamp header is the one TSO's segment size assumes
-        segments: list[tuple[bytes, int, tuple[bytes | memoryview, ...], int]] = []
+        segments: list[EmittedSegment] = []
         for index in range(0, len(bounds), 2):
             start = bounds[index]
             end = bounds[index + 1]
