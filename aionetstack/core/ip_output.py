@@ -124,21 +124,25 @@ class _IpOutput(HostState):
 
         Each is ``(header, segment_size, parts, length)`` as :meth:`send_ip` takes with
         ``segment_size`` and ``tail``: the same packets, their IPv4 headers built
-        together. Raises ``ValueError`` for one longer than the link takes.
+        together. Raises ``ValueError``, having queued none of them, when one is longer
+        than the link takes.
         """
-        if len(destination) == 16:
+        lengths = [len(header) + length for header, _, _, length in segments]
+        ipv6_packets = len(destination) == 16
+        longest = max(lengths) + (
+            ipv6.IPV6_HEADER_LENGTH if ipv6_packets else ipv4.IPV4_HEADER_LENGTH
+        )
+        if longest > self.max_packet_size:
+            raise ValueError(
+                f"packet of {longest} bytes exceeds the link's limit of {self.max_packet_size}"
+            )
+        if ipv6_packets:
             for header, segment_size, parts, _ in segments:
                 self._send_ipv6(
                     source, destination, protocol, header, hop_limit=self._default_ttl,
                     segment_size=segment_size, tail=parts,
                 )  # fmt: skip
             return
-        lengths = [len(header) + length for header, _, _, length in segments]
-        if ipv4.IPV4_HEADER_LENGTH + max(lengths) > self.max_packet_size:
-            raise ValueError(
-                f"packet of {ipv4.IPV4_HEADER_LENGTH + max(lengths)} bytes exceeds the"
-                f" link's limit of {self.max_packet_size}"
-            )
         identification = (self._identification + 1) & 0xFFFF
         self._identification = (self._identification + len(segments)) & 0xFFFF
         headers = ipv4.simple_ipv4_headers(

@@ -268,8 +268,19 @@ def test_the_ip_layer_queues_the_ipv6_packets_send_ip_would() -> None:
     assert together.ip6_stats == one_by_one.ip6_stats
 
 
-def test_the_ip_layer_refuses_a_packet_longer_than_the_link_takes() -> None:
-    core = _core()
+@pytest.mark.parametrize("family", [4, 6])
+def test_the_ip_layer_refuses_a_packet_longer_than_the_link_takes(family: int) -> None:
+    """All or nothing: a segment too long for the link, after one that fits, leaves
+    nothing queued (the TCP layer recorded them together)."""
+    if family == 4:
+        core, local, remote = _core(), LOCAL, REMOTE
+    else:
+        core = StackCore(["2001:2::2/64"], rng=random.Random(3), transmit_offload=True,
+                         max_packet_size=65535)  # fmt: skip
+        local = ipaddress.ip_address("2001:2::2").packed
+        remote = ipaddress.ip_address("2001:2::9").packed
+    fits: EmittedSegment = (bytes(32), 1448, (b"x" * 1448 * 2,), 1448 * 2)
+    too_long: EmittedSegment = (bytes(32), 1448, (), 65_500)
     with pytest.raises(ValueError, match="exceeds the link's limit of 65535"):
-        core.send_segments(LOCAL, REMOTE, ipv4.PROTO_TCP, [(bytes(32), 1448, (), 65500)])
+        core.send_segments(local, remote, ipv4.PROTO_TCP, [fits, too_long])
     assert core.packets_to_send(0.0) == []
