@@ -80,13 +80,9 @@ _PURE_ACK_LENGTHS_6: Final = frozenset((60, 72))
 #: checksum, addresses (RFC 791 §3.1); TCP: ports, seq, ack, data offset, flags, window.
 _IPV4: Final = struct.Struct("!BBHHHBBH8s")
 _TCP: Final = struct.Struct("!4sIIBBH")
-#: The commonest pure ACK, IPv4 with the timestamps alone (52 bytes), the fields the
-#: thinning tests in one unpacking: version/IHL, total length, flags/fragment offset,
-#: protocol, the addresses; ports, seq, ack, data offset; the NOP NOP TS prefix.
-_ACK4_TS: Final = struct.Struct("!BxHxxHxBxx8s4sIIBx6x4s8x")
-_ACK4_TS_LENGTH: Final = 52
-#: The data offset byte of a 32-byte TCP header (20 + the 12 of the timestamps).
-_OFFSET_32: Final = (32 // 4) << 4
+#: An IPv4 pure ACK's fields the thinning tests, in one unpacking: version/IHL, total
+#: length, flags/fragment offset, protocol, the addresses; ports, seq, ack, data offset.
+_ACK4: Final = struct.Struct("!BxHxxHxBxx8s4sIIB")
 #: Folds at 16-bit boundaries (2**16 == 1 modulo 0xFFFF) shrink an MTU-sized packet's
 #: integer before the one division (see link/segmentation.py).
 _FOLD_HIGH: Final = 5888
@@ -323,56 +319,58 @@ class Coalescer:
         verify = self._verify
         for packet in packets:
             length = len(packet)
-            if length == _ACK4_TS_LENGTH and packet[33] == ACK:  # the commonest, at once
-                first, total, fragment, protocol, addresses, ports, seq, ack, offset, prefix = (
-                    _ACK4_TS.unpack_from(packet)
+            if length in _PURE_ACK_LENGTHS_4 and packet[33] == ACK:  # the flags: cheapest
+                first, total, fragment, protocol, addresses, ports, seq, ack, offset = (
+                    _ACK4.unpack_from(packet)
                 )
                 if (
                     first == 0x45
                     and protocol == _IPPROTO_TCP
                     and total == length
                     and not fragment & _FRAGMENT_FIELD
-                    and offset == _OFFSET_32
-                    and prefix == TIMESTAMP_PREFIX
+                    and offset == (length - 20) << 2  # header to the end; reserved bits 0
+                    and (length == 40 or packet[40:44] == TIMESTAMP_PREFIX)
                     and not int.from_bytes(packet[:20], "big") % _MASK  # RFC 791 §3.1
                     and (not verify or _checksums_ok(packet, 20, addresses))
                 ):
-                    self._thin(packet, addresses + ports, seq, ack, 32, out, acks)
+                    self._thin(packet, addresses + ports, seq, ack, length - 20, out, acks)
                     continue
-            if length in _PURE_ACK_LENGTHS_4 and packet[0] == 0x45:
-                ip_length, addresses_at = 20, 12
-                plain = (
-                    packet[33] == ACK  # the flags first: the cheapest test that fails
-                    and packet[9] == _IPPROTO_TCP
-                    and not (packet[6] & 0x3F or packet[7])  # not a fragment
-                    and (packet[2] << 8 | packet[3]) == length
-                    and not int.from_bytes(packet[:20], "big") % _MASK  # RFC 791 §3.1
-                )
-            elif length in _PURE_ACK_LENGTHS_6 and packet[0] >> 4 == 6:
-                ip_length, addresses_at = 40, 8
-                plain = (
-                    packet[53] == ACK
-                    and packet[6] == _IPPROTO_TCP
-                    and (packet[4] << 8 | packet[5]) + 40 == length
-                )
-            else:
-                plain = False
-            if plain:
-                ports, seq, ack, data_offset, _, _ = _TCP.unpack_from(packet, ip_length)
-                if (
-                    ip_length + (data_offset >> 4) * 4 == length  # no payload
-                    and data_offset & 0x0F == 0
-                    and _plain_ack_options(packet, ip_length, length - ip_length)
-                ):
-                    addresses = bytes(packet[addresses_at:ip_length])
-                    if not verify or _checksums_ok(packet, ip_length, addresses):
-                        flow = addresses + ports
-                        self._thin(packet, flow, seq, ack, length - ip_length, out, acks)
-                        continue
+            elif (
+                length in _PURE_ACK_LENGTHS_6
+                and packet[0] >> 4 == 6
+                and self._thinned6(packet, length, out, acks)
+            ):
+                continue
             if acks:
                 acks.clear()
             append(packet)
         return out
+
+    def _thinned6(
+        self,
+        packet: bytes | memoryview,
+        length: int,
+        out: list[_Item],
+        acks: dict[bytes, list[int]],
+    ) -> bool:
+        """:meth:`thin_acks` for a pure-ACK-sized IPv6 packet: True when it was a plain pure
+        ACK (TCP the first next header, no options but the timestamps, checksum right)
+        and went out or stood in for an older one."""
+        if not (packet[53] == ACK and packet[6] == _IPPROTO_TCP
+                and (packet[4] << 8 | packet[5]) + 40 == length):  # fmt: skip
+            return False
+        ports, seq, ack, data_offset, _, _ = _TCP.unpack_from(packet, 40)
+        if (
+            40 + (data_offset >> 4) * 4 != length  # payload
+            or data_offset & 0x0F
+            or not _plain_ack_options(packet, 40, length - 40)
+        ):
+            return False
+        addresses = bytes(packet[8:40])
+        if self._verify and not _checksums_ok(packet, 40, addresses):
+            return False
+        self._thin(packet, addresses + ports, seq, ack, length - 40, out, acks)
+        return True
 
     def _thin(  # noqa: PLR0917
         self,
