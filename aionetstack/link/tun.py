@@ -298,29 +298,21 @@ class TunLink:
         header: bytes | None,
         packet: bytes | bytearray | memoryview,
         tail: tuple[bytes | memoryview, ...] = (),
-        length: int = -1,
     ) -> None:
         """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
-        in one system call; count, never block. ``length``: of packet and tail, if known."""
+        in one system call; count its bytes (the header's not), never block."""
         try:
             if header is None:
-                if tail:
-                    os.writev(self._fd, (packet, *tail))
-                else:
-                    os.write(self._fd, packet)
-            elif tail:
-                os.writev(self._fd, (header, packet, *tail))
+                written = (
+                    os.writev(self._fd, (packet, *tail)) if tail else os.write(self._fd, packet)
+                )
             else:
-                os.writev(self._fd, (header, packet))
+                written = os.writev(self._fd, (header, packet, *tail)) - len(header)
         except OSError as exc:
             self._write_failed(exc)
             return
         self.sent_packets += 1
-        if length < 0:
-            length = len(packet)
-            for part in tail:
-                length += len(part)
-        self.sent_bytes += length
+        self.sent_bytes += written
 
     def _write_failed(self, exc: OSError) -> None:
         """Count a failed write as its cause; raise only when the device is gone (or for
@@ -366,13 +358,7 @@ class TunLink:
         except (IndexError, ValueError):
             self.send_rejected += 1
             return
-        try:  # _write for the one shape this path has: vnet header, headers, payload parts
-            written = os.writev(self._fd, (header, packet, *tail))
-        except OSError as exc:
-            self._write_failed(exc)
-            return
-        self.sent_packets += 1
-        self.sent_bytes += written - len(header)
+        self._write(header, packet, tail)
 
     def _send_segmented(
         self,
