@@ -441,41 +441,40 @@ def main() -> int:
                 if name in wanted:
                     progress(f"starting {name}")
                     backends[name].start()
-            for congestion in congestions:
-                title = f"Blocking-socket client, {congestion or 'system default'} congestion"
-                results = measure(chosen(SCENARIOS), backends, args.runs, args.seconds,
-                                  congestion=congestion)  # fmt: skip
+            def publish(title: str, results: dict[str, Any], columns: list[str] | None) -> None:
+                """Keep a table of ``results`` (none measured: no table); ``columns`` None:
+                the workers' table."""
                 if results:
                     report["tables"][title] = results
-                    texts.append(table(title, results, ["asyncio", "stack", "headroom"]))
-            results = measure(chosen(EXTRA), backends, args.runs, args.seconds, congestion=None)
-            if results:
-                title = "A TUN without offload, MTU 1500 (system default congestion)"
-                report["tables"][title] = results
-                texts.append(table(title, results, ["asyncio", "stack"]))
-            results = measure(chosen(SETTLED), backends, args.runs, args.seconds, congestion=None)
-            if results:
-                title = (
-                    "Both servers with glibc's allocator settled: one 4 MiB block freed at start"
-                    " (system default congestion)"
-                )
-                report["tables"][title] = results
-                texts.append(table(title, results, list(SETTLED_PAIR)))
-            results = measure(chosen(WORKERS), backends, args.runs, args.seconds, congestion=None)
-            if results:
-                title = (
-                    "One and two worker processes (system default congestion; worker 2 "
-                    "shares CPU 0 with the client)"
-                )
-                report["tables"][title] = results
-                texts.append(workers_table(title, results))
-            results = measure(
-                chosen(PEER), backends, args.runs, args.seconds, congestion=None, program="peer.py"
-            )
-            if results:
-                title = "asyncio at both ends (peer.py: the asyncio client is the limit)"
-                report["tables"][title] = results
-                texts.append(table(title, results, ["asyncio", "stack"]))
+                    texts.append(workers_table(title, results) if columns is None
+                                 else table(title, results, columns))  # fmt: skip
+
+            def default(scenarios: list[Scenario], **options: Any) -> dict[str, Any]:
+                """Measure with the system's congestion control."""
+                return measure(chosen(scenarios), backends, args.runs, args.seconds,
+                               congestion=None, **options)  # fmt: skip
+
+            for congestion in congestions:
+                publish(
+                    f"Blocking-socket client, {congestion or 'system default'} congestion",
+                    measure(chosen(SCENARIOS), backends, args.runs, args.seconds,
+                            congestion=congestion),
+                    ["asyncio", "stack", "headroom"],
+                )  # fmt: skip
+            publish("A TUN without offload, MTU 1500 (system default congestion)",
+                    default(EXTRA), ["asyncio", "stack"])  # fmt: skip
+            publish(
+                "Both servers with glibc's allocator settled: one 4 MiB block freed at start"
+                " (system default congestion)",
+                default(SETTLED), list(SETTLED_PAIR),
+            )  # fmt: skip
+            publish(
+                "One and two worker processes (system default congestion; worker 2 "
+                "shares CPU 0 with the client)",
+                default(WORKERS), None,
+            )  # fmt: skip
+            publish("asyncio at both ends (peer.py: the asyncio client is the limit)",
+                    default(PEER, program="peer.py"), ["asyncio", "stack"])  # fmt: skip
         finally:
             for backend in backends.values():
                 backend.stop()
