@@ -57,7 +57,7 @@ from collections.abc import Callable, Sequence
 from typing import Final
 
 from ..wire import ipv4
-from ..wire.checksum import ones_complement_sum
+from ..wire.checksum import ones_complement_sum, word_sum
 from ..wire.tcp import ACK, PSH, TIMESTAMP_PREFIX, seq_lt
 from .stack import StackCore
 
@@ -83,12 +83,6 @@ _TCP: Final = struct.Struct("!4sIIBBH")
 #: An IPv4 pure ACK's fields the thinning tests, in one unpacking: version/IHL, total
 #: length, flags/fragment offset, protocol, the addresses; ports, seq, ack, data offset.
 _ACK4: Final = struct.Struct("!BxHxxHxBxx8s4sIIB")
-#: Folds at 16-bit boundaries (2**16 == 1 modulo 0xFFFF) shrink an MTU-sized packet's
-#: integer before the one division (see link/segmentation.py).
-_FOLD_HIGH: Final = 5888
-_FOLD_LOW: Final = 2944
-_FOLD_HIGH_MASK: Final = (1 << _FOLD_HIGH) - 1
-_FOLD_LOW_MASK: Final = (1 << _FOLD_LOW) - 1
 
 
 class MergedSegment:
@@ -330,7 +324,7 @@ class Coalescer:
                     and not fragment & _FRAGMENT_FIELD
                     and offset == (length - 20) << 2  # header to the end; reserved bits 0
                     and (length == 40 or packet[40:44] == TIMESTAMP_PREFIX)
-                    and not int.from_bytes(packet[:20], "big") % _MASK  # RFC 791 §3.1
+                    and not word_sum(packet[:20]) % _MASK  # RFC 791 §3.1
                     and (not verify or _checksums_ok(packet, 20, addresses))
                 ):
                     self._thin(packet, addresses + ports, seq, ack, length - 20, out, acks)
@@ -473,21 +467,16 @@ def _plain_ack_options(packet: bytes | memoryview, ip_length: int, tcp_length: i
 def _checksums_ok(packet: bytes | memoryview, ip_length: int, addresses: bytes) -> bool:
     """The IPv4 header checksum (RFC 791 §3.1) and the TCP checksum (RFC 9293 §3.1).
 
-    Sums of 16-bit words taken as big integers modulo 0xFFFF (wire/checksum.py): a
-    correct header or segment (with its pseudo-header) sums to a non-zero multiple.
-    For IPv4 the TCP sum is taken over the whole packet, whose correct IP header adds
-    a multiple of 0xFFFF, so no slice of the payload is copied.
+    Word sums (wire/checksum.py) taken modulo 0xFFFF: a correct header or segment
+    (with its pseudo-header) sums to a non-zero multiple. For IPv4 the TCP sum is
+    taken over the whole packet, whose correct IP header adds a multiple of 0xFFFF,
+    so no slice of the payload is made.
     """
-    length = len(packet)
     if ip_length == 20:
-        if int.from_bytes(packet[:20], "big") % _MASK:
+        if word_sum(packet[:20]) % _MASK:
             return False
-        value = int.from_bytes(packet, "big")
+        value = word_sum(packet)
     else:
-        value = int.from_bytes(memoryview(packet)[40:], "big")
-    if length & 1:
-        value <<= 8
-    value = (value >> _FOLD_HIGH) + (value & _FOLD_HIGH_MASK)
-    value = (value >> _FOLD_LOW) + (value & _FOLD_LOW_MASK)
-    value += int.from_bytes(addresses, "big") + _IPPROTO_TCP + length - ip_length
+        value = word_sum(memoryview(packet)[40:])
+    value += int.from_bytes(addresses, "big") + _IPPROTO_TCP + len(packet) - ip_length
     return value % _MASK == 0

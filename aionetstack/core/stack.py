@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
-from ..wire.checksum import internet_checksum, pseudo_header_sum
+from ..wire.checksum import internet_checksum, pseudo_header_sum, word_sum
 from ..wire.error import WireError
 from .host import UNSPECIFIED6, HostState, IpHeader, TransportHandler
 from .icmp_input import _IcmpInput
@@ -166,9 +166,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             or source[0] in _MARTIAN_FIRST_OCTETS
         ):
             return False
-        # RFC 1071: a header with its checksum in place sums to 0xFFFF, i.e. to a non-zero
-        # multiple of 0xFFFF as a big-endian integer (never zero here: the first byte is 0x45).
-        if self._verify_header and int.from_bytes(data[:20], "big") % 0xFFFF:
+        # RFC 1071: a header with its checksum in place sums to 0xFFFF, i.e. its word sum
+        # is a non-zero multiple of 0xFFFF (never zero here: the first byte is 0x45).
+        if self._verify_header and word_sum(data[:20]) % 0xFFFF:
             return False
         segment = memoryview(data)[ipv4.IPV4_HEADER_LENGTH : total]
         if self._verify_transport and not _transport_checksum_ok(

@@ -1,0 +1,3 @@
+"""The C word sum of ``wire/_csum.c``: see :func:`aionetstack.wire.checksum.word_sum`."""
+
+def word_sum(data: bytes | bytearray | memoryview, /) -> int: ...
