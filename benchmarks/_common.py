@@ -32,11 +32,15 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
+    from aionetstack.wire import checksum  # here: the caller has put the checkout on sys.path
+
     return {
         "python": platform.python_version(),
         "kernel": platform.release(),
         "cpus": os.cpu_count(),
         "processor": platform.processor() or platform.machine(),
+        # The checksum's word sum in C (wire/_csum.c built) or its Python fallback.
+        "checksum": "C" if checksum.ACCELERATED else "Python",
     }
 
 

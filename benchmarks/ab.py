@@ -6,7 +6,8 @@ A_ROOT and B_ROOT are checkouts (directories holding ``aionetstack/``), e.g. mad
 ``git worktree add`` or ``git archive REV aionetstack | tar -x -C DIR``. Each serves the
 benchmark scenarios over its own TUN (198.18.0.2 and 198.18.1.2); the blocking client
 alternates between them run by run. Every speed claim in docs/performance.md names
-the A/B command that measured it.
+the A/B command that measured it. A checkout holding ``wire/_csum.c`` but not its
+build (a fresh worktree) gets it compiled in place first, as ``pip install`` would.
 """
 
 from __future__ import annotations
@@ -16,10 +17,27 @@ import os
 import statistics
 import subprocess
 import sys
+import sysconfig
+from pathlib import Path
 
 from run import EXTRA, SCENARIOS, Backend, measure, progress, server
 
 from aionetstack.testing.netns import network_namespace
+
+
+def build_checksum(tree: str) -> str:
+    """Compile the tree's C word sum in place if it has one not yet built; say which runs."""
+    source = Path(tree) / "aionetstack" / "wire" / "_csum.c"
+    if not source.exists():
+        return "Python (no wire/_csum.c)"
+    built = source.with_name("_csum" + sysconfig.get_config_var("EXT_SUFFIX"))
+    if not built.exists():
+        compiler = (sysconfig.get_config_var("CC") or "cc").split()
+        include = sysconfig.get_paths()["include"]
+        flags = ["-O2", "-shared", "-fPIC", "-I", include]
+        command = [*compiler, *flags, str(source), "-o", str(built)]
+        subprocess.run(command, check=True)
+    return "C"
 
 
 def main() -> int:
@@ -42,6 +60,7 @@ def main() -> int:
         help="both servers on TunLink(offload=False), MTU 1500 (for the 'no offload' scenarios)",
     )
     args = parser.parse_args()
+    kinds = {tree: build_checksum(tree) for tree in (args.a, args.b)}
     plain = ["--no-offload", "--mtu", "1500"] if args.no_offload else []
     # The 'no offload' scenarios run on --no-offload servers only, the others never: a
     # label must say what ran.
@@ -66,7 +85,8 @@ def main() -> int:
             for backend in backends.values():
                 backend.stop()
     progress("")
-    print(f"A = {args.a}, B = {args.b}; {args.runs} alternating runs of {args.seconds} s")
+    print(f"A = {args.a} (checksum: {kinds[args.a]}), B = {args.b} (checksum: {kinds[args.b]}); "
+          f"{args.runs} alternating runs of {args.seconds} s")  # fmt: skip
     for label, entry in results.items():
         a, b = (entry["backends"][n] for n in ("A", "B"))
         ma, mb = statistics.median(a["values"]), statistics.median(b["values"])
