@@ -254,7 +254,10 @@ class _Ingress(Tcb):
         if not self._readable_pending:
             self._readable_pending = True
             layer.events.append(TcpReadable(self))
-        layer.mark_dirty(self)
+        if self._ack_now or (acks_all and self._sbuf_start + self._sbuf.size > self._nxt):
+            layer.mark_dirty(self)  # an ACK owed now, or written data the ACK lets out
+        # Otherwise there is nothing to send: the delayed ACK's deadline reaches the
+        # timer heap through the layer's reschedule after this segment.
         return True
 
     def _predicted_ack(self, ack: int, window: int, options: TcpOptions | None, now: float) -> bool:

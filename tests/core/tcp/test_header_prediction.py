@@ -172,3 +172,60 @@ def test_pure_ack_prediction_leaves_the_state_full_processing_would(
     slow = _bulk(False, 2_000_000, monkeypatch)
     assert fast[:3] == slow[:3]
     assert fast[3] > 0 and slow[3] == 0
+
+
+def _count_outputs(patch: pytest.MonkeyPatch, connection: TcpConnection) -> list[int]:
+    """Patch ``output`` to count its calls for ``connection`` (counted work, not time)."""
+    calls = [0]
+    original = TcpConnection.output
+
+    def counting(self: TcpConnection, now: float) -> None:
+        if self is connection:
+            calls[0] += 1
+        original(self, now)
+
+    patch.setattr(TcpConnection, "output", counting)
+    return calls
+
+
+def test_a_predicted_request_with_nothing_to_send_skips_the_output_pass(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A predicted data segment that owes no ACK yet and lets nothing out costs no
+    ``output`` call; its delayed ACK still leaves at the deadline."""
+    pair = TcpPair(seed=6)
+    client, server = pair.open()
+    with monkeypatch.context() as patch:
+        calls = _count_outputs(patch, server)
+        before = pair.b.layer.statistics().get("predicted_segments", 0)
+        client.send(b"q")
+        pair.run_for(0.002)  # delivered (1 ms path), well before the 40 ms delayed ACK
+        assert pair.b.layer.statistics()["predicted_segments"] == before + 1
+        assert server.readable_bytes == 1
+        assert calls[0] == 0
+        assert server._delack_deadline is not None
+        acked_at = server._delack_deadline
+        pair.run(lambda: client._una == client._nxt, max_time=1)
+    assert pair.now == pytest.approx(acked_at + 0.001)  # the ACK, sent at the deadline
+
+
+def test_a_predicted_request_lets_out_the_answer_nagle_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A request that acknowledges the whole answer in flight releases the small answer
+    Nagle was holding behind it in the same pass, not at the delayed-ACK deadline."""
+    pair = TcpPair(seed=7)
+    client, server = pair.open()
+    server.send(b"a")
+    pair.run_for(0.0005)  # in flight: Nagle holds the next small write behind it
+    server.send(b"b")
+    assert server._nxt - server._una == 1
+    pair.run(lambda: client.readable_bytes == 1, max_time=1)
+    assert client.receive() == b"a"
+    before = pair.b.layer.statistics().get("predicted_segments", 0)
+    client.send(b"q")  # its ACK field acknowledges the "a": everything in flight
+    sent_at = pair.now
+    pair.run(lambda: client.readable_bytes == 1, max_time=1)
+    assert pair.b.layer.statistics()["predicted_segments"] == before + 1
+    assert client.receive() == b"b"
+    assert pair.now == pytest.approx(sent_at + 0.002)  # one path delay each way
