@@ -26,12 +26,13 @@ from aionetstack.testing.netns import network_namespace
 
 
 def build_checksum(tree: str) -> str:
-    """Compile the tree's C word sum in place if it has one not yet built; say which runs."""
+    """Compile the tree's C word sum in place if it has one not built since its last
+    edit; say which runs."""
     source = Path(tree) / "aionetstack" / "wire" / "_csum.c"
     if not source.exists():
         return "Python (no wire/_csum.c)"
     built = source.with_name("_csum" + sysconfig.get_config_var("EXT_SUFFIX"))
-    if not built.exists():
+    if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
         compiler = (sysconfig.get_config_var("CC") or "cc").split()
         include = sysconfig.get_paths()["include"]
         flags = ["-O2", "-shared", "-fPIC", "-I", include]

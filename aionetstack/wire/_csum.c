@@ -16,8 +16,13 @@
 #include <string.h>
 
 /* 32-bit loads added into 64 bits: 2**32 of them cannot overflow, so fold each
- * block of at most this many bytes (16 GiB) before the next. */
+ * block of at most this many bytes (16 GiB) before the next. Where Py_ssize_t has
+ * 32 bits a buffer is one block (2**29 loads at most). */
+#if SIZEOF_SIZE_T > 4
 #define BLOCK_BYTES ((Py_ssize_t)1 << 34)
+#else
+#define BLOCK_BYTES PY_SSIZE_T_MAX
+#endif
 
 static uint32_t
 fold16(uint64_t sum)
@@ -91,7 +96,7 @@ word_sum(PyObject *module, PyObject *data)
 
 static PyMethodDef methods[] = {
     {"word_sum", word_sum, METH_O,
-     "word_sum(data, /) -> int\n--\n\n"
+     "word_sum($module, data, /)\n--\n\n"
      "The one's complement sum of data's big-endian 16-bit words (RFC 1071), folded\n"
      "to 0..0xFFFF; 0 only when every byte is 0."},
     {NULL, NULL, 0, NULL},

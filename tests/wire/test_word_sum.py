@@ -53,6 +53,17 @@ def test_word_sum_meets_its_contract(
 
 
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda f: f.__module__)
+@settings(max_examples=60, deadline=None)
+@given(data=st.binary(min_size=4090, max_size=9100), shift=st.integers(1, 7))
+def test_word_sum_of_large_unaligned_buffers(
+    implementation: Callable[[bytes | bytearray | memoryview], int], data: bytes, shift: int
+) -> None:
+    # Past 4 KiB the C loop gives up the GIL; the sum must not change with it.
+    holder = bytearray(shift) + bytearray(data)
+    _meets_contract(implementation(memoryview(holder)[shift:]), data)
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS, ids=lambda f: f.__module__)
 @pytest.mark.parametrize(
     "data",
     EDGE_CASES,
@@ -83,7 +94,8 @@ def test_the_c_sum_is_built_where_required() -> None:
 
 
 def test_the_stack_checksums_alike_without_the_c_sum() -> None:
-    """The checksum, segmentation and GRO suites pass with the C module made unimportable."""
+    """The checksum, segmentation, GRO and inline IPv4 suites pass with the C module made
+    unimportable."""
     script = textwrap.dedent("""
         import sys
         sys.modules["aionetstack.wire._csum"] = None  # what an install without a compiler has
@@ -93,7 +105,8 @@ def test_the_stack_checksums_alike_without_the_c_sum() -> None:
         sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *sys.argv[1:]]))
     """)
     suites = ["tests/wire/test_checksum.py", "tests/link/test_segmentation.py",
-              "tests/core/test_gro.py", "tests/wire/test_tcp.py"]  # fmt: skip
+              "tests/core/test_gro.py", "tests/wire/test_tcp.py",
+              "tests/core/test_ipv4_tcp_inline.py"]  # fmt: skip
     environment = {k: v for k, v in os.environ.items() if k != "AIONETSTACK_REQUIRE_ACCEL"}
     result = subprocess.run(
         [sys.executable, "-c", script, *suites],

@@ -229,3 +229,26 @@ def test_a_predicted_request_lets_out_the_answer_nagle_held(
     assert pair.b.layer.statistics()["predicted_segments"] == before + 1
     assert client.receive() == b"b"
     assert pair.now == pytest.approx(sent_at + 0.002)  # one path delay each way
+
+
+def test_a_predicted_second_full_segment_is_acknowledged_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """RFC 5681 §4.2: the second full-sized segment owes an ACK at once; the predicted
+    path still asks for the output pass that sends it (no delayed-ACK wait)."""
+    pair = TcpPair(seed=8)
+    client, server = pair.open()
+    client.send(b"w")  # a first exchange, so the data segments below are predicted
+    pair.run(lambda: server.readable_bytes == 1, max_time=1)
+    server.receive()
+    pair.run(lambda: client._una == client._nxt, max_time=1)
+    with monkeypatch.context() as patch:
+        calls = _count_outputs(patch, server)
+        before = pair.b.layer.statistics().get("predicted_segments", 0)
+        data = bytes(2 * client._snd_mss)
+        sent_at = pair.now
+        assert client.send(data) == len(data)
+        assert pair.run(lambda: client._una == client._nxt, max_time=1)
+        assert pair.b.layer.statistics()["predicted_segments"] == before + 2
+        assert calls[0] == 1  # the second segment's pass, which sent the ACK
+    assert pair.now == pytest.approx(sent_at + 0.002)  # one path delay each way
