@@ -11,6 +11,12 @@ that long, so the kernel peer sent tail-loss probes, retransmissions and resets 
 the tests asserting clean kernel counters count as the stack's fault. A long-running
 service embedding the stack does the same after start-up (``docs/performance.md``).
 
+Every ``StackCore`` in the test process checks its cached deadline
+(``StackCore.check_timer_answers``): the layers are asked after every pass anyway, and
+a test fails if an answer the stack would have reused was later than the true one, i.e.
+a timer source set an earlier deadline without bumping ``timer_generation``
+(core/timer_generation.py).
+
 Property tests draw their examples deterministically (hypothesis ``derandomize``):
 every run tries the same examples, so a red run can be repeated. Set
 ``HYPOTHESIS_PROFILE=explore`` to search with fresh random examples instead.
@@ -25,6 +31,7 @@ from collections.abc import Iterator
 import pytest
 from hypothesis import settings
 
+from aionetstack.core.stack import StackCore
 from aionetstack.testing.netns import (
     Namespace,
     NamespaceUnavailableError,
@@ -35,6 +42,15 @@ from aionetstack.testing.netns import (
 settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
+StackCore.check_timer_answers = True
+
+
+@pytest.fixture(autouse=True)
+def _no_late_timer_answers() -> Iterator[None]:
+    """Fail a test in which a stack's cached deadline was later than the true one."""
+    StackCore.timer_answers_late = 0
+    yield
+    assert StackCore.timer_answers_late == 0, "a timer source did not bump timer_generation"
 
 
 def tun_unavailable(reason: str) -> None:

@@ -26,6 +26,7 @@ from .output import COMPLETE, OffloadedPacket
 from .pmtu import PathMtuCache
 from .randomness import RandomSource
 from .tcp import TcpLayer
+from .timer_generation import TimerGeneration
 from .udp import UdpLayer
 
 #: The header a transport handler gets: IPv4's or IPv6's (both have ``source``/``destination``).
@@ -121,6 +122,11 @@ class HostState:
         self._timers: list[tuple[Callable[[], float | None], Callable[[float], None]]] = [
             (self._reassembly_timer, self._expire_fragments)
         ]
+        #: Bumped by every timer source that may have set an earlier deadline; get_timer's
+        #: last answer stands while it is unchanged (core/timer_generation.py).
+        self.timer_generation = TimerGeneration()
+        self._timer_answer: float | None = None
+        self._timer_answered_at = -1  # the generation of that answer; -1: none to reuse
         self._statistics: dict[str, Callable[[], dict[str, int]]] = {}
         self.udp = UdpLayer(self)
         self.register_transport(
@@ -132,6 +138,7 @@ class HostState:
             ephemeral_ports=self.config.ephemeral_ports, mss_for=self._mss_for,
             partial_checksums=transmit_offload, max_segment_payload=self._tso_payload(),
             emit_many=self.emit_transport_many(ipv4.PROTO_TCP) if transmit_offload else None,
+            timer_generation=self.timer_generation,
         )  # fmt: skip
         self.register_transport(
             ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self._tcp_icmp_error,
@@ -143,6 +150,7 @@ class HostState:
         self.intercept = Interceptor(
             self.config.intercept, events=self._events, send_ip=self.send_ip, tcp=self.tcp,
             own_addresses=self._accepted_destinations | self._accepted6,
+            timer_generation=self.timer_generation,
         )  # fmt: skip
         self.tcp.interceptor = self.udp.interceptor = self.intercept
         self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))

@@ -36,6 +36,7 @@ from typing import Final, Protocol
 from ..config import InterceptConfig
 from ..wire import icmpv4, icmpv6, ipv4, ipv6, udp
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpOptions
+from .timer_generation import TimerGeneration
 
 __all__ = [
     "InterceptRule",
@@ -250,8 +251,11 @@ class Interceptor:
         send_ip: Callable[[bytes, bytes, int, bytes], None],
         tcp: InterceptTcpHost,
         own_addresses: frozenset[bytes] = frozenset(),
+        timer_generation: TimerGeneration | None = None,
     ) -> None:
         self.config = config
+        #: Bumped when a held SYN or a new UDP flow brings a deadline (core/timer_generation.py).
+        self._timer_generation = timer_generation or TimerGeneration()
         #: The stack's own (and broadcast) addresses: never intercepted, even inside a
         #: network that is (0.0.0.0/0 included), so their listeners and RSTs stay as they are.
         self._own = own_addresses
@@ -414,6 +418,7 @@ class Interceptor:
             options if options is not None else TcpOptions(), now + self.config.pending_timeout,
         )  # fmt: skip
         self._pending[key] = flow
+        self._timer_generation.count += 1
         stats["tcp_flows_intercepted"] += 1
         self._events.append(InterceptedTcp(flow))
         return True
@@ -519,6 +524,7 @@ class Interceptor:
                 return True
             flow = UdpFlow(self, rule, destination, dport, source, sport, now)
             self._udp[key] = flow
+            self._timer_generation.count += 1
             stats["udp_flows_intercepted"] += 1
             self._events.append(InterceptedUdp(flow))
         else:

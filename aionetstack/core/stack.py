@@ -57,6 +57,12 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
     ``mtu`` bounds what we send. ``rng`` supplies IP identifiers, ISNs, ports.
     """
 
+    #: Tests set this: ``get_timer`` then asks the layers every time and counts, in
+    #: ``timer_answers_late``, each answer it would have reused that was later than
+    #: the true deadline (a timer source that did not bump ``timer_generation``).
+    check_timer_answers: bool = False
+    timer_answers_late: int = 0
+
     def register_transport(
         self,
         protocol: int,
@@ -75,7 +81,9 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         errors quoting its packets; ``path_mtu(src, dst, quoted, mtu, now)`` hears
         that the path MTU towards ``dst`` went down to ``mtu``; ``flush`` runs
         before output is collected; ``get_timer``/``handle_timer`` join the
-        stack's single deadline.
+        stack's single deadline (``get_timer``'s layer must bump
+        ``timer_generation.count`` whenever it may have set a deadline earlier
+        than it last reported, or the stack's answer may stay later than it).
         """
         self._transports[protocol] = receive
         self._transports6[protocol] = receive
@@ -195,17 +203,32 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         return out
 
     def get_timer(self) -> float | None:
-        """Earliest deadline of any layer, or ``None``."""
+        """Earliest deadline of any layer, or ``None``; never later than the true one,
+        possibly earlier (a deadline since moved later or gone: waking then is harmless).
+
+        The layers are asked again only when one may have set an earlier deadline since
+        the last answer (``timer_generation``, core/timer_generation.py).
+        """
+        generation = self.timer_generation.count
+        if generation == self._timer_answered_at and not StackCore.check_timer_answers:
+            return self._timer_answer
         deadline: float | None = None
         for get_timer, _ in self._timers:
             value = get_timer()
             if value is not None and (deadline is None or value < deadline):
                 deadline = value
+        if generation == self._timer_answered_at:  # checking: the answer it would have reused
+            answer = self._timer_answer
+            if deadline is not None and (answer is None or answer > deadline):
+                StackCore.timer_answers_late += 1
+        self._timer_answer = deadline
+        self._timer_answered_at = generation
         return deadline
 
     def handle_timer(self, now: float) -> None:
         """Run whatever is due at ``now``; early or repeated calls are harmless."""
         self._now = now
+        self._timer_answered_at = -1  # what fired is gone: ask the layers again
         for _, handle in self._timers:
             handle(now)
 

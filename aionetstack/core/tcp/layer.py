@@ -22,6 +22,7 @@ from ...wire.error import WireError
 from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, parse_options
 from ..output import EmittedSegment
 from ..randomness import RandomSource
+from ..timer_generation import TimerGeneration
 from .connection import TcpConnection
 from .listener import ConnectionKey, TcpListener, _PassiveOpen
 from .secrets import KeyedHashes
@@ -66,6 +67,7 @@ class TcpLayer(_PassiveOpen):
         partial_checksums: bool = False,
         max_segment_payload: int = 0,
         emit_many: Callable[[bytes, bytes, list[EmittedSegment]], None] | None = None,
+        timer_generation: TimerGeneration | None = None,
     ) -> None:
         self.config = config
         #: Emit segments whose checksum field holds only the pseudo-header sum, for a link
@@ -91,6 +93,9 @@ class TcpLayer(_PassiveOpen):
         self._listeners: dict[tuple[bytes | None, int], TcpListener] = {}
         self._timers: list[tuple[float, int, TcpConnection]] = []
         self._timer_sequence = 0
+        #: Bumped with every push: the heap may then have an earlier top (StackCore's
+        #: cached deadline, core/timer_generation.py).
+        self._timer_generation = timer_generation or TimerGeneration()
         self._dirty: dict[TcpConnection, None] = {}
         #: Connections in TIME-WAIT, and orphans (closed by the app, not in TIME-WAIT),
         #: each capped by config (Linux tcp_max_tw_buckets, tcp_max_orphans).
@@ -473,6 +478,7 @@ class TcpLayer(_PassiveOpen):
         if current is None or deadline < current:
             connection.heap_deadline = deadline
             self._timer_sequence += 1
+            self._timer_generation.count += 1
             heapq.heappush(self._timers, (deadline, self._timer_sequence, connection))
 
     def get_timer(self) -> float | None:
