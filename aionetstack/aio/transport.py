@@ -60,15 +60,22 @@ class StackSocket:
     ``TCP_NODELAY``, ``SO_KEEPALIVE`` and ``TCP_USER_TIMEOUT`` onto the connection.
     """
 
-    __slots__ = ("_connection", "_options", "_sockname")
+    __slots__ = ("_connection", "_options", "_request_flush", "_sockname")
 
     type = socket.SOCK_STREAM
     proto = socket.IPPROTO_TCP
 
-    def __init__(self, connection: TcpEndpoint | None, sockname: SocketAddress) -> None:
+    def __init__(
+        self,
+        connection: TcpEndpoint | None,
+        sockname: SocketAddress,
+        request_flush: Callable[[], None] | None = None,
+    ) -> None:
         self._connection = connection
         self._options: dict[tuple[int, int], int] = {}
         self._sockname = sockname
+        #: Asks the driver for a pass (which re-arms the loop's timer after a new deadline).
+        self._request_flush = request_flush
 
     @property
     def family(self) -> socket.AddressFamily:
@@ -96,6 +103,8 @@ class StackSocket:
             self._connection.set_nodelay(bool(flag))
         elif (level, option) == (socket.SOL_SOCKET, socket.SO_KEEPALIVE):
             self._connection.set_keepalive(bool(flag))
+            if self._request_flush is not None:
+                self._request_flush()  # a pass re-arms the loop's timer for the probes
         elif (level, option) == (socket.IPPROTO_TCP, TCP_USER_TIMEOUT):
             if flag < 0:
                 raise ValueError(f"TCP_USER_TIMEOUT must be >= 0 ms, got {flag}")
@@ -216,7 +225,9 @@ class TcpTransport(asyncio.Transport):
             return self._sockname()
         if name == "socket":
             if self._socket is None:
-                self._socket = StackSocket(self._connection, self._sockname())
+                self._socket = StackSocket(
+                    self._connection, self._sockname(), self._driver.request_flush
+                )
             return self._socket
         return self._extra.get(name, default)
 

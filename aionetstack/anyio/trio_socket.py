@@ -228,6 +228,8 @@ class StackTrioSocket(trio.socket.SocketType):
         self._options[(level, optname)] = flag
         if self._endpoint is not None:
             self._apply_option(level, optname, flag)
+            if (level, optname) == (stdlib_socket.SOL_SOCKET, stdlib_socket.SO_KEEPALIVE):
+                self._stack.running_driver().request_flush()  # re-arms the timer for probes
 
     def _apply_option(self, level: int, optname: int, flag: int) -> None:
         assert self._endpoint is not None

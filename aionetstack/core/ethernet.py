@@ -99,7 +99,9 @@ class EthernetHost:
         return frames
 
     def get_timer(self) -> float | None:
-        deadlines = [d for d in (self.core.get_timer(), self.neighbours.get_timer()) if d]
+        deadlines = [
+            d for d in (self.core.get_timer(), self.neighbours.get_timer()) if d is not None
+        ]
         return min(deadlines) if deadlines else None
 
     def handle_timer(self, now: float) -> None:

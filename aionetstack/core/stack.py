@@ -95,6 +95,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
             self._flushers.append(flush)
         if get_timer is not None and handle_timer is not None:
             self._timers.append((get_timer, handle_timer))
+            self._timer_answered_at = -1  # a new source: the last answer did not ask it
         if statistics is not None:
             self._statistics[statistics[0]] = statistics[1]
 

@@ -474,6 +474,24 @@ async def test_extra_info_shapes() -> None:
         assert await server.received(2) == b"ab"
 
 
+async def test_keepalive_turned_on_by_setsockopt_probes_an_idle_connection() -> None:
+    """SO_KEEPALIVE set on an idle stack: the option asks for a pass, which arms the
+    loop's timer for the first probe (without it nothing would wake the stack)."""
+    config = StackConfig(tcp=TcpConfig(keepalive_idle=0.05, keepalive_interval=0.05))
+    async with stack_pair(config) as (near, far):
+        client, _, _ = await connect(near, far)
+        await until(lambda: near.statistics()["tcp"].get("segments_out", 0) >= 2)
+        [connection] = near.core.tcp.connections
+        sock = transport_of(client).get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        probe_due = connection.next_deadline()
+        assert probe_due is not None
+        await asyncio.sleep(0)  # the pass the option asked for
+        armed = near._driver._timer_deadline  # type: ignore[union-attr]
+        assert armed is not None and armed <= probe_due  # the loop wakes for the probe
+        await until(lambda: near.statistics()["tcp"].get("keepalive_probes_sent", 0) >= 1)
+
+
 async def test_set_protocol_mid_stream() -> None:
     async with stack_pair() as (near, far):
         client, first, _ = await connect(near, far)

@@ -15,13 +15,15 @@ from collections.abc import Iterator
 import pytest
 
 from aionetstack.config import StackConfig
-from aionetstack.core.fragments import IPV4_TIMEOUT
+from aionetstack.core.fragments import IPV4_TIMEOUT, IPV6_TIMEOUT
 from aionetstack.core.stack import StackCore
 from aionetstack.testing.segments import make_segment
 from aionetstack.wire import ipv4, udp
 from aionetstack.wire.tcp import SYN, build_options
 
 US = bytes([198, 18, 0, 2])
+US6 = bytes.fromhex("20010002000000000000000000000002")
+PEER6 = bytes.fromhex("20010002000000000000000000000001")
 PEER = bytes([198, 18, 0, 1])
 INTERCEPTED = bytes([198, 19, 7, 7])
 NOW = 10.0
@@ -34,7 +36,7 @@ def _answers_reused(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 def idle_core() -> StackCore:
-    core = StackCore(["198.18.0.2/24"], rng=random.Random(1), config=StackConfig())
+    core = StackCore(["198.18.0.2/24", "2001:2::2/64"], rng=random.Random(1), config=StackConfig())
     core.intercept.add(["198.19.0.0/16"])
     assert core.get_timer() is None  # answered, and kept
     return core
@@ -94,3 +96,32 @@ def test_a_fired_timer_drops_the_answer() -> None:
     assert deadline is not None
     core.handle_timer(deadline)
     assert core.get_timer() is None
+
+
+def test_a_first_ipv6_fragment_brings_its_reassembly_deadline() -> None:
+    core = idle_core()
+    sender = StackCore(["2001:2::1/64"], rng=random.Random(2))
+    sender.send_echo_request(US6, 1, 2, bytes(3000))
+    first = sender.packets_to_send(NOW)[0]
+    core.receive_packet(first, NOW)
+    assert core.get_timer() == NOW + IPV6_TIMEOUT
+
+
+def test_an_earlier_deadline_beats_a_kept_one() -> None:
+    """Not only None is replaced: a reassembly's 30 s, then a SYN's retransmission."""
+    core = idle_core()
+    header = ipv4.IPv4Header(PEER, US, ipv4.PROTO_UDP, identification=9, dont_fragment=False,
+                             more_fragments=True)  # fmt: skip
+    core.receive_packet(ipv4.build_ipv4(header, bytes(64)), NOW)
+    assert core.get_timer() == NOW + IPV4_TIMEOUT
+    connection = core.tcp.connect(US, PEER, 80, NOW)
+    core.packets_to_send(NOW)
+    deadline = core.get_timer()
+    assert deadline is not None and deadline <= NOW + connection._rtt.rto < NOW + IPV4_TIMEOUT
+
+
+def test_a_source_registered_later_is_asked() -> None:
+    core = idle_core()
+    core.register_transport(253, lambda *args: None, get_timer=lambda: NOW + 5,
+                            handle_timer=lambda now: None)  # fmt: skip
+    assert core.get_timer() == NOW + 5
