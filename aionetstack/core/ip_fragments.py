@@ -81,7 +81,7 @@ class _Fragmenting(HostState):
                 header, bytes(packet[: header.header_length]), header.protocol,
                 bytes(packet[:_QUOTE_LIMIT]),
             )  # fmt: skip
-        self.timer_generation.count += 1  # a new datagram brings its reassembly deadline
+        self.timer_generation.count += 1  # the fragment may start a datagram, and its deadline
         result = self._reassembly4.add(
             key, header.fragment_offset, header.more_fragments, payload, now, first=first
         )
@@ -138,7 +138,7 @@ class _Fragmenting(HostState):
             first = _FirstFragment(
                 header, unfragmentable, fragment.next_header, bytes(packet[:_QUOTE_LIMIT])
             )
-        self.timer_generation.count += 1  # a new datagram brings its reassembly deadline
+        self.timer_generation.count += 1  # the fragment may start a datagram, and its deadline
         result = self._reassembly6.add(
             key, fragment.offset, fragment.more_fragments, data, now, first=first
         )

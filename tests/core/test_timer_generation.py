@@ -42,6 +42,13 @@ def idle_core() -> StackCore:
     return core
 
 
+def receive_first_fragment(core: StackCore, *, identification: int) -> None:
+    """The first fragment of a UDP datagram from PEER: it starts a reassembly."""
+    header = ipv4.IPv4Header(PEER, US, ipv4.PROTO_UDP, identification=identification,
+                             dont_fragment=False, more_fragments=True)  # fmt: skip
+    core.receive_packet(ipv4.build_ipv4(header, bytes(64)), NOW)
+
+
 def test_an_unchanged_generation_asks_no_layer(monkeypatch: pytest.MonkeyPatch) -> None:
     core = idle_core()
     asked = []
@@ -65,9 +72,7 @@ def test_a_tcp_connection_brings_its_retransmission_deadline() -> None:
 
 def test_a_first_fragment_brings_its_reassembly_deadline() -> None:
     core = idle_core()
-    header = ipv4.IPv4Header(PEER, US, ipv4.PROTO_UDP, identification=7, dont_fragment=False,
-                             more_fragments=True)  # fmt: skip
-    core.receive_packet(ipv4.build_ipv4(header, bytes(64)), NOW)
+    receive_first_fragment(core, identification=7)
     assert core.get_timer() == NOW + IPV4_TIMEOUT
 
 
@@ -89,9 +94,7 @@ def test_a_new_udp_flow_brings_its_idle_deadline() -> None:
 def test_a_fired_timer_drops_the_answer() -> None:
     """What fired may leave nothing pending: the past deadline is not answered again."""
     core = idle_core()
-    header = ipv4.IPv4Header(PEER, US, ipv4.PROTO_UDP, identification=8, dont_fragment=False,
-                             more_fragments=True)  # fmt: skip
-    core.receive_packet(ipv4.build_ipv4(header, bytes(64)), NOW)
+    receive_first_fragment(core, identification=8)
     deadline = core.get_timer()
     assert deadline is not None
     core.handle_timer(deadline)
@@ -110,9 +113,7 @@ def test_a_first_ipv6_fragment_brings_its_reassembly_deadline() -> None:
 def test_an_earlier_deadline_beats_a_kept_one() -> None:
     """Not only None is replaced: a reassembly's 30 s, then a SYN's retransmission."""
     core = idle_core()
-    header = ipv4.IPv4Header(PEER, US, ipv4.PROTO_UDP, identification=9, dont_fragment=False,
-                             more_fragments=True)  # fmt: skip
-    core.receive_packet(ipv4.build_ipv4(header, bytes(64)), NOW)
+    receive_first_fragment(core, identification=9)
     assert core.get_timer() == NOW + IPV4_TIMEOUT
     connection = core.tcp.connect(US, PEER, 80, NOW)
     core.packets_to_send(NOW)
