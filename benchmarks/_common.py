@@ -32,7 +32,9 @@ def summary(values: list[float]) -> dict[str, float]:
 
 def machine() -> dict[str, Any]:
     """What the numbers were measured on."""
-    from aionetstack.wire import checksum  # here: the caller has put the checkout on sys.path
+    # Here: the caller has put the checkout on sys.path.
+    from aionetstack.core import gro
+    from aionetstack.wire import checksum
 
     return {
         "python": platform.python_version(),
@@ -41,6 +43,8 @@ def machine() -> dict[str, Any]:
         "processor": platform.processor() or platform.machine(),
         # The checksum's word sum in C (wire/_csum.c built) or its Python fallback.
         "checksum": "C" if checksum.ACCELERATED else "Python",
+        # Software GRO's batch pass in C (core/_gro.c built) or in Python.
+        "gro": "C" if gro.ACCELERATED else "Python",
     }
 
 

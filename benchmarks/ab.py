@@ -6,8 +6,9 @@ A_ROOT and B_ROOT are checkouts (directories holding ``aionetstack/``), e.g. mad
 ``git worktree add`` or ``git archive REV aionetstack | tar -x -C DIR``. Each serves the
 benchmark scenarios over its own TUN (198.18.0.2 and 198.18.1.2); the blocking client
 alternates between them run by run. Every speed claim in docs/performance.md names
-the A/B command that measured it. A checkout holding ``wire/_csum.c`` but not its
-build (a fresh worktree) gets it compiled in place first, as ``pip install`` would.
+the A/B command that measured it. A checkout holding C sources (``wire/_csum.c``,
+``core/_gro.c``) but not their builds (a fresh worktree) gets them compiled in place
+first, as ``pip install`` would.
 """
 
 from __future__ import annotations
@@ -24,21 +25,30 @@ from run import EXTRA, SCENARIOS, Backend, measure, progress, server
 
 from aionetstack.testing.netns import network_namespace
 
+#: The package's C modules (pyproject.toml's ext-modules), by source.
+NATIVE_SOURCES = ("wire/_csum.c", "core/_gro.c")
 
-def build_checksum(tree: str) -> str:
-    """Compile the tree's C word sum in place if it has one not built since its last
-    edit; say which runs."""
-    source = Path(tree) / "aionetstack" / "wire" / "_csum.c"
-    if not source.exists():
-        return "Python (no wire/_csum.c)"
-    built = source.with_name("_csum" + sysconfig.get_config_var("EXT_SUFFIX"))
-    if not built.exists() or built.stat().st_mtime < source.stat().st_mtime:
-        compiler = (sysconfig.get_config_var("CC") or "cc").split()
-        include = sysconfig.get_paths()["include"]
-        flags = ["-O2", "-shared", "-fPIC", "-I", include]
-        command = [*compiler, *flags, str(source), "-o", str(built)]
-        subprocess.run(command, check=True)
-    return "C"
+
+def build_native(tree: str) -> str:
+    """Compile the tree's C modules in place where not built since their last edit (or
+    their shared header's); say which are C."""
+    package = Path(tree) / "aionetstack"
+    header = package / "wire" / "rfc1071.h"
+    found = []
+    for name in NATIVE_SOURCES:
+        source = package / name
+        if not source.exists():
+            continue
+        found.append(name)
+        built = source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
+        newest = max(source.stat().st_mtime, header.stat().st_mtime if header.exists() else 0)
+        if not built.exists() or built.stat().st_mtime < newest:
+            compiler = (sysconfig.get_config_var("CC") or "cc").split()
+            include = sysconfig.get_paths()["include"]
+            flags = ["-O2", "-shared", "-fPIC", "-I", include]
+            command = [*compiler, *flags, str(source), "-o", str(built)]
+            subprocess.run(command, check=True)
+    return "C: " + ", ".join(found) if found else "Python (no C sources)"
 
 
 def main() -> int:
@@ -61,7 +71,7 @@ def main() -> int:
         help="both servers on TunLink(offload=False), MTU 1500 (for the 'no offload' scenarios)",
     )
     args = parser.parse_args()
-    kinds = {tree: build_checksum(tree) for tree in (args.a, args.b)}
+    kinds = {tree: build_native(tree) for tree in (args.a, args.b)}
     plain = ["--no-offload", "--mtu", "1500"] if args.no_offload else []
     # The 'no offload' scenarios run on --no-offload servers only, the others never: a
     # label must say what ran.
@@ -86,7 +96,7 @@ def main() -> int:
             for backend in backends.values():
                 backend.stop()
     progress("")
-    print(f"A = {args.a} (checksum: {kinds[args.a]}), B = {args.b} (checksum: {kinds[args.b]}); "
+    print(f"A = {args.a} ({kinds[args.a]}), B = {args.b} ({kinds[args.b]}); "
           f"{args.runs} alternating runs of {args.seconds} s")  # fmt: skip
     for label, entry in results.items():
         a, b = (entry["backends"][n] for n in ("A", "B"))

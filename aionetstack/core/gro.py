@@ -61,7 +61,15 @@ from ..wire.checksum import ones_complement_sum, word_sum
 from ..wire.tcp import ACK, PSH, TIMESTAMP_PREFIX, seq_lt
 from .stack import StackCore
 
-__all__ = ["Coalescer", "MergedSegment"]
+__all__ = ["ACCELERATED", "Coalescer", "MergedSegment"]
+
+_native_coalesce: Callable[..., tuple[list[object], int, int, int]] | None
+try:
+    from ._gro import coalesce as _native_coalesce
+except ImportError:  # built without a C compiler: coalesce_python does the same
+    _native_coalesce = None
+#: :meth:`Coalescer.coalesce` runs the C pass of ``core/_gro.c``.
+ACCELERATED: Final = _native_coalesce is not None
 
 _IPPROTO_TCP: Final = 6
 #: The largest IPv4 total length and IPv6 payload length (RFC 791 §3.1, RFC 8200 §3).
@@ -211,10 +219,26 @@ class Coalescer:
             core.verify_transport_checksums = verify
 
     def coalesce(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
-        """The batch with each run of mergeable segments replaced by one :class:`MergedSegment`.
+        """The batch with each run of mergeable segments replaced by one :class:`MergedSegment`
+        and runs of pure ACKs thinned.
 
-        Order is kept: a merged segment stands where its run's first segment was.
+        Order is kept: a merged segment stands where its run's first segment was. The
+        work is ``core/_gro.c``'s when it was built (``ACCELERATED``), and otherwise
+        :meth:`coalesce_python`'s: the same items (packets passed on as the same
+        objects) and the same counts.
         """
+        if _native_coalesce is None:
+            return self.coalesce_python(packets)
+        out, merged, segments_merged, acks_thinned = _native_coalesce(
+            packets, self._verify, MergedSegment
+        )
+        self.merged += merged
+        self.segments_merged += segments_merged
+        self.acks_thinned += acks_thinned
+        return out  # type: ignore[return-value]
+
+    def coalesce_python(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
+        """:meth:`coalesce` in Python: the reference for ``core/_gro.c``."""
         out: list[_Item] = []
         append = out.append
         run: _Run | None = None
