@@ -7,8 +7,8 @@ A_ROOT and B_ROOT are checkouts (directories holding ``aionetstack/``), e.g. mad
 benchmark scenarios over its own TUN (198.18.0.2 and 198.18.1.2); the blocking client
 alternates between them run by run. Every speed claim in docs/performance.md names
 the A/B command that measured it. A checkout holding C sources (``wire/_csum.c``,
-``core/_gro.c``) but not their builds (a fresh worktree) gets them compiled in place
-first, as ``pip install`` would.
+``core/_gro.c``, ``link/_gso.c``) but not their builds (a fresh worktree) gets them
+compiled in place first, as ``pip install`` would.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from run import EXTRA, SCENARIOS, Backend, measure, progress, server
 from aionetstack.testing.netns import network_namespace
 
 #: The package's C modules (pyproject.toml's ext-modules), by source.
-NATIVE_SOURCES = ("wire/_csum.c", "core/_gro.c")
+NATIVE_SOURCES = ("wire/_csum.c", "core/_gro.c", "link/_gso.c")
 
 
 def build_native(tree: str) -> str:

@@ -22,17 +22,30 @@ Each piece of a cut TCP packet gets (RFC 9293 §3.1, RFC 3168 §6.1.2, RFC 791 �
 * the TCP checksum and the IPv4 header checksum, computed from sums of the fixed
   parts taken once (RFC 1071 §2: the sum is linear in the 16-bit words), so each
   piece costs one pass over its payload (``word_sum``, see wire/checksum.py).
+
+:func:`cut_tcp_packets`, what the TUN link calls, returns the pieces whole; it is the
+C cut of ``link/_gso.c`` when that module was built (``ACCELERATED``) and otherwise
+:func:`cut_tcp`, the reference, with each piece joined.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 from ..wire.checksum import ones_complement_sum, word_sum
 
-__all__ = ["complete_checksum", "cut_tcp"]
+__all__ = ["ACCELERATED", "complete_checksum", "cut_tcp", "cut_tcp_packets"]
+
+_native_cut: Callable[[bytes | bytearray | memoryview, int, tuple[bytes | memoryview, ...], int],
+                      list[bytes]] | None  # fmt: skip
+try:
+    from ._gso import cut_tcp_packets as _native_cut
+except ImportError:  # built without a C compiler: cut_tcp does the same
+    _native_cut = None
+#: :func:`cut_tcp_packets` runs the C cut of ``link/_gso.c``.
+ACCELERATED: Final = _native_cut is not None
 
 _IPPROTO_TCP: Final = 6
 _IPPROTO_UDP: Final = 17
@@ -184,3 +197,21 @@ def cut_tcp(
         index += 1
         if position >= total:
             return
+
+
+def cut_tcp_packets(
+    packet: bytes | bytearray | memoryview,
+    segment_size: int,
+    tail: tuple[bytes | memoryview, ...] = (),
+    offset: int = 0,
+) -> list[bytes]:
+    """:func:`cut_tcp`'s pieces, each one ``bytes`` (headers then payload), first to last.
+
+    Raises ``ValueError`` for what :func:`cut_tcp` refuses (or a packet too short to
+    read, which :func:`cut_tcp` may report as ``IndexError``).
+    """
+    if _native_cut is not None:
+        return _native_cut(packet, segment_size, tail, offset)
+    return [
+        bytes(headers) + piece for headers, piece in cut_tcp(packet, segment_size, tail, offset)
+    ]

@@ -52,7 +52,7 @@ from ..wire.vnet import (
     build_vnet_header,
 )
 from .receive_pool import LEND_THRESHOLD, ReceivePool
-from .segmentation import complete_checksum, cut_tcp
+from .segmentation import complete_checksum, cut_tcp_packets
 from .tun_device import (
     _MAX_MTU,
     TUN_F_CSUM,
@@ -376,20 +376,20 @@ class TunLink:
         self.software_gso_packets += 1
         try:
             if segment_size > 0:  # cut by segment_size, not the MTU: a lowered path MTU
+                pieces = cut_tcp_packets(packet, segment_size, tail, offset)
+                self.software_gso_segments += len(pieces)
                 fd = self._fd
-                writev = os.writev
-                pieces = sent = written = 0
+                write = os.write
+                sent = written = 0
                 try:
-                    for headers, payload in cut_tcp(packet, segment_size, tail, offset):
-                        pieces += 1
+                    for piece in pieces:
                         try:
-                            written += writev(fd, (headers, payload))
+                            written += write(fd, piece)
                         except OSError as exc:
                             self._write_failed(exc)
                         else:
                             sent += 1
                 finally:
-                    self.software_gso_segments += pieces
                     self.sent_packets += sent
                     self.sent_bytes += written
                 return

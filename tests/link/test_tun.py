@@ -234,11 +234,11 @@ def test_software_gso_failures_are_counted_per_piece(
     segment = segment[:16] + pseudo.to_bytes(2, "big") + segment[18:]
     packet = build_ipv4(IPv4Header(STACK, KERNEL, 6), segment)
 
-    def refuse(fd: int, buffers: object) -> int:
+    def refuse(fd: int, data: object) -> int:
         raise BlockingIOError(errno.EAGAIN, "full")
 
     with monkeypatch.context() as patch:
-        patch.setattr(os, "writev", refuse)
+        patch.setattr(os, "write", refuse)
         link.send_offloaded(packet, 1460, 0.0)
     counts = link.statistics()
     assert counts["send_dropped"] == 3 and counts["sent_packets"] == 0
