@@ -1,0 +1,94 @@
+"""One fuzz input against each C module and its Python twin (``core/_gro.c`` against
+``Coalescer.coalesce_python``, ``link/_gso.c`` against ``cut_tcp``).
+
+:func:`check_native` splits an input into a batch of packets and compares what both
+implementations make of it; a difference raises :class:`NativeMismatchError`. It runs
+under atheris (``tests/fuzz/atheris_native.py``) and hypothesis
+(``tests/fuzz/test_fuzz_native.py``). Input layout: one byte of switches (bit 0: GRO
+verifies checksums; bit 1: packets as views into one buffer; bit 2: the cut's IP
+header after a 14-byte link header), two bytes of the cut's segment size, then
+packets, each a two-byte big-endian length and that many bytes (a length past the
+end takes what is left).
+"""
+
+from __future__ import annotations
+
+from ..core import gro
+from ..core.gro import Coalescer, MergedSegment
+from ..link import segmentation
+
+__all__ = ["NativeMismatchError", "check_native", "native_input"]
+
+
+class NativeMismatchError(AssertionError):
+    """A C module and its Python twin disagreed."""
+
+
+def native_input(packets: list[bytes], *, verify: bool = True, segment_size: int = 1448,
+                 views: bool = False, link_header: bool = False) -> bytes:  # fmt: skip
+    """The input that :func:`check_native` splits into ``packets`` (a corpus seed)."""
+    switches = verify | views << 1 | link_header << 2
+    parts = [bytes([switches]), segment_size.to_bytes(2, "big")]
+    parts += [len(p).to_bytes(2, "big") + p for p in packets]
+    return b"".join(parts)
+
+
+def _split(data: bytes) -> tuple[int, int, list[bytes | memoryview]]:
+    if len(data) < 3:
+        return 0, 1, []
+    switches, segment_size = data[0], int.from_bytes(data[1:3], "big")
+    packets: list[bytes | memoryview] = []
+    view = memoryview(data) if switches & 2 else None
+    at = 3
+    while at + 2 <= len(data):
+        length = int.from_bytes(data[at : at + 2], "big")
+        start, at = at + 2, min(at + 2 + length, len(data))
+        packets.append(view[start:at] if view is not None else data[start:at])
+    return switches, segment_size, packets
+
+
+def check_native(data: bytes) -> None:
+    """Compare both modules with their twins on ``data``; raise :class:`NativeMismatchError`."""
+    switches, segment_size, packets = _split(data)
+    if gro.ACCELERATED:
+        _check_gro(packets, verify=bool(switches & 1))
+    if segmentation.ACCELERATED and packets:
+        _check_gso(packets[0], segment_size, offset=14 if switches & 4 else 0)
+
+
+def _check_gro(packets: list[bytes | memoryview], *, verify: bool) -> None:
+    native = Coalescer(None, verify=verify)  # type: ignore[arg-type]  # coalesce needs no core
+    python = Coalescer(None, verify=verify)  # type: ignore[arg-type]
+    got = native.coalesce(packets)
+    expected = python.coalesce_python(packets)
+    if len(got) != len(expected) or native.statistics() != python.statistics():
+        raise NativeMismatchError(f"GRO: {len(got)} items, {native.statistics()}; "
+                             f"Python {len(expected)}, {python.statistics()}")  # fmt: skip
+    for index, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
+        if isinstance(theirs, MergedSegment):
+            same = (
+                isinstance(mine, MergedSegment)
+                and mine.packet == theirs.packet
+                and mine.count == theirs.count
+            )
+        else:
+            same = mine is theirs
+        if not same:
+            raise NativeMismatchError(f"GRO: item {index} differs")
+
+
+def _check_gso(packet: bytes | memoryview, segment_size: int, *, offset: int) -> None:
+    if len(packet) > offset and segment_size and -(-len(packet) // segment_size) > 4096:
+        return  # a 1-byte cut of a 64 KB packet: valid, but slow for a fuzzer's input
+    try:
+        expected = [
+            bytes(h) + bytes(p) for h, p in segmentation.cut_tcp(packet, segment_size, (), offset)
+        ]
+    except (ValueError, IndexError):
+        try:
+            segmentation.cut_tcp_packets(packet, segment_size, (), offset)
+        except ValueError:
+            return
+        raise NativeMismatchError("GSO: the C cut took what cut_tcp refuses") from None
+    if segmentation.cut_tcp_packets(packet, segment_size, (), offset) != expected:
+        raise NativeMismatchError("GSO: pieces differ")
