@@ -106,13 +106,14 @@ class TunLink:
       device's addresses as they are.
     * ``mtu``: the device MTU, set on the device if it differs.
     * ``offload``: negotiate checksum and segmentation offload (the default; see
-      the module docs). ``offload=False`` keeps MTU-sized packets and Python
-      checksums, several times slower for bulk data even with software GSO (below)
-      and the driver's software GRO (``core/gro.py``).
+      the module docs). ``offload=False`` keeps MTU-sized packets and computes
+      checksums in the stack: slower for bulk data (one system call per packet)
+      even with software GSO (below) and the driver's software GRO
+      (``core/gro.py``).
     * ``software_gso``: without offload, still take TCP super-packets from the core
       (``transmit_offload``, ``max_packet_size`` 65535) and cut them into MTU-sized
-      packets here, completing checksums in Python (link/segmentation.py); the
-      default. ``False`` leaves the core to send one MSS per segment.
+      packets here, completing their checksums (link/segmentation.py: in C when
+      ``link/_gso.c`` was built); the default. ``False`` leaves the core to send one MSS per segment.
     * ``multi_queue``: attach one queue of a multi-queue TUN (``IFF_MULTI_QUEUE``),
       creating the device if it does not exist; every queue must use the same
       ``offload``. Attaching to a device created without ``IFF_MULTI_QUEUE``
