@@ -133,6 +133,15 @@ cut(const unsigned char *packet, Py_ssize_t offset, Py_ssize_t ip_length, Py_ssi
     memset(headers + start + 16, 0, 2);
     uint64_t fixed = pseudo + rfc1071_sum(headers + start, tcp_length);
     Py_ssize_t total = payload->length;
+    /* The IPv4 total length or IPv6 payload length of the largest piece (RFC 791 §3.1,
+     * RFC 8200 §3) must fit its 16 bits. */
+    Py_ssize_t largest = total < segment_size ? total : segment_size;
+    if ((version == 4 ? ip_length : 0) + tcp_length + largest > 0xFFFF) {
+        PyMem_Free(headers);
+        PyErr_SetString(PyExc_ValueError,
+                        "a piece would be longer than the IP length field allows");
+        return NULL;
+    }
     Py_ssize_t last_start = total ? ((total - 1) / segment_size) * segment_size : 0;
     Py_ssize_t count = total ? (total - 1) / segment_size + 1 : 1;
     PyObject *pieces = PyList_New(count);
@@ -290,6 +299,11 @@ static PyMethodDef methods[] = {
 static struct PyModuleDef_Slot slots[] = {
 #if PY_VERSION_HEX >= 0x030C0000
     {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* No state; the input is held as buffers (their length fixed while exported) and
+     * the tuple of tail buffers cannot change. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
 #endif
     {0, NULL},
 };

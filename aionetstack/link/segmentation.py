@@ -160,6 +160,10 @@ def cut_tcp(
     headers[start + 16 : start + 18] = bytes(2)
     fixed = pseudo + int.from_bytes(headers[start:end], "big")
     total = len(payload)
+    # The IPv4 total length or IPv6 payload length of the largest piece (RFC 791 §3.1,
+    # RFC 8200 §3) must fit its 16 bits.
+    if (ip_length if version == 4 else 0) + tcp_length + min(segment_size, total) > _MASK:
+        raise ValueError("a piece would be longer than the IP length field allows")
     last_start = ((total - 1) // segment_size) * segment_size if total else 0
     pack16 = _U16.pack_into
     pack32 = _U32.pack_into

@@ -113,7 +113,8 @@ class TunLink:
     * ``software_gso``: without offload, still take TCP super-packets from the core
       (``transmit_offload``, ``max_packet_size`` 65535) and cut them into MTU-sized
       packets here, completing their checksums (link/segmentation.py: in C when
-      ``link/_gso.c`` was built); the default. ``False`` leaves the core to send one MSS per segment.
+      ``link/_gso.c`` was built); the default. ``False`` leaves the core to send one
+      MSS per segment.
     * ``multi_queue``: attach one queue of a multi-queue TUN (``IFF_MULTI_QUEUE``),
       creating the device if it does not exist; every queue must use the same
       ``offload``. Attaching to a device created without ``IFF_MULTI_QUEUE``

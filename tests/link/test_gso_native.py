@@ -130,6 +130,14 @@ def test_arguments_that_are_not_a_cut_are_refused() -> None:
     with pytest.raises(TypeError):
         cut("text", 1448, (), 0)  # type: ignore[arg-type]
     assert len(cut(packet, 1448, (), 0)) == 3
+    # A piece longer than the IP length field can say (found in review): refused alike.
+    small = partial_packet(4, bytes(1000), 0x18, 1, b"", 0, b"")
+    for implementation in (cut, reference):
+        with pytest.raises(ValueError, match="longer than the IP length field"):
+            implementation(small, 100_000, (bytes(70_000),), 0)
+        assert [len(p) for p in implementation(small, 65_495, (bytes(64_495),), 0)] == [65_535]
+        with pytest.raises(ValueError, match="longer than the IP length field"):
+            implementation(small, 65_496, (bytes(64_536),), 0)
     short_header = packet[:32] + bytes([0x40]) + packet[33:]  # TCP data offset 4: 16 bytes
     with pytest.raises(ValueError, match="TCP header truncated"):
         reference(short_header, 1448, (), 0)
