@@ -11,3 +11,9 @@ def coalesce(
     merged_type: Callable[[bytes, int], object],
     /,
 ) -> tuple[list[object], int, int, int]: ...
+
+def thin_acks(
+    packets: Sequence[bytes | bytearray | memoryview],
+    verify: bool,
+    /,
+) -> tuple[list[object], int, int, int]: ...

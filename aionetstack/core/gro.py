@@ -64,11 +64,14 @@ from .stack import StackCore
 __all__ = ["ACCELERATED", "Coalescer", "MergedSegment"]
 
 _native_coalesce: Callable[..., tuple[list[object], int, int, int]] | None
+_native_thin_acks: Callable[..., tuple[list[object], int, int, int]] | None
 try:
     from ._gro import coalesce as _native_coalesce
-except ImportError:  # built without a C compiler: coalesce_python does the same
-    _native_coalesce = None
-#: :meth:`Coalescer.coalesce` runs the C pass of ``core/_gro.c``.
+    from ._gro import thin_acks as _native_thin_acks
+except ImportError:  # built without a C compiler: the *_python methods do the same
+    _native_coalesce = _native_thin_acks = None
+#: :meth:`Coalescer.coalesce` and :meth:`Coalescer.thin_acks` run the C passes of
+#: ``core/_gro.c``.
 ACCELERATED: Final = _native_coalesce is not None
 
 _IPPROTO_TCP: Final = 6
@@ -330,7 +333,18 @@ class Coalescer:
     def thin_acks(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
         """The batch with its runs of pure ACKs thinned and nothing merged: the pass for a
         link whose kernel merged the data already. It looks into pure-ACK-sized packets
-        only; any other packet ends every run (fewer thinned, never a wrong one)."""
+        only; any other packet ends every run (fewer thinned, never a wrong one).
+
+        ``core/_gro.c``'s when built (``ACCELERATED``), else :meth:`thin_acks_python`'s:
+        the same items (the same objects) and the same count."""
+        if _native_thin_acks is None:
+            return self.thin_acks_python(packets)
+        out, _, _, acks_thinned = _native_thin_acks(packets, self._verify)
+        self.acks_thinned += acks_thinned
+        return out  # type: ignore[return-value]
+
+    def thin_acks_python(self, packets: Sequence[bytes | memoryview]) -> list[_Item]:
+        """:meth:`thin_acks` in Python: the reference for ``core/_gro.c``."""
         out: list[_Item] = []
         append = out.append
         acks: dict[bytes, list[int]] = {}

@@ -1,5 +1,6 @@
 """One fuzz input against each C module and its Python twin (``core/_gro.c`` against
-``Coalescer.coalesce_python``, ``link/_gso.c`` against ``cut_tcp``).
+``Coalescer.coalesce_python`` and ``thin_acks_python``, ``link/_gso.c`` against
+``cut_tcp``).
 
 :func:`check_native` splits an input into a batch of packets and compares what both
 implementations make of it; a difference raises :class:`NativeMismatchError`. It runs
@@ -12,6 +13,8 @@ end takes what is left).
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 from ..core import gro
 from ..core.gro import Coalescer, MergedSegment
@@ -57,13 +60,21 @@ def check_native(data: bytes) -> None:
 
 
 def _check_gro(packets: list[bytes | memoryview], *, verify: bool) -> None:
-    native = Coalescer(None, verify=verify)  # type: ignore[arg-type]  # coalesce needs no core
-    python = Coalescer(None, verify=verify)  # type: ignore[arg-type]
-    got = native.coalesce(packets)
-    expected = python.coalesce_python(packets)
+    for thin_only in (False, True):
+        native = Coalescer(None, verify=verify)  # type: ignore[arg-type]  # the passes need no core
+        python = Coalescer(None, verify=verify)  # type: ignore[arg-type]
+        if thin_only:
+            _compare(native.thin_acks(packets), native, python.thin_acks_python(packets), python)
+        else:
+            _compare(native.coalesce(packets), native, python.coalesce_python(packets), python)
+
+
+def _compare(
+    got: Sequence[object], native: Coalescer, expected: Sequence[object], python: Coalescer
+) -> None:
     if len(got) != len(expected) or native.statistics() != python.statistics():
         raise NativeMismatchError(f"GRO: {len(got)} items, {native.statistics()}; "
-                             f"Python {len(expected)}, {python.statistics()}")  # fmt: skip
+                                  f"Python {len(expected)}, {python.statistics()}")  # fmt: skip
     for index, (mine, theirs) in enumerate(zip(got, expected, strict=True)):
         if isinstance(theirs, MergedSegment):
             same = (

@@ -152,6 +152,13 @@ def both(
     return native, list(native.coalesce(packets)), python, list(python.coalesce_python(packets))
 
 
+def both_thin(
+    packets: Sequence[bytes | bytearray | memoryview], *, verify: bool
+) -> tuple[Coalescer, list[object], Coalescer, list[object]]:
+    native, python = Coalescer(None, verify=verify), Coalescer(None, verify=verify)  # type: ignore[arg-type]
+    return native, list(native.thin_acks(packets)), python, list(python.thin_acks_python(packets))
+
+
 def assert_same(
     packets: Sequence[object], native: Coalescer, got: list[object], python: Coalescer,
     expected: list[object],
@@ -178,12 +185,24 @@ def test_the_c_pass_equals_the_python_one(packets: list[bytes], form: str, verif
 
 
 @needs_c
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.sampled_from(["bytes", "bytearray", "view"]), st.booleans())
+def test_the_c_ack_pass_equals_the_python_one(
+    packets: list[bytes], form: str, verify: bool
+) -> None:
+    """The ACK-only pass of an offload link (``thin_acks``): the same items and count."""
+    given_packets = as_given(packets, form)
+    assert_same(given_packets, *both_thin(given_packets, verify=verify))
+
+
+@needs_c
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.binary(min_size=0, max_size=80), max_size=30), st.booleans())
 def test_the_c_pass_equals_the_python_one_on_arbitrary_bytes(
     packets: list[bytes], verify: bool
 ) -> None:
     assert_same(packets, *both(packets, verify=verify))
+    assert_same(packets, *both_thin(packets, verify=verify))
 
 
 @needs_c
@@ -317,6 +336,67 @@ def test_each_rule_alike(batch: list[bytes], verify: bool, expected: list[object
         for item in want
     ]  # fmt: skip
     assert shape == expected
+
+
+def pure_ack6(ack: int, *, options: bytes = b"") -> bytes:
+    return packet(6, 1, 1, 0, ACK, ack, 4000, options, 64)
+
+
+def flipped(made: bytes, offset: int) -> bytes:
+    """``made`` with the byte at ``offset`` inverted (checksums left as they were)."""
+    return edited(made, (offset, made[offset] ^ 0xFF))
+
+
+def bad_ip_header(made: bytes) -> bytes:
+    """An IPv4 packet whose header checksum is one off (its TCP checksum still right)."""
+    raw = bytearray(made)
+    raw[10:12] = (((raw[10] << 8 | raw[11]) + 1) % 0xFFFF).to_bytes(2, "big")
+    return bytes(raw)
+
+
+TS_OPTIONS = build_options(timestamp=(7, 9))
+#: The ACK-only pass (thin_acks): (name, batch, verify, expected as in SCENARIOS).
+THIN_SCENARIOS: list[tuple[str, list[bytes], bool, list[object]]] = [
+    ("IPv4: the first and the newest stay",
+     [pure_ack(n) for n in (1, 2, 3, 4)], True, [0, 3]),
+    ("IPv4 with timestamps", [pure_ack(n, options=TS_OPTIONS) for n in (1, 2, 3)], True, [0, 2]),
+    ("IPv6: the first and the newest stay", [pure_ack6(n) for n in (1, 2, 3, 4)], True, [0, 3]),
+    ("IPv6 with timestamps", [pure_ack6(n, options=TS_OPTIONS) for n in (1, 2, 3)], True, [0, 2]),
+    ("any other packet ends every run",
+     [pure_ack(1), pure_ack(2), data(0), pure_ack(3), pure_ack(4)], True, [0, 1, 2, 3, 4]),
+    ("a wrong IPv4 header checksum is never thinned, verifying or not",
+     [pure_ack(1), pure_ack(2), bad_ip_header(pure_ack(3))], False, [0, 1, 2]),
+    ("reserved bits keep an ACK",
+     [pure_ack(1), pure_ack(2), edited(pure_ack(3), (32, 0x51))], False, [0, 1, 2]),
+    ("an IPv6 ACK with SACK blocks is kept",
+     [pure_ack6(1), pure_ack6(2),
+      pure_ack6(3, options=build_options(timestamp=(7, 9), sack_blocks=[(100, 200)]))],
+     True, [0, 1, 2]),
+    ("an ACK run is of one sequence number",
+     [pure_ack(1), pure_ack(2), pure_ack(3, seq=2), pure_ack(4, seq=2)], True, [0, 1, 2, 3]),
+    ("a TCP checksum is checked when verifying",
+     [pure_ack(1), pure_ack(2), flipped(pure_ack(3), 36)], True, [0, 1, 2]),
+    ("IPv6: a TCP checksum is checked when verifying",
+     [pure_ack6(1), pure_ack6(2), flipped(pure_ack6(3), 56)], True, [0, 1, 2]),
+    ("IPv6: reserved bits keep an ACK",
+     [pure_ack6(1), pure_ack6(2), edited(pure_ack6(3), (52, 0x51))], False, [0, 1, 2]),
+    ("IPv6: another next header is not TCP",
+     [pure_ack6(1), pure_ack6(2), edited(pure_ack6(3), (6, 0))], False, [0, 1, 2]),
+    ("IPv6: the payload length must match",
+     [pure_ack6(1), pure_ack6(2), edited(pure_ack6(3), (5, 19))], False, [0, 1, 2]),
+]  # fmt: skip
+
+
+@needs_c
+@pytest.mark.parametrize(
+    ("batch", "verify", "expected"),
+    [pytest.param(*case[1:], id=case[0]) for case in THIN_SCENARIOS],
+)
+def test_each_ack_rule_alike(batch: list[bytes], verify: bool, expected: list[object]) -> None:
+    """Each rule of ``thin_acks``, in a batch where breaking it changes the output."""
+    native, got, python, want = both_thin(batch, verify=verify)
+    assert_same(batch, native, got, python, want)
+    assert [next(i for i, p in enumerate(batch) if p is item) for item in want] == expected
 
 
 @needs_c
