@@ -82,11 +82,16 @@ typedef struct {
     int closed;
 } Run;
 
+/* A payload merged into the open run: its packet's index and where the payload starts. */
+typedef struct {
+    Py_ssize_t packet;
+    Py_ssize_t offset;
+} Piece;
+
 typedef struct {
     Py_buffer *views;
     PyObject **objects;
-    Py_ssize_t *pieces; /* the packet index of each payload merged into the open run */
-    Py_ssize_t *piece_offsets;
+    Piece *pieces; /* coalesce only: the open run's merged payloads */
     Py_ssize_t piece_count;
     Flow *flows;
     size_t flow_mask;
@@ -164,8 +169,8 @@ flush_run(Batch *batch, Run *run)
     memcpy(p, first->buf, first->len);
     Py_ssize_t at = first->len;
     for (Py_ssize_t i = 0; i < batch->piece_count; i++) {
-        const Py_buffer *view = &batch->views[batch->pieces[i]];
-        Py_ssize_t offset = batch->piece_offsets[i];
+        const Py_buffer *view = &batch->views[batch->pieces[i].packet];
+        Py_ssize_t offset = batch->pieces[i].offset;
         memcpy(p + at, (const unsigned char *)view->buf + offset, view->len - offset);
         at += view->len - offset;
     }
@@ -320,8 +325,7 @@ take_packet(Batch *batch, Run *run, Py_ssize_t index, int verify)
             && run->header_end - run->ip_length - 20 == options_length
             && memcmp((const unsigned char *)batch->views[run->first].buf + ip_length + 20,
                       p + ip_length + 20, options_length) == 0) {
-            batch->pieces[batch->piece_count] = index;
-            batch->piece_offsets[batch->piece_count] = header_end;
+            batch->pieces[batch->piece_count] = (Piece){index, header_end};
             batch->piece_count += 1;
             run->total += size;
             run->next_seq = end;
@@ -349,8 +353,7 @@ alone: /* a duplicate or a reordered segment goes on alone and starts no run */
     if (close_run(batch, run) < 0) {
         return -1;
     }
-    flow->has_end = 1;
-    flow->end = end;
+    flow->end = end; /* has_end is set: by close_run (the run's flow) or it led here */
     return append_packet(batch, index);
 not_tcp: /* a packet of no known TCP flow ends the run and every run of ACKs */
     if (close_run(batch, run) < 0) {
@@ -429,8 +432,7 @@ run_batch(PyObject *packets, PyObject *verify_flag, PyObject *merged_type, int m
     Batch batch = {
         .views = PyMem_Calloc(count ? count : 1, sizeof(Py_buffer)),
         .objects = objects,
-        .pieces = PyMem_Malloc((count ? count : 1) * sizeof(Py_ssize_t)),
-        .piece_offsets = PyMem_Malloc((count ? count : 1) * sizeof(Py_ssize_t)),
+        .pieces = merge ? PyMem_Malloc((count ? count : 1) * sizeof(Piece)) : NULL,
         .flows = PyMem_Calloc(capacity, sizeof(Flow)),
         .flow_mask = capacity - 1,
         .ack_generation = 1,
@@ -439,7 +441,7 @@ run_batch(PyObject *packets, PyObject *verify_flag, PyObject *merged_type, int m
     };
     Py_ssize_t held = 0;
     PyObject *result = NULL;
-    if (!batch.views || !batch.pieces || !batch.piece_offsets || !batch.flows) {
+    if (!batch.views || (merge && !batch.pieces) || !batch.flows) {
         PyErr_NoMemory();
         goto done;
     }
@@ -470,7 +472,6 @@ done:
     }
     PyMem_Free(batch.views);
     PyMem_Free(batch.pieces);
-    PyMem_Free(batch.piece_offsets);
     PyMem_Free(batch.flows);
     Py_XDECREF(batch.out);
     Py_DECREF(sequence);

@@ -146,17 +146,15 @@ def as_given(packets: list[bytes], form: str) -> list[bytes | bytearray | memory
 
 
 def both(
-    packets: Sequence[bytes | bytearray | memoryview], *, verify: bool
+    packets: Sequence[bytes | bytearray | memoryview], *, verify: bool, thin: bool = False
 ) -> tuple[Coalescer, list[object], Coalescer, list[object]]:
+    """The C pass and its Python twin on ``packets``: ``coalesce`` and
+    ``coalesce_python``, or with ``thin`` the ACK-only ``thin_acks`` and
+    ``thin_acks_python``."""
     native, python = Coalescer(None, verify=verify), Coalescer(None, verify=verify)  # type: ignore[arg-type]
-    return native, list(native.coalesce(packets)), python, list(python.coalesce_python(packets))
-
-
-def both_thin(
-    packets: Sequence[bytes | bytearray | memoryview], *, verify: bool
-) -> tuple[Coalescer, list[object], Coalescer, list[object]]:
-    native, python = Coalescer(None, verify=verify), Coalescer(None, verify=verify)  # type: ignore[arg-type]
-    return native, list(native.thin_acks(packets)), python, list(python.thin_acks_python(packets))
+    if thin:
+        return native, native.thin_acks(packets), python, python.thin_acks_python(packets)  # type: ignore[return-value]
+    return native, native.coalesce(packets), python, python.coalesce_python(packets)  # type: ignore[return-value]
 
 
 def assert_same(
@@ -192,7 +190,7 @@ def test_the_c_ack_pass_equals_the_python_one(
 ) -> None:
     """The ACK-only pass of an offload link (``thin_acks``): the same items and count."""
     given_packets = as_given(packets, form)
-    assert_same(given_packets, *both_thin(given_packets, verify=verify))
+    assert_same(given_packets, *both(given_packets, verify=verify, thin=True))
 
 
 @needs_c
@@ -202,7 +200,7 @@ def test_the_c_pass_equals_the_python_one_on_arbitrary_bytes(
     packets: list[bytes], verify: bool
 ) -> None:
     assert_same(packets, *both(packets, verify=verify))
-    assert_same(packets, *both_thin(packets, verify=verify))
+    assert_same(packets, *both(packets, verify=verify, thin=True))
 
 
 @needs_c
@@ -394,7 +392,7 @@ THIN_SCENARIOS: list[tuple[str, list[bytes], bool, list[object]]] = [
 )
 def test_each_ack_rule_alike(batch: list[bytes], verify: bool, expected: list[object]) -> None:
     """Each rule of ``thin_acks``, in a batch where breaking it changes the output."""
-    native, got, python, want = both_thin(batch, verify=verify)
+    native, got, python, want = both(batch, verify=verify, thin=True)
     assert_same(batch, native, got, python, want)
     assert [next(i for i, p in enumerate(batch) if p is item) for item in want] == expected
 
