@@ -26,7 +26,6 @@ from run import EXTRA, SCENARIOS, Backend, measure, progress, server
 from aionetstack.testing.netns import network_namespace
 
 #: The package's C modules (pyproject.toml's ext-modules), by source.
-NATIVE_SOURCES = ("wire/_csum.c", "core/_gro.c", "link/_gso.c")
 
 
 def build_native(tree: str) -> str:
@@ -35,11 +34,8 @@ def build_native(tree: str) -> str:
     package = Path(tree) / "aionetstack"
     header = package / "wire" / "rfc1071.h"
     found = []
-    for name in NATIVE_SOURCES:
-        source = package / name
-        if not source.exists():
-            continue
-        found.append(name)
+    for source in sorted(package.glob("*/_*.c")):  # every C module (pyproject's ext-modules)
+        found.append(str(source.relative_to(package)))
         built = source.with_name(source.stem + sysconfig.get_config_var("EXT_SUFFIX"))
         newest = max(source.stat().st_mtime, header.stat().st_mtime if header.exists() else 0)
         if not built.exists() or built.stat().st_mtime < newest:
@@ -70,9 +66,17 @@ def main() -> int:
         action="store_true",
         help="both servers on TunLink(offload=False), MTU 1500 (for the 'no offload' scenarios)",
     )
+    parser.add_argument(
+        "--settle-allocator",
+        action="store_true",
+        help="both servers free one 4 MiB block first (server.py): each server process "
+        "lasts all its runs, so glibc's mode it lands in would otherwise decide an upload A/B",
+    )
     args = parser.parse_args()
     kinds = {tree: build_native(tree) for tree in (args.a, args.b)}
     plain = ["--no-offload", "--mtu", "1500"] if args.no_offload else []
+    if args.settle_allocator:
+        plain.append("--settle-allocator")
     # The 'no offload' scenarios run on --no-offload servers only, the others never: a
     # label must say what ran.
     pool = EXTRA if args.no_offload else SCENARIOS

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Final
 
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
-from ..wire.checksum import internet_checksum, pseudo_header_sum, word_sum
+from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.error import WireError
+from ..wire.plain_tcp4 import parse_plain_tcp4
 from .host import UNSPECIFIED6, HostState, IpHeader, TransportHandler
 from .icmp_input import _IcmpInput
 from .ip_fragments import _Fragmenting
@@ -159,35 +160,22 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         from a plausible source to one of our own addresses. Returns False, having changed
         nothing, for anything else; :meth:`receive_packet` then does the full checks (and
         counts the drops). Accepts exactly what the full path accepts, in the same order of
-        checks, without building an :class:`~.host.IpHeader`."""
-        if len(data) < ipv4.IPV4_HEADER_LENGTH:
+        checks, without building an :class:`~.host.IpHeader`: the checksums and headers
+        are ``wire/plain_tcp4.py``'s (one C call where built), the addresses ours."""
+        fields = parse_plain_tcp4(data, self._verify_header, self._verify_transport)
+        if fields is None:
             return False
-        _, _, total, _, fragment, ttl, protocol, _, source, destination = ipv4.HEADER.unpack_from(
-            data
-        )
+        source = fields[0]
         if (
-            protocol != ipv4.PROTO_TCP
-            or not ipv4.IPV4_HEADER_LENGTH <= total <= len(data)
-            or fragment & ipv4.FRAGMENT_BITS
-            or not ttl
-            or destination not in self.routes.local_addresses
+            fields[1] not in self.routes.local_addresses
             or source in self._refused_sources
             or source[0] in _MARTIAN_FIRST_OCTETS
-        ):
-            return False
-        # RFC 1071: a header with its checksum in place sums to 0xFFFF, i.e. its word sum
-        # is a non-zero multiple of 0xFFFF (never zero here: the first byte is 0x45).
-        if self._verify_header and word_sum(data[:20]) % 0xFFFF:
-            return False
-        segment = memoryview(data)[ipv4.IPV4_HEADER_LENGTH : total]
-        if self._verify_transport and not _transport_checksum_ok(
-            source, destination, segment, ipv4.PROTO_TCP
         ):
             return False
         stats = self.ip_stats
         stats["received"] += 1
         stats["delivered"] += 1
-        self.tcp.receive_segment(source, destination, segment, now)
+        self.tcp.receive_fields(*fields, now)
         return True
 
     def packets_to_send(self, now: float) -> list[bytes | OffloadedPacket]:

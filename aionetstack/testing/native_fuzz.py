@@ -1,13 +1,14 @@
 """One fuzz input against each C module and its Python twin (``core/_gro.c`` against
 ``Coalescer.coalesce_python`` and ``thin_acks_python``, ``link/_gso.c`` against
-``cut_tcp``).
+``cut_tcp``, ``wire/_plain_tcp4.c`` against ``parse_plain_tcp4_python``).
 
 :func:`check_native` splits an input into a batch of packets and compares what both
 implementations make of it; a difference raises :class:`NativeMismatchError`. It runs
 under atheris (``tests/fuzz/atheris_native.py``) and hypothesis
 (``tests/fuzz/test_fuzz_native.py``). Input layout: one byte of switches (bit 0: GRO
-verifies checksums; bit 1: packets as views into one buffer; bit 2: the cut's IP
-header after a 14-byte link header), two bytes of the cut's segment size, then
+and the classification verify TCP checksums; bit 1: packets as views into one buffer;
+bit 2: the cut's IP header after a 14-byte link header; bit 3: the classification
+verifies IP header checksums), two bytes of the cut's segment size, then
 packets, each a two-byte big-endian length and that many bytes (a length past the
 end takes what is left).
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from ..core import gro
 from ..core.gro import Coalescer, MergedSegment
 from ..link import segmentation
+from ..wire import plain_tcp4
 
 __all__ = ["NativeMismatchError", "check_native", "native_input"]
 
@@ -28,9 +30,10 @@ class NativeMismatchError(AssertionError):
 
 
 def native_input(packets: list[bytes], *, verify: bool = True, segment_size: int = 1448,
-                 views: bool = False, link_header: bool = False) -> bytes:  # fmt: skip
+                 views: bool = False, link_header: bool = False,
+                 verify_header: bool = True) -> bytes:  # fmt: skip
     """The input that :func:`check_native` splits into ``packets`` (a corpus seed)."""
-    switches = verify | views << 1 | link_header << 2
+    switches = verify | views << 1 | link_header << 2 | verify_header << 3
     parts = [bytes([switches]), segment_size.to_bytes(2, "big")]
     parts += [len(p).to_bytes(2, "big") + p for p in packets]
     return b"".join(parts)
@@ -57,6 +60,27 @@ def check_native(data: bytes) -> None:
         _check_gro(packets, verify=bool(switches & 1))
     if segmentation.ACCELERATED and packets:
         _check_gso(packets[0], segment_size, offset=14 if switches & 4 else 0)
+    if plain_tcp4.ACCELERATED:
+        for packet in packets:
+            _check_classification(packet, bool(switches & 8), bool(switches & 1))
+
+
+def _check_classification(
+    packet: bytes | memoryview, verify_header: bool, verify_transport: bool
+) -> None:
+    got = plain_tcp4.parse_plain_tcp4(packet, verify_header, verify_transport)
+    expected = plain_tcp4.parse_plain_tcp4_python(packet, verify_header, verify_transport)
+    if _as_bytes(got) != _as_bytes(expected):
+        raise NativeMismatchError(f"classification: {got!r}; Python {expected!r}")
+
+
+def _as_bytes(answer: plain_tcp4.PlainTcp4 | None) -> object:
+    """The answer with its views as (type, bytes), comparable with ``==``."""
+    if answer is None:
+        return None
+    return tuple(
+        ("view", field.tobytes()) if isinstance(field, memoryview) else field for field in answer
+    )
 
 
 def _check_gro(packets: list[bytes | memoryview], *, verify: bool) -> None:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from aionetstack.core.stack import StackCore
 from aionetstack.testing.segments import make_segment
 from aionetstack.wire import ipv4
-from aionetstack.wire.tcp import SYN, build_options
+from aionetstack.wire.tcp import ACK, PSH, SYN, build_options
 
 US = bytes([198, 18, 0, 2])
 PEER = bytes([198, 18, 0, 1])
@@ -27,6 +27,20 @@ def syn_packet(*, ttl: int = 64, source: bytes = PEER, destination: bytes = US) 
                               timestamp=(5, 0)),
     )  # fmt: skip
     return ipv4.build_ipv4(ipv4.IPv4Header(source, destination, ipv4.PROTO_TCP, ttl=ttl), segment)
+
+
+def ack_packet(options: bytes) -> bytes:
+    """A data segment (no connection for it: the answer is a RST) with ``options``."""
+    segment = make_segment(
+        PEER, US, 40000, 80, seq=1000, ack=5, flags=ACK | PSH, options=options, payload=b"hi"
+    )
+    return ipv4.build_ipv4(ipv4.IPv4Header(PEER, US, ipv4.PROTO_TCP), segment)
+
+
+#: NOP NOP TS (RFC 7323 Appendix A): the layout the C classification unpacks itself.
+TIMESTAMPS = bytes((1, 1, 8, 10)) + bytes(range(8))
+#: An MSS option of length 1: parse_options refuses it (``drops_bad_option``).
+MALFORMED = bytes((2, 1, 0, 0))
 
 
 def run(data: bytes, *, inline: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
@@ -60,6 +74,25 @@ def test_a_valid_segment_takes_the_inline_path_with_the_full_paths_result(
 
 
 @pytest.mark.parametrize(
+    ("data", "counter"),
+    [
+        (syn_packet(), "segments_in"),
+        (ack_packet(TIMESTAMPS), "resets_sent"),
+        (ack_packet(b""), "resets_sent"),
+        (ack_packet(MALFORMED), "drops_bad_option"),
+    ],
+    ids=["syn-options", "timestamps", "no-options", "malformed-options"],
+)
+def test_each_option_layout_is_taken_inline_with_the_full_paths_result(
+    data: bytes, counter: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stats, out, taken = run(data, inline=True, monkeypatch=monkeypatch)
+    assert taken == [True]
+    assert (stats, out) == run(data, inline=False, monkeypatch=monkeypatch)[:2]
+    assert stats["tcp"][counter] == 1  # type: ignore[index]
+
+
+@pytest.mark.parametrize(
     "data",
     [
         syn_packet(ttl=0),  # RFC 1122 §3.2.1.7
@@ -80,9 +113,15 @@ def test_packets_the_full_path_drops_are_never_taken_inline(
 
 
 @settings(max_examples=600, deadline=None)
-@given(st.integers(min_value=0, max_value=71), st.integers(min_value=0, max_value=255))
-def test_any_corrupted_byte_gets_the_same_verdict_either_way(position: int, value: int) -> None:
-    data = bytearray(syn_packet())
+@given(
+    st.sampled_from([syn_packet(), ack_packet(TIMESTAMPS), ack_packet(MALFORMED)]),
+    st.integers(min_value=0, max_value=71),
+    st.integers(min_value=0, max_value=255),
+)
+def test_any_corrupted_byte_gets_the_same_verdict_either_way(
+    packet: bytes, position: int, value: int
+) -> None:
+    data = bytearray(packet)
     data[position % len(data)] = value
     with pytest.MonkeyPatch.context() as monkeypatch:
         inline = run(bytes(data), inline=True, monkeypatch=monkeypatch)[:2]

@@ -5,7 +5,9 @@
 
 Each input is a batch of packets (see aionetstack.testing.native_fuzz): software
 GRO's C pass (core/_gro.c) must give what ``Coalescer.coalesce_python`` gives, and
-software GSO's C cut (link/_gso.c) the pieces of ``cut_tcp``. A finding is any
+software GSO's C cut (link/_gso.c) the pieces of ``cut_tcp``, and the receive
+classification (wire/_plain_tcp4.c) the answer of ``parse_plain_tcp4_python`` for each
+packet. A finding is any
 exception (``NativeMismatchError`` for a difference), a crash of the interpreter (the
 C code), a hang past ``-timeout`` seconds or memory past ``-rss_limit_mb``. Build
 the modules with ``-fsanitize=address`` and run with libasan preloaded to catch

@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 from aionetstack.core import gro
 from aionetstack.link import segmentation
 from aionetstack.testing.native_fuzz import NativeMismatchError, check_native, native_input
+from aionetstack.wire import plain_tcp4
 
 CORPUS = Path(__file__).parent / "corpus" / "native"
 SEEDS = sorted(CORPUS.glob("*.bin"))
 
 pytestmark = pytest.mark.skipif(
-    not (gro.ACCELERATED and segmentation.ACCELERATED), reason="the C modules were not built"
+    not (gro.ACCELERATED and segmentation.ACCELERATED and plain_tcp4.ACCELERATED),
+    reason="the C modules were not built",
 )
 
 
@@ -59,3 +61,20 @@ def test_a_mismatch_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(gro, "_native_coalesce", lossy)
     with pytest.raises(NativeMismatchError):
         check_native(native_input([bytes(50), bytes(60)]))
+
+
+def test_a_classification_mismatch_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The check can fail: a C classification that swaps the ports is caught."""
+    real = plain_tcp4.parse_plain_tcp4
+
+    def swapped(*args: object) -> object:
+        answer = real(*args)  # type: ignore[arg-type]
+        if answer is None:
+            return None
+        source, destination, sport, dport, *rest = answer
+        return (source, destination, dport, sport, *rest)
+
+    monkeypatch.setattr(plain_tcp4, "parse_plain_tcp4", swapped)
+    seed = next(path for path in SEEDS if b"\x02\x04\x05\xb4" in path.read_bytes())
+    with pytest.raises(NativeMismatchError, match="classification"):
+        check_native(seed.read_bytes())

@@ -95,24 +95,29 @@ def test_the_c_sum_is_built_where_required() -> None:
 
 def test_the_stack_checksums_alike_without_the_c_sum() -> None:
     """The checksum, segmentation, GRO and inline IPv4 suites pass with the C modules made
-    unimportable (the word sum's, GRO's and GSO's, as an install without a compiler has)."""
+    unimportable (the word sum's, GRO's, GSO's and the receive classification's, as an
+    install without a compiler has)."""
     script = textwrap.dedent("""
         import sys
         sys.modules["aionetstack.wire._csum"] = None  # what an install without a compiler has
         sys.modules["aionetstack.core._gro"] = None
         sys.modules["aionetstack.link._gso"] = None
+        sys.modules["aionetstack.wire._plain_tcp4"] = None
         from aionetstack.core import gro
         from aionetstack.wire import checksum
         assert not checksum.ACCELERATED and checksum.word_sum is checksum.word_sum_python
         assert not gro.ACCELERATED
         from aionetstack.link import segmentation
         assert not segmentation.ACCELERATED
+        from aionetstack.wire import plain_tcp4
+        assert not plain_tcp4.ACCELERATED
         import pytest
         sys.exit(pytest.main(["-q", "-p", "no:cacheprovider", *sys.argv[1:]]))
     """)
     suites = ["tests/wire/test_checksum.py", "tests/link/test_segmentation.py",
               "tests/core/test_gro.py", "tests/wire/test_tcp.py",
-              "tests/core/test_ipv4_tcp_inline.py", "tests/link/test_gso_native.py"]  # fmt: skip
+              "tests/core/test_ipv4_tcp_inline.py", "tests/link/test_gso_native.py",
+              "tests/wire/test_plain_tcp4_native.py"]  # fmt: skip
     environment = {k: v for k, v in os.environ.items() if k != "AIONETSTACK_REQUIRE_ACCEL"}
     result = subprocess.run(
         [sys.executable, "-c", script, *suites],

@@ -248,27 +248,47 @@ class TcpLayer(_PassiveOpen):
         self, source: bytes, destination: bytes, segment: memoryview, now: float
     ) -> None:
         """One segment addressed to us (checksum already verified). Never raises on bad input."""
-        self.now = now
-        stats = self.stats
-        stats["segments_in"] += 1
         if len(segment) < _TCP_HEADER_LENGTH:
-            stats["drops_truncated"] += 1
+            self._drop_malformed("drops_truncated", now)
             return
         sport, dport, seq, ack, offset, flags, window, _checksum, _urgent = HEADER.unpack_from(
             segment
         )
         header_length = (offset >> 4) << 2
         if header_length < _TCP_HEADER_LENGTH or header_length > len(segment):
-            stats["drops_bad_header_length"] += 1
+            self._drop_malformed("drops_bad_header_length", now)
             return
-        options: TcpOptions | None = None
-        if header_length > _TCP_HEADER_LENGTH:
+        self.receive_fields(
+            source, destination, sport, dport, seq, ack, flags, window,
+            segment[_TCP_HEADER_LENGTH:header_length] if header_length > _TCP_HEADER_LENGTH
+            else None,
+            segment[header_length:], now,
+        )  # fmt: skip
+
+    def _drop_malformed(self, reason: str, now: float) -> None:
+        self.now = now
+        stats = self.stats
+        stats["segments_in"] += 1
+        stats[reason] += 1
+
+    def receive_fields(  # noqa: PLR0917
+        self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
+        flags: int, window: int, options: TcpOptions | memoryview | None, payload: memoryview,
+        now: float,
+    ) -> None:  # fmt: skip
+        """One segment addressed to us, its header unpacked (checksum already verified;
+        :func:`~aionetstack.wire.plain_tcp4.parse_plain_tcp4`'s fields). ``options``: the
+        parsed options, ``None`` (none), or the option bytes to parse. Never raises on bad
+        input."""
+        self.now = now
+        stats = self.stats
+        stats["segments_in"] += 1
+        if type(options) is memoryview:
             try:
-                options = parse_options(segment[_TCP_HEADER_LENGTH:header_length])
+                options = parse_options(options)
             except WireError as error:
                 stats[f"drops_{error.reason}"] += 1
                 return
-        payload = segment[header_length:]
         connection = self._connections.get((destination, dport, source, sport))
         if connection is not None:
             reopen = connection.segment_arrives(seq, ack, flags, window, options, payload, now)

@@ -1,0 +1,316 @@
+/* The receive classification of the commonest packet in C: TCP in IPv4 without IP
+ * options or fragments, its checksums checked and its TCP header unpacked in one call
+ * (wire/plain_tcp4.py has the contract and parse_plain_tcp4_python, the reference and
+ * the fallback; tests/wire/test_plain_tcp4_native.py holds the two to one answer for
+ * every packet it draws).
+ *
+ * bind(options_type): the class parse answers a timestamp-only option layout with
+ * (wire/tcp.py's TcpOptions); called once, by plain_tcp4.py, before parse.
+ *
+ * parse(data, verify_header, verify_transport) -> None or (source, destination,
+ * sport, dport, seq, ack, flags, window, options, payload). None: not that packet, or
+ * a checksum or header check failed (the caller's full path then looks again and
+ * counts the drop). options: None for a 20-byte TCP header; a TcpOptions holding only
+ * the timestamps for the NOP NOP TS layout (RFC 7323 Appendix A); otherwise a view of
+ * the option bytes. payload: a view of data. Nothing is kept between calls.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "rfc1071.h"
+
+/* RFC 791 §3.1: version 4, IHL 5; the header's length; protocol 6 (RFC 9293). */
+#define V4_NO_OPTIONS 0x45
+#define IPV4_HEADER_LENGTH 20
+#define PROTO_TCP 6
+/* RFC 791 §3.1: the flags and fragment offset field less DF: MF and the offset. */
+#define IPV4_FRAGMENT_FIELD 0x3FFF
+/* RFC 9293 §3.1: the fixed TCP header; NOP NOP TS is 12 more bytes (RFC 7323). */
+#define TCP_HEADER_LENGTH 20
+#define TIMESTAMP_HEADER_LENGTH 32
+static const unsigned char TIMESTAMP_PREFIX[4] = {1, 1, 8, 10};
+
+/* TcpOptions' fields, in declaration order (bind checks them against __slots__). */
+#define OPTION_FIELDS 5
+static const char *const FIELD_NAMES[OPTION_FIELDS] = {
+    "mss", "window_scale", "sack_permitted", "timestamp", "sack_blocks",
+};
+
+typedef struct {
+    PyTypeObject *options_type; /* NULL until bind */
+    PyObject *field_names[OPTION_FIELDS];
+} ModuleState;
+
+static inline uint32_t
+be16(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 8 | p[1];
+}
+
+static inline uint32_t
+be32(const unsigned char *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* A TcpOptions holding (tsval, tsecr) and every other field at its default. */
+static PyObject *
+timestamp_options(ModuleState *state, uint32_t tsval, uint32_t tsecr)
+{
+    PyTypeObject *type = state->options_type;
+    PyObject *values[OPTION_FIELDS];
+    PyObject *options;
+    PyObject *timestamp = Py_BuildValue("(kk)", (unsigned long)tsval, (unsigned long)tsecr);
+    PyObject *no_blocks = PyTuple_New(0);
+    int index;
+    int failed = 0;
+    if (timestamp == NULL || no_blocks == NULL) {
+        Py_XDECREF(timestamp);
+        Py_XDECREF(no_blocks);
+        return NULL;
+    }
+    values[0] = Py_None;
+    values[1] = Py_None;
+    values[2] = Py_False;
+    values[3] = timestamp;
+    values[4] = no_blocks;
+    options = type->tp_alloc(type, 0);
+    for (index = 0; options != NULL && index < OPTION_FIELDS && !failed; index++) {
+        failed = PyObject_GenericSetAttr(options, state->field_names[index], values[index]) < 0;
+    }
+    Py_DECREF(timestamp);
+    Py_DECREF(no_blocks);
+    if (failed) {
+        Py_CLEAR(options);
+    }
+    return options;
+}
+
+/* data[start:stop] as a memoryview (a view of a view when data is one). */
+static PyObject *
+view_slice(PyObject *data, Py_ssize_t start, Py_ssize_t stop)
+{
+    PyObject *whole;
+    PyObject *part;
+    if (PyMemoryView_Check(data)) {
+        return PySequence_GetSlice(data, start, stop);
+    }
+    whole = PyMemoryView_FromObject(data);
+    if (whole == NULL) {
+        return NULL;
+    }
+    part = PySequence_GetSlice(whole, start, stop);
+    Py_DECREF(whole);
+    return part;
+}
+
+/* The fields, or Py_None when the packet is not the plain case or fails a check. */
+static PyObject *
+classify(ModuleState *state, PyObject *data, const unsigned char *p, Py_ssize_t length,
+         int verify_header, int verify_transport)
+{
+    Py_ssize_t total, header_length;
+    const unsigned char *tcp;
+    PyObject *options;
+    PyObject *payload;
+    if (length < IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH || p[0] != V4_NO_OPTIONS) {
+        Py_RETURN_NONE;
+    }
+    total = (Py_ssize_t)be16(p + 2);
+    if (p[9] != PROTO_TCP || total < IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH
+        || total > length || be16(p + 6) & IPV4_FRAGMENT_FIELD || p[8] == 0) {
+        Py_RETURN_NONE;
+    }
+    /* RFC 1071: a header with its checksum in place sums to a non-zero multiple of
+     * 0xFFFF (never zero: the first byte is 0x45). */
+    if (verify_header && rfc1071_sum(p, IPV4_HEADER_LENGTH) % 0xFFFF) {
+        Py_RETURN_NONE;
+    }
+    tcp = p + IPV4_HEADER_LENGTH;
+    if (verify_transport) {
+        /* RFC 9293 §3.1: the pseudo-header (addresses, protocol, TCP length) and the
+         * segment sum to a multiple of 0xFFFF when the checksum is right (never to 0:
+         * the protocol is in it). */
+        uint64_t sum = (uint64_t)be16(p + 12) + be16(p + 14) + be16(p + 16) + be16(p + 18)
+                       + PROTO_TCP + (uint64_t)(total - IPV4_HEADER_LENGTH)
+                       + rfc1071_sum(tcp, total - IPV4_HEADER_LENGTH);
+        if (sum % 0xFFFF) {
+            Py_RETURN_NONE;
+        }
+    }
+    header_length = (Py_ssize_t)(tcp[12] >> 4) << 2;
+    if (header_length < TCP_HEADER_LENGTH || header_length > total - IPV4_HEADER_LENGTH) {
+        Py_RETURN_NONE;
+    }
+    if (header_length == TCP_HEADER_LENGTH) {
+        options = Py_NewRef(Py_None);
+    } else if (header_length == TIMESTAMP_HEADER_LENGTH
+               && memcmp(tcp + TCP_HEADER_LENGTH, TIMESTAMP_PREFIX, 4) == 0) {
+        options = timestamp_options(state, be32(tcp + 24), be32(tcp + 28));
+    } else {
+        options = view_slice(data, IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH,
+                             IPV4_HEADER_LENGTH + header_length);
+    }
+    if (options == NULL) {
+        return NULL;
+    }
+    payload = view_slice(data, IPV4_HEADER_LENGTH + header_length, total);
+    if (payload == NULL) {
+        Py_DECREF(options);
+        return NULL;
+    }
+    return Py_BuildValue(
+        "(y#y#kkkkkkNN)", (const char *)p + 12, (Py_ssize_t)4, (const char *)p + 16,
+        (Py_ssize_t)4, (unsigned long)be16(tcp), (unsigned long)be16(tcp + 2),
+        (unsigned long)be32(tcp + 4), (unsigned long)be32(tcp + 8), (unsigned long)tcp[13],
+        (unsigned long)be16(tcp + 14), options, payload);
+}
+
+static PyObject *
+parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    Py_buffer view;
+    PyObject *answer;
+    int verify_header, verify_transport;
+    if (nargs != 3) {
+        PyErr_Format(PyExc_TypeError, "parse() takes 3 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    if (state->options_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "parse() before bind(options_type)");
+        return NULL;
+    }
+    verify_header = PyObject_IsTrue(args[1]);
+    verify_transport = PyObject_IsTrue(args[2]);
+    if (verify_header < 0 || verify_transport < 0) {
+        return NULL;
+    }
+    if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
+        return NULL;
+    }
+    answer = classify(state, args[0], (const unsigned char *)view.buf, view.len,
+                      verify_header, verify_transport);
+    PyBuffer_Release(&view);
+    return answer;
+}
+
+static PyObject *
+bind(PyObject *module, PyObject *options_type)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    PyObject *slots;
+    int index;
+    if (!PyType_Check(options_type)) {
+        PyErr_SetString(PyExc_TypeError, "bind() takes a class");
+        return NULL;
+    }
+    /* Its slots must be the five fields timestamp_options sets, in this order. */
+    slots = PyObject_GetAttrString(options_type, "__slots__");
+    if (slots == NULL) {
+        return NULL;
+    }
+    if (!PyTuple_Check(slots) || PyTuple_GET_SIZE(slots) != OPTION_FIELDS) {
+        Py_DECREF(slots);
+        PyErr_SetString(PyExc_TypeError, "bind(): the class's __slots__ are not TcpOptions'");
+        return NULL;
+    }
+    for (index = 0; index < OPTION_FIELDS; index++) {
+        PyObject *name = PyTuple_GET_ITEM(slots, index);
+        if (!PyUnicode_Check(name) || PyUnicode_CompareWithASCIIString(name, FIELD_NAMES[index])) {
+            Py_DECREF(slots);
+            PyErr_SetString(PyExc_TypeError, "bind(): the class's __slots__ are not TcpOptions'");
+            return NULL;
+        }
+    }
+    Py_DECREF(slots);
+    Py_XSETREF(state->options_type, (PyTypeObject *)Py_NewRef(options_type));
+    Py_RETURN_NONE;
+}
+
+static int
+module_exec(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    int index;
+    state->options_type = NULL;
+    for (index = 0; index < OPTION_FIELDS; index++) {
+        state->field_names[index] = PyUnicode_InternFromString(FIELD_NAMES[index]);
+        if (state->field_names[index] == NULL) {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int
+module_traverse(PyObject *module, visitproc visit, void *arg)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    if (state != NULL) {
+        Py_VISIT(state->options_type);
+    }
+    return 0;
+}
+
+static int
+module_clear(PyObject *module)
+{
+    ModuleState *state = (ModuleState *)PyModule_GetState(module);
+    int index;
+    if (state != NULL) {
+        Py_CLEAR(state->options_type);
+        for (index = 0; index < OPTION_FIELDS; index++) {
+            Py_CLEAR(state->field_names[index]);
+        }
+    }
+    return 0;
+}
+
+static void
+module_free(void *module)
+{
+    module_clear((PyObject *)module);
+}
+
+static PyMethodDef methods[] = {
+    {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
+     "parse($module, data, verify_header, verify_transport, /)\n--\n\n"
+     "A plain IPv4 TCP packet's fields, or None (see wire/plain_tcp4.py)."},
+    {"bind", bind, METH_O,
+     "bind($module, options_type, /)\n--\n\n"
+     "The TcpOptions class that parse answers the timestamp-only layout with."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef_Slot slots[] = {
+    {Py_mod_exec, module_exec},
+#if PY_VERSION_HEX >= 0x030C0000
+    {Py_mod_multiple_interpreters, Py_MOD_PER_INTERPRETER_GIL_SUPPORTED},
+#endif
+#if PY_VERSION_HEX >= 0x030D0000
+    /* parse reads its state (set once by bind) and holds the buffer while it reads. */
+    {Py_mod_gil, Py_MOD_GIL_NOT_USED},
+#endif
+    {0, NULL},
+};
+
+static struct PyModuleDef module_definition = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "aionetstack.wire._plain_tcp4",
+    .m_doc = "The plain IPv4 TCP receive classification in C (see wire/plain_tcp4.py).",
+    .m_size = sizeof(ModuleState),
+    .m_methods = methods,
+    .m_slots = slots,
+    .m_traverse = module_traverse,
+    .m_clear = module_clear,
+    .m_free = module_free,
+};
+
+PyMODINIT_FUNC
+PyInit__plain_tcp4(void)
+{
+    return PyModuleDef_Init(&module_definition);
+}
