@@ -11,7 +11,6 @@ def coalesce(
     merged_type: Callable[[bytes, int], object],
     /,
 ) -> tuple[list[object], int, int, int]: ...
-
 def thin_acks(
     packets: Sequence[bytes | bytearray | memoryview],
     verify: bool,

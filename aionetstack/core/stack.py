@@ -31,9 +31,6 @@ __all__ = ["COMPLETE", "IpHeader", "OffloadedPacket", "StackCore"]
 
 #: RFC 4443 §3.4 parameter problem code 1: unrecognized Next Header type.
 _UNRECOGNIZED_NEXT_HEADER: Final = 1
-#: RFC 1122 §3.2.1.3 / RFC 6890: 0/8 "this network", 127/8 loopback, 224/4 multicast
-#: and 240/4 reserved are never the source of a packet we accept.
-_MARTIAN_FIRST_OCTETS = frozenset([0, 127, *range(224, 256)])
 #: RFC 791 §3.1: version 4, IHL 5 (no options): the first byte of most packets.
 _V4_NO_OPTIONS: Final = 0x45
 
@@ -134,7 +131,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         ):
             stats["dropped_not_for_us"] += 1  # we are a host: no forwarding (RFC 1122 §3.3.1)
             return
-        if header.source in self._refused_sources or header.source[0] in _MARTIAN_FIRST_OCTETS:
+        if header.source in self._refused_sources or header.source[0] in ipv4.MARTIAN_FIRST_OCTETS:
             stats["dropped_bad_source"] += 1  # RFC 1122 §3.2.1.3
             return
         packet = memoryview(data)
@@ -159,18 +156,15 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         """The commonest packet, handled inline: TCP in IPv4 without options or fragments,
         from a plausible source to one of our own addresses. Returns False, having changed
         nothing, for anything else; :meth:`receive_packet` then does the full checks (and
-        counts the drops). Accepts exactly what the full path accepts, in the same order of
-        checks, without building an :class:`~.host.IpHeader`: the checksums and headers
-        are ``wire/plain_tcp4.py``'s (one C call where built), the addresses ours."""
-        fields = parse_plain_tcp4(data, self._verify_header, self._verify_transport)
+        counts the drops). Accepts exactly what the full path accepts, without building an
+        :class:`~.host.IpHeader`: every check is
+        ``wire/plain_tcp4.py``'s (one C call where built), given our addresses and the
+        sources we refuse."""
+        fields = parse_plain_tcp4(
+            data, self._verify_header, self._verify_transport, self.routes.local_addresses,
+            self._refused_sources,
+        )  # fmt: skip
         if fields is None:
-            return False
-        source = fields[0]
-        if (
-            fields[1] not in self.routes.local_addresses
-            or source in self._refused_sources
-            or source[0] in _MARTIAN_FIRST_OCTETS
-        ):
             return False
         stats = self.ip_stats
         stats["received"] += 1

@@ -16,6 +16,7 @@ end takes what is left).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Final
 
 from ..core import gro
 from ..core.gro import Coalescer, MergedSegment
@@ -65,11 +66,18 @@ def check_native(data: bytes) -> None:
             _check_classification(packet, bool(switches & 8), bool(switches & 1))
 
 
+#: The classification's sets: both ends of the seeds' packets (198.18.0.1 and .2) are
+#: "ours", so the other rules decide; 198.18.0.9 is a refused source.
+_OURS: Final = frozenset([bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])])
+_REFUSED: Final = frozenset([bytes([198, 18, 0, 9])])
+
+
 def _check_classification(
     packet: bytes | memoryview, verify_header: bool, verify_transport: bool
 ) -> None:
-    got = plain_tcp4.parse_plain_tcp4(packet, verify_header, verify_transport)
-    expected = plain_tcp4.parse_plain_tcp4_python(packet, verify_header, verify_transport)
+    arguments = (packet, verify_header, verify_transport, _OURS, _REFUSED)
+    got = plain_tcp4.parse_plain_tcp4(*arguments)
+    expected = plain_tcp4.parse_plain_tcp4_python(*arguments)
     if _as_bytes(got) != _as_bytes(expected):
         raise NativeMismatchError(f"classification: {got!r}; Python {expected!r}")
 

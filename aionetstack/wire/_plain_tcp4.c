@@ -7,12 +7,15 @@
  * bind(options_type): the class parse answers a timestamp-only option layout with
  * (wire/tcp.py's TcpOptions); called once, by plain_tcp4.py, before parse.
  *
- * parse(data, verify_header, verify_transport) -> None or (source, destination,
- * sport, dport, seq, ack, flags, window, options, payload). None: not that packet, or
- * a checksum or header check failed (the caller's full path then looks again and
- * counts the drop). options: None for a 20-byte TCP header; a TcpOptions holding only
- * the timestamps for the NOP NOP TS layout (RFC 7323 Appendix A); otherwise a view of
- * the option bytes. payload: a view of data. Nothing is kept between calls.
+ * parse(data, verify_header, verify_transport, destinations, refused_sources) -> None
+ * or (source, destination, sport, dport, seq, ack, flags, window, options, payload).
+ * None: not that packet, not to one of destinations (a set of 4-byte addresses), from
+ * one of refused_sources (a set) or a martian source, or a checksum or header check
+ * failed (the caller's full path then looks again and counts the drop). options: None
+ * for a 20-byte TCP header; a TcpOptions holding only the timestamps for the NOP NOP
+ * TS layout (RFC 7323 Appendix A); otherwise a view of the option bytes. payload: a
+ * view of data. data must be a contiguous buffer of bytes (TypeError otherwise).
+ * Nothing is kept between calls.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -106,29 +109,42 @@ view_slice(PyObject *data, Py_ssize_t start, Py_ssize_t stop)
     return part;
 }
 
-/* The fields, or Py_None when the packet is not the plain case or fails a check. */
-static PyObject *
-classify(ModuleState *state, PyObject *data, const unsigned char *p, Py_ssize_t length,
-         int verify_header, int verify_transport)
+/* RFC 1122 §3.2.1.3 / RFC 6890: 0/8 "this network", 127/8 loopback, 224/4 multicast
+ * and 240/4 reserved are never the source of a packet we accept. */
+static inline int
+martian_first_octet(unsigned char octet)
 {
-    Py_ssize_t total, header_length;
-    const unsigned char *tcp;
-    PyObject *options;
-    PyObject *payload;
+    return octet == 0 || octet == 127 || octet >= 224;
+}
+
+/* The rules read from the IP header alone (the addresses' sets aside): 1 when they
+ * hold. */
+static int
+plain_shape(const unsigned char *p, Py_ssize_t length)
+{
+    Py_ssize_t total;
     if (length < IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH || p[0] != V4_NO_OPTIONS) {
-        Py_RETURN_NONE;
+        return 0;
     }
     total = (Py_ssize_t)be16(p + 2);
-    if (p[9] != PROTO_TCP || total < IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH
-        || total > length || be16(p + 6) & IPV4_FRAGMENT_FIELD || p[8] == 0) {
-        Py_RETURN_NONE;
-    }
+    return p[9] == PROTO_TCP && total >= IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH
+           && total <= length && !(be16(p + 6) & IPV4_FRAGMENT_FIELD) && p[8] != 0
+           && !martian_first_octet(p[12]);
+}
+
+/* The checksums (as asked) and the TCP data offset of a packet of plain_shape: 1 when
+ * they hold. */
+static int
+sound(const unsigned char *p, int verify_header, int verify_transport)
+{
+    Py_ssize_t total = (Py_ssize_t)be16(p + 2);
+    const unsigned char *tcp = p + IPV4_HEADER_LENGTH;
+    Py_ssize_t header_length = (Py_ssize_t)(tcp[12] >> 4) << 2;
     /* RFC 1071: a header with its checksum in place sums to a non-zero multiple of
      * 0xFFFF (never zero: the first byte is 0x45). */
     if (verify_header && rfc1071_sum(p, IPV4_HEADER_LENGTH) % 0xFFFF) {
-        Py_RETURN_NONE;
+        return 0;
     }
-    tcp = p + IPV4_HEADER_LENGTH;
     if (verify_transport) {
         /* RFC 9293 §3.1: the pseudo-header (addresses, protocol, TCP length) and the
          * segment sum to a multiple of 0xFFFF when the checksum is right (never to 0:
@@ -137,13 +153,22 @@ classify(ModuleState *state, PyObject *data, const unsigned char *p, Py_ssize_t 
                        + PROTO_TCP + (uint64_t)(total - IPV4_HEADER_LENGTH)
                        + rfc1071_sum(tcp, total - IPV4_HEADER_LENGTH);
         if (sum % 0xFFFF) {
-            Py_RETURN_NONE;
+            return 0;
         }
     }
-    header_length = (Py_ssize_t)(tcp[12] >> 4) << 2;
-    if (header_length < TCP_HEADER_LENGTH || header_length > total - IPV4_HEADER_LENGTH) {
-        Py_RETURN_NONE;
-    }
+    return header_length >= TCP_HEADER_LENGTH && header_length <= total - IPV4_HEADER_LENGTH;
+}
+
+/* The answer's tuple for a packet found sound; steals source and destination. */
+static PyObject *
+fields(ModuleState *state, PyObject *data, const unsigned char *p, PyObject *source,
+       PyObject *destination)
+{
+    Py_ssize_t total = (Py_ssize_t)be16(p + 2);
+    const unsigned char *tcp = p + IPV4_HEADER_LENGTH;
+    Py_ssize_t header_length = (Py_ssize_t)(tcp[12] >> 4) << 2;
+    PyObject *options;
+    PyObject *payload = NULL;
     if (header_length == TCP_HEADER_LENGTH) {
         options = Py_NewRef(Py_None);
     } else if (header_length == TIMESTAMP_HEADER_LENGTH
@@ -153,19 +178,65 @@ classify(ModuleState *state, PyObject *data, const unsigned char *p, Py_ssize_t 
         options = view_slice(data, IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH,
                              IPV4_HEADER_LENGTH + header_length);
     }
-    if (options == NULL) {
-        return NULL;
+    if (options != NULL) {
+        payload = view_slice(data, IPV4_HEADER_LENGTH + header_length, total);
     }
-    payload = view_slice(data, IPV4_HEADER_LENGTH + header_length, total);
     if (payload == NULL) {
-        Py_DECREF(options);
+        Py_XDECREF(options);
+        Py_DECREF(source);
+        Py_DECREF(destination);
         return NULL;
     }
+    /* "N" takes each reference, even when the tuple cannot be made. */
     return Py_BuildValue(
-        "(y#y#kkkkkkNN)", (const char *)p + 12, (Py_ssize_t)4, (const char *)p + 16,
-        (Py_ssize_t)4, (unsigned long)be16(tcp), (unsigned long)be16(tcp + 2),
-        (unsigned long)be32(tcp + 4), (unsigned long)be32(tcp + 8), (unsigned long)tcp[13],
-        (unsigned long)be16(tcp + 14), options, payload);
+        "(NNkkkkkkNN)", source, destination, (unsigned long)be16(tcp),
+        (unsigned long)be16(tcp + 2), (unsigned long)be32(tcp + 4),
+        (unsigned long)be32(tcp + 8), (unsigned long)tcp[13], (unsigned long)be16(tcp + 14),
+        options, payload);
+}
+
+/* The fields, or Py_None when the packet is not the plain case, not ours or fails a
+ * check. */
+static PyObject *
+classify(ModuleState *state, PyObject *data, const unsigned char *p, Py_ssize_t length,
+         int verify_header, int verify_transport, PyObject *destinations,
+         PyObject *refused_sources)
+{
+    PyObject *source;
+    PyObject *destination;
+    int found;
+    if (!plain_shape(p, length)) {
+        Py_RETURN_NONE;
+    }
+    /* The addresses before the checksums: an intercepting stack sees mostly packets to
+     * other addresses, which its full path takes (and checks) anyway. */
+    destination = PyBytes_FromStringAndSize((const char *)p + 16, 4);
+    if (destination == NULL) {
+        return NULL;
+    }
+    found = PySet_Contains(destinations, destination);
+    if (found != 1) {
+        Py_DECREF(destination);
+        if (found < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    source = PyBytes_FromStringAndSize((const char *)p + 12, 4);
+    if (source == NULL) {
+        Py_DECREF(destination);
+        return NULL;
+    }
+    found = PySet_Contains(refused_sources, source);
+    if (found != 0 || !sound(p, verify_header, verify_transport)) {
+        Py_DECREF(source);
+        Py_DECREF(destination);
+        if (found < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    return fields(state, data, p, source, destination);
 }
 
 static PyObject *
@@ -175,12 +246,17 @@ parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_buffer view;
     PyObject *answer;
     int verify_header, verify_transport;
-    if (nargs != 3) {
-        PyErr_Format(PyExc_TypeError, "parse() takes 3 arguments (%zd given)", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "parse() takes 5 arguments (%zd given)", nargs);
         return NULL;
     }
     if (state->options_type == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "parse() before bind(options_type)");
+        return NULL;
+    }
+    if (!PyAnySet_Check(args[3]) || !PyAnySet_Check(args[4])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "parse(): destinations and refused_sources must be sets");
         return NULL;
     }
     verify_header = PyObject_IsTrue(args[1]);
@@ -191,8 +267,13 @@ parse(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (PyObject_GetBuffer(args[0], &view, PyBUF_SIMPLE) < 0) {
         return NULL;
     }
+    if (view.itemsize != 1) {
+        PyBuffer_Release(&view);
+        PyErr_SetString(PyExc_TypeError, "parse(): data must be a buffer of bytes");
+        return NULL;
+    }
     answer = classify(state, args[0], (const unsigned char *)view.buf, view.len,
-                      verify_header, verify_transport);
+                      verify_header, verify_transport, args[3], args[4]);
     PyBuffer_Release(&view);
     return answer;
 }
@@ -277,7 +358,8 @@ module_free(void *module)
 
 static PyMethodDef methods[] = {
     {"parse", (PyCFunction)(void (*)(void))parse, METH_FASTCALL,
-     "parse($module, data, verify_header, verify_transport, /)\n--\n\n"
+     "parse($module, data, verify_header, verify_transport, destinations,\n"
+     "      refused_sources, /)\n--\n\n"
      "A plain IPv4 TCP packet's fields, or None (see wire/plain_tcp4.py)."},
     {"bind", bind, METH_O,
      "bind($module, options_type, /)\n--\n\n"

@@ -8,5 +8,10 @@ from .tcp import TcpOptions
 
 def bind(options_type: type[TcpOptions], /) -> None: ...
 def parse(
-    data: bytes | bytearray | memoryview, verify_header: bool, verify_transport: bool, /
+    data: bytes | bytearray | memoryview,
+    verify_header: bool,
+    verify_transport: bool,
+    destinations: frozenset[bytes],
+    refused_sources: frozenset[bytes],
+    /,
 ) -> PlainTcp4 | None: ...

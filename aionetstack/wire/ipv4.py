@@ -17,6 +17,7 @@ __all__ = [
     "FRAGMENT_BITS",
     "HEADER",
     "IPV4_HEADER_LENGTH",
+    "MARTIAN_FIRST_OCTETS",
     "PROTO_ICMP",
     "PROTO_ICMPV6",
     "PROTO_TCP",
@@ -47,6 +48,9 @@ _OFFSET_MASK: Final = 0x1FFF
 HEADER: Final = struct.Struct("!BBHHHBBH4s4s")
 #: MF and the fragment offset: either set makes a packet a fragment (RFC 791 §3.1).
 FRAGMENT_BITS: Final = _FLAG_MF | _OFFSET_MASK
+#: RFC 1122 §3.2.1.3 / RFC 6890: 0/8 "this network", 127/8 loopback, 224/4 multicast
+#: and 240/4 reserved are never the source of a packet a host accepts.
+MARTIAN_FIRST_OCTETS: Final = frozenset([0, 127, *range(224, 256)])
 #: The words of a :func:`simple_ipv4_header` that never change: version/IHL/TOS and DF.
 _FIXED_WORDS: Final = 0x4500 + _FLAG_DF
 

@@ -4,8 +4,10 @@ or fragments (RFC 791 §3.1, RFC 9293 §3.1), checked and unpacked in one call.
 :func:`parse_plain_tcp4` is ``wire/_plain_tcp4.c``'s when that module was built
 (``ACCELERATED``) and otherwise :func:`parse_plain_tcp4_python`, its reference: the
 same answer for every input, held to it by ``tests/wire/test_plain_tcp4_native.py``.
-It answers ``None`` for anything else and for a packet failing a check (the caller's
-full path then looks at it again and counts the drop under its reason), or the tuple
+It answers ``None`` for anything else, for a packet not to one of ``destinations``
+(our addresses) or from one of ``refused_sources`` or a martian source, and for a
+packet failing a check (the caller's full path then looks at it again and counts the
+drop under its reason), or the tuple
 :data:`PlainTcp4`: ``(source, destination, sport, dport, seq, ack, flags, window,
 options, payload)``. ``options`` is ``None`` for a 20-byte TCP header, a
 :class:`~.tcp.TcpOptions` holding the timestamps alone for the NOP NOP TS layout that
@@ -14,9 +16,13 @@ bytes for :func:`~.tcp.parse_options`; ``payload`` is a view of ``data``.
 
 The checks, in order: version 4 with a 20-byte header, room for two fixed headers,
 protocol TCP, a total length between 40 and the packet's, no fragment (MF or an
-offset), TTL not 0 (RFC 1122 §3.2.1.7), the header checksum (``verify_header``),
-the TCP checksum over the pseudo-header (``verify_transport``), and a TCP data
-offset between 5 words and the segment's length.
+offset), TTL not 0 (RFC 1122 §3.2.1.7), a source that is not martian
+(:data:`~.ipv4.MARTIAN_FIRST_OCTETS`), the destination in ``destinations`` and the
+source not in ``refused_sources`` (both sets of 4-byte addresses), the header
+checksum (``verify_header``), the TCP checksum over the pseudo-header
+(``verify_transport``), and a TCP data offset between 5 words and the segment's
+length. ``data`` is a buffer of bytes (``bytes``, ``bytearray``, a ``memoryview`` of
+single bytes); anything else is a ``TypeError``.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ from collections.abc import Callable
 from typing import Final, TypeAlias
 
 from .checksum import word_sum
-from .ipv4 import FRAGMENT_BITS, HEADER, IPV4_HEADER_LENGTH, PROTO_TCP
+from .ipv4 import FRAGMENT_BITS, HEADER, IPV4_HEADER_LENGTH, MARTIAN_FIRST_OCTETS, PROTO_TCP
 from .tcp import HEADER as TCP_HEADER
 from .tcp import TCP_HEADER_LENGTH, TIMESTAMP_PREFIX, TcpOptions
 
@@ -44,9 +50,19 @@ _TIMESTAMP_HEADER_LENGTH: Final = TCP_HEADER_LENGTH + 12
 
 
 def parse_plain_tcp4_python(
-    data: bytes | bytearray | memoryview, verify_header: bool, verify_transport: bool
+    data: bytes | bytearray | memoryview,
+    verify_header: bool,
+    verify_transport: bool,
+    destinations: frozenset[bytes],
+    refused_sources: frozenset[bytes],
 ) -> PlainTcp4 | None:
     """:func:`parse_plain_tcp4` in Python: the reference for ``wire/_plain_tcp4.c``."""
+    if not isinstance(destinations, set | frozenset) or not isinstance(
+        refused_sources, set | frozenset
+    ):
+        raise TypeError("parse(): destinations and refused_sources must be sets")
+    if memoryview(data).itemsize != 1:
+        raise TypeError("parse(): data must be a buffer of bytes")
     length = len(data)
     if length < _MINIMUM or data[0] != _V4_NO_OPTIONS:
         return None
@@ -56,6 +72,9 @@ def parse_plain_tcp4_python(
         or not _MINIMUM <= total <= length
         or fragment & FRAGMENT_BITS
         or not ttl
+        or source[0] in MARTIAN_FIRST_OCTETS
+        or destination not in destinations
+        or source in refused_sources
     ):
         return None
     # RFC 1071: a header with its checksum in place sums to a non-zero multiple of 0xFFFF.
@@ -86,7 +105,10 @@ def parse_plain_tcp4_python(
     return (source, destination, sport, dport, seq, ack, flags, window, options, payload)
 
 
-parse_plain_tcp4: Callable[[bytes | bytearray | memoryview, bool, bool], PlainTcp4 | None]
+parse_plain_tcp4: Callable[
+    [bytes | bytearray | memoryview, bool, bool, frozenset[bytes], frozenset[bytes]],
+    PlainTcp4 | None,
+]
 try:
     from ._plain_tcp4 import bind as _bind
     from ._plain_tcp4 import parse as parse_plain_tcp4

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from aionetstack.core.stack import StackCore
 from aionetstack.testing.segments import make_segment
 from aionetstack.wire import ipv4
+from aionetstack.wire.checksum import internet_checksum, pseudo_header_sum
 from aionetstack.wire.tcp import ACK, PSH, SYN, build_options
 
 US = bytes([198, 18, 0, 2])
@@ -37,15 +38,31 @@ def ack_packet(options: bytes) -> bytes:
     return ipv4.build_ipv4(ipv4.IPv4Header(PEER, US, ipv4.PROTO_TCP), segment)
 
 
+def bad_offset_packet(offset_byte: int) -> bytes:
+    """A data segment whose data offset is wrong, its checksums right (so that only the
+    offset rule refuses it)."""
+    segment = bytearray(make_segment(PEER, US, 40000, 80, seq=1, ack=5, payload=b"hi"))
+    segment[12] = offset_byte
+    segment[16:18] = b"\x00\x00"
+    checksum = internet_checksum(segment, pseudo_header_sum(PEER, US, 6, len(segment)))
+    segment[16:18] = checksum.to_bytes(2, "big")
+    return ipv4.build_ipv4(ipv4.IPv4Header(PEER, US, ipv4.PROTO_TCP), bytes(segment))
+
+
 #: NOP NOP TS (RFC 7323 Appendix A): the layout the C classification unpacks itself.
 TIMESTAMPS = bytes((1, 1, 8, 10)) + bytes(range(8))
 #: An MSS option of length 1: parse_options refuses it (``drops_bad_option``).
 MALFORMED = bytes((2, 1, 0, 0))
 
 
-def run(data: bytes, *, inline: bool, monkeypatch: pytest.MonkeyPatch) -> tuple[object, ...]:
-    """Counters and output of a fresh core (listening on port 80) given ``data``."""
+def run(
+    data: bytes, *, inline: bool, monkeypatch: pytest.MonkeyPatch, verify: bool = True
+) -> tuple[object, ...]:
+    """Counters and output of a fresh core (listening on port 80) given ``data``;
+    ``verify``: the core checks TCP checksums (software GRO turns it off for what it
+    merged, having checked each piece)."""
     core = StackCore(["198.18.0.2/24"], rng=random.Random(1))
+    core.verify_transport_checksums = verify
     core.tcp.listen(None, 80)
     taken: list[bool] = []
     if not inline:
@@ -101,8 +118,19 @@ def test_each_option_layout_is_taken_inline_with_the_full_paths_result(
         syn_packet(destination=bytes([198, 18, 0, 255])),  # broadcast
         syn_packet(destination=bytes([198, 18, 0, 9])),  # not ours
         syn_packet()[:30],  # truncated below total length
+        bad_offset_packet(0x40),  # data offset 4 words: drops_bad_header_length
+        bad_offset_packet(0xF0),  # 60 bytes, past the segment: the same
     ],
-    ids=["ttl-0", "martian-source", "own-source", "broadcast", "not-ours", "truncated"],
+    ids=[
+        "ttl-0",
+        "martian-source",
+        "own-source",
+        "broadcast",
+        "not-ours",
+        "truncated",
+        "offset-4",
+        "offset-past-segment",
+    ],
 )
 def test_packets_the_full_path_drops_are_never_taken_inline(
     data: bytes, monkeypatch: pytest.MonkeyPatch
@@ -117,13 +145,16 @@ def test_packets_the_full_path_drops_are_never_taken_inline(
     st.sampled_from([syn_packet(), ack_packet(TIMESTAMPS), ack_packet(MALFORMED)]),
     st.integers(min_value=0, max_value=71),
     st.integers(min_value=0, max_value=255),
+    st.booleans(),
 )
 def test_any_corrupted_byte_gets_the_same_verdict_either_way(
-    packet: bytes, position: int, value: int
+    packet: bytes, position: int, value: int, verify: bool
 ) -> None:
+    """Unverified (as for what software GRO merged), a rewritten byte of the TCP header
+    reaches the header rules themselves instead of failing the checksum."""
     data = bytearray(packet)
     data[position % len(data)] = value
     with pytest.MonkeyPatch.context() as monkeypatch:
-        inline = run(bytes(data), inline=True, monkeypatch=monkeypatch)[:2]
-        full = run(bytes(data), inline=False, monkeypatch=monkeypatch)[:2]
+        inline = run(bytes(data), inline=True, monkeypatch=monkeypatch, verify=verify)[:2]
+        full = run(bytes(data), inline=False, monkeypatch=monkeypatch, verify=verify)[:2]
     assert inline == full

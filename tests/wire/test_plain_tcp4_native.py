@@ -27,6 +27,8 @@ from aionetstack.wire.tcp import TcpOptions, build_options, build_tcp
 needs_c = pytest.mark.skipif(not plain_tcp4.ACCELERATED, reason="wire/_plain_tcp4.c not built")
 
 PEER, US = bytes([198, 18, 0, 1]), bytes([198, 18, 0, 2])
+OURS = frozenset([US, bytes([198, 18, 0, 3])])
+REFUSED = frozenset([*OURS, bytes([198, 18, 0, 255])])
 TIMESTAMPS = bytes((1, 1, 8, 10)) + (7).to_bytes(4, "big") + (0xFFFFFFFF).to_bytes(4, "big")
 OPTION_LAYOUTS = [
     b"",
@@ -44,15 +46,16 @@ OPTION_LAYOUTS = [
 def packet(  # noqa: PLR0917
     payload: bytes = b"x", options: bytes = TIMESTAMPS, flags: int = 0x18, ttl: int = 64,
     protocol: int = 6, seq: int = 1, ack: int = 2, window: int = 512,
-    more_fragments: bool = False, fragment_offset: int = 0,
+    more_fragments: bool = False, fragment_offset: int = 0, source: bytes = PEER,
+    destination: bytes = US,
 ) -> bytes:  # fmt: skip
     segment = build_tcp(
         40000, 80, seq, ack, flags, window, options=options, payload=payload,
-        source=PEER, destination=US,
+        source=source, destination=destination,
     )  # fmt: skip
     header = IPv4Header(
-        PEER, US, protocol, ttl=ttl, identification=7, more_fragments=more_fragments,
-        fragment_offset=fragment_offset,
+        source, destination, protocol, ttl=ttl, identification=7,
+        more_fragments=more_fragments, fragment_offset=fragment_offset,
     )  # fmt: skip
     return build_ipv4(header, segment)
 
@@ -71,8 +74,9 @@ def comparable(answer: PlainTcp4 | None) -> object:
 def both(data: bytes | bytearray | memoryview, verify_header: bool = True,
          verify_transport: bool = True) -> object:  # fmt: skip
     """Both answers, asserted equal; the common one."""
-    expected = comparable(parse_plain_tcp4_python(data, verify_header, verify_transport))
-    assert comparable(parse_plain_tcp4(data, verify_header, verify_transport)) == expected
+    arguments = (data, verify_header, verify_transport, OURS, REFUSED)
+    expected = comparable(parse_plain_tcp4_python(*arguments))
+    assert comparable(parse_plain_tcp4(*arguments)) == expected
     return expected
 
 
@@ -98,6 +102,8 @@ def packets(draw: st.DrawFn) -> bytes:
         draw(st.sampled_from([0, 1, 0xFFFF])),
         draw(st.booleans()) and draw(st.booleans()),
         draw(st.sampled_from([0, 0, 0, 8, 65_528])),
+        draw(st.sampled_from([PEER, PEER, bytes([198, 18, 0, 255]), bytes([127, 0, 0, 1])])),
+        draw(st.sampled_from([US, US, bytes([198, 18, 0, 3]), bytes([198, 18, 0, 4])])),
     )
     edit = draw(st.sampled_from(["none", "none", "byte", "cut", "grow", "total"]))
     if edit == "byte":
@@ -145,7 +151,7 @@ def test_other_option_layouts_are_handed_back_as_their_bytes() -> None:
         assert both(packet(b"ab", options))[8:] == (("view", options), b"ab")  # type: ignore[index]
 
 
-REFUSED = [
+REFUSALS = [
     pytest.param(packet()[:39], True, True, id="short"),  # no room for both fixed headers
     pytest.param(bytes([0x46]) + packet()[1:], False, False, id="ip-options"),  # IHL 6
     pytest.param(bytes([0x65]) + packet()[1:], False, False, id="version-6"),
@@ -154,12 +160,25 @@ REFUSED = [
     pytest.param(packet(more_fragments=True), True, True, id="more-fragments"),
     pytest.param(packet(fragment_offset=8), True, True, id="offset"),
     pytest.param(packet()[:-1], True, True, id="total-past-end"),
+    pytest.param(packet()[:-1], False, False, id="total-past-end-unchecked"),
+    pytest.param(packet(destination=bytes([198, 18, 0, 4])), True, True, id="not-ours"),
+    pytest.param(packet(source=bytes([198, 18, 0, 255])), True, True, id="refused-source"),
+    pytest.param(packet(source=US), True, True, id="own-source"),
+    pytest.param(packet(source=bytes([0, 1, 2, 3])), True, True, id="martian-0"),
+    pytest.param(packet(source=bytes([127, 0, 0, 1])), True, True, id="martian-127"),
+    pytest.param(packet(source=bytes([224, 0, 0, 1])), True, True, id="martian-224"),
     pytest.param(
         packet()[:2] + (39).to_bytes(2, "big") + packet()[4:], False, False, id="total-below-40"
     ),
     pytest.param(packet()[:10] + b"\x00\x00" + packet()[12:], True, False, id="header-checksum"),
     pytest.param(packet()[:-1] + b"y", False, True, id="tcp-checksum"),
     pytest.param(packet()[:32] + bytes([0x40]) + packet()[33:], False, False, id="data-offset-4"),
+    pytest.param(  # past the segment, within the bytes that follow the packet
+        packet(b"")[:32] + bytes([0xF0]) + packet(b"")[33:] + bytes(40),
+        False,
+        False,
+        id="data-offset-past-segment",
+    ),
     pytest.param(
         packet(b"")[:32] + bytes([0xF0]) + packet(b"")[33:],
         False,
@@ -169,7 +188,7 @@ REFUSED = [
 ]
 
 
-@pytest.mark.parametrize(("data", "verify_header", "verify_transport"), REFUSED)
+@pytest.mark.parametrize(("data", "verify_header", "verify_transport"), REFUSALS)
 def test_each_rule_refuses_alike(data: bytes, verify_header: bool, verify_transport: bool) -> None:
     assert both(data, verify_header, verify_transport) is None
 
@@ -180,21 +199,52 @@ def test_checks_turned_off_let_a_bad_checksum_through() -> None:
     bad_segment = packet()[:-1] + b"y"
     assert both(bad_segment, True, False) is not None
     assert both(packet() + b"pad") is not None  # bytes past the total length: ignored
+    assert both(packet(source=bytes([223, 1, 1, 1]), destination=bytes([198, 18, 0, 3])))
+
+
+@pytest.mark.parametrize("parse", [parse_plain_tcp4, parse_plain_tcp4_python])
+def test_arguments_that_are_not_a_packet_are_refused(parse: object) -> None:
+    assert callable(parse)
+    with pytest.raises(TypeError):
+        parse("text", True, True, OURS, REFUSED)
+    with pytest.raises(TypeError, match="a buffer of bytes"):
+        parse(memoryview(packet(b"xy")).cast("H"), True, True, OURS, REFUSED)
+    with pytest.raises(TypeError, match="must be sets"):
+        parse(packet(), True, True, [US], REFUSED)
+    with pytest.raises(TypeError, match="must be sets"):
+        parse(packet(), True, True, OURS, None)
+    assert parse(memoryview(packet()).cast("B"), True, True, OURS, REFUSED) is not None
 
 
 @needs_c
-def test_arguments_that_are_not_a_packet_are_refused() -> None:
+def test_bind_and_the_arity_are_checked() -> None:
     from aionetstack.wire import _plain_tcp4  # type: ignore[attr-defined]
 
-    with pytest.raises(TypeError):
-        _plain_tcp4.parse("text", True, True)
-    with pytest.raises(TypeError):
-        _plain_tcp4.parse(packet(), True)
+    with pytest.raises(TypeError, match="takes 5 arguments"):
+        _plain_tcp4.parse(packet(), True, True)
     with pytest.raises(TypeError, match="takes a class"):
         _plain_tcp4.bind(TcpOptions())
     with pytest.raises(TypeError, match="are not TcpOptions'"):
         _plain_tcp4.bind(IPv4Header)
-    assert _plain_tcp4.parse(memoryview(packet()).cast("B"), True, True) is not None
+
+
+@pytest.mark.parametrize("parse", [parse_plain_tcp4, parse_plain_tcp4_python])
+def test_no_view_outlives_the_answer(parse: object) -> None:
+    """Every view of the packet is let go with the answer (a leaked one would pin a
+    bytearray, which then refuses to be resized), on each kind of answer."""
+    assert callable(parse)
+    for data in (packet(b"abc"), packet(b"", b""), packet(b"ab", OPTION_LAYOUTS[2])):
+        for verify in (True, False):
+            buffer = bytearray(data)
+            answer = parse(buffer, verify, verify, OURS, REFUSED)
+            assert answer is not None
+            with pytest.raises(BufferError):
+                buffer.append(0)  # the payload view holds it
+            del answer
+            buffer.append(0)  # nothing holds it any more
+        buffer = bytearray(packet(ttl=0))
+        assert parse(buffer, True, True, OURS, REFUSED) is None
+        buffer.append(0)
 
 
 def test_without_the_c_module_the_python_twin_answers(monkeypatch: pytest.MonkeyPatch) -> None:
