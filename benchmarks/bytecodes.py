@@ -2,7 +2,7 @@
 function: a deterministic cost count (no timing), two stacks over a memory link in one
 process.
 
-``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk] [--asyncio] [TREE ...]``
+``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk|--connect] [--asyncio] [TREE ...]``
 
 For each TREE (a checkout holding ``aionetstack/``; default: this one) a fresh
 interpreter runs 50 warm-up transactions, then counts every bytecode (``sys.settrace``
@@ -28,6 +28,7 @@ sys.path.insert(0, sys.argv[1])
 from aionetstack import MemoryLink, Stack
 N, TOP = int(sys.argv[2]), int(sys.argv[3])
 BULK, KERNEL = sys.argv[4] == "bulk", sys.argv[5] == "kernel"
+CONNECT = sys.argv[4] == "connect"
 counts = collections.Counter()
 
 def tracer(frame, event, arg):
@@ -64,7 +65,25 @@ async def main():
             while data := await reader.read(65536):
                 if not BULK:
                     writer.write(data)
+            writer.close()
         await far.start_server(echo, None, 5003)
+
+        async def connect_request_close():
+            reader, writer = await near.open_connection("198.18.0.1", 5003)
+            writer.write(b"x")
+            await reader.readexactly(1)
+            writer.close()
+            await writer.wait_closed()
+            await reader.read()  # the server's FIN
+
+        if CONNECT:
+            for _ in range(50):
+                await connect_request_close()
+            sys.settrace(tracer)
+            for _ in range(N):
+                await connect_request_close()
+            sys.settrace(None)
+            return
         reader, writer = await near.open_connection("198.18.0.1", 5003)
         if BULK:
             block = bytes(65536)
@@ -88,7 +107,8 @@ async def main():
         writer.close()
 
 asyncio.run(main())
-print(f"{sum(counts.values()) / N:.0f} bytecodes per {'64 KiB' if BULK else 'transaction'}")
+UNIT = "64 KiB" if BULK else "connect+request+close" if CONNECT else "transaction"
+print(f"{sum(counts.values()) / N:.0f} bytecodes per {UNIT}")
 for name, count in counts.most_common(TOP):
     print(f"{count / N:8.1f}  {name}")
 """
@@ -100,13 +120,15 @@ def main() -> int:
     parser.add_argument("--transactions", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--bulk", action="store_true", help="per 64 KiB written, not per echo")
+    parser.add_argument("--connect", action="store_true",
+                        help="per connection opened, one 1-byte echo, closed (both ends)")
     parser.add_argument("--asyncio", action="store_true",
                         help="asyncio's streams over the kernel's loopback instead (comparison)")
     args = parser.parse_args()
     for tree in args.trees:
         result = subprocess.run(
             [sys.executable, "-c", CHILD, str(tree.resolve()), str(args.transactions),
-             str(args.top), "bulk" if args.bulk else "echo",
+             str(args.top), "bulk" if args.bulk else "connect" if args.connect else "echo",
              "kernel" if args.asyncio else "stack"],
             capture_output=True, text=True, check=True, env={"PYTHONHASHSEED": "0"},
         )  # fmt: skip
