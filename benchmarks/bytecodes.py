@@ -2,13 +2,16 @@
 function: a deterministic cost count (no timing), two stacks over a memory link in one
 process.
 
-``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk|--connect] [--asyncio] [TREE ...]``
+``python benchmarks/bytecodes.py [--transactions 300] [--top 40] [--bulk|--connect] [--asyncio]
+[TREE ...]``
 
 For each TREE (a checkout holding ``aionetstack/``; default: this one) a fresh
 interpreter runs 50 warm-up transactions, then counts every bytecode (``sys.settrace``
 with opcode events) of the next N, for the client stack, the server stack and asyncio
 together. Each transaction is one segment each way through both stacks; halve the
-figure for one side. Prints the total per transaction and the functions at the top.
+figure for one side. ``--bulk`` counts per 64 KiB written instead, ``--connect`` per
+connection opened, echoing one byte and closed. Prints the total per unit and the
+functions at the top.
 ``--asyncio`` counts the same client and server as plain asyncio streams over the
 kernel's loopback (127.0.0.1), for comparison: the kernel's TCP work is not bytecode.
 """
@@ -120,10 +123,16 @@ def main() -> int:
     parser.add_argument("--transactions", type=int, default=300)
     parser.add_argument("--top", type=int, default=40)
     parser.add_argument("--bulk", action="store_true", help="per 64 KiB written, not per echo")
-    parser.add_argument("--connect", action="store_true",
-                        help="per connection opened, one 1-byte echo, closed (both ends)")
-    parser.add_argument("--asyncio", action="store_true",
-                        help="asyncio's streams over the kernel's loopback instead (comparison)")
+    parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="per connection opened, one 1-byte echo, closed (both ends)",
+    )
+    parser.add_argument(
+        "--asyncio",
+        action="store_true",
+        help="asyncio's streams over the kernel's loopback instead (comparison)",
+    )
     args = parser.parse_args()
     for tree in args.trees:
         result = subprocess.run(

@@ -307,6 +307,11 @@ bind(PyObject *module, PyObject *options_type)
         }
     }
     Py_DECREF(slots);
+    /* timestamp_options makes its objects without __init__: nothing may run there. */
+    if (PyObject_HasAttrString(options_type, "__post_init__")) {
+        PyErr_SetString(PyExc_TypeError, "bind(): the class has a __post_init__");
+        return NULL;
+    }
     Py_XSETREF(state->options_type, (PyTypeObject *)Py_NewRef(options_type));
     Py_RETURN_NONE;
 }

@@ -227,6 +227,17 @@ def test_bind_and_the_arity_are_checked() -> None:
     with pytest.raises(TypeError, match="are not TcpOptions'"):
         _plain_tcp4.bind(IPv4Header)
 
+    class Checked(TcpOptions):
+        __slots__ = ()
+
+        def __post_init__(self) -> None:
+            raise AssertionError("never made without it")
+
+    Checked.__slots__ = TcpOptions.__slots__  # type: ignore[misc]
+    with pytest.raises(TypeError, match="__post_init__"):
+        _plain_tcp4.bind(Checked)
+    _plain_tcp4.bind(TcpOptions)  # as the import left it
+
 
 @pytest.mark.parametrize("parse", [parse_plain_tcp4, parse_plain_tcp4_python])
 def test_no_view_outlives_the_answer(parse: object) -> None:
