@@ -14,7 +14,7 @@ from aionetstack.core.stack import StackCore
 from aionetstack.testing.segments import make_segment
 from aionetstack.wire import ipv4
 from aionetstack.wire.checksum import internet_checksum, pseudo_header_sum
-from aionetstack.wire.tcp import ACK, PSH, SYN, build_options
+from aionetstack.wire.tcp import ACK, PSH, SYN, build_options, parse_tcp
 
 US = bytes([198, 18, 0, 2])
 PEER = bytes([198, 18, 0, 1])
@@ -158,3 +158,22 @@ def test_any_corrupted_byte_gets_the_same_verdict_either_way(
         inline = run(bytes(data), inline=True, monkeypatch=monkeypatch, verify=verify)[:2]
         full = run(bytes(data), inline=False, monkeypatch=monkeypatch, verify=verify)[:2]
     assert inline == full
+
+
+def test_a_segment_handed_over_as_bytes_has_its_options_parsed() -> None:
+    """``receive_segment`` takes a segment's bytes in any buffer (the IP layer gives a
+    view; a harness may give ``bytes``): its options are parsed either way."""
+    core = StackCore(["198.18.0.2/24"], rng=random.Random(1))
+    core.tcp.listen(None, 80)
+    segment = make_segment(
+        PEER, US, 40000, 80, seq=1000, flags=SYN,
+        options=build_options(mss=1000, window_scale=7, sack_permitted=True,
+                              timestamp=(5, 0)),
+    )  # fmt: skip
+    core.tcp.receive_segment(PEER, US, segment, NOW)  # type: ignore[arg-type]
+    (synack,) = core.packets_to_send(NOW)
+    assert isinstance(synack, bytes)
+    answer = parse_tcp(synack[20:])
+    assert answer.flags == SYN | ACK
+    assert answer.options.timestamp is not None and answer.options.timestamp[1] == 5  # echoed
+    assert core.statistics()["tcp"]["segments_in"] == 1

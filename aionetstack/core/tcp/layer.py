@@ -258,10 +258,11 @@ class TcpLayer(_PassiveOpen):
         if header_length < _TCP_HEADER_LENGTH or header_length > len(segment):
             self._drop_malformed("drops_bad_header_length", now)
             return
+        # The options as a view whatever ``segment`` is: receive_fields parses a view.
         self.receive_fields(
             source, destination, sport, dport, seq, ack, flags, window,
-            segment[_TCP_HEADER_LENGTH:header_length] if header_length > _TCP_HEADER_LENGTH
-            else None,
+            memoryview(segment)[_TCP_HEADER_LENGTH:header_length]
+            if header_length > _TCP_HEADER_LENGTH else None,
             segment[header_length:], now,
         )  # fmt: skip
 
