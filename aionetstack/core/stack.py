@@ -157,9 +157,8 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         from a plausible source to one of our own addresses. Returns False, having changed
         nothing, for anything else; :meth:`receive_packet` then does the full checks (and
         counts the drops). Accepts exactly what the full path accepts, without building an
-        :class:`~.host.IpHeader`: every check is
-        ``wire/plain_tcp4.py``'s (one C call where built), given our addresses and the
-        sources we refuse."""
+        :class:`~.host.IpHeader`: every check is ``wire/plain_tcp4.py``'s (one C call where
+        built), given our addresses and the sources we refuse."""
         fields = parse_plain_tcp4(
             data, self._verify_header, self._verify_transport, self.routes.local_addresses,
             self._refused_sources,

@@ -23,7 +23,7 @@ from ..core.gro import Coalescer, MergedSegment
 from ..link import segmentation
 from ..wire import plain_tcp4
 
-__all__ = ["NativeMismatchError", "check_native", "native_input"]
+__all__ = ["NativeMismatchError", "check_native", "comparable_answer", "native_input"]
 
 
 class NativeMismatchError(AssertionError):
@@ -78,12 +78,13 @@ def _check_classification(
     arguments = (packet, verify_header, verify_transport, _OURS, _REFUSED)
     got = plain_tcp4.parse_plain_tcp4(*arguments)
     expected = plain_tcp4.parse_plain_tcp4_python(*arguments)
-    if _as_bytes(got) != _as_bytes(expected):
+    if comparable_answer(got) != comparable_answer(expected):
         raise NativeMismatchError(f"classification: {got!r}; Python {expected!r}")
 
 
-def _as_bytes(answer: plain_tcp4.PlainTcp4 | None) -> object:
-    """The answer with its views as (type, bytes), comparable with ``==``."""
+def comparable_answer(answer: plain_tcp4.PlainTcp4 | None) -> object:
+    """A classification's answer with each view as ``("view", its bytes)``, comparable
+    with ``==`` (views compare by content only when their formats agree)."""
     if answer is None:
         return None
     return tuple(

@@ -30,7 +30,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, TypeAlias
 
-from .checksum import word_sum
+from .checksum import pseudo_header_sum, word_sum
 from .ipv4 import FRAGMENT_BITS, HEADER, IPV4_HEADER_LENGTH, MARTIAN_FIRST_OCTETS, PROTO_TCP
 from .tcp import HEADER as TCP_HEADER
 from .tcp import TCP_HEADER_LENGTH, TIMESTAMP_PREFIX, TcpOptions
@@ -83,10 +83,12 @@ def parse_plain_tcp4_python(
     segment = memoryview(data)[IPV4_HEADER_LENGTH:total]
     # RFC 9293 §3.1: the pseudo-header and the segment, checksum included, sum to a
     # multiple of 0xFFFF (never to 0: the protocol is in it).
-    if verify_transport:
-        pseudo = int.from_bytes(source, "big") + int.from_bytes(destination, "big") + PROTO_TCP
-        if (pseudo + len(segment) + word_sum(segment)) % 0xFFFF:
-            return None
+    if (
+        verify_transport
+        and (pseudo_header_sum(source, destination, PROTO_TCP, len(segment)) + word_sum(segment))
+        % 0xFFFF
+    ):
+        return None
     sport, dport, seq, ack, offset, flags, window, _, _ = TCP_HEADER.unpack_from(segment)
     header_length = (offset >> 4) << 2
     if not TCP_HEADER_LENGTH <= header_length <= len(segment):
