@@ -26,13 +26,22 @@ from __future__ import annotations
 
 import gc
 import os
+import runpy
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from hypothesis import settings
 
-from aionetstack.core.stack import StackCore
-from aionetstack.testing.netns import (
+# Before the package is imported: which of its modules mypyc compiled (setup.py), and,
+# with AIONETSTACK_INTERPRETED=1, their Python sources loaded in their place.
+_COMPILED = runpy.run_path(str(Path(__file__).parent.parent / "aionetstack" / "compiled.py"))
+if os.environ.get("AIONETSTACK_INTERPRETED") == "1":
+    _COMPILED["load_sources_first"]()
+
+from aionetstack.compiled import compiled_modules, stale_compiled_modules  # noqa: E402
+from aionetstack.core.stack import StackCore  # noqa: E402
+from aionetstack.testing.netns import (  # noqa: E402
     Namespace,
     NamespaceUnavailableError,
     namespace_support,
@@ -43,6 +52,30 @@ settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
 StackCore.check_timer_answers = True
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Refuse to test a compiled module older than its source (edited, not rebuilt)."""
+    stale = stale_compiled_modules()
+    if stale:
+        pytest.exit(
+            f"compiled modules older than their source: {', '.join(stale)}; rebuild them "
+            "(pip install -e .) or run the sources (AIONETSTACK_INTERPRETED=1)",
+            returncode=4,
+        )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that patch methods of the TCP connection run only where it is interpreted
+    (compiled classes take no patches; CI runs the suite both ways)."""
+    if not compiled_modules():
+        return
+    skip = pytest.mark.skip(
+        reason="the TCP connection is compiled here; AIONETSTACK_INTERPRETED=1 runs this"
+    )
+    for item in items:
+        if item.get_closest_marker("interpreted") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,7 @@
 RFC 6937 (PRR), RFC 8985 (tail loss probes, RACK-style loss marking), RFC 5961 (blind
 attacks), RFC 6528 (ISNs), RFC 6056 (ports) and RFC 4987 (SYN cookies).
 
-Where is the rule for ... (one concern per module; ``TcpConnection`` joins the mixins):
+Where is the rule for ... (one concern per module; ``TcpConnection`` is the last of its parts):
 
 * a segment with no connection (RFC 9293 §3.10.7.1), demultiplexing, ports (RFC 6056),
   the timer heap: ``layer``; LISTEN (§3.10.7.2) and SYN cookies (RFC 4987): ``listener``;

@@ -16,12 +16,13 @@ from ...wire.tcp import TcpOptions
 from .events import TcpWritable
 from .hystart import HyStartRounds
 from .loss_state import NO_LOSS
+from .recovery import _Recovery
 from .sent_record import SentRecord
 from .state import APP_CAN_SEND, TcpState
-from .tcb import _SEQ_HALF, _SEQ_MASK, NO_RECORDS, NO_SEND_BUFFER, TS_HZ, Tcb
+from .tcb import _SEQ_HALF, _SEQ_MASK, NO_RECORDS, NO_SEND_BUFFER, TS_HZ
 
 
-class _AckProcessing(Tcb):
+class _AckProcessing(_Recovery):
     """The ack part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

@@ -1,8 +1,9 @@
 """One TCP connection: the application's interface and the opening calls.
 
-:class:`TcpConnection` joins the mixins that implement RFC 9293 and its extensions,
-one concern per module (the module map is in ``core/tcp/__init__.py``), over the
-fields of :class:`~.tcb.Tcb`. The connection is sans-I/O: segments go out through
+:class:`TcpConnection` is the last of the parts that implement RFC 9293 and its
+extensions, one concern per module, each a subclass of the one before it over the
+fields of :class:`~.tcb.Tcb` (the order, and why one line: ``tcb.py``; the module map:
+``core/tcp/__init__.py``). The connection is sans-I/O: segments go out through
 its host's ``emit``, events into the host's queue, and every time-dependent method
 takes ``now``.
 """
@@ -12,26 +13,18 @@ from __future__ import annotations
 import errno
 
 from ...wire.tcp import ACK, RST, TcpOptions
-from .ack import _AckProcessing
-from .egress import _Egress
 from .ingress import _Ingress
-from .opening import _Opening
 from .options import MAX_WINDOW_FIELD, window_scale_for
-from .receive import _ReceiveSide
-from .recovery import _Recovery, check_invariants
+from .recovery import check_invariants
 from .rtt import RttEstimator
-from .send import _SendSide
 from .send_buffer import SendBuffer
 from .state import ABORT_SENDS_RST, APP_CAN_SEND, TcpState
 from .tcb import NO_SEND_BUFFER
-from .timers import _Timers
 
 __all__ = ["TcpConnection", "TcpState", "check_invariants", "window_scale_for"]
 
 
-class TcpConnection(
-    _Ingress, _AckProcessing, _Recovery, _ReceiveSide, _SendSide, _Egress, _Timers, _Opening
-):
+class TcpConnection(_Ingress):
     """A TCP connection owned by a :class:`~.layer.TcpLayer`. See the module docstring."""
 
     __slots__ = ()

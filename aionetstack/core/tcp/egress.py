@@ -14,7 +14,8 @@ from ...wire.tcp import ACK, HEADER, PSH, RST
 from ..output import EmittedSegment
 from .options import MAX_WINDOW_FIELD
 from .shared import shared
-from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ, Tcb
+from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ
+from .timers import _Timers
 
 _HEADER_WITH_TS: Final = struct.Struct("!HHIIBBHHHBBBBII")
 _TS_OFFSET_BYTE: Final = (32 // 4) << 4
@@ -30,7 +31,7 @@ def _joined(parts: tuple[bytes | memoryview, ...]) -> bytes | memoryview:
     return b"".join(parts) if parts else b""
 
 
-class _Egress(Tcb):
+class _Egress(_Timers):
     """The egress part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

@@ -15,12 +15,13 @@ import errno
 from typing import Final
 
 from ...wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, seq_diff
+from .ack import _AckProcessing
 from .events import TcpReadable
 from .loss_state import NO_LOSS
 from .receive import _owned
 from .receive_buffer import ReceiveBuffer
 from .state import RECEIVES_DATA, TcpState
-from .tcb import _SEQ_HALF, _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER, Tcb
+from .tcb import _SEQ_HALF, _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER
 
 #: RFC 7323 §5.5: timestamps idle for 24 days are no longer trusted for PAWS.
 PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
@@ -28,7 +29,7 @@ PAWS_IDLE_LIMIT: Final = 24 * 24 * 3600.0
 _PREDICTION_MASK: Final = FIN | SYN | RST | ACK | URG
 
 
-class _Ingress(Tcb):
+class _Ingress(_AckProcessing):
     """The ingress part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

@@ -13,8 +13,9 @@ from ...wire.tcp import ACK, RST
 from .events import TcpEofReceived, TcpReadable
 from .reassembly import Reassembly
 from .receive_buffer import ReceiveBuffer
+from .send import _SendSide
 from .state import RECEIVES_DATA, TcpState
-from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER, Tcb
+from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER
 
 
 def _owned(payload: memoryview) -> memoryview | bytes:
@@ -28,7 +29,7 @@ def _owned(payload: memoryview) -> memoryview | bytes:
     return bytes(payload)
 
 
-class _ReceiveSide(Tcb):
+class _ReceiveSide(_SendSide):
     """The receive part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

@@ -15,6 +15,7 @@ from typing import Final
 
 from ...wire.tcp import seq_diff
 from .loss_state import NO_LOSS, NO_RANGES
+from .receive import _ReceiveSide
 from .sent_record import SentRecord
 from .tcb import Tcb
 
@@ -67,7 +68,7 @@ def check_invariants(connection: Tcb) -> list[str]:
     return problems
 
 
-class _Recovery(Tcb):
+class _Recovery(_ReceiveSide):
     """The recovery part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

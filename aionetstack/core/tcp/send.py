@@ -8,17 +8,18 @@ from __future__ import annotations
 from typing import Final
 
 from ...wire.tcp import ACK, FIN, PSH
+from .egress import _Egress
 from .loss_state import NO_LOSS
 from .sent_record import SentRecord
 from .state import SENDS_DATA, TcpState
-from .tcb import NO_RECORDS, Tcb
+from .tcb import NO_RECORDS
 
 #: Linux's tcp_tso_win_divisor: a segment cut short by the windows goes out at once if it
 #: fills at least this fraction (1/3) of the smaller window (see ``_defers``).
 _TSO_WIN_DIVISOR: Final = 3
 
 
-class _SendSide(Tcb):
+class _SendSide(_Egress):
     """The send part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

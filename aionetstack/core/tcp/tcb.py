@@ -8,11 +8,13 @@ wrap-around; sequence numbers are converted only at the wire). What most connect
 never use lives apart, made on first use: the loss-recovery variables
 (:class:`~.loss_state.LossState`, the shared ``NO_LOSS`` until then) and HyStart++'s
 rounds (:class:`~.hystart.HyStartRounds`); empty buffers and records are shared
-read-only stand-ins (``NO_*`` below). The behaviour lives
-in mixins, one concern per module, that :class:`~.connection.TcpConnection` joins:
-``ingress``, ``ack``, ``recovery``, ``receive``, ``send``, ``egress``, ``timers``,
-``opening``. Under ``TYPE_CHECKING`` this class declares the methods one mixin calls
-in another (the role of ``include/net/tcp.h``), so each mixin type-checks alone.
+read-only stand-ins (``NO_*`` below). The behaviour lives in parts, one concern per
+module, each a subclass of the one before it, so that the class has one line of bases
+(what mypyc compiles to one native struct: ``setup.py``): ``Tcb`` <- ``opening`` <-
+``timers`` <- ``egress`` <- ``send`` <- ``receive`` <- ``recovery`` <- ``ack`` <-
+``ingress`` <- :class:`~.connection.TcpConnection`. This class declares the methods
+one part calls in another that is not below it (the role of ``include/net/tcp.h``);
+each raises ``NotImplementedError`` here and the part that owns it overrides it.
 
 A connection talks to its owner through :class:`TcpHost` and to its listener through
 :class:`AcceptQueue`, Protocols defined here, so this package never imports the layer.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from ...config import TcpConfig
 from ...wire.checksum import pseudo_header_sum
@@ -416,121 +418,163 @@ class Tcb:
         self._closed_reported = True
         self._layer.events.append(TcpClosed(self, error))
 
-    if TYPE_CHECKING:
-        # Implemented by the mixins (see the module docstring).
+    # Implemented by the parts above this class (see the module docstring).
 
-        def _ack_new_data(self, ack_off: int, options: TcpOptions | None, now: float) -> None: ...
+    def _ack_new_data(self, ack_off: int, options: TcpOptions | None, now: float) -> None:
+        raise NotImplementedError
 
-        def _after_read(self) -> None: ...
+    def _after_read(self) -> None:
+        raise NotImplementedError
 
-        def _arm_keepalive(self, now: float) -> None: ...
+    def _arm_keepalive(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _arm_persist(self, now: float) -> None: ...
+    def _arm_persist(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _arm_tlp(self, now: float) -> None: ...
+    def _arm_tlp(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _challenge_ack(self, reason: str) -> None: ...
+    def _challenge_ack(self, reason: str) -> None:
+        raise NotImplementedError
 
-        def _may_reply_to_invalid(self, reason: str, *, length: int, now: float) -> bool: ...
+    def _may_reply_to_invalid(self, reason: str, *, length: int, now: float) -> bool:
+        raise NotImplementedError
 
-        def _detect_loss(self, now: float) -> None: ...
+    def _detect_loss(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _emit(  # noqa: PLR0917
-            self,
-            seq: int,
-            ack: int,
-            flags: int,
-            window: int,
-            options: bytes | None,
-            now: float,
-            parts: tuple[bytes | memoryview, ...] = (),
-            payload_length: int = 0,
-        ) -> None: ...
+    def _emit(  # noqa: PLR0917
+        self,
+        seq: int,
+        ack: int,
+        flags: int,
+        window: int,
+        options: bytes | None,
+        now: float,
+        parts: tuple[bytes | memoryview, ...] = (),
+        payload_length: int = 0,
+    ) -> None:
+        raise NotImplementedError
 
-        def _emit_burst(self, bounds: list[int], now: float) -> None: ...
+    def _emit_burst(self, bounds: list[int], now: float) -> None:
+        raise NotImplementedError
 
-        def _flight(self) -> int: ...
+    def _flight(self) -> int:
+        raise NotImplementedError
 
-        def _flight_size(self) -> int: ...
+    def _flight_size(self) -> int:
+        raise NotImplementedError
 
-        def _mark_head_lost(self) -> None: ...
+    def _mark_head_lost(self) -> None:
+        raise NotImplementedError
 
-        def _outstanding(self) -> int: ...
+    def _outstanding(self) -> int:
+        raise NotImplementedError
 
-        def _process_ack(  # noqa: PLR0917
-            self,
-            seq: int,
-            ack: int,
-            window: int,
-            options: TcpOptions | None,
-            length: int,
-            now: float,
-        ) -> bool: ...
+    def _process_ack(  # noqa: PLR0917
+        self,
+        seq: int,
+        ack: int,
+        window: int,
+        options: TcpOptions | None,
+        length: int,
+        now: float,
+    ) -> bool:
+        raise NotImplementedError
 
-        def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None: ...
+    def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
+        raise NotImplementedError
 
-        def _proportional_rate_reduction(self, delivered: int) -> None: ...
+    def _proportional_rate_reduction(self, delivered: int) -> None:
+        raise NotImplementedError
 
-        def _receive_data(
-            self, offset: int, payload: memoryview, fin: bool, now: float
-        ) -> None: ...
+    def _receive_data(self, offset: int, payload: memoryview, fin: bool, now: float) -> None:
+        raise NotImplementedError
 
-        def _retransmit_lost(self, now: float) -> None: ...
+    def _retransmit_lost(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _rtt_sample_ts(self, tsecr: int, now: float, bound: float | None = None) -> None: ...
+    def _rtt_sample_ts(self, tsecr: int, now: float, bound: float | None = None) -> None:
+        raise NotImplementedError
 
-        def _sack_option_length(self) -> int: ...
+    def _sack_option_length(self) -> int:
+        raise NotImplementedError
 
-        def _send_control(self, seq: int, flags: int, now: float) -> None: ...
+    def _send_control(self, seq: int, flags: int, now: float) -> None:
+        raise NotImplementedError
 
-        def _send_syn(self, now: float) -> None: ...
+    def _send_syn(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _stop_persist_if_window_open(self) -> None: ...
+    def _stop_persist_if_window_open(self) -> None:
+        raise NotImplementedError
 
-        def _take_peer_syn(self, seq: int, options: TcpOptions, now: float) -> None: ...
+    def _take_peer_syn(self, seq: int, options: TcpOptions, now: float) -> None:
+        raise NotImplementedError
 
-        def _transmit(self, start: int, end: int, now: float) -> None: ...
+    def _transmit(self, start: int, end: int, now: float) -> None:
+        raise NotImplementedError
 
-        def _ts_now(self, now: float) -> int: ...
+    def _ts_now(self, now: float) -> int:
+        raise NotImplementedError
 
-        def _update_send_window(self, window: int) -> None: ...
+    def _update_send_window(self, window: int) -> None:
+        raise NotImplementedError
 
-        def abort(self) -> None: ...
+    def abort(self) -> None:
+        raise NotImplementedError
 
-        def close(self) -> None: ...
+    def close(self) -> None:
+        raise NotImplementedError
 
-        @property
-        def eof_received(self) -> bool: ...
+    @property
+    def eof_received(self) -> bool:
+        raise NotImplementedError
 
-        @property
-        def nodelay(self) -> bool: ...
+    @property
+    def nodelay(self) -> bool:
+        raise NotImplementedError
 
-        def output(self, now: float) -> None: ...
+    def output(self, now: float) -> None:
+        raise NotImplementedError
 
-        @property
-        def readable_bytes(self) -> int: ...
+    @property
+    def readable_bytes(self) -> int:
+        raise NotImplementedError
 
-        def receive(self, max_bytes: int = -1) -> bytes: ...
+    def receive(self, max_bytes: int = -1) -> bytes:
+        raise NotImplementedError
 
-        def receive_chunks(self, enough: int = -1) -> list[bytes | bytearray | memoryview]: ...
+    def receive_chunks(self, enough: int = -1) -> list[bytes | bytearray | memoryview]:
+        raise NotImplementedError
 
-        def receive_into(self, buffer: bytearray | memoryview) -> int: ...
+    def receive_into(self, buffer: bytearray | memoryview) -> int:
+        raise NotImplementedError
 
-        def send(self, data: bytes | bytearray | memoryview) -> int: ...
+    def send(self, data: bytes | bytearray | memoryview) -> int:
+        raise NotImplementedError
 
-        @property
-        def send_buffer_free(self) -> int: ...
+    @property
+    def send_buffer_free(self) -> int:
+        raise NotImplementedError
 
-        @property
-        def send_buffer_used(self) -> int: ...
+    @property
+    def send_buffer_used(self) -> int:
+        raise NotImplementedError
 
-        def set_keepalive(self, flag: bool) -> None: ...
+    def set_keepalive(self, flag: bool) -> None:
+        raise NotImplementedError
 
-        def set_nodelay(self, flag: bool) -> None: ...
+    def set_nodelay(self, flag: bool) -> None:
+        raise NotImplementedError
 
-        @property
-        def user_timeout(self) -> float: ...
+    @property
+    def user_timeout(self) -> float:
+        raise NotImplementedError
 
-        def set_user_timeout(self, seconds: float) -> None: ...
+    def set_user_timeout(self, seconds: float) -> None:
+        raise NotImplementedError
 
-        def shutdown_write(self) -> None: ...
+    def shutdown_write(self) -> None:
+        raise NotImplementedError

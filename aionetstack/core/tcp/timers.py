@@ -12,9 +12,10 @@ from typing import Final
 
 from ...wire.tcp import ACK, RST
 from .loss_state import NO_RANGES
+from .opening import _Opening
 from .sent_record import SentRecord
 from .state import SENDS_DATA, SYNCHRONIZED, TcpState
-from .tcb import NO_RECORDS, Tcb
+from .tcb import NO_RECORDS
 
 #: RFC 8985 §7.2: worst-case delayed-ACK time added to the PTO when one segment is in flight.
 TLP_DELAYED_ACK_ALLOWANCE: Final = 0.2
@@ -28,7 +29,7 @@ def _timeout_error(message: str, cause: OSError | None) -> TimeoutError:
     return error
 
 
-class _Timers(Tcb):
+class _Timers(_Opening):
     """The timers part of :class:`~.connection.TcpConnection` (see the module docstring)."""
 
     __slots__ = ()

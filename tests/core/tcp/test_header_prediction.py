@@ -88,6 +88,7 @@ def _run(predict: bool, sizes: list[int], monkeypatch: pytest.MonkeyPatch) -> Re
     [[1] * 40, [1 + n * 37 % 3000 for n in range(40)]],
     ids=["one-byte", "growing"],
 )
+@pytest.mark.interpreted  # patches a method compiled code calls directly
 def test_prediction_leaves_the_state_full_processing_would(
     sizes: list[int], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -165,6 +166,7 @@ def _bulk(predict: bool, size: int, monkeypatch: pytest.MonkeyPatch) -> Result:
         return bytes(received), _observable(client), _observable(server), predicted
 
 
+@pytest.mark.interpreted  # patches a method compiled code calls directly
 def test_pure_ack_prediction_leaves_the_state_full_processing_would(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -51,6 +51,7 @@ def _run(*, bursts: bool, monkeypatch: pytest.MonkeyPatch) -> list[tuple[bytes, 
         return [(segment.raw, segment.segment_size) for segment in out]
 
 
+@pytest.mark.interpreted  # patches a method compiled code calls directly
 def test_a_burst_emits_what_segment_by_segment_sending_would(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -134,6 +135,7 @@ def _exchange(
         return [(s.raw, s.segment_size) for s in out], states, stats
 
 
+@pytest.mark.interpreted  # patches a method compiled code calls directly
 @pytest.mark.parametrize("sack_hole", [False, True])
 def test_bursts_leave_the_wire_and_the_state_as_one_by_one_sending(
     sack_hole: bool, monkeypatch: pytest.MonkeyPatch
@@ -145,6 +147,7 @@ def test_bursts_leave_the_wire_and_the_state_as_one_by_one_sending(
     assert len(wire) > 30
 
 
+@pytest.mark.interpreted  # patches a method compiled code calls directly
 def test_a_fin_in_the_pass_of_a_burst_follows_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """Data and the FIN queued together: the burst goes first, then the FIN's segment
     (through ``_transmit``); PSH only on the segment that reaches the end of the data."""

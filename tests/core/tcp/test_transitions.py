@@ -174,6 +174,7 @@ TAKEN_VIA_AN_INTERMEDIATE_STATE = {
 }
 
 
+@pytest.mark.interpreted  # patches a method compiled code calls directly
 def test_every_entry_of_the_table_is_taken_and_no_other(record: set[Transition]) -> None:
     for scenario in SCENARIOS:
         scenario()
