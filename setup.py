@@ -36,7 +36,15 @@ def compiled_extensions() -> list[object]:
     except ImportError:
         return []
     paths = [module.replace(".", "/") + ".py" for module in COMPILED_MODULES]
-    return list(mypycify(paths, opt_level="3", group_name="aionetstack_native"))
+    # mypyc type-checks what the compiled modules import, the package's __init__ (and so
+    # every module) included, in a build environment without the package's dependencies:
+    # their types do not matter to the compiled code, so they need not be found there.
+    # pyproject.toml's strict settings are for `mypy`, which CI runs on its own.
+    options = ["--config-file", os.devnull, "--ignore-missing-imports"]
+    extensions = mypycify([*options, *paths], opt_level="3", group_name="aionetstack_native")
+    for extension in extensions:
+        extension.optional = True  # no C compiler: the install goes on with the sources
+    return list(extensions)
 
 
 setup(ext_modules=compiled_extensions())
