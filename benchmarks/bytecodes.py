@@ -9,9 +9,11 @@ For each TREE (a checkout holding ``aionetstack/``; default: this one) a fresh
 interpreter runs 50 warm-up transactions, then counts every bytecode (``sys.settrace``
 with opcode events) of the next N, for the client stack, the server stack and asyncio
 together. Each transaction is one segment each way through both stacks; halve the
-figure for one side. ``--bulk`` counts per 64 KiB written instead, ``--connect`` per
-connection opened, echoing one byte and closed. Prints the total per unit and the
-functions at the top.
+figure for one side. Where a tree has modules that mypyc compiles
+(``aionetstack/compiled.py``), their Python sources run and are counted, so trees
+compare on the same code path whatever their builds. ``--bulk`` counts per 64 KiB
+written instead, ``--connect`` per connection opened, echoing one byte and closed.
+Prints the total per unit and the functions at the top.
 ``--asyncio`` counts the same client and server as plain asyncio streams over the
 kernel's loopback (127.0.0.1), for comparison: the kernel's TCP work is not bytecode.
 """
@@ -26,8 +28,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 
 CHILD = r"""
-import asyncio, collections, sys
+import asyncio, collections, os, runpy, sys
 sys.path.insert(0, sys.argv[1])
+_compiled = os.path.join(sys.argv[1], "aionetstack", "compiled.py")
+if os.path.exists(_compiled):  # mypyc's modules: count their Python sources instead
+    runpy.run_path(_compiled)["load_sources_first"]()
 from aionetstack import MemoryLink, Stack
 N, TOP = int(sys.argv[2]), int(sys.argv[3])
 BULK, KERNEL = sys.argv[4] == "bulk", sys.argv[5] == "kernel"
