@@ -37,30 +37,52 @@ COMPILED_MODULES: Final = (
 )
 
 
+#: What the compiled modules may import from the package (DESIGN.md's layering rule for
+#: ``core``), and so whose edits they may hold: mypyc copies the values of imported
+#: ``Final`` constants into the compiled code.
+_COMPILED_CODE_READS: Final = ("core", "wire", "config.py", "errors.py")
+
+
 def compiled_modules() -> list[str]:
-    """Those of :data:`COMPILED_MODULES` that this interpreter loads as compiled code."""
+    """Those of :data:`COMPILED_MODULES` that this interpreter loads as compiled code.
+
+    Finding them imports their parent packages, and so the whole connection: call
+    :func:`load_sources_first` (if wanted) before this, never after.
+    """
+    return [name for name, _ in _compiled_origins()]
+
+
+def stale_compiled_modules() -> list[str]:
+    """In a source checkout (``setup.py`` beside the package), the compiled modules built
+    before the newest edit of a ``.py`` they may read (``core/``, ``wire/``, ``config.py``,
+    ``errors.py``): edited since ``pip install -e .``. Empty for an installed wheel, whose
+    files' times say nothing about their builds."""
+    return stale_among(_compiled_origins(), Path(__file__).resolve().parent)
+
+
+def stale_among(origins: list[tuple[str, str]], package: Path) -> list[str]:
+    """:func:`stale_compiled_modules` for ``origins`` ((name, extension file) pairs) of
+    the package in directory ``package``."""
+    if not origins or not (package.parent / "setup.py").exists():
+        return []
+    newest = 0.0
+    for entry in _COMPILED_CODE_READS:
+        path = package / entry
+        sources = path.rglob("*.py") if path.is_dir() else (path,)
+        for source in sources:
+            newest = max(newest, source.stat().st_mtime)
+    return [name for name, origin in origins if Path(origin).stat().st_mtime < newest]
+
+
+def _compiled_origins() -> list[tuple[str, str]]:
+    """(name, extension module file) of each of :data:`COMPILED_MODULES` loaded compiled."""
     suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
     found = []
     for name in COMPILED_MODULES:
         spec = importlib.util.find_spec(name)
         if spec is not None and spec.origin is not None and spec.origin.endswith(suffixes):
-            found.append(name)
+            found.append((name, spec.origin))
     return found
-
-
-def stale_compiled_modules() -> list[str]:
-    """Compiled modules older than their source (edited since ``pip install -e .``)."""
-    suffixes = tuple(importlib.machinery.EXTENSION_SUFFIXES)
-    stale = []
-    for name in COMPILED_MODULES:
-        spec = importlib.util.find_spec(name)
-        origin = None if spec is None else spec.origin
-        if origin is None or not origin.endswith(suffixes):
-            continue
-        source = Path(origin).with_name(name.rsplit(".", 1)[1] + ".py")
-        if source.exists() and source.stat().st_mtime > Path(origin).stat().st_mtime:
-            stale.append(name)
-    return stale
 
 
 class _SourcesFirst(importlib.abc.MetaPathFinder):

@@ -59,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
     stale = stale_compiled_modules()
     if stale:
         pytest.exit(
-            f"compiled modules older than their source: {', '.join(stale)}; rebuild them "
+            f"compiled modules older than the sources they hold: {', '.join(stale)}; rebuild "
             "(pip install -e .) or run the sources (AIONETSTACK_INTERPRETED=1)",
             returncode=4,
         )
@@ -67,7 +67,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests that patch methods of the TCP connection run only where it is interpreted
-    (compiled classes take no patches; CI runs the suite both ways)."""
+    (a patched method is not seen by compiled callers; CI runs the suite both ways)."""
     if not compiled_modules():
         return
     skip = pytest.mark.skip(

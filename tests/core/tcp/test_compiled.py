@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from aionetstack.compiled import COMPILED_MODULES, compiled_modules
+from aionetstack.compiled import COMPILED_MODULES, compiled_modules, stale_among
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -54,3 +54,47 @@ def test_the_connection_has_one_line_of_bases() -> None:
 
     for cls in TcpConnection.__mro__[:-1]:
         assert len(cls.__bases__) == 1, cls
+
+
+def _checkout(tmp_path: Path, *, setup: bool = True) -> tuple[Path, Path]:
+    """A package with one compiled module, built at time 1000, in a checkout or not."""
+    package = tmp_path / "aionetstack"
+    (package / "core" / "tcp").mkdir(parents=True)
+    (package / "wire").mkdir()
+    (package / "aio").mkdir()
+    if setup:
+        (tmp_path / "setup.py").write_text("")
+    for source in ("core/tcp/tcb.py", "core/tcp/options.py", "wire/tcp.py", "aio/api.py",
+                   "config.py", "errors.py"):  # fmt: skip
+        (package / source).write_text("")
+        os.utime(package / source, (900, 900))
+    built = package / "core" / "tcp" / "tcb.cpython-311-x86_64-linux-gnu.so"
+    built.write_bytes(b"")
+    os.utime(built, (1000, 1000))
+    return package, built
+
+
+@pytest.mark.parametrize(
+    "edited", ["core/tcp/tcb.py", "core/tcp/options.py", "wire/tcp.py", "config.py", "errors.py"]
+)
+def test_an_edit_of_any_source_the_compiled_code_may_hold_makes_it_stale(
+    tmp_path: Path, edited: str
+) -> None:
+    package, built = _checkout(tmp_path)
+    origins = [("aionetstack.core.tcp.tcb", str(built))]
+    assert stale_among(origins, package) == []
+    os.utime(package / edited, (1100, 1100))  # edited after the build
+    assert stale_among(origins, package) == ["aionetstack.core.tcp.tcb"]
+
+
+def test_an_edit_outside_what_core_may_import_leaves_it_current(tmp_path: Path) -> None:
+    package, built = _checkout(tmp_path)
+    os.utime(package / "aio" / "api.py", (1100, 1100))
+    assert stale_among([("aionetstack.core.tcp.tcb", str(built))], package) == []
+
+
+def test_an_installed_package_is_never_called_stale(tmp_path: Path) -> None:
+    """A wheel's files carry no build times: only a checkout (setup.py beside) is checked."""
+    package, built = _checkout(tmp_path, setup=False)
+    os.utime(package / "core" / "tcp" / "tcb.py", (1100, 1100))
+    assert stale_among([("aionetstack.core.tcp.tcb", str(built))], package) == []

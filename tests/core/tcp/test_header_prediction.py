@@ -190,6 +190,7 @@ def _count_outputs(patch: pytest.MonkeyPatch, connection: TcpConnection) -> list
     return calls
 
 
+@pytest.mark.interpreted  # counts calls of a method compiled code calls directly
 def test_a_predicted_request_with_nothing_to_send_skips_the_output_pass(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -233,6 +234,7 @@ def test_a_predicted_request_lets_out_the_answer_nagle_held(
     assert pair.now == pytest.approx(sent_at + 0.002)  # one path delay each way
 
 
+@pytest.mark.interpreted  # counts calls of a method compiled code calls directly
 def test_a_predicted_second_full_segment_is_acknowledged_at_once(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
