@@ -54,18 +54,25 @@ def build_native(tree: str) -> str:
 
 def build_compiled(tree: str) -> str:
     """Compile the tree's mypyc modules in place (``setup.py``, where the tree has one:
-    a tree left interpreted would be compared with a compiled one); say how many."""
+    a tree left interpreted would be compared with a compiled one) unless built since
+    the sources they hold were edited (``compiled.py``'s rule); say how many are."""
     root = Path(tree)
     if not (root / "setup.py").exists() or not (root / "aionetstack" / "compiled.py").exists():
         return ""
-    subprocess.run(
-        [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
-        cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    names = runpy.run_path(str(root / "aionetstack" / "compiled.py"))["COMPILED_MODULES"]
+    compiled = runpy.run_path(str(root / "aionetstack" / "compiled.py"))
+    names = compiled["COMPILED_MODULES"]
     suffix = sysconfig.get_config_var("EXT_SUFFIX")
-    built = [n for n in names if (root / (n.replace(".", "/") + suffix)).exists()]
-    return f"; mypyc: {len(built)} of {len(names)} modules"
+
+    def built() -> list[tuple[str, str]]:
+        files = [(name, root / (name.replace(".", "/") + suffix)) for name in names]
+        return [(name, str(file)) for name, file in files if file.exists()]
+
+    if len(built()) < len(names) or compiled["stale_among"](built(), root / "aionetstack"):
+        subprocess.run(
+            [sys.executable, "setup.py", "-q", "build_ext", "--inplace"],
+            cwd=root, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+    return f"; mypyc: {len(built())} of {len(names)} modules"
 
 
 def main() -> int:

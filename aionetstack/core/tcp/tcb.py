@@ -12,9 +12,11 @@ read-only stand-ins (``NO_*`` below). The behaviour lives in parts, one concern 
 module, each a subclass of the one before it, so that the class has one line of bases
 (what mypyc compiles to one native struct: ``setup.py``): ``Tcb`` <- ``opening`` <-
 ``timers`` <- ``egress`` <- ``send`` <- ``receive`` <- ``recovery`` <- ``ack`` <-
-``ingress`` <- :class:`~.connection.TcpConnection`. This class declares the methods
-one part calls in another that is not below it (the role of ``include/net/tcp.h``);
-each raises ``NotImplementedError`` here and the part that owns it overrides it.
+``ingress`` <- :class:`~.connection.TcpConnection`. A part sees what the parts below
+it define; this class declares the rest that they use (the role of
+``include/net/tcp.h``): the methods a part calls that a part above it defines, and the
+application calls of :class:`~.events.TcpEndpoint`, which the parts hand to events as
+``self``. Each raises ``NotImplementedError`` here and the part that owns it overrides it.
 
 A connection talks to its owner through :class:`TcpHost` and to its listener through
 :class:`AcceptQueue`, Protocols defined here, so this package never imports the layer.
@@ -418,30 +420,15 @@ class Tcb:
         self._closed_reported = True
         self._layer.events.append(TcpClosed(self, error))
 
-    # Implemented by the parts above this class (see the module docstring).
-
-    def _ack_new_data(self, ack_off: int, options: TcpOptions | None, now: float) -> None:
-        raise NotImplementedError
-
-    def _after_read(self) -> None:
-        raise NotImplementedError
+    # Defined by the parts above this class (see the module docstring).
 
     def _arm_keepalive(self, now: float) -> None:
-        raise NotImplementedError
-
-    def _arm_persist(self, now: float) -> None:
-        raise NotImplementedError
-
-    def _arm_tlp(self, now: float) -> None:
         raise NotImplementedError
 
     def _challenge_ack(self, reason: str) -> None:
         raise NotImplementedError
 
     def _may_reply_to_invalid(self, reason: str, *, length: int, now: float) -> bool:
-        raise NotImplementedError
-
-    def _detect_loss(self, now: float) -> None:
         raise NotImplementedError
 
     def _emit(  # noqa: PLR0917
@@ -457,69 +444,22 @@ class Tcb:
     ) -> None:
         raise NotImplementedError
 
-    def _emit_burst(self, bounds: list[int], now: float) -> None:
-        raise NotImplementedError
-
     def _flight(self) -> int:
         raise NotImplementedError
 
     def _flight_size(self) -> int:
         raise NotImplementedError
 
-    def _mark_head_lost(self) -> None:
-        raise NotImplementedError
-
-    def _outstanding(self) -> int:
-        raise NotImplementedError
-
-    def _process_ack(  # noqa: PLR0917
-        self,
-        seq: int,
-        ack: int,
-        window: int,
-        options: TcpOptions | None,
-        length: int,
-        now: float,
-    ) -> bool:
-        raise NotImplementedError
-
-    def _process_sack(self, blocks: tuple[tuple[int, int], ...]) -> None:
-        raise NotImplementedError
-
-    def _proportional_rate_reduction(self, delivered: int) -> None:
-        raise NotImplementedError
-
-    def _receive_data(self, offset: int, payload: memoryview, fin: bool, now: float) -> None:
-        raise NotImplementedError
-
     def _retransmit_lost(self, now: float) -> None:
         raise NotImplementedError
 
-    def _rtt_sample_ts(self, tsecr: int, now: float, bound: float | None = None) -> None:
-        raise NotImplementedError
-
-    def _sack_option_length(self) -> int:
-        raise NotImplementedError
-
     def _send_control(self, seq: int, flags: int, now: float) -> None:
-        raise NotImplementedError
-
-    def _send_syn(self, now: float) -> None:
-        raise NotImplementedError
-
-    def _stop_persist_if_window_open(self) -> None:
-        raise NotImplementedError
-
-    def _take_peer_syn(self, seq: int, options: TcpOptions, now: float) -> None:
         raise NotImplementedError
 
     def _transmit(self, start: int, end: int, now: float) -> None:
         raise NotImplementedError
 
     def _ts_now(self, now: float) -> int:
-        raise NotImplementedError
-
-    def _update_send_window(self, window: int) -> None:
         raise NotImplementedError
 
     def abort(self) -> None:
