@@ -6,8 +6,10 @@ In a namespace of its own, starts ``server.py`` (pinned to CPU 1) under
 ``py-spy record`` (sampling, native frames off, idle samples dropped) and the
 blocking client (``client.py``, CPU 0) for MODE (upload, download, rr, connrate),
 then once more under cProfile for the number of Python calls per unit of work.
-Prints the functions with the most samples (self and inclusive), the server's
-user and system CPU per unit, and calls per unit.
+Prints the functions with the most samples (self and inclusive), the busy samples
+split into asyncio and the handler, the device's system calls and the stack (the
+share a stack that cost nothing would save), the server's user and system CPU per
+unit, and calls per unit.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import linecache
 import os
 import pstats
 import shutil
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 from pathlib import Path
@@ -101,6 +105,45 @@ def top_of_profile(collapsed: Path, count: int) -> str:
     return "\n".join(lines)
 
 
+#: Source text of a leaf line that waits for the next event (its samples are idle time).
+_WAITING = ("self._selector.poll(", "self._epoll.poll(")
+#: Source text of a leaf line in the stack that is one system call on the device.
+_DEVICE_CALLS = ("readinto(", "os.writev(", "os.write(")
+PARTS = ("asyncio and the handler", "device system calls", "the stack")
+
+
+def part_of_frame(frame: str, source_root: Path) -> str | None:
+    """The part of the server a leaf frame belongs to (None: waiting for events).
+
+    ``frame`` is py-spy's ``function (path:line)``: the line's text decides the device
+    calls and the wait, so the split survives edits that move lines.
+    """
+    location = frame[frame.rindex("(") + 1 : -1]
+    path, _, number = location.rpartition(":")
+    if "aionetstack/" in path:
+        text = linecache.getline(str(source_root / path[path.index("aionetstack/") :]), int(number))
+        return PARTS[1] if any(token in text for token in _DEVICE_CALLS) else PARTS[2]
+    # py-spy names a module by its path below the directory that holds it
+    for directory in (sysconfig.get_paths()["stdlib"], str(HERE)):
+        text = linecache.getline(os.path.join(directory, path), int(number))
+        if text:
+            break
+    return None if any(token in text for token in _WAITING) else PARTS[0]
+
+
+def parts_of_profile(collapsed: Path, source_root: Path) -> dict[str, float]:
+    """Each part's share of the busy samples (the wait for events left out)."""
+    weights: collections.Counter[str] = collections.Counter()
+    for line in collapsed.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        if stack:
+            part = part_of_frame(stack.split(";")[-1], source_root)
+            if part is not None:
+                weights[part] += int(samples)
+    busy = sum(weights.values()) or 1
+    return {part: weights[part] / busy for part in PARTS}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=["upload", "download", "rr", "connrate"])
@@ -121,7 +164,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch, network_namespace("aionsprof"):
         subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)
         collapsed = Path(scratch) / "profile.txt"
-        sampler = [spy, "record", "--format", "raw", "-r", "400", "-o", str(collapsed)]
+        sampler: list[str] | None = [spy, "record", "--format", "raw", "-r", "400", "-o",
+                                     str(collapsed)]  # fmt: skip
         if args.calls_only:
             sampler = None
         answer, cpu = run(
@@ -138,6 +182,11 @@ def main() -> int:
         time.sleep(0.5)
         if collapsed.exists():
             print(top_of_profile(collapsed, args.top))
+            busy = (cpu["user"] + cpu["sys"]) / done * 1e6
+            print(f"\nbusy samples by part (the wait in epoll left out), "
+                  f"of {busy:.1f} µs per {unit}:")  # fmt: skip
+            for part, share in parts_of_profile(collapsed, HERE.parent).items():
+                print(f"{100 * share:5.1f}%  {share * busy:6.1f} µs  {part}")
         stats_path = Path(scratch) / "cprofile.out"
         answer, _ = run(args.mode, args.connections, args.seconds, args.backend, spy=None,
                         env={"BENCH_PROFILE": str(stats_path)})  # fmt: skip

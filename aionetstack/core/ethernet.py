@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-from collections import Counter, deque
+from collections import deque
 from typing import Final
 
 from ..wire import arp, ethernet, icmpv6, ipv6
 from ..wire.error import WireError
+from .counts import Counts
 from .ip import ALL_NODES
 from .neighbour import NeighbourCache
 from .output import OffloadedPacket
@@ -48,7 +49,7 @@ class EthernetHost:
         self.core = core
         self.mac = mac
         self.neighbours = neighbours or NeighbourCache()
-        self.stats: Counter[str] = Counter()
+        self.stats = Counts()
         self._frames: deque[bytes | OffloadedPacket] = deque()
         core.register_icmpv6(icmpv6.TYPE_NEIGHBOR_SOLICITATION, self._on_solicitation)
         core.register_icmpv6(icmpv6.TYPE_NEIGHBOR_ADVERTISEMENT, self._on_advertisement)

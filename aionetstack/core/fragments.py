@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections import Counter
 from collections.abc import Hashable
 from dataclasses import dataclass, field
 from typing import Final
+
+from .counts import Counts
 
 __all__ = [
     "DEFAULT_MEMORY_BUDGET",
@@ -110,7 +111,7 @@ class Reassembler:
         self.deadlines: list[tuple[float, int, Hashable]] = []
         #: Bytes held now (data plus per-datagram overhead); never above ``budget``.
         self.used = 0
-        self.stats: Counter[str] = Counter()
+        self.stats = Counts()
 
     def __len__(self) -> int:
         """Datagrams in progress (poisoned ones included until their deadline)."""

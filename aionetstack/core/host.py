@@ -12,12 +12,13 @@ Under ``TYPE_CHECKING`` this class declares the methods one part calls in anothe
 from __future__ import annotations
 
 import ipaddress
-from collections import Counter, deque
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from ..config import StackConfig
 from ..wire import icmpv6, ipv4, ipv6
+from .counts import Counts
 from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter
 from .intercept import Interceptor
@@ -104,10 +105,10 @@ class HostState:
         self.pmtu = PathMtuCache(mtu)
         self._reassembly4 = Reassembler(IPV4_TIMEOUT)
         self._reassembly6 = Reassembler(IPV6_TIMEOUT)
-        self.ip_stats: Counter[str] = Counter()
-        self.icmp_stats: Counter[str] = Counter()
-        self.ip6_stats: Counter[str] = Counter()
-        self.icmp6_stats: Counter[str] = Counter()
+        self.ip_stats = Counts()
+        self.icmp_stats = Counts()
+        self.ip6_stats = Counts()
+        self.icmp6_stats = Counts()
         self._transports: dict[int, TransportHandler] = {ipv4.PROTO_ICMP: self._receive_icmp}
         self._transports6: dict[int, TransportHandler] = {icmpv6.PROTO_ICMPV6: self._receive_icmpv6}
         self._error_handlers: dict[int, Callable[[bytes, bytes, memoryview, OSError, float], None]]

@@ -36,6 +36,7 @@ from typing import Final, Protocol
 from ..config import InterceptConfig
 from ..wire import icmpv4, icmpv6, ipv4, ipv6, udp
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpOptions
+from .counts import Counts
 from .timer_generation import TimerGeneration
 
 __all__ = [
@@ -272,7 +273,7 @@ class Interceptor:
         #: UDP flows, least recently active first.
         self._udp: collections.OrderedDict[tuple[bytes, int, bytes, int], UdpFlow]
         self._udp = collections.OrderedDict()
-        self.stats: collections.Counter[str] = collections.Counter()
+        self.stats = Counts()
 
     # -- rules -------------------------------------------------------------------
 

@@ -14,10 +14,11 @@ dropped and the failure counted). Time comes in as ``now=``.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Final
 
+from .counts import Counts
 from .output import OffloadedPacket
 
 #: A packet waiting for its neighbour: complete, or offloaded (the link completes it).
@@ -84,7 +85,7 @@ class NeighbourCache:
         self.retransmit = retransmit
         self.reachable_time = reachable_time
         self._entries: dict[bytes, _Entry] = {}
-        self.stats: Counter[str] = Counter()
+        self.stats = Counts()
 
     def __len__(self) -> int:
         return len(self._entries)

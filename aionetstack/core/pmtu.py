@@ -10,8 +10,9 @@ link MTU is tried again. The table is bounded.
 
 from __future__ import annotations
 
-from collections import Counter
 from typing import Final
+
+from .counts import Counts
 
 __all__ = ["IPV4_MIN_PMTU", "IPV6_MIN_PMTU", "PMTU_AGE", "PathMtuCache", "plateau_below"]
 
@@ -45,7 +46,7 @@ class PathMtuCache:
         #: destination -> (path MTU, time it expires); empty on most stacks, so the
         #: send path tests it before looking anything up.
         self.lowered: dict[bytes, tuple[int, float]] = {}
-        self.stats: Counter[str] = Counter()
+        self.stats = Counts()
 
     def get(self, destination: bytes, now: float | None = None) -> int:
         """The path MTU towards ``destination`` (aged entries are dropped when ``now`` is given)."""

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import errno
 import ipaddress
-from collections import Counter, deque
+from collections import deque
 from typing import Protocol
 
 from ..config import StackConfig
 from ..wire import icmpv4, ipv4, ipv6, udp
 from ..wire.error import WireError
+from .counts import Counts
 from .events import UdpDatagramReceived, UdpErrorReceived
 from .ip import RoutingTable
 from .output import COMPLETE
@@ -126,11 +127,11 @@ class UdpLayer:
         self._core = core
         self._by_address: dict[tuple[bytes, int], UdpEndpoint] = {}
         self._wildcard: dict[int, UdpEndpoint] = {}
-        self.stats: Counter[str] = Counter()
+        self.stats = Counts()
         #: Intercept mode (``core/intercept.py``): datagrams no endpoint of its address owns.
         self.interceptor: UdpInterceptHook | None = None
 
-    def statistics(self) -> Counter[str]:
+    def statistics(self) -> Counts:
         """The UDP counters (``StackCore.statistics()['udp']``)."""
         return self.stats
 

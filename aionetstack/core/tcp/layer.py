@@ -20,6 +20,7 @@ from ...config import TcpConfig
 from ...wire.checksum import ones_complement_sum, pseudo_header_sum
 from ...wire.error import WireError
 from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, parse_options
+from ..counts import Counts
 from ..output import EmittedSegment
 from ..randomness import RandomSource
 from ..timer_generation import TimerGeneration
@@ -106,7 +107,7 @@ class TcpLayer(_PassiveOpen):
         self.memory_pressure = False
         self._memory_checked = -MEMORY_CHECK_INTERVAL
         #: The counters (``count`` adds to them; the per-segment paths add directly).
-        self.stats: collections.Counter[str] = collections.Counter()
+        self.stats = Counts()
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
         #: Intercept mode (``core/intercept.py``): asked about segments nothing owns.

@@ -31,6 +31,7 @@ from typing import Any, Final, Protocol
 from ...config import TcpConfig
 from ...wire.checksum import pseudo_header_sum
 from ...wire.tcp import ACK, TcpOptions, seq_diff
+from ..counts import Counts
 from ..output import EmittedSegment
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
@@ -78,7 +79,7 @@ class TcpHost(Protocol):
     config: TcpConfig
     events: collections.deque[object]
     #: The counters behind ``count`` (the per-segment paths add to them directly).
-    stats: collections.Counter[str]
+    stats: Counts
     now: float
     partial_checksums: bool
     max_segment_payload: int
