@@ -18,7 +18,10 @@ from typing import Final
 
 #: A TCP connection's per-packet code: its control block and the parts built on it
 #: (one line of subclasses, ``core/tcp/tcb.py``), its RTT estimator, buffers and
-#: sent records. Each compiles to an extension module of the same name.
+#: sent records; and the TCP layer that owns the connections (``TcpHost`` <- the
+#: listening part <- ``TcpLayer``: demultiplexing, the dirty set, the timer heap),
+#: so that a connection and its layer call each other natively. Each compiles to an
+#: extension module of the same name.
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
     "aionetstack.core.tcp.opening",
@@ -34,6 +37,9 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.send_buffer",
     "aionetstack.core.tcp.receive_buffer",
     "aionetstack.core.tcp.sent_record",
+    "aionetstack.core.tcp.host",
+    "aionetstack.core.tcp.listener",
+    "aionetstack.core.tcp.layer",
 )
 
 

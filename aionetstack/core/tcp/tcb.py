@@ -18,23 +18,20 @@ it define; this class declares the rest that they use (the role of
 application calls of :class:`~.events.TcpEndpoint`, which the parts hand to events as
 ``self``. Each raises ``NotImplementedError`` here and the part that owns it overrides it.
 
-A connection talks to its owner through :class:`TcpHost` and to its listener through
-:class:`AcceptQueue`, Protocols defined here, so this package never imports the layer.
+A connection talks to its owner through :class:`~.host.TcpHost`, the layer's base class
+(concrete, so the compiled build calls it natively), and to its listener through
+:class:`AcceptQueue`, a Protocol defined here; neither imports the layer.
 """
 
 from __future__ import annotations
 
-import collections
-from collections.abc import Callable
 from typing import Any, Final, Protocol
 
-from ...config import TcpConfig
 from ...wire.checksum import pseudo_header_sum
 from ...wire.tcp import ACK, TcpOptions, seq_diff
-from ..counts import Counts
-from ..output import EmittedSegment
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
+from .host import TcpHost
 from .hystart import HyStartRounds
 from .loss_state import NO_LOSS, LossState
 from .options import window_scale_for
@@ -67,48 +64,6 @@ NO_SEND_BUFFER: Final = SendBuffer()
 #: The receive buffer of every connection holding no unread bytes (never changed: data
 #: arriving makes a connection its own; a read that empties it puts this one back).
 NO_RECEIVE_BUFFER: Final = ReceiveBuffer()
-
-
-class TcpHost(Protocol):
-    """What a connection needs from the layer that owns it (``TcpLayer`` satisfies it).
-
-    Methods taking ``connection`` are passed the connection itself; they are typed
-    loosely because the host, not this module, knows the concrete class.
-    """
-
-    config: TcpConfig
-    events: collections.deque[object]
-    #: The counters behind ``count`` (the per-segment paths add to them directly).
-    stats: Counts
-    now: float
-    partial_checksums: bool
-    max_segment_payload: int
-    emit: Callable[..., None]
-    emit_many: Callable[[bytes, bytes, list[EmittedSegment]], None]
-    mss_for: Callable[[bytes], int]
-
-    def count(self, name: str, amount: int = 1) -> None:
-        """Add to the named counter of ``statistics()``."""
-
-    def mark_dirty(self, connection: Any) -> None:
-        """``connection`` has something to send at the next flush."""
-
-    def reschedule(self, connection: Any) -> None:
-        """``connection``'s earliest deadline may have moved earlier."""
-
-    def forget(self, connection: Any) -> None:
-        """``connection`` reached CLOSED: drop it from every table."""
-
-    memory_pressure: bool
-
-    def admit_orphan(self, connection: Any) -> bool:
-        """Whether a closed connection may live on as an orphan (``max_orphans``)."""
-
-    def admit_time_wait(self, connection: Any) -> bool:
-        """Whether a connection may enter TIME-WAIT (``max_time_wait``)."""
-
-    def allow_challenge_ack(self) -> bool:
-        """RFC 5961 §7: may one more challenge ACK be sent now?"""
 
 
 class AcceptQueue(Protocol):

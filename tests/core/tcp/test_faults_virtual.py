@@ -11,63 +11,70 @@ import pytest
 
 from aionetstack.config import TcpConfig
 from aionetstack.core.tcp import TcpClosed, TcpConnection, TcpLayer, TcpListener, TcpState
-from aionetstack.testing.netsim import PathProfile
+from aionetstack.testing.netsim import Host, PathProfile
 from aionetstack.testing.tcp_pair import TcpPair
 
 CHURN = int(os.environ.get("AIONETSTACK_CHURN", "2000"))
 DONE = frozenset({TcpState.CLOSED, TcpState.TIME_WAIT, TcpState.FIN_WAIT_2})
 
 
-def stall(layer: TcpLayer, start: float, seconds: float) -> list[int]:
-    """From ``start``, the layer's event loop is stuck for ``seconds``: arriving segments
-    wait (in the link), timers do not run, nothing is sent; then everything that waited
-    is handled at once, late, as a driver's first wake-up after a stall does."""
-    end = start + seconds
-    backlog: list[tuple[Any, ...]] = []
-    held = [0]
-    receive: Callable[..., None] = layer.receive_segment
-    handle_timer = layer.handle_timer
-    get_timer = layer.get_timer
-    flush = layer.flush
+class StalledLayer:
+    """The layer as the harness drives it, its event loop stuck from ``start`` for
+    ``seconds``: arriving segments wait (in the link), timers do not run, nothing is sent;
+    then everything that waited is handled at once, late, as a driver's first wake-up
+    after a stall does. The layer itself is untouched (its connections still call it);
+    every other attribute is the layer's."""
 
-    def stalled(now: float) -> bool:
-        return start <= now < end
+    def __init__(self, layer: TcpLayer, start: float, seconds: float) -> None:
+        self._layer = layer
+        self._start = start
+        self._end = start + seconds
+        self._backlog: list[tuple[bytes, bytes, bytes]] = []
+        #: Segments that waited out the stall.
+        self.held = 0
 
-    def receive_segment(source: bytes, destination: bytes, segment: Any, now: float) -> None:
-        if stalled(now):
-            backlog.append((source, destination, bytes(segment)))
-            held[0] += 1
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._layer, name)
+
+    def _stalled(self, now: float) -> bool:
+        return self._start <= now < self._end
+
+    def _catch_up(self, now: float) -> None:
+        while self._backlog:
+            source, destination, raw = self._backlog.pop(0)
+            self._layer.receive_segment(source, destination, memoryview(raw), now)
+
+    def receive_segment(self, source: bytes, destination: bytes, segment: Any, now: float) -> None:
+        if self._stalled(now):
+            self._backlog.append((source, destination, bytes(segment)))
+            self.held += 1
             return
-        while backlog:
-            source0, destination0, raw = backlog.pop(0)
-            receive(source0, destination0, memoryview(raw), now)
-        receive(source, destination, segment, now)
+        self._catch_up(now)
+        self._layer.receive_segment(source, destination, segment, now)
 
-    def timer() -> float | None:
-        deadline = get_timer()
-        if backlog:
-            deadline = end if deadline is None else min(deadline, end)
-        if deadline is not None and start <= deadline < end:
-            return end
+    def get_timer(self) -> float | None:
+        deadline = self._layer.get_timer()
+        if self._backlog:
+            deadline = self._end if deadline is None else min(deadline, self._end)
+        if deadline is not None and self._start <= deadline < self._end:
+            return self._end
         return deadline
 
-    def on_timer(now: float) -> None:
-        if stalled(now):
-            return
-        while backlog:
-            source0, destination0, raw = backlog.pop(0)
-            receive(source0, destination0, memoryview(raw), now)
-        handle_timer(now)
+    def handle_timer(self, now: float) -> None:
+        if not self._stalled(now):
+            self._catch_up(now)
+            self._layer.handle_timer(now)
 
-    def on_flush(now: float) -> None:
-        if not stalled(now):
-            flush(now)
+    def flush(self, now: float) -> None:
+        if not self._stalled(now):
+            self._layer.flush(now)
 
-    layer.receive_segment = receive_segment  # type: ignore[method-assign]
-    layer.get_timer = timer  # type: ignore[method-assign]
-    layer.handle_timer = on_timer  # type: ignore[method-assign]
-    layer.flush = on_flush  # type: ignore[method-assign]
-    return held
+
+def stall(host: Host, start: float, seconds: float) -> StalledLayer:
+    """Stall ``host``'s layer (:class:`StalledLayer`) as the harness sees it."""
+    stalled = StalledLayer(host.layer, start, seconds)
+    host.layer = stalled  # type: ignore[assignment]  # the harness calls only its five
+    return stalled
 
 
 @pytest.mark.parametrize("side", ["receiver", "sender"])
@@ -77,7 +84,7 @@ def test_a_two_second_stall_mid_transfer_loses_nothing_and_aborts_nothing(side: 
     data = bytes(range(256)) * 32768  # 8 MiB
     sent = 0
     received = bytearray()
-    held = stall(pair.b.layer if side == "receiver" else pair.a.layer, pair.now + 0.05, 2.0)
+    stalled = stall(pair.b if side == "receiver" else pair.a, pair.now + 0.05, 2.0)
 
     def done() -> bool:
         nonlocal sent
@@ -88,7 +95,7 @@ def test_a_two_second_stall_mid_transfer_loses_nothing_and_aborts_nothing(side: 
 
     assert pair.run(done, max_time=120)
     assert bytes(received) == data
-    assert held[0] > 0  # segments did wait out the stall
+    assert stalled.held > 0  # segments did wait out the stall
     assert pair.now > 2.2
     assert client.state is TcpState.ESTABLISHED and server.state is TcpState.ESTABLISHED
     for host in (pair.a, pair.b):
