@@ -20,8 +20,10 @@ from typing import Final
 #: (one line of subclasses, ``core/tcp/tcb.py``), its RTT estimator, buffers and
 #: sent records; and the TCP layer that owns the connections (``TcpHost`` <- the
 #: listening part <- ``TcpLayer``: demultiplexing, the dirty set, the timer heap),
-#: so that a connection and its layer call each other natively. Each compiles to an
-#: extension module of the same name.
+#: so that a connection and its layer call each other natively; and ``StackCore``, the
+#: IP layer, one line of classes too (``HostState`` <- fragments <- output <- ICMP
+#: input <- ``StackCore``: ``core/host.py``). Each compiles to an extension module of
+#: the same name.
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
     "aionetstack.core.tcp.opening",
@@ -40,6 +42,11 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.host",
     "aionetstack.core.tcp.listener",
     "aionetstack.core.tcp.layer",
+    "aionetstack.core.host",
+    "aionetstack.core.ip_fragments",
+    "aionetstack.core.ip_output",
+    "aionetstack.core.icmp_input",
+    "aionetstack.core.stack",
 )
 
 

@@ -11,11 +11,11 @@ that long, so the kernel peer sent tail-loss probes, retransmissions and resets 
 the tests asserting clean kernel counters count as the stack's fault. A long-running
 service embedding the stack does the same after start-up (``docs/performance.md``).
 
-Every ``StackCore`` in the test process checks its cached deadline
-(``StackCore.check_timer_answers``): the layers are asked after every pass anyway, and
-a test fails if an answer the stack would have reused was later than the true one, i.e.
-a timer source set an earlier deadline without bumping ``timer_generation``
-(core/timer_generation.py).
+Every ``StackCore`` made in the test process checks its cached deadline
+(``TIMER_ANSWER_CHECK``, core/timer_generation.py): the layers are asked after every
+pass anyway, and a test fails if an answer the stack would have reused was later than
+the true one, i.e. a timer source set an earlier deadline without bumping
+``timer_generation``.
 
 Property tests draw their examples deterministically (hypothesis ``derandomize``):
 every run tries the same examples, so a red run can be repeated. Set
@@ -40,7 +40,7 @@ if os.environ.get("AIONETSTACK_INTERPRETED") == "1":
     _COMPILED["load_sources_first"]()
 
 from aionetstack.compiled import compiled_modules, stale_compiled_modules  # noqa: E402
-from aionetstack.core.stack import StackCore  # noqa: E402
+from aionetstack.core.timer_generation import TIMER_ANSWER_CHECK  # noqa: E402
 from aionetstack.testing.netns import (  # noqa: E402
     Namespace,
     NamespaceUnavailableError,
@@ -51,7 +51,7 @@ from aionetstack.testing.netns import (  # noqa: E402
 settings.register_profile("deterministic", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "deterministic"))
-StackCore.check_timer_answers = True
+TIMER_ANSWER_CHECK.enabled = True
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -81,9 +81,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(autouse=True)
 def _no_late_timer_answers() -> Iterator[None]:
     """Fail a test in which a stack's cached deadline was later than the true one."""
-    StackCore.timer_answers_late = 0
+    TIMER_ANSWER_CHECK.late = 0
     yield
-    assert StackCore.timer_answers_late == 0, "a timer source did not bump timer_generation"
+    assert TIMER_ANSWER_CHECK.late == 0, "a timer source did not bump timer_generation"
 
 
 def tun_unavailable(reason: str) -> None:

@@ -2,11 +2,13 @@
 routes, the transports plugged in, the event and output queues, the ICMP rate
 limiter, the reassemblers and the path MTU cache.
 
-``StackCore`` joins this with its parts, one concern per module: ``ip_input``
-(validating and demultiplexing what arrives), ``ip_output`` (IP headers on what
-leaves, ICMP errors we send), ``icmp_input`` (echo and the ICMP errors we
-receive, both families), ``ip_fragments`` (reassembly in, fragmentation out).
-Under ``TYPE_CHECKING`` this class declares the methods one part calls in another.
+``StackCore`` builds on this with its parts, one concern per module, each a subclass of
+the one before it (one line of classes: what mypyc compiles, ``aionetstack/compiled.py``):
+``HostState`` <- ``ip_fragments`` (reassembly in, fragmentation out) <- ``ip_output``
+(IP headers on what leaves, ICMP errors we send) <- ``icmp_input`` (echo and the ICMP
+errors we receive, both families) <- ``stack.StackCore`` (validating and demultiplexing
+what arrives). This class declares the methods one part calls that a part above it
+defines: each raises ``NotImplementedError`` here and the part that owns it overrides it.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 import ipaddress
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from ..config import StackConfig
 from ..wire import icmpv6, ipv4, ipv6
@@ -27,7 +29,7 @@ from .output import COMPLETE, OffloadedPacket
 from .pmtu import PathMtuCache
 from .randomness import RandomSource
 from .tcp import TcpLayer
-from .timer_generation import TimerGeneration
+from .timer_generation import TIMER_ANSWER_CHECK, TimerGeneration
 from .udp import UdpLayer
 
 #: The header a transport handler gets: IPv4's or IPv6's (both have ``source``/``destination``).
@@ -128,6 +130,8 @@ class HostState:
         self.timer_generation = TimerGeneration()
         self._timer_answer: float | None = None
         self._timer_answered_at = -1  # the generation of that answer; -1: none to reuse
+        #: Tests: ask the layers every time, count late answers (``TimerAnswerCheck``).
+        self._check_timer_answers = TIMER_ANSWER_CHECK.enabled
         self._statistics: dict[str, Callable[[], dict[str, int]]] = {}
         self.udp = UdpLayer(self)
         self.register_transport(
@@ -186,110 +190,125 @@ class HostState:
         """The path MTU towards ``destination`` now (the link MTU unless an ICMP lowered it)."""
         return self.pmtu.get(destination, self._now)
 
-    if TYPE_CHECKING:
-        # Implemented by the other parts of the class.
+    def _expire_fragments(self, now: float) -> None:
+        raise NotImplementedError
 
-        def _expire_fragments(self, now: float) -> None: ...
+    def _mss_for(self, remote: bytes) -> int:
+        raise NotImplementedError
 
-        def _mss_for(self, remote: bytes) -> int: ...
+    def _reassemble4(
+        self, header: ipv4.IPv4Header, packet: memoryview, payload: memoryview, now: float
+    ) -> tuple[memoryview, memoryview] | None:
+        raise NotImplementedError
 
-        def _reassemble4(
-            self, header: ipv4.IPv4Header, packet: memoryview, payload: memoryview, now: float
-        ) -> tuple[memoryview, memoryview] | None: ...
+    def _reassemble6(
+        self,
+        header: ipv6.IPv6Header,
+        fragment: ipv6.FragmentHeader,
+        packet: memoryview,
+        *,
+        upper_offset: int,
+        data: memoryview,
+        now: float,
+    ) -> tuple[memoryview, memoryview, int] | None:
+        raise NotImplementedError
 
-        def _reassemble6(
-            self,
-            header: ipv6.IPv6Header,
-            fragment: ipv6.FragmentHeader,
-            packet: memoryview,
-            *,
-            upper_offset: int,
-            data: memoryview,
-            now: float,
-        ) -> tuple[memoryview, memoryview, int] | None: ...
+    def _reassembly_timer(self) -> float | None:
+        raise NotImplementedError
 
-        def _reassembly_timer(self) -> float | None: ...
+    def _receive_icmp(
+        self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
+    ) -> None:
+        raise NotImplementedError
 
-        def _receive_icmp(
-            self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
-        ) -> None: ...
+    def _receive_icmpv6(
+        self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
+    ) -> None:
+        raise NotImplementedError
 
-        def _receive_icmpv6(
-            self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
-        ) -> None: ...
+    def _receive_tcp(
+        self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
+    ) -> None:
+        raise NotImplementedError
 
-        def _receive_tcp(
-            self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
-        ) -> None: ...
+    def _send_fragments4(
+        self,
+        source: bytes,
+        destination: bytes,
+        protocol: int,
+        payload: bytes | bytearray | memoryview,
+        *,
+        ttl: int,
+        mtu: int,
+    ) -> None:
+        raise NotImplementedError
 
-        def _send_fragments4(
-            self,
-            source: bytes,
-            destination: bytes,
-            protocol: int,
-            payload: bytes | bytearray | memoryview,
-            *,
-            ttl: int,
-            mtu: int,
-        ) -> None: ...
+    def _send_fragments6(
+        self,
+        source: bytes,
+        destination: bytes,
+        protocol: int,
+        payload: bytes | bytearray | memoryview,
+        *,
+        hop_limit: int,
+        mtu: int,
+    ) -> None:
+        raise NotImplementedError
 
-        def _send_fragments6(
-            self,
-            source: bytes,
-            destination: bytes,
-            protocol: int,
-            payload: bytes | bytearray | memoryview,
-            *,
-            hop_limit: int,
-            mtu: int,
-        ) -> None: ...
+    def _send_icmpv6_error(
+        self,
+        icmp_type: int,
+        code: int,
+        header: ipv6.IPv6Header,
+        packet: memoryview,
+        now: float,
+        *,
+        body: int = 0,
+    ) -> None:
+        raise NotImplementedError
 
-        def _send_icmpv6_error(
-            self,
-            icmp_type: int,
-            code: int,
-            header: ipv6.IPv6Header,
-            packet: memoryview,
-            now: float,
-            *,
-            body: int = 0,
-        ) -> None: ...
+    def _tcp_icmp_error(
+        self, source: bytes, destination: bytes, quoted: memoryview, error: OSError, now: float
+    ) -> None:
+        raise NotImplementedError
 
-        def _tcp_icmp_error(
-            self, source: bytes, destination: bytes, quoted: memoryview, error: OSError, now: float
-        ) -> None: ...
+    def _tso_payload(self) -> int:
+        raise NotImplementedError
 
-        def _tso_payload(self) -> int: ...
+    def emit_transport(self, protocol: int) -> Callable[..., None]:
+        raise NotImplementedError
 
-        def emit_transport(self, protocol: int) -> Callable[..., None]: ...
+    def emit_transport_many(self, protocol: int) -> Callable[..., None]:
+        raise NotImplementedError
 
-        def emit_transport_many(self, protocol: int) -> Callable[..., None]: ...
+    def register_transport(
+        self,
+        protocol: int,
+        receive: TransportHandler,
+        *,
+        icmp_error: Callable[[bytes, bytes, memoryview, OSError, float], None] | None = None,
+        path_mtu: Callable[[bytes, bytes, memoryview, int, float], None] | None = None,
+        flush: Callable[[float], None] | None = None,
+        get_timer: Callable[[], float | None] | None = None,
+        handle_timer: Callable[[float], None] | None = None,
+        statistics: tuple[str, Callable[[], dict[str, int]]] | None = None,
+    ) -> None:
+        raise NotImplementedError
 
-        def register_transport(
-            self,
-            protocol: int,
-            receive: TransportHandler,
-            *,
-            icmp_error: Callable[[bytes, bytes, memoryview, OSError, float], None] | None = None,
-            path_mtu: Callable[[bytes, bytes, memoryview, int, float], None] | None = None,
-            flush: Callable[[float], None] | None = None,
-            get_timer: Callable[[], float | None] | None = None,
-            handle_timer: Callable[[float], None] | None = None,
-            statistics: tuple[str, Callable[[], dict[str, int]]] | None = None,
-        ) -> None: ...
+    def send_icmp_error(
+        self, icmp_type: int, code: int, header: IpHeader, packet: memoryview, now: float
+    ) -> None:
+        raise NotImplementedError
 
-        def send_icmp_error(
-            self, icmp_type: int, code: int, header: IpHeader, packet: memoryview, now: float
-        ) -> None: ...
-
-        def send_ip(
-            self,
-            source: bytes,
-            destination: bytes,
-            protocol: int,
-            payload: bytes | bytearray | memoryview,
-            *,
-            ttl: int | None = None,
-            segment_size: int = COMPLETE,
-            tail: tuple[bytes | memoryview, ...] = (),
-        ) -> None: ...
+    def send_ip(
+        self,
+        source: bytes,
+        destination: bytes,
+        protocol: int,
+        payload: bytes | bytearray | memoryview,
+        *,
+        ttl: int | None = None,
+        segment_size: int = COMPLETE,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        raise NotImplementedError

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from ..wire.error import WireError
 from .events import EchoReplyReceived, EchoUnreachable
-from .host import HostState, IpHeader
+from .host import IpHeader
 from .icmp import icmpv4_error_to_oserror, icmpv6_error_to_oserror
+from .ip_output import _IpOutput
 from .ipv6 import ExtensionWalk, walk_extension_headers
 from .pmtu import plateau_below
 
@@ -22,7 +23,7 @@ from .pmtu import plateau_below
 _MIN_QUOTE = ipv4.IPV4_HEADER_LENGTH + 8
 
 
-class _IcmpInput(HostState):
+class _IcmpInput(_IpOutput):
     """The icmp input part of :class:`StackCore` (see the module docstring)."""
 
     def _receive_icmp(

@@ -11,7 +11,8 @@ from typing import Final
 
 from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from .fragmenter import IPV6_FIXED_HEADER
-from .host import UNSPECIFIED6, HostState, IpHeader
+from .host import UNSPECIFIED6, IpHeader
+from .ip_fragments import _Fragmenting
 from .output import COMPLETE, EmittedSegment, OffloadedPacket
 
 #: IPv4 error (type, code) -> the ICMPv6 one with the same meaning (RFC 4443 §3).
@@ -28,7 +29,7 @@ def _is_icmpv6_error(header: ipv6.IPv6Header, packet: memoryview) -> bool:
     return len(packet) > ipv6.IPV6_HEADER_LENGTH and packet[ipv6.IPV6_HEADER_LENGTH] < 128
 
 
-class _IpOutput(HostState):
+class _IpOutput(_Fragmenting):
     """The ip output part of :class:`StackCore` (see the module docstring)."""
 
     def send_ip(

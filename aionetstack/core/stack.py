@@ -20,12 +20,11 @@ from ..wire import icmpv4, icmpv6, ipv4, ipv6
 from ..wire.checksum import internet_checksum, pseudo_header_sum
 from ..wire.error import WireError
 from ..wire.plain_tcp4 import parse_plain_tcp4
-from .host import UNSPECIFIED6, HostState, IpHeader, TransportHandler
+from .host import UNSPECIFIED6, IpHeader, TransportHandler
 from .icmp_input import _IcmpInput
-from .ip_fragments import _Fragmenting
-from .ip_output import _IpOutput
 from .ipv6 import ExtensionWalk, ParameterProblem, walk_extension_headers
 from .output import COMPLETE, OffloadedPacket
+from .timer_generation import TIMER_ANSWER_CHECK
 
 __all__ = ["COMPLETE", "IpHeader", "OffloadedPacket", "StackCore"]
 
@@ -46,7 +45,7 @@ def _transport_checksum_ok(
 _LOOPBACK6: Final = bytes(15) + b"\x01"
 
 
-class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
+class StackCore(_IcmpInput):
     """A host's IPv4 and IPv6 stack with ICMP (and TCP/UDP layers plugged in).
 
     ``addresses`` are interface strings such as ``"198.18.0.2/24"`` or
@@ -54,12 +53,6 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
     routes' next hops (at most one per family, each on one of those networks).
     ``mtu`` bounds what we send. ``rng`` supplies IP identifiers, ISNs, ports.
     """
-
-    #: Tests set this: ``get_timer`` then asks the layers every time and counts, in
-    #: ``timer_answers_late``, each answer it would have reused that was later than
-    #: the true deadline (a timer source that did not bump ``timer_generation``).
-    check_timer_answers: bool = False
-    timer_answers_late: int = 0
 
     def register_transport(
         self,
@@ -100,11 +93,17 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
     def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None:
         """Take one packet from the link. Never raises on bad input."""
         self._now = now
+        if data and data[0] == _V4_NO_OPTIONS and self._receive_tcp4_plain(data, now):
+            return
+        self.receive_packet_checked(data, now)
+
+    def receive_packet_checked(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        """:meth:`receive_packet` without its inline path for plain TCP in IPv4: every
+        check, for any packet. It has the same outcome, for every packet (tested)."""
+        self._now = now
         if not data:
             self.ip_stats["received"] += 1
             self.ip_stats["dropped_truncated"] += 1
-            return
-        if data[0] == _V4_NO_OPTIONS and self._receive_tcp4_plain(data, now):
             return
         version = data[0] >> 4
         if version == 6:
@@ -192,7 +191,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         the last answer (``timer_generation``, core/timer_generation.py).
         """
         generation = self.timer_generation.count
-        if generation == self._timer_answered_at and not StackCore.check_timer_answers:
+        if generation == self._timer_answered_at and not self._check_timer_answers:
             return self._timer_answer
         deadline: float | None = None
         for get_timer, _ in self._timers:
@@ -202,7 +201,7 @@ class StackCore(_IcmpInput, _IpOutput, _Fragmenting, HostState):
         if generation == self._timer_answered_at:  # checking: the answer it would have reused
             answer = self._timer_answer
             if deadline is not None and (answer is None or answer > deadline):
-                StackCore.timer_answers_late += 1
+                TIMER_ANSWER_CHECK.late += 1
         self._timer_answer = deadline
         self._timer_answered_at = generation
         return deadline

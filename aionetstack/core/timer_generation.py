@@ -12,7 +12,9 @@ the answer, ``StackCore.handle_timer``).
 
 from __future__ import annotations
 
-__all__ = ["TimerGeneration"]
+from typing import Final
+
+__all__ = ["TIMER_ANSWER_CHECK", "TimerAnswerCheck", "TimerGeneration"]
 
 
 class TimerGeneration:
@@ -22,3 +24,19 @@ class TimerGeneration:
 
     def __init__(self) -> None:
         self.count = 0
+
+
+class TimerAnswerCheck:
+    """For tests: with ``enabled`` set before a stack is made, its ``get_timer`` asks the
+    layers every time and counts in ``late`` each answer it would have reused that was
+    later than the true deadline (a timer source that did not bump the generation)."""
+
+    __slots__ = ("enabled", "late")
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.late = 0
+
+
+#: The one check every stack reads (``tests/conftest.py`` enables it for the suite).
+TIMER_ANSWER_CHECK: Final = TimerAnswerCheck()

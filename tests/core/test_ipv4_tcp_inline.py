@@ -55,39 +55,43 @@ TIMESTAMPS = bytes((1, 1, 8, 10)) + bytes(range(8))
 MALFORMED = bytes((2, 1, 0, 0))
 
 
-def run(
-    data: bytes, *, inline: bool, monkeypatch: pytest.MonkeyPatch, verify: bool = True
-) -> tuple[object, ...]:
-    """Counters and output of a fresh core (listening on port 80) given ``data``;
-    ``verify``: the core checks TCP checksums (software GRO turns it off for what it
-    merged, having checked each piece)."""
+def fresh_core(verify: bool) -> StackCore:
+    """A core listening on port 80; ``verify``: it checks TCP checksums (software GRO
+    turns that off for what it merged, having checked each piece)."""
     core = StackCore(["198.18.0.2/24"], rng=random.Random(1))
     core.verify_transport_checksums = verify
     core.tcp.listen(None, 80)
-    taken: list[bool] = []
-    if not inline:
-        monkeypatch.setattr(core, "_receive_tcp4_plain", lambda data, now: False)
-    else:
-        original = core._receive_tcp4_plain
+    return core
 
-        def spy(data: bytes, now: float) -> bool:
-            taken.append(original(data, now))
-            return taken[-1]
 
-        monkeypatch.setattr(core, "_receive_tcp4_plain", spy)
-    core.receive_packet(data, NOW)
+def outcome(core: StackCore) -> tuple[object, ...]:
+    """The core's counters and what it sends now."""
     out = [bytes(p) if isinstance(p, bytes) else bytes(p.packet) for p in core.packets_to_send(NOW)]
-    return core.statistics(), out, taken
+    return core.statistics(), out
 
 
-def test_a_valid_segment_takes_the_inline_path_with_the_full_paths_result(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    data = syn_packet()
-    stats, out, taken = run(data, inline=True, monkeypatch=monkeypatch)
-    assert taken == [True]
-    assert (stats, out) == run(data, inline=False, monkeypatch=monkeypatch)[:2]
-    assert len(out) == 1  # the SYN-ACK
+def run(data: bytes, *, verify: bool = True) -> tuple[object, ...]:
+    """The outcome of ``receive_packet`` and of the full checks alone for ``data``, each
+    on a fresh core, and whether the inline path takes it (a third core: when it does
+    not, it must have changed nothing)."""
+    both = []
+    for receive in (StackCore.receive_packet, StackCore.receive_packet_checked):
+        core = fresh_core(verify)
+        receive(core, data, NOW)
+        both.append(outcome(core))
+    core = fresh_core(verify)
+    untouched = outcome(core)
+    taken = core._receive_tcp4_plain(data, NOW)
+    if not taken:
+        assert outcome(core) == untouched
+    return both[0], both[1], taken
+
+
+def test_a_valid_segment_takes_the_inline_path_with_the_full_paths_result() -> None:
+    inline, full, taken = run(syn_packet())
+    assert taken
+    assert inline == full
+    assert len(full[1]) == 1  # type: ignore[arg-type]  # the SYN-ACK
 
 
 @pytest.mark.parametrize(
@@ -101,12 +105,12 @@ def test_a_valid_segment_takes_the_inline_path_with_the_full_paths_result(
     ids=["syn-options", "timestamps", "no-options", "malformed-options"],
 )
 def test_each_option_layout_is_taken_inline_with_the_full_paths_result(
-    data: bytes, counter: str, monkeypatch: pytest.MonkeyPatch
+    data: bytes, counter: str
 ) -> None:
-    stats, out, taken = run(data, inline=True, monkeypatch=monkeypatch)
-    assert taken == [True]
-    assert (stats, out) == run(data, inline=False, monkeypatch=monkeypatch)[:2]
-    assert stats["tcp"][counter] == 1  # type: ignore[index]
+    inline, full, taken = run(data)
+    assert taken
+    assert inline == full
+    assert full[0]["tcp"][counter] == 1  # type: ignore[index]
 
 
 @pytest.mark.parametrize(
@@ -132,12 +136,10 @@ def test_each_option_layout_is_taken_inline_with_the_full_paths_result(
         "offset-past-segment",
     ],
 )
-def test_packets_the_full_path_drops_are_never_taken_inline(
-    data: bytes, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stats, out, taken = run(data, inline=True, monkeypatch=monkeypatch)
-    assert taken == [False]
-    assert (stats, out) == run(data, inline=False, monkeypatch=monkeypatch)[:2]
+def test_packets_the_full_path_drops_are_never_taken_inline(data: bytes) -> None:
+    inline, full, taken = run(data)
+    assert not taken
+    assert inline == full
 
 
 @settings(max_examples=600, deadline=None)
@@ -154,9 +156,7 @@ def test_any_corrupted_byte_gets_the_same_verdict_either_way(
     reaches the header rules themselves instead of failing the checksum."""
     data = bytearray(packet)
     data[position % len(data)] = value
-    with pytest.MonkeyPatch.context() as monkeypatch:
-        inline = run(bytes(data), inline=True, monkeypatch=monkeypatch, verify=verify)[:2]
-        full = run(bytes(data), inline=False, monkeypatch=monkeypatch, verify=verify)[:2]
+    inline, full, _ = run(bytes(data), verify=verify)
     assert inline == full
 
 

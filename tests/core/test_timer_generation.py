@@ -17,6 +17,7 @@ import pytest
 from aionetstack.config import StackConfig
 from aionetstack.core.fragments import IPV4_TIMEOUT, IPV6_TIMEOUT
 from aionetstack.core.stack import StackCore
+from aionetstack.core.timer_generation import TIMER_ANSWER_CHECK
 from aionetstack.testing.segments import make_segment
 from aionetstack.wire import ipv4, udp
 from aionetstack.wire.tcp import SYN, build_options
@@ -31,7 +32,7 @@ NOW = 10.0
 
 @pytest.fixture(autouse=True)
 def _answers_reused(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    monkeypatch.setattr(StackCore, "check_timer_answers", False)
+    monkeypatch.setattr(TIMER_ANSWER_CHECK, "enabled", False)
     yield
 
 
