@@ -22,7 +22,8 @@ from typing import Final
 #: listening part <- ``TcpLayer``: demultiplexing, the dirty set, the timer heap),
 #: so that a connection and its layer call each other natively; and ``StackCore``, the
 #: IP layer, one line of classes too (``HostState`` <- fragments <- output <- ICMP
-#: input <- ``StackCore``: ``core/host.py``). Each compiles to an extension module of
+#: input <- ``StackCore``: ``core/host.py``); and the pump that moves a driver's packets
+#: and events between the core and the link. Each compiles to an extension module of
 #: the same name.
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
@@ -47,6 +48,7 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.ip_output",
     "aionetstack.core.icmp_input",
     "aionetstack.core.stack",
+    "aionetstack.core.pump",
 )
 
 

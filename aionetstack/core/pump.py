@@ -26,9 +26,22 @@ from typing import Protocol
 
 from .ethernet import EthernetHost
 from .gro import Coalescer
+from .output import OffloadedPacket
 from .stack import StackCore
 
-__all__ = ["PacketPort", "Pump"]
+__all__ = ["PacketPort", "Pump", "PumpedCore"]
+
+
+class PumpedCore(Protocol):
+    """What the pump calls on its core (:class:`StackCore` or :class:`EthernetHost`)."""
+
+    def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None: ...
+
+    def packets_to_send(self, now: float) -> list[bytes | OffloadedPacket]: ...
+
+    def get_timer(self) -> float | None: ...
+
+    def handle_timer(self, now: float) -> None: ...
 
 
 class PacketPort(Protocol):
@@ -79,7 +92,7 @@ class Pump:
     ) -> None:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, got {batch}")
-        self._core = core
+        self._core: PumpedCore = core
         #: The core's event queue (the same deque for the core's life).
         self._events = core.events
         self._link = link

@@ -38,7 +38,7 @@ async def test_an_exception_in_the_core_is_reported_and_the_stack_goes_on(
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
     assert isinstance(far.core, StackCore)
     broken = BrokenOnce(far.core)
-    far.driver._pump._core = broken  # type: ignore[assignment]
+    far.driver._pump._core = broken
     try:
         await near.ping(FAR, timeout=0.2)
     except TimeoutError:
