@@ -89,16 +89,24 @@ async def test_udp_echo_demo() -> None:
 
 
 async def start_tun_example(name: str) -> asyncio.subprocess.Process:
+    # -X faulthandler: a SIGABRT makes it print every thread's stack (see interrupt)
     return await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLES / name), "--tun",
+        sys.executable, "-X", "faulthandler", str(EXAMPLES / name), "--tun",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
 
 
 async def interrupt(process: asyncio.subprocess.Process) -> tuple[str, str]:
-    """Ctrl-C the example (by its pid) and expect a clean exit 0."""
+    """Ctrl-C the example (by its pid) and expect a clean exit 0. An example still
+    running after TIMEOUT is aborted, and the test fails with the stacks it was in."""
     process.send_signal(signal.SIGINT)
-    out, err = await asyncio.wait_for(process.communicate(), TIMEOUT)
+    communicating = asyncio.ensure_future(process.communicate())
+    done, _ = await asyncio.wait({communicating}, timeout=TIMEOUT)
+    if not done:
+        process.send_signal(signal.SIGABRT)
+        _, err = await asyncio.wait_for(communicating, TIMEOUT)
+        raise AssertionError(f"the example ignored Ctrl-C for {TIMEOUT} s:\n{err.decode()}")
+    out, err = communicating.result()
     assert process.returncode == 0, err.decode()
     return out.decode(), err.decode()
 
