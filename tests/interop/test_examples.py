@@ -88,11 +88,20 @@ async def test_udp_echo_demo() -> None:
 # -- --tun mode, against kernel sockets in the test's namespace ------------------------
 
 
+def _default_sigint() -> None:
+    """In the example, before exec: Ctrl-C does what it does in a terminal. A test run
+    started as a background job without job control (``cmd &`` in a script) has SIGINT
+    ignored, and a child inherits that: Python then installs no handler for it, and the
+    example would sleep through the test's Ctrl-C."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 async def start_tun_example(name: str) -> asyncio.subprocess.Process:
     # -X faulthandler: a SIGABRT makes it print every thread's stack (see interrupt)
     return await asyncio.create_subprocess_exec(
         sys.executable, "-X", "faulthandler", str(EXAMPLES / name), "--tun",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        preexec_fn=_default_sigint,
     )  # fmt: skip
 
 
