@@ -196,23 +196,6 @@ class HostState:
     def _mss_for(self, remote: bytes) -> int:
         raise NotImplementedError
 
-    def _reassemble4(
-        self, header: ipv4.IPv4Header, packet: memoryview, payload: memoryview, now: float
-    ) -> tuple[memoryview, memoryview] | None:
-        raise NotImplementedError
-
-    def _reassemble6(
-        self,
-        header: ipv6.IPv6Header,
-        fragment: ipv6.FragmentHeader,
-        packet: memoryview,
-        *,
-        upper_offset: int,
-        data: memoryview,
-        now: float,
-    ) -> tuple[memoryview, memoryview, int] | None:
-        raise NotImplementedError
-
     def _reassembly_timer(self) -> float | None:
         raise NotImplementedError
 
@@ -228,30 +211,6 @@ class HostState:
 
     def _receive_tcp(
         self, header: IpHeader, payload: memoryview, packet: memoryview, now: float
-    ) -> None:
-        raise NotImplementedError
-
-    def _send_fragments4(
-        self,
-        source: bytes,
-        destination: bytes,
-        protocol: int,
-        payload: bytes | bytearray | memoryview,
-        *,
-        ttl: int,
-        mtu: int,
-    ) -> None:
-        raise NotImplementedError
-
-    def _send_fragments6(
-        self,
-        source: bytes,
-        destination: bytes,
-        protocol: int,
-        payload: bytes | bytearray | memoryview,
-        *,
-        hop_limit: int,
-        mtu: int,
     ) -> None:
         raise NotImplementedError
 
