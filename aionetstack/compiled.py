@@ -40,6 +40,7 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.send_buffer",
     "aionetstack.core.tcp.receive_buffer",
     "aionetstack.core.tcp.sent_record",
+    "aionetstack.core.tcp.state",
     "aionetstack.core.tcp.host",
     "aionetstack.core.tcp.listener",
     "aionetstack.core.tcp.layer",

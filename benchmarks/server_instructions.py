@@ -34,8 +34,11 @@ from aionetstack.testing.netns import network_namespace  # noqa: E402
 HOST = "198.18.0.2"
 
 
-def measure(tree: Path, mode: str, connections: int, seconds: float) -> tuple[float, float]:
-    """(Ir per unit, units) for one run of ``tree``'s stack server."""
+def measure(
+    tree: Path, mode: str, connections: int, seconds: float, keep: Path | None = None
+) -> tuple[float, float]:
+    """(Ir per unit, units) for one run of ``tree``'s stack server; ``keep``: a path to
+    write the callgrind profile to (for ``callgrind_annotate``)."""
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(scratch) / "callgrind.out"
         server = subprocess.Popen(
@@ -69,6 +72,8 @@ def measure(tree: Path, mode: str, connections: int, seconds: float) -> tuple[fl
             server.wait(timeout=120)
         time.sleep(0.2)
         text = "".join(p.read_text() for p in Path(scratch).glob("callgrind.out*"))
+        if keep is not None:
+            keep.write_text(text)
     total = sum(int(m) for m in re.findall(r"^totals: (\d+)", text, re.M))
     units = answer["total"] / 65536 if mode in ("upload", "download") else answer["total"]
     return total / units, units
@@ -81,6 +86,7 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--keep", type=Path, help="write the last run's callgrind profile here")
     args = parser.parse_args()
     unit = "64 KiB" if args.mode in ("upload", "download") else "transaction"
     results: dict[Path, list[float]] = {tree: [] for tree in args.trees}
@@ -92,7 +98,7 @@ def main() -> int:
         for _ in range(args.rounds):
             for tree in args.trees:
                 per_unit, units = measure(tree.resolve(), args.mode, args.connections,
-                                          args.seconds)  # fmt: skip
+                                          args.seconds, args.keep)  # fmt: skip
                 results[tree].append(per_unit)
                 print(f"{tree}: {per_unit:,.0f} instructions per {unit} ({units:.0f} {unit}s)",
                       flush=True)  # fmt: skip
