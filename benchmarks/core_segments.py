@@ -36,7 +36,7 @@ class _Side:
         self.wire: list[bytes] = []
         self.events: collections.deque[object] = collections.deque()
         self.layer = TcpLayer(config, random.Random(seed),
-                              emit=lambda s, d, seg, *_: self.wire.append(seg),
+                              output=lambda s, d, seg, *_: self.wire.append(seg),
                               events=self.events, mss_for=lambda _: mss)  # fmt: skip
 
 

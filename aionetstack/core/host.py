@@ -25,7 +25,7 @@ from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter
 from .intercept import Interceptor
 from .ip import ALL_NODES, Interface, RouteEntry, RoutingTable, parse_interface
-from .output import COMPLETE, OffloadedPacket
+from .output import COMPLETE, OffloadedPacket, SegmentOutput
 from .pmtu import PathMtuCache
 from .randomness import RandomSource
 from .tcp import TcpLayer
@@ -139,11 +139,10 @@ class HostState:
             statistics=("udp", self.udp.statistics),
         )  # fmt: skip
         self.tcp = TcpLayer(
-            self.config.tcp, rng, emit=self.emit_transport(ipv4.PROTO_TCP), events=self._events,
-            ephemeral_ports=self.config.ephemeral_ports, mss_for=self._mss_for,
-            partial_checksums=transmit_offload, max_segment_payload=self._tso_payload(),
-            emit_many=self.emit_transport_many(ipv4.PROTO_TCP) if transmit_offload else None,
-            timer_generation=self.timer_generation,
+            self.config.tcp, rng, output=self.transport_output(ipv4.PROTO_TCP),
+            events=self._events, ephemeral_ports=self.config.ephemeral_ports,
+            mss_for=self._mss_for, partial_checksums=transmit_offload,
+            max_segment_payload=self._tso_payload(), timer_generation=self.timer_generation,
         )  # fmt: skip
         self.register_transport(
             ipv4.PROTO_TCP, self._receive_tcp, icmp_error=self._tcp_icmp_error,
@@ -234,10 +233,7 @@ class HostState:
     def _tso_payload(self) -> int:
         raise NotImplementedError
 
-    def emit_transport(self, protocol: int) -> Callable[..., None]:
-        raise NotImplementedError
-
-    def emit_transport_many(self, protocol: int) -> Callable[..., None]:
+    def transport_output(self, protocol: int) -> SegmentOutput:
         raise NotImplementedError
 
     def register_transport(

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol
 
 from ..config import InterceptConfig
-from ..wire import icmpv4, icmpv6, ipv4, ipv6, udp
+from ..wire import icmpv4, icmpv6, ipv4, ipv4_send, ipv6, udp
 from ..wire.tcp import ACK, FIN, RST, SYN, TcpOptions
 from .counts import Counts
 from .timer_generation import TimerGeneration
@@ -481,7 +481,7 @@ class Interceptor:
         segment = _syn_quote(flow)
         if len(flow.local) == 4:
             packet = (
-                ipv4.simple_ipv4_header(
+                ipv4_send.simple_ipv4_header(
                     flow.remote, flow.local, 6, len(segment), ttl=64, identification=0
                 )
                 + segment

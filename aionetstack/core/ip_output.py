@@ -6,14 +6,13 @@ a non-initial fragment: RFC 1122 §3.2.2, RFC 4443 §2.4).
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Final
 
-from ..wire import icmpv4, icmpv6, ipv4, ipv6
+from ..wire import icmpv4, icmpv6, ipv4, ipv4_send, ipv6
 from .fragmenter import IPV6_FIXED_HEADER
 from .host import UNSPECIFIED6, IpHeader
 from .ip_fragments import _Fragmenting
-from .output import COMPLETE, EmittedSegment, OffloadedPacket
+from .output import COMPLETE, EmittedSegment, OffloadedPacket, SegmentOutput
 
 #: IPv4 error (type, code) -> the ICMPv6 one with the same meaning (RFC 4443 §3).
 _ICMPV6_FOR_ICMPV4: Final = {
@@ -80,7 +79,7 @@ class _IpOutput(_Fragmenting):
                 f"packet of {length} bytes exceeds the link's limit of {self.max_packet_size}"
             )
         self._identification = identification = (self._identification + 1) & 0xFFFF
-        header = ipv4.simple_ipv4_header(
+        header = ipv4_send.simple_ipv4_header(
             source, destination, protocol, size, ttl=hop, identification=identification
         )
         packet = b"".join((header, payload))
@@ -146,7 +145,7 @@ class _IpOutput(_Fragmenting):
             return
         identification = (self._identification + 1) & 0xFFFF
         self._identification = (self._identification + len(segments)) & 0xFFFF
-        headers = ipv4.simple_ipv4_headers(
+        headers = ipv4_send.simple_ipv4_headers(
             source, destination, protocol, lengths, ttl=self._default_ttl,
             identification=identification,
         )  # fmt: skip
@@ -155,29 +154,10 @@ class _IpOutput(_Fragmenting):
             append(OffloadedPacket(ip_header + header, segment_size, parts))
         self.ip_stats["sent"] += len(segments)
 
-    def emit_transport_many(self, protocol: int) -> Callable[..., None]:
-        """Return ``emit_many(source, destination, segments)`` (:meth:`send_segments`)."""
-        send_segments = self.send_segments
-
-        def emit_many(source: bytes, destination: bytes, segments: list[EmittedSegment]) -> None:
-            send_segments(source, destination, protocol, segments)
-
-        return emit_many
-
-    def emit_transport(self, protocol: int) -> Callable[..., None]:
-        """Return ``emit(source, destination, segment, segment_size=COMPLETE, tail=())``."""
-        send_ip = self.send_ip
-
-        def emit(
-            source: bytes,
-            destination: bytes,
-            segment: bytes,
-            segment_size: int = COMPLETE,
-            tail: tuple[bytes | memoryview, ...] = (),
-        ) -> None:
-            send_ip(source, destination, protocol, segment, segment_size=segment_size, tail=tail)
-
-        return emit
+    def transport_output(self, protocol: int) -> SegmentOutput:
+        """Where a transport's segments go: ``emit`` to :meth:`send_ip`, ``emit_many``
+        to :meth:`send_segments`, as packets of ``protocol``."""
+        return _TransportOutput(self, protocol)
 
     def send_echo_request(
         self,
@@ -274,3 +254,27 @@ class _IpOutput(_Fragmenting):
         if self.max_packet_size <= self.mtu:
             return 0
         return self.max_packet_size - ipv6.IPV6_HEADER_LENGTH - 60
+
+
+class _TransportOutput(SegmentOutput):
+    """A transport's :class:`SegmentOutput` into the IP layer's output (compiled: the
+    calls from TCP's egress down to :meth:`_IpOutput.send_ip` are native)."""
+
+    def __init__(self, ip: _IpOutput, protocol: int) -> None:
+        self._ip = ip
+        self._protocol = protocol
+
+    def emit(
+        self,
+        source: bytes,
+        destination: bytes,
+        segment: bytes,
+        segment_size: int = COMPLETE,
+        tail: tuple[bytes | memoryview, ...] = (),
+    ) -> None:
+        self._ip.send_ip(
+            source, destination, self._protocol, segment, segment_size=segment_size, tail=tail
+        )
+
+    def emit_many(self, source: bytes, destination: bytes, segments: list[EmittedSegment]) -> None:
+        self._ip.send_segments(source, destination, self._protocol, segments)

@@ -250,7 +250,7 @@ class Network:
                 self.paths[destination].submit(source, destination, piece, self.now)
 
         host.layer = TcpLayer(
-            config or TcpConfig(), rng, emit=emit, events=events, mss_for=lambda _: mss
+            config or TcpConfig(), rng, output=emit, events=events, mss_for=lambda _: mss
         )
         return host
 

@@ -104,7 +104,7 @@ class ScriptedPeer:
         self.layer = TcpLayer(
             config or TcpConfig(),
             random.Random(seed),
-            emit=self._emit,
+            output=self._emit,
             events=self.events,
             mss_for=lambda remote: mss,
         )

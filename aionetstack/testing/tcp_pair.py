@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..config import TcpConfig
-from ..core.tcp import TcpConnection, TcpListener
+from ..core.output import CallbackOutput
+from ..core.tcp import TcpConnection, TcpLayer, TcpListener
 from ..wire.tcp import TcpSegment, parse_tcp
 from .netsim import ADDRESS_A, ADDRESS_B, Network, PathProfile
 
@@ -47,17 +48,17 @@ class TcpPair:
         for host, direction in ((self.a, "ab"), (self.b, "ba")):
             self._wrap(host.layer, direction)
 
-    def _wrap(self, layer: object, direction: str) -> None:
-        inner = layer.emit  # type: ignore[attr-defined]
+    def _wrap(self, layer: TcpLayer, direction: str) -> None:
+        inner = layer.output
 
         def emit(source: bytes, destination: bytes, raw: bytes) -> None:
             segment = parse_tcp(raw)
             self.trace.append((self.network.now, direction, segment))
             if self.intercept is not None and not self.intercept(direction, segment):
                 return
-            inner(source, destination, raw)
+            inner.emit(source, destination, raw)
 
-        layer.emit = emit  # type: ignore[attr-defined]
+        layer.output = CallbackOutput(emit)
 
     @property
     def now(self) -> float:

@@ -14,6 +14,8 @@ from .checksum import internet_checksum
 from .error import WireError
 
 __all__ = [
+    "FIXED_WORDS",
+    "FLAG_DF",
     "FRAGMENT_BITS",
     "HEADER",
     "IPV4_HEADER_LENGTH",
@@ -26,8 +28,6 @@ __all__ = [
     "build_ipv4",
     "build_ipv4_header",
     "parse_ipv4",
-    "simple_ipv4_header",
-    "simple_ipv4_headers",
 ]
 
 #: Protocol numbers (IANA "Assigned Internet Protocol Numbers").
@@ -39,7 +39,7 @@ PROTO_ICMPV6: Final = 58
 #: RFC 791 §3.1: a header without options is five 32-bit words.
 IPV4_HEADER_LENGTH: Final = 20
 _MAX_TOTAL_LENGTH: Final = 0xFFFF
-_FLAG_DF: Final = 0x4000  # RFC 791 §3.1 "Flags" bit 1: Don't Fragment
+FLAG_DF: Final = 0x4000  # RFC 791 §3.1 "Flags" bit 1: Don't Fragment
 _FLAG_MF: Final = 0x2000  # bit 2: More Fragments
 _OFFSET_MASK: Final = 0x1FFF
 
@@ -51,8 +51,8 @@ FRAGMENT_BITS: Final = _FLAG_MF | _OFFSET_MASK
 #: RFC 1122 §3.2.1.3 / RFC 6890: 0/8 "this network", 127/8 loopback, 224/4 multicast
 #: and 240/4 reserved are never the source of a packet a host accepts.
 MARTIAN_FIRST_OCTETS: Final = frozenset([0, 127, *range(224, 256)])
-#: The words of a :func:`simple_ipv4_header` that never change: version/IHL/TOS and DF.
-_FIXED_WORDS: Final = 0x4500 + _FLAG_DF
+#: The words of a plain header (``wire/ipv4_send.py``) that never change: version/IHL/TOS and DF.
+FIXED_WORDS: Final = 0x4500 + FLAG_DF
 
 
 @dataclass(slots=True)
@@ -113,7 +113,7 @@ def parse_ipv4(
     options = bytes(view[IPV4_HEADER_LENGTH:header_length]) if header_length > 20 else b""
     header = IPv4Header(
         src, dst, protocol, ttl, tos, ident,
-        flags_offset & _FLAG_DF != 0, flags_offset & _FLAG_MF != 0,
+        flags_offset & FLAG_DF != 0, flags_offset & _FLAG_MF != 0,
         (flags_offset & _OFFSET_MASK) * 8, total_length, header_length, checksum,
         options,
     )  # fmt: skip
@@ -141,7 +141,7 @@ def build_ipv4_header(header: IPv4Header, payload_length: int) -> bytes:
         raise ValueError("ttl, tos and protocol must fit in 8 bits")
     flags_offset = (header.fragment_offset // 8) & _OFFSET_MASK
     if header.dont_fragment:
-        flags_offset |= _FLAG_DF
+        flags_offset |= FLAG_DF
     if header.more_fragments:
         flags_offset |= _FLAG_MF
     raw = bytearray(header_length)
@@ -155,57 +155,6 @@ def build_ipv4_header(header: IPv4Header, payload_length: int) -> bytes:
     raw[10] = checksum >> 8
     raw[11] = checksum & 0xFF
     return bytes(raw)
-
-
-def simple_ipv4_header(
-    source: bytes,
-    destination: bytes,
-    protocol: int,
-    payload_length: int,
-    *,
-    ttl: int,
-    identification: int,
-) -> bytes:
-    """A 20-byte header (no options, DF set, not a fragment) with its checksum: the send fast path.
-
-    The caller guarantees valid arguments (4-byte addresses, 8-bit fields,
-    ``20 + payload_length <= 65535``); :func:`build_ipv4_header` checks them.
-    """
-    total_length = IPV4_HEADER_LENGTH + payload_length
-    # The checksum without packing twice: the header's 16-bit words summed modulo 0xFFFF
-    # (wire/checksum.py) are the fixed words, the variable ones, and the 8 address bytes
-    # read as one big-endian integer. Never 0 (the version word is in it), so the folded
-    # sum is 1..0xFFFF and its complement is the checksum.
-    folded = (
-        _FIXED_WORDS + total_length + identification + (ttl << 8 | protocol)
-        + int.from_bytes(source + destination, "big")
-    ) % 0xFFFF or 0xFFFF  # fmt: skip
-    return HEADER.pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
-                        0xFFFF - folded, source, destination)  # fmt: skip
-
-
-def simple_ipv4_headers(
-    source: bytes,
-    destination: bytes,
-    protocol: int,
-    payload_lengths: list[int],
-    *,
-    ttl: int,
-    identification: int,
-) -> list[bytes]:
-    """:func:`simple_ipv4_header` for packets sent in a row between the same addresses,
-    their identifications counting up from ``identification`` (mod 2**16): the words
-    all of them share are summed once."""
-    shared = _FIXED_WORDS + (ttl << 8 | protocol) + int.from_bytes(source + destination, "big")
-    pack = HEADER.pack
-    headers = []
-    for payload_length in payload_lengths:
-        total_length = IPV4_HEADER_LENGTH + payload_length
-        folded = (shared + total_length + identification) % 0xFFFF or 0xFFFF
-        headers.append(pack(0x45, 0, total_length, identification, _FLAG_DF, ttl, protocol,
-                            0xFFFF - folded, source, destination))  # fmt: skip
-        identification = (identification + 1) & 0xFFFF
-    return headers
 
 
 def build_ipv4(header: IPv4Header, payload: bytes | bytearray | memoryview) -> bytes:

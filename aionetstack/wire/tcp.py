@@ -13,6 +13,7 @@ from typing import Final
 
 from .checksum import ones_complement_sum, pseudo_header_sum
 from .error import WireError
+from .seq import seq_add, seq_diff, seq_geq, seq_gt, seq_leq, seq_lt
 
 __all__ = [
     "ACK",
@@ -67,9 +68,7 @@ OPT_TIMESTAMP: Final = 8
 #: RFC 7323 §2.3: shift counts above 14 are treated as 14.
 MAX_WINDOW_SCALE: Final = 14
 
-_SEQ_MOD: Final = 1 << 32
-_SEQ_MASK: Final = _SEQ_MOD - 1
-_SEQ_HALF: Final = 1 << 31
+_SEQ_MASK: Final = 0xFFFFFFFF
 
 #: Fixed header: ports, seq, ack, data offset byte, flags, window, checksum, urgent pointer.
 HEADER: Final = struct.Struct("!HHIIBBHHH")
@@ -80,39 +79,6 @@ _TIMESTAMP_OPTION: Final = struct.Struct("!BBBBII")  # NOP NOP kind=8 len=10 TSv
 #: segment (RFC 7323 Appendix A).
 TIMESTAMP_PREFIX: Final = b"\x01\x01\x08\x0a"
 _SACK_EDGE: Final = struct.Struct("!II")
-
-
-# --- sequence arithmetic (RFC 9293 §3.4; RFC 1982 serial numbers) -------------------------
-
-
-def seq_add(a: int, n: int) -> int:
-    """``a + n`` modulo 2**32."""
-    return (a + n) & _SEQ_MASK
-
-
-def seq_diff(a: int, b: int) -> int:
-    """Signed distance ``a - b`` in ``-2**31 .. 2**31-1`` (positive when ``a`` is after ``b``)."""
-    return ((a - b + _SEQ_HALF) & _SEQ_MASK) - _SEQ_HALF
-
-
-def seq_lt(a: int, b: int) -> bool:
-    """``a < b`` modulo 2**32."""
-    return 0 < ((b - a) & _SEQ_MASK) < _SEQ_HALF
-
-
-def seq_leq(a: int, b: int) -> bool:
-    """``a <= b`` modulo 2**32."""
-    return ((b - a) & _SEQ_MASK) < _SEQ_HALF
-
-
-def seq_gt(a: int, b: int) -> bool:
-    """``a > b`` modulo 2**32."""
-    return 0 < ((a - b) & _SEQ_MASK) < _SEQ_HALF
-
-
-def seq_geq(a: int, b: int) -> bool:
-    """``a >= b`` modulo 2**32."""
-    return ((a - b) & _SEQ_MASK) < _SEQ_HALF
 
 
 # --- options ------------------------------------------------------------------------------

@@ -107,7 +107,7 @@ class _Egress(_Timers):
         self._bytes_since_ack = 0
         layer = self._layer
         layer.stats["segments_out"] += len(segments)
-        layer.emit_many(self.local_address, self.remote_address, segments)
+        layer.output.emit_many(self.local_address, self.remote_address, segments)
 
     def _emit(  # noqa: PLR0917
         self,
@@ -235,9 +235,9 @@ class _Egress(_Timers):
             # A TSO super-segment is cut into pieces that each carry this header's options.
             extra = header_length - 20 - (_TS_OPTION_LENGTH if self._ts_ok else 0)
             size = self._snd_mss - extra if payload_length > self._snd_mss - extra else 0
-            layer.emit(self.local_address, self.remote_address, segment, size, tail)
+            layer.output.emit(self.local_address, self.remote_address, segment, size, tail)
         else:
-            layer.emit(self.local_address, self.remote_address, segment)
+            layer.output.emit(self.local_address, self.remote_address, segment)
 
     def _sack_options(self, count: int) -> bytes:
         assert self._ooo is not None

@@ -22,7 +22,7 @@ from typing import Any
 
 from ...config import TcpConfig
 from ..counts import Counts
-from ..output import EmittedSegment
+from ..output import SegmentOutput
 
 __all__ = ["TcpHost"]
 
@@ -43,8 +43,8 @@ class TcpHost:
     max_segment_payload: int
     #: Over the stack's TCP ``memory_limit`` at the last check.
     memory_pressure: bool
-    emit: Callable[..., None]
-    emit_many: Callable[[bytes, bytes, list[EmittedSegment]], None]
+    #: Where finished segments go: the IP layer's TCP output, or a test's callables.
+    output: SegmentOutput
     mss_for: Callable[[bytes], int]
 
     def count(self, name: str, amount: int = 1) -> None:

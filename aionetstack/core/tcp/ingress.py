@@ -14,7 +14,8 @@ from __future__ import annotations
 import errno
 from typing import Final
 
-from ...wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions, seq_diff
+from ...wire.seq import seq_diff
+from ...wire.tcp import ACK, FIN, RST, SYN, URG, TcpOptions
 from .ack import _AckProcessing
 from .events import TcpReadable
 from .loss_state import NO_LOSS

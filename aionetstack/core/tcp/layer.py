@@ -21,7 +21,7 @@ from ...wire.checksum import ones_complement_sum, pseudo_header_sum
 from ...wire.error import WireError
 from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, parse_options
 from ..counts import Counts
-from ..output import EmittedSegment
+from ..output import CallbackOutput, SegmentOutput
 from ..randomness import RandomSource
 from ..timer_generation import TimerGeneration
 from .connection import TcpConnection
@@ -61,28 +61,27 @@ class TcpLayer(_PassiveOpen):
         config: TcpConfig,
         rng: RandomSource,
         *,
-        emit: Callable[..., None],
+        output: SegmentOutput | Callable[..., None],
         events: collections.deque[object],
         ephemeral_ports: tuple[int, int] = (32768, 60999),
         mss_for: Callable[[bytes], int] = lambda remote: 1460,
         partial_checksums: bool = False,
         max_segment_payload: int = 0,
-        emit_many: Callable[[bytes, bytes, list[EmittedSegment]], None] | None = None,
         timer_generation: TimerGeneration | None = None,
     ) -> None:
         self.config = config
         #: Emit segments whose checksum field holds only the pseudo-header sum, for a link
         #: that completes checksums (TUN with IFF_VNET_HDR and NEEDS_CSUM; limits.md §3).
-        #: ``emit`` is then called with a fourth argument, ``segment_size``: 0 for a
-        #: segment the device only checksums, the send MSS for a TSO super-segment.
+        #: ``output.emit`` is then given ``segment_size``: 0 for a segment the device only
+        #: checksums, the send MSS for a TSO super-segment.
         self.partial_checksums = partial_checksums or max_segment_payload > 0
         #: With TSO: the most payload bytes one emitted segment may carry (0: one MSS).
         self.max_segment_payload = max_segment_payload
-        self.emit = emit
-        #: ``emit_many(source, destination, segments)``: partial-checksum segments of one
-        #: connection, each ``(header, segment_size, payload_parts, payload_length)``, in
-        #: order (the bulk path); without one, each goes to ``emit`` in turn.
-        self.emit_many = emit_many or self._emit_each
+        #: Where segments go (``core/output.py``): ``emit`` one, ``emit_many`` the
+        #: partial-checksum segments of one connection in order (the bulk path). A
+        #: callable given instead is ``emit(source, destination, segment[,
+        #: segment_size, tail])``, wrapped in a :class:`CallbackOutput`.
+        self.output = output if isinstance(output, SegmentOutput) else CallbackOutput(output)
         self.events = events
         self.mss_for = mss_for
         self.now = 0.0
@@ -412,9 +411,9 @@ class TcpLayer(_PassiveOpen):
         if flags & RST:
             self.count("resets_sent")
         if self.partial_checksums:
-            self.emit(source, destination, bytes(header), 0)
+            self.output.emit(source, destination, bytes(header), 0)
         else:
-            self.emit(source, destination, bytes(header))
+            self.output.emit(source, destination, bytes(header))
 
     # ==================================================================================
     # ICMP
@@ -469,11 +468,6 @@ class TcpLayer(_PassiveOpen):
     # ==================================================================================
     # Output and timers
     # ==================================================================================
-
-    def _emit_each(self, source: bytes, destination: bytes, segments: list[EmittedSegment]) -> None:
-        emit = self.emit
-        for header, segment_size, parts, _ in segments:
-            emit(source, destination, header, segment_size, parts)
 
     def mark_dirty(self, connection: TcpConnection) -> None:
         """The connection has something to send at the next :meth:`flush`."""

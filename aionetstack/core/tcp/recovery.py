@@ -13,7 +13,7 @@ import collections
 from bisect import bisect_left, bisect_right
 from typing import Final
 
-from ...wire.tcp import seq_diff
+from ...wire.seq import seq_diff
 from .loss_state import NO_LOSS, NO_RANGES
 from .receive import _ReceiveSide
 from .sent_record import SentRecord

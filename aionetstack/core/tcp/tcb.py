@@ -28,7 +28,8 @@ from __future__ import annotations
 from typing import Any, Final, Protocol
 
 from ...wire.checksum import pseudo_header_sum
-from ...wire.tcp import ACK, TcpOptions, seq_diff
+from ...wire.seq import seq_diff
+from ...wire.tcp import ACK, TcpOptions
 from .congestion import CongestionControl, create_congestion_control
 from .events import TcpClosed, TcpConnected
 from .host import TcpHost

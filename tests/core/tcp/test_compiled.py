@@ -87,6 +87,20 @@ def test_an_edit_of_any_source_the_compiled_code_may_hold_makes_it_stale(
     assert stale_among(origins, package) == ["aionetstack.core.tcp.tcb"]
 
 
+def test_a_shared_library_rebuilt_after_the_edit_makes_it_current(tmp_path: Path) -> None:
+    """mypyc's code lives in one shared library beside the package: a rebuild that left
+    the module's own small extension untouched still holds the edit."""
+    package, built = _checkout(tmp_path)
+    origins = [("aionetstack.core.tcp.tcb", str(built))]
+    os.utime(package / "core" / "tcp" / "tcb.py", (1100, 1100))
+    shared = tmp_path / "aionetstack_native__mypyc.cpython-311-x86_64-linux-gnu.so"
+    shared.write_bytes(b"")
+    os.utime(shared, (1050, 1050))  # built before the edit: still stale
+    assert stale_among(origins, package) == ["aionetstack.core.tcp.tcb"]
+    os.utime(shared, (1200, 1200))  # rebuilt after it
+    assert stale_among(origins, package) == []
+
+
 def test_an_edit_outside_what_core_may_import_leaves_it_current(tmp_path: Path) -> None:
     package, built = _checkout(tmp_path)
     os.utime(package / "aio" / "api.py", (1100, 1100))

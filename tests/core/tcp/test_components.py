@@ -219,7 +219,7 @@ def test_ephemeral_ports_exhaustion() -> None:
     from aionetstack.core.tcp import TcpLayer
 
     layer = TcpLayer(
-        TcpConfig(), random.Random(1), emit=lambda *a: None, events=collections.deque(),
+        TcpConfig(), random.Random(1), output=lambda *a: None, events=collections.deque(),
         ephemeral_ports=(40000, 40002),
     )  # fmt: skip
     for _ in range(3):

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from aionetstack.config import TcpConfig
+from aionetstack.core.output import CallbackOutput
 from aionetstack.testing.netsim import (
     ADDRESS_A,
     ADDRESS_B,
@@ -222,7 +223,7 @@ def test_tso_super_segments_cut_by_the_device(loss: float) -> None:
     profile = PathProfile(delay=0.005, bandwidth=100_000_000, loss=loss, queue_limit=2000)
     network = Network(profile, seed=31, tso=65_000, record=True)
     emitted_sizes: list[int] = []
-    inner = network.a.layer.emit
+    inner = network.a.layer.output
 
     def spy(
         source: bytes,
@@ -232,9 +233,9 @@ def test_tso_super_segments_cut_by_the_device(loss: float) -> None:
         tail: tuple[bytes | memoryview, ...] = (),
     ) -> None:
         emitted_sizes.append(len(segment) + sum(len(piece) for piece in tail))
-        inner(source, destination, segment, segment_size, tail)
+        inner.emit(source, destination, segment, segment_size, tail)
 
-    network.a.layer.emit = spy
+    network.a.layer.output = CallbackOutput(spy)
     transfer = BulkTransfer(network, 3_000_000, seed=31)
     network.run(lambda: transfer.done, max_time=1000)
     assert_exact(transfer, 31)

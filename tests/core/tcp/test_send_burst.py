@@ -11,7 +11,7 @@ import dpkt
 import pytest
 
 from aionetstack.config import TcpConfig
-from aionetstack.core.output import EmittedSegment, OffloadedPacket
+from aionetstack.core.output import CallbackOutput, EmittedSegment, OffloadedPacket
 from aionetstack.core.stack import StackCore
 from aionetstack.core.tcp import TcpConnection
 from aionetstack.testing.segments import LOCAL, REMOTE, ScriptedPeer
@@ -196,7 +196,9 @@ def test_one_pass_hands_all_its_segments_down_in_one_call() -> None:
     peer.layer.max_segment_payload = 3 * MSS
     peer.layer.partial_checksums = True
     calls: list[list[EmittedSegment]] = []
-    peer.layer.emit_many = lambda source, destination, segments: calls.append(segments)
+    peer.layer.output = CallbackOutput(
+        peer.layer.output.emit, lambda source, destination, segments: calls.append(segments)
+    )
     connection, _iss = peer.passive_open(
         peer_isn=PEER_ISN, options=build_options(mss=MSS, timestamp=(77, 0)), window=WINDOW
     )
@@ -213,7 +215,9 @@ def test_without_timestamps_segments_go_one_by_one() -> None:
     peer.layer.max_segment_payload = 3 * MSS
     peer.layer.partial_checksums = True
     calls: list[object] = []
-    peer.layer.emit_many = lambda *arguments: calls.append(arguments)
+    peer.layer.output = CallbackOutput(
+        peer.layer.output.emit, lambda *arguments: calls.append(arguments)
+    )
     connection, _iss = peer.passive_open(peer_isn=PEER_ISN, options=build_options(mss=MSS),
                                          window=WINDOW)  # fmt: skip
     connection.send(b"b" * 10 * MSS)
