@@ -72,6 +72,7 @@ from .tun_device import (
     _parse_kernel_addresses,
     _set_nonblocking,
 )
+from .tun_io import read_packet, write_packet
 
 __all__ = [
     "TUNSETOFFLOAD",
@@ -252,8 +253,9 @@ class TunLink:
         A packet of ``LEND_THRESHOLD`` bytes or more comes as a view of the buffer it was
         read into, which is lent (``link/receive_pool.py``); smaller ones as ``bytes``.
         """
-        reader = self._check_open()
-        readinto = reader.readinto
+        self._check_open()
+        read = read_packet
+        fd = self._fd
         pool = self._pool
         buffer = pool.current
         view = pool.view
@@ -263,7 +265,7 @@ class TunLink:
         received_bytes = 0
         while len(packets) < limit:
             try:
-                size = readinto(buffer)
+                size = read(fd, buffer)
             except OSError as exc:
                 if exc.errno in _LINK_DOWN:
                     self.receive_errors += 1
@@ -304,12 +306,7 @@ class TunLink:
         """Write ``packet`` (behind a virtio_net_hdr when offload is on, ``tail`` after it)
         in one system call; count its bytes (the header's not), never block."""
         try:
-            if header is None:
-                written = (
-                    os.writev(self._fd, (packet, *tail)) if tail else os.write(self._fd, packet)
-                )
-            else:
-                written = os.writev(self._fd, (header, packet, *tail)) - len(header)
+            written = write_packet(self._fd, header, packet, tail)
         except OSError as exc:
             self._write_failed(exc)
             return

@@ -199,8 +199,8 @@ def test_send_failures_are_counted_not_raised(
     link.send(b"\x00" * 20, 0.0)  # not IP: the kernel says EINVAL
     assert link.statistics()["send_rejected"] == 1
 
-    def refuse(code: int) -> Callable[[int, bytes], int]:
-        def write(fd: int, data: bytes) -> int:
+    def refuse(code: int) -> Callable[..., int]:
+        def write(fd: int, head: object, packet: object, tail: object) -> int:
             raise OSError(code, os.strerror(code))
 
         return write
@@ -208,17 +208,44 @@ def test_send_failures_are_counted_not_raised(
     packet = echo_request(STACK, KERNEL, 1)
     for code in (errno.EAGAIN, errno.ENOBUFS):
         with monkeypatch.context() as patch:
-            patch.setattr(os, "write", refuse(code))
+            patch.setattr(tun_module, "write_packet", refuse(code))
             link.send(packet, 0.0)
     assert link.statistics()["send_dropped"] == 2
     with monkeypatch.context() as patch:  # the interface is down: dropped and counted
-        patch.setattr(os, "write", refuse(errno.EIO))
+        patch.setattr(tun_module, "write_packet", refuse(errno.EIO))
         link.send(packet, 0.0)
     assert link.statistics()["send_link_down"] == 1
     with monkeypatch.context() as patch, pytest.raises(LinkGoneError, match="is gone"):
-        patch.setattr(os, "write", refuse(errno.EBADFD))  # the device was deleted
+        patch.setattr(tun_module, "write_packet", refuse(errno.EBADFD))  # the device was deleted
         link.send(packet, 0.0)
     assert link.statistics()["sent_packets"] == 0
+
+
+@pytest.mark.tun
+def test_read_failures_are_counted_or_raised_as_the_device_gone(
+    tun_factory: Callable[..., TunLink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An empty queue ends a batch quietly; a down interface (EIO) is a counted
+    receive error; a deleted device is LinkGoneError."""
+    link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
+    with monkeypatch.context() as patch:  # the queue is empty: no error, nothing counted
+        patch.setattr(tun_module, "read_packet", lambda fd, buffer: None)
+        assert link.receive_batch(8, 0.0) == []
+    assert link.statistics()["receive_errors"] == 0
+
+    def refuse(code: int) -> Callable[..., int]:
+        def read(fd: int, buffer: object) -> int:
+            raise OSError(code, os.strerror(code))
+
+        return read
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tun_module, "read_packet", refuse(errno.EIO))
+        assert link.receive_batch(8, 0.0) == []
+    assert link.statistics()["receive_errors"] == 1
+    with monkeypatch.context() as patch, pytest.raises(LinkGoneError, match="is gone"):
+        patch.setattr(tun_module, "read_packet", refuse(errno.EBADFD))
+        link.receive_batch(8, 0.0)
 
 
 @pytest.mark.tun
@@ -264,12 +291,12 @@ def test_a_segment_to_cut_is_cut_even_when_it_fits_the_mtu(
     )
     written: list[bytes] = []
 
-    def capture(fd: int, buffers: list[bytes]) -> int:
-        written.append(bytes(buffers[0]))
-        return sum(len(b) for b in buffers)
+    def capture(fd: int, head: bytes, packet: bytes, tail: tuple[bytes, ...]) -> int:
+        written.append(bytes(head))
+        return len(packet) + sum(len(b) for b in tail)
 
     with monkeypatch.context() as patch:
-        patch.setattr(os, "writev", capture)
+        patch.setattr(tun_module, "write_packet", capture)
         link.send_offloaded(packet, 1000, 0.0)
         link.send_offloaded(packet, 0, 0.0)  # 0: one segment, nothing to cut
     cut, whole = (parse_vnet_header(header) for header in written)

@@ -1,0 +1,13 @@
+"""The TUN's per-packet reads and writes in C (``link/_tunio.c``).
+
+See :mod:`aionetstack.link.tun_io`.
+"""
+
+def read_packet(fd: int, buffer: bytearray | memoryview, /) -> int | None: ...
+def write_packet(
+    fd: int,
+    head: bytes | bytearray | memoryview | None,
+    packet: bytes | bytearray | memoryview,
+    tail: tuple[bytes | bytearray | memoryview, ...],
+    /,
+) -> int: ...
