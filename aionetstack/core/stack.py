@@ -167,7 +167,11 @@ class StackCore(_IcmpInput):
         stats = self.ip_stats
         stats["received"] += 1
         stats["delivered"] += 1
-        self.tcp.receive_fields(*fields, now)
+        # Unpacked by name, not ``*fields``: compiled, the call is then native.
+        source, destination, sport, dport, seq, ack, flags, window, options, payload = fields
+        self.tcp.receive_fields(
+            source, destination, sport, dport, seq, ack, flags, window, options, payload, now
+        )
         return True
 
     def packets_to_send(self, now: float) -> list[bytes | OffloadedPacket]:

@@ -58,6 +58,31 @@ be32(const unsigned char *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
+/* A tuple of count new references, each taken even when one is NULL (a failed
+ * conversion, its exception set) or the tuple cannot be made: then NULL. Cheaper than
+ * Py_BuildValue, which parses its format string at every call. */
+static PyObject *
+take_tuple(Py_ssize_t count, PyObject **items)
+{
+    PyObject *tuple = PyTuple_New(count);
+    Py_ssize_t index;
+    int complete = tuple != NULL;
+    for (index = 0; index < count; index++) {
+        complete = complete && items[index] != NULL;
+    }
+    if (!complete) {
+        for (index = 0; index < count; index++) {
+            Py_XDECREF(items[index]);
+        }
+        Py_XDECREF(tuple);
+        return NULL;
+    }
+    for (index = 0; index < count; index++) {
+        PyTuple_SET_ITEM(tuple, index, items[index]);
+    }
+    return tuple;
+}
+
 /* A TcpOptions holding (tsval, tsecr) and every other field at its default. */
 static PyObject *
 timestamp_options(ModuleState *state, uint32_t tsval, uint32_t tsecr)
@@ -65,7 +90,8 @@ timestamp_options(ModuleState *state, uint32_t tsval, uint32_t tsecr)
     PyTypeObject *type = state->options_type;
     PyObject *values[OPTION_FIELDS];
     PyObject *options;
-    PyObject *timestamp = Py_BuildValue("(kk)", (unsigned long)tsval, (unsigned long)tsecr);
+    PyObject *stamps[2] = {PyLong_FromUnsignedLong(tsval), PyLong_FromUnsignedLong(tsecr)};
+    PyObject *timestamp = take_tuple(2, stamps);
     PyObject *no_blocks = PyTuple_New(0);
     int index;
     int failed = 0;
@@ -187,12 +213,16 @@ fields(ModuleState *state, PyObject *data, const unsigned char *p, PyObject *sou
         Py_DECREF(destination);
         return NULL;
     }
-    /* "N" takes each reference, even when the tuple cannot be made. */
-    return Py_BuildValue(
-        "(NNkkkkkkNN)", source, destination, (unsigned long)be16(tcp),
-        (unsigned long)be16(tcp + 2), (unsigned long)be32(tcp + 4),
-        (unsigned long)be32(tcp + 8), (unsigned long)tcp[13], (unsigned long)be16(tcp + 14),
-        options, payload);
+    {
+        /* take_tuple takes each reference, even when the tuple cannot be made. */
+        PyObject *fields[10] = {
+            source, destination, PyLong_FromUnsignedLong(be16(tcp)),
+            PyLong_FromUnsignedLong(be16(tcp + 2)), PyLong_FromUnsignedLong(be32(tcp + 4)),
+            PyLong_FromUnsignedLong(be32(tcp + 8)), PyLong_FromUnsignedLong(tcp[13]),
+            PyLong_FromUnsignedLong(be16(tcp + 14)), options, payload,
+        };
+        return take_tuple(10, fields);
+    }
 }
 
 /* The fields, or Py_None when the packet is not the plain case, not ours or fails a
