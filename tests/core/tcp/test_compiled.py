@@ -65,7 +65,7 @@ def _checkout(tmp_path: Path, *, setup: bool = True) -> tuple[Path, Path]:
     if setup:
         (tmp_path / "setup.py").write_text("")
     for source in ("core/tcp/tcb.py", "core/tcp/options.py", "wire/tcp.py", "aio/api.py",
-                   "config.py", "errors.py"):  # fmt: skip
+                   "aio/driver.py", "config.py", "errors.py"):  # fmt: skip
         (package / source).write_text("")
         os.utime(package / source, (900, 900))
     built = package / "core" / "tcp" / "tcb.cpython-311-x86_64-linux-gnu.so"
@@ -75,7 +75,15 @@ def _checkout(tmp_path: Path, *, setup: bool = True) -> tuple[Path, Path]:
 
 
 @pytest.mark.parametrize(
-    "edited", ["core/tcp/tcb.py", "core/tcp/options.py", "wire/tcp.py", "config.py", "errors.py"]
+    "edited",
+    [
+        "core/tcp/tcb.py",
+        "core/tcp/options.py",
+        "wire/tcp.py",
+        "aio/driver.py",
+        "config.py",
+        "errors.py",
+    ],
 )
 def test_an_edit_of_any_source_the_compiled_code_may_hold_makes_it_stale(
     tmp_path: Path, edited: str
