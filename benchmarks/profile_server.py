@@ -3,7 +3,7 @@
 ``sudo python benchmarks/profile_server.py MODE CONNECTIONS [--seconds 3] [--backend stack]``
 
 In a namespace of its own, starts ``server.py`` (pinned to CPU 1) under
-``py-spy record`` (sampling, native frames off, idle samples dropped) and the
+``py-spy record --native`` (sampling, idle samples dropped) and the
 blocking client (``client.py``, CPU 0) for MODE (upload, download, rr, connrate),
 then once more under cProfile for the number of Python calls per unit of work.
 Prints the functions with the most samples (self and inclusive), the busy samples
@@ -108,12 +108,19 @@ def top_of_profile(collapsed: Path, count: int) -> str:
 #: Source text of a leaf line that waits for the next event (its samples are idle time).
 _WAITING = ("self._selector.poll(", "self._epoll.poll(")
 #: Source text of a leaf line in the stack that is one system call on the device.
-_DEVICE_CALLS = ("readinto(", "os.writev(", "os.write(")
+_DEVICE_CALLS = ("readinto(", "read(fd, ", "write_packet(", "os.writev(", "os.write(")
 PARTS = ("asyncio and the handler", "device system calls", "the stack")
 
 
+#: Native functions (py-spy ``--native``) that are one system call on the device.
+_DEVICE_FUNCTIONS = ("read_packet", "write_packet")
+#: A native frame whose location names one of these is the stack's compiled code (mypyc's
+#: shared library, or one of the package's C modules).
+_STACK_NATIVE = ("aionetstack",)
+
+
 def part_of_frame(frame: str, source_root: Path) -> str | None:
-    """The part of the server a leaf frame belongs to (None: waiting for events).
+    """The part of the server a Python leaf frame belongs to (None: waiting for events).
 
     ``frame`` is py-spy's ``function (path:line)``: the line's text decides the device
     calls and the wait, so the split survives edits that move lines.
@@ -131,13 +138,40 @@ def part_of_frame(frame: str, source_root: Path) -> str | None:
     return None if any(token in text for token in _WAITING) else PARTS[0]
 
 
+_UNKNOWN = "unknown"
+
+
+def part_of_native_frame(frame: str) -> str:
+    """A native frame's part: the device's system calls, the stack's compiled code, or
+    unknown (CPython or libc: the caller decides)."""
+    name, _, location = frame.partition(" (")
+    if any(token in location for token in _STACK_NATIVE):
+        return PARTS[1] if name in _DEVICE_FUNCTIONS else PARTS[2]
+    return _UNKNOWN
+
+
+def part_of_stack(frames: list[str], source_root: Path) -> str | None:
+    """The part a sample belongs to: its innermost frame that says (py-spy ``--native``
+    interleaves native frames: CPython's and libc's say nothing, mypyc's compiled code and
+    the package's C modules are the stack's, a Python frame is decided by its line)."""
+    for frame in reversed(frames):
+        location = frame[frame.rfind("(") + 1 : -1]
+        path, _, number = location.rpartition(":")
+        if path.endswith(".py") and number.isdigit():
+            return part_of_frame(frame, source_root)
+        part = part_of_native_frame(frame)
+        if part != _UNKNOWN:
+            return part
+    return PARTS[0]
+
+
 def parts_of_profile(collapsed: Path, source_root: Path) -> dict[str, float]:
     """Each part's share of the busy samples (the wait for events left out)."""
     weights: collections.Counter[str] = collections.Counter()
     for line in collapsed.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
         if stack:
-            part = part_of_frame(stack.split(";")[-1], source_root)
+            part = part_of_stack(stack.split(";"), source_root)
             if part is not None:
                 weights[part] += int(samples)
     busy = sum(weights.values()) or 1
@@ -164,8 +198,9 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as scratch, network_namespace("aionsprof"):
         subprocess.run(["sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1"], check=True)
         collapsed = Path(scratch) / "profile.txt"
-        sampler: list[str] | None = [spy, "record", "--format", "raw", "-r", "400", "-o",
-                                     str(collapsed)]  # fmt: skip
+        # Native frames too: the compiled modules' time is theirs, not their caller's.
+        sampler: list[str] | None = [spy, "record", "--native", "--format", "raw", "-r", "400",
+                                     "-o", str(collapsed)]  # fmt: skip
         if args.calls_only:
             sampler = None
         answer, cpu = run(
