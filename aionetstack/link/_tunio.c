@@ -21,9 +21,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-/* The most buffers one write gathers: head, packet and the tail's views (a TSO
- * segment spans a few of the send buffer's chunks; IOV_MAX is 1024 on Linux). */
-#define MAX_PARTS 64
+/* Buffers one write gathers without allocating: head, packet and the tail's views (a
+ * TSO segment spans a few of the send buffer's chunks). More are allocated; past
+ * IOV_MAX (1024 on Linux) writev fails with EINVAL, as os.writev does. */
+#define LOCAL_PARTS 64
 
 /* A file descriptor argument: -1 with an exception set when it is not one. */
 static int
@@ -92,12 +93,23 @@ write_packet(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     Py_ssize_t parts = PyTuple_GET_SIZE(tail) + 1 + (head != Py_None);
-    if (parts > MAX_PARTS) {
-        PyErr_Format(PyExc_ValueError, "write_packet(): at most %d buffers", MAX_PARTS);
-        return NULL;
+    Py_buffer local_views[LOCAL_PARTS];
+    struct iovec local_vectors[LOCAL_PARTS];
+    Py_buffer *views = local_views;
+    struct iovec *vectors = local_vectors;
+    if (parts > LOCAL_PARTS) {
+        if (parts > INT_MAX) {
+            PyErr_SetString(PyExc_ValueError, "write_packet(): too many buffers");
+            return NULL;
+        }
+        views = PyMem_New(Py_buffer, (size_t)parts);
+        vectors = PyMem_New(struct iovec, (size_t)parts);
+        if (views == NULL || vectors == NULL) {
+            PyMem_Free(views);
+            PyMem_Free(vectors);
+            return PyErr_NoMemory();
+        }
     }
-    Py_buffer views[MAX_PARTS];
-    struct iovec vectors[MAX_PARTS];
     Py_ssize_t taken = 0;
     Py_ssize_t head_length = 0;
     PyObject *result = NULL;
@@ -132,6 +144,10 @@ write_packet(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 done:
     for (Py_ssize_t index = 0; index < taken; index++) {
         PyBuffer_Release(&views[index]);
+    }
+    if (views != local_views) {
+        PyMem_Free(views);
+        PyMem_Free(vectors);
     }
     return result;
 }

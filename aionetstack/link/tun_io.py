@@ -17,15 +17,11 @@ from typing import Final
 
 __all__ = [
     "ACCELERATED",
-    "MAX_PARTS",
     "read_packet",
     "read_packet_python",
     "write_packet",
     "write_packet_python",
 ]
-
-#: The most buffers one write gathers (head, packet and tail together).
-MAX_PARTS: Final = 64
 
 Buffer = bytes | bytearray | memoryview
 
@@ -45,11 +41,10 @@ def write_packet_python(
 ) -> int:
     """One ``writev(2)`` of ``head`` (``None``: nothing), ``packet``, then ``tail``'s
     buffers: the bytes written less ``head``'s length. ``OSError`` on failure
-    (``BlockingIOError`` for a full queue); ``ValueError`` past :data:`MAX_PARTS`."""
+    (``BlockingIOError`` for a full queue; ``EINVAL`` past the kernel's ``IOV_MAX``
+    buffers)."""
     if not isinstance(tail, tuple):
         raise TypeError("write_packet(): tail must be a tuple")
-    if len(tail) + 1 + (head is not None) > MAX_PARTS:
-        raise ValueError(f"write_packet(): at most {MAX_PARTS} buffers")
     if head is None:
         return os.writev(fd, (packet, *tail))
     return os.writev(fd, (head, packet, *tail)) - len(head)
