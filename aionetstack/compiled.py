@@ -26,8 +26,9 @@ from typing import Final
 #: and events between the core and the link. Then what those call per segment or per
 #: connection: the connection states (an enum's members read from C statics, not
 #: through Python 3.11's ``EnumType.__getattr__`` hook), what the IP output hands the
-#: link (``core/output.py``), the send path's IPv4 headers, sequence arithmetic and the
-#: interning of shared values; and the asyncio driver, which asyncio calls at every
+#: link (``core/output.py``), the send path's IPv4 headers, sequence arithmetic, the
+#: interning of shared values and the keyed hashes of each new connection; and the
+#: asyncio driver, which asyncio calls at every
 #: wake-up and which calls the pump. Each compiles to an extension module of the same
 #: name.
 #: The connection's events stay interpreted: compiled, they cost more per connection
@@ -61,6 +62,7 @@ COMPILED_MODULES: Final = (
     "aionetstack.wire.ipv4_send",
     "aionetstack.wire.seq",
     "aionetstack.core.tcp.shared",
+    "aionetstack.core.tcp.secrets",
     "aionetstack.aio.driver",
 )
 

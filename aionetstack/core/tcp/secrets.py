@@ -32,6 +32,13 @@ TS_OPTION_BITS: Final = 6
 _TS_WSCALE_NONE: Final = 0xF
 
 _TUPLE: Final = struct.Struct("!HH")
+#: BLAKE2s (RFC 7693) keyed with a 32-byte secret, truncated to 32 bits.
+_DIGEST_SIZE: Final = 4
+
+
+def _keyed(key: bytes) -> hashlib.blake2s:
+    """A BLAKE2s state keyed with ``key``, nothing hashed yet."""
+    return hashlib.blake2s(key=key, digest_size=_DIGEST_SIZE)
 
 
 class KeyedHashes:
@@ -40,14 +47,17 @@ class KeyedHashes:
     __slots__ = ("_cookie_key", "_isn_key", "_port_key")
 
     def __init__(self, rng: RandomSource) -> None:
-        self._isn_key = rng.getrandbits(256).to_bytes(32, "big")
-        self._port_key = rng.getrandbits(256).to_bytes(32, "big")
-        self._cookie_key = rng.getrandbits(256).to_bytes(32, "big")
+        # Each key's BLAKE2s state, keyed once (the key is compressed as a first block);
+        # a hash copies it instead of keying a new one.
+        self._isn_key = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
+        self._port_key = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
+        self._cookie_key = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
 
     @staticmethod
-    def _hash(key: bytes, *parts: bytes) -> int:
-        digest = hashlib.blake2s(b"".join(parts), key=key, digest_size=4).digest()
-        return int.from_bytes(digest, "big")
+    def _hash(keyed: hashlib.blake2s, *parts: bytes) -> int:
+        state = keyed.copy()
+        state.update(b"".join(parts))
+        return int.from_bytes(state.digest(), "big")
 
     def initial_sequence(
         self, local: bytes, local_port: int, remote: bytes, remote_port: int, now: float
