@@ -28,11 +28,10 @@ from typing import Final
 #: through Python 3.11's ``EnumType.__getattr__`` hook), what the IP output hands the
 #: link (``core/output.py``), the send path's IPv4 headers, sequence arithmetic, the
 #: interning of shared values and the keyed hashes of each new connection; and the
-#: asyncio driver, which asyncio calls at every
-#: wake-up and which calls the pump. Each compiles to an extension module of the same
-#: name.
-#: The connection's events stay interpreted: compiled, they cost more per connection
-#: (614,109 against 606,325 instructions under callgrind).
+#: asyncio driver, which asyncio calls at every wake-up and which calls the pump. Each
+#: compiles to an extension module of the same name. The connection's events stay
+#: interpreted: compiled, they cost more per connection (614,109 against 606,325
+#: instructions under callgrind).
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
     "aionetstack.core.tcp.opening",

@@ -28,7 +28,6 @@ it, and the ephemeral ports of workers must not overlap
 from __future__ import annotations
 
 import errno
-import io
 import os
 from collections.abc import Sequence
 from typing import Final
@@ -133,10 +132,10 @@ class TunLink:
     """
 
     __slots__ = (
+        "_closed",
         "_device",
         "_fd",
         "_pool",
-        "_reader",
         "_skip",
         "claimed_flows",
         "created",
@@ -195,7 +194,7 @@ class TunLink:
         self.multi_queue = bool(multi_queue)
         self._device = _open_device(name, flags, existed, self.multi_queue)
         self._fd: int = self._device.fileno()
-        self._reader: io.FileIO | None = None
+        self._closed = True  # until the device is configured
         try:
             self.name: str = _decode_name(self._device.name)
             self.created = not existed
@@ -225,7 +224,7 @@ class TunLink:
         #: Super-packets cut (or only checksummed) in software, and the packets written for them.
         self.software_gso_packets = 0
         self.software_gso_segments = 0
-        self._reader = io.FileIO(self._fd, "r", closefd=False)
+        self._closed = False
         self._pool = ReceivePool(_RECEIVE_BUFFER)
         self.sent_packets = 0
         self.sent_bytes = 0
@@ -345,7 +344,7 @@ class TunLink:
                 raise ValueError(f"TUN {self.name} was opened without offload")
             self._send_segmented(packet, segment_size, tail, 0)
             return
-        if self._reader is None:
+        if self._closed:
             self._check_open()  # raises
         if self.multi_queue:
             self._claim_flow(packet)
@@ -443,24 +442,22 @@ class TunLink:
 
     def close(self) -> None:
         """Close the fd; the device disappears unless it is persistent. Idempotent."""
-        if self._reader is None:
+        if self._closed:
             return
-        self._reader = None
+        self._closed = True
         self._device.close()
 
     @property
     def closed(self) -> bool:
         """True once :meth:`close` was called."""
-        return self._reader is None
+        return self._closed
 
-    def _check_open(self) -> io.FileIO:
-        reader = self._reader
-        if reader is None:
+    def _check_open(self) -> None:
+        if self._closed:
             raise ValueError(f"I/O operation on a closed TunLink ({self.name})")
-        return reader
 
     def __repr__(self) -> str:
-        state = "closed" if self._reader is None else f"fd={self._fd}"
+        state = "closed" if self._closed else f"fd={self._fd}"
         queue = " multi_queue" if self.multi_queue else ""
         return (
             f"<TunLink {self.name} mtu={self.mtu} offload={self.offload_status!r}"

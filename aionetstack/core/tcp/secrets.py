@@ -44,14 +44,14 @@ def _keyed(key: bytes) -> hashlib.blake2s:
 class KeyedHashes:
     """The per-stack secrets and the functions keyed with them."""
 
-    __slots__ = ("_cookie_key", "_isn_key", "_port_key")
+    __slots__ = ("_cookie_keyed", "_isn_keyed", "_port_keyed")
 
     def __init__(self, rng: RandomSource) -> None:
         # Each key's BLAKE2s state, keyed once (the key is compressed as a first block);
         # a hash copies it instead of keying a new one.
-        self._isn_key = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
-        self._port_key = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
-        self._cookie_key = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
+        self._isn_keyed = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
+        self._port_keyed = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
+        self._cookie_keyed = _keyed(rng.getrandbits(256).to_bytes(32, "big"))
 
     @staticmethod
     def _hash(keyed: hashlib.blake2s, *parts: bytes) -> int:
@@ -64,19 +64,19 @@ class KeyedHashes:
     ) -> int:
         """RFC 6528 §3: ISN = M + F(localip, localport, remoteip, remoteport, secretkey)."""
         ticks = int(now * _ISN_TICKS_PER_SECOND)
-        keyed = self._hash(self._isn_key, local, remote, _TUPLE.pack(local_port, remote_port))
+        keyed = self._hash(self._isn_keyed, local, remote, _TUPLE.pack(local_port, remote_port))
         return (ticks + keyed) & _SEQ_MASK
 
     def port_offset(self, local: bytes, remote: bytes, remote_port: int) -> int:
         """RFC 6056 §3.3.3 (algorithm 3): F(local_IP, remote_IP, remote_port, secret_key)."""
-        return self._hash(self._port_key, local, remote, _TUPLE.pack(0, remote_port))
+        return self._hash(self._port_keyed, local, remote, _TUPLE.pack(0, remote_port))
 
     def timestamp_offset(
         self, local: bytes, remote: bytes, local_port: int, remote_port: int
     ) -> int:
         """RFC 7323 §5.4: a per-connection random offset for TSval."""
         return self._hash(
-            self._port_key, b"ts", local, remote, _TUPLE.pack(local_port, remote_port)
+            self._port_keyed, b"ts", local, remote, _TUPLE.pack(local_port, remote_port)
         )
 
     # --- SYN cookies (RFC 4987 §3.6) ---------------------------------------------------
@@ -92,7 +92,7 @@ class KeyedHashes:
     ) -> int:
         return (
             self._hash(
-                self._cookie_key,
+                self._cookie_keyed,
                 local,
                 remote,
                 _TUPLE.pack(local_port, remote_port),
