@@ -28,7 +28,8 @@ from typing import Final
 #: through Python 3.11's ``EnumType.__getattr__`` hook), what the IP output hands the
 #: link (``core/output.py``), the send path's IPv4 headers, sequence arithmetic, the
 #: interning of shared values and the keyed hashes of each new connection; and the
-#: asyncio driver, which asyncio calls at every wake-up and which calls the pump. Each
+#: asyncio driver, which asyncio calls at every wake-up and which calls the pump; and the
+#: TUN's reads and writes (``link/tun_path.py``), which the pump calls per packet. Each
 #: compiles to an extension module of the same name. The connection's events stay
 #: interpreted: compiled, they cost more per connection (614,109 against 606,325
 #: instructions under callgrind).
@@ -63,14 +64,26 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.shared",
     "aionetstack.core.tcp.secrets",
     "aionetstack.aio.driver",
+    "aionetstack.link.tun_path",
 )
 
 
 #: What the compiled modules may import from the package (DESIGN.md's layering rule for
 #: ``core``), and so whose edits they may hold: mypyc copies the values of imported
-#: ``Final`` constants into the compiled code. The driver is its own entry (the rest of
-#: ``aio`` is not compiled).
-_COMPILED_CODE_READS: Final = ("core", "wire", "config.py", "errors.py", "aio/driver.py")
+#: ``Final`` constants into the compiled code. The driver and the TUN's data path are
+#: entries of their own, with what the data path imports (the rest of ``aio`` and
+#: ``link`` is not compiled).
+_COMPILED_CODE_READS: Final = (
+    "core",
+    "wire",
+    "config.py",
+    "errors.py",
+    "aio/driver.py",
+    "link/tun_path.py",
+    "link/tun_io.py",
+    "link/receive_pool.py",
+    "link/segmentation.py",
+)
 
 
 def compiled_modules() -> list[str]:
@@ -85,7 +98,8 @@ def compiled_modules() -> list[str]:
 def stale_compiled_modules() -> list[str]:
     """In a source checkout (``setup.py`` beside the package), the compiled modules built
     before the newest edit of a ``.py`` they may read (``core/``, ``wire/``, ``config.py``,
-    ``errors.py``): edited since ``pip install -e .``. Empty for an installed wheel, whose
+    ``errors.py`` and the others of ``_COMPILED_CODE_READS``): edited since
+    ``pip install -e .``. Empty for an installed wheel, whose
     files' times say nothing about their builds."""
     return stale_among(_compiled_origins(), Path(__file__).resolve().parent)
 
@@ -98,6 +112,8 @@ def stale_among(origins: list[tuple[str, str]], package: Path) -> list[str]:
     newest = 0.0
     for entry in _COMPILED_CODE_READS:
         path = package / entry
+        if not path.exists():
+            continue
         sources = path.rglob("*.py") if path.is_dir() else (path,)
         for source in sources:
             newest = max(newest, source.stat().st_mtime)

@@ -11,3 +11,11 @@ def write_packet(
     tail: tuple[bytes | bytearray | memoryview, ...],
     /,
 ) -> int: ...
+def write_offloaded(
+    fd: int,
+    packet: bytes | bytearray | memoryview,
+    segment_size: int,
+    tail: tuple[bytes | bytearray | memoryview, ...],
+    link_header: int,
+    /,
+) -> int: ...

@@ -13,16 +13,15 @@ virtio_net_hdr offsets then count the Ethernet header.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Sequence
 
 import pytun
 
 from ..wire.ethernet import ETHERNET_HEADER_LENGTH, format_mac, parse_mac
-from ..wire.vnet import VNET_HEADER_LENGTH, build_vnet_header, parse_vnet_header
+from ..wire.vnet import VNET_HEADER_LENGTH
 from .receive_pool import ReceivePool
-from .tun import TunLink, _offload_header
+from .tun import TunLink
 
 __all__ = ["TapLink"]
 
@@ -36,7 +35,7 @@ _MULTICAST: int = 0x01
 class TapLink(TunLink):
     """A TAP: like :class:`TunLink` but the packets are Ethernet frames (see the module)."""
 
-    __slots__ = ("_frame_headers", "mac")
+    __slots__ = ("mac",)
     _mode = pytun.IFF_TAP
     framing = "ethernet"
 
@@ -52,7 +51,6 @@ class TapLink(TunLink):
         software_gso: bool = True,
     ) -> None:
         self.mac: bytes = _choose_mac(mac)
-        self._frame_headers: dict[bytes, bytes] = {}
         super().__init__(
             name,
             kernel_address=kernel_address,
@@ -61,50 +59,9 @@ class TapLink(TunLink):
             persist=persist,
             software_gso=software_gso,
         )
+        self._link_header = ETHERNET_HEADER_LENGTH  # send_offloaded: frames, not packets
         if offload:
             self._pool = ReceivePool(_RECEIVE_BUFFER)
-
-    def send_offloaded(
-        self,
-        packet: bytes | bytearray | memoryview,
-        segment_size: int,
-        now: float,
-        tail: tuple[bytes | memoryview, ...] = (),
-    ) -> None:
-        """Write a partial-checksum TCP/UDP frame; the kernel completes (and segments) it.
-
-        ``packet`` is the frame (Ethernet header, then the IP packet's headers);
-        the virtio_net_hdr is the TUN one with its offsets moved past the
-        Ethernet header. Without ``offload``, software GSO does the device's work.
-        """
-        if not self._skip:
-            if not self.software_gso:
-                raise ValueError(f"TAP {self.name} was opened without offload")
-            # Software GSO (link/segmentation.py): every piece gets the Ethernet header.
-            self._send_segmented(packet, segment_size, tail, ETHERNET_HEADER_LENGTH)
-            return
-        self._check_open()
-        length = len(packet) - ETHERNET_HEADER_LENGTH
-        for part in tail:
-            length += len(part)
-        try:
-            ip_header = _offload_header(
-                memoryview(packet)[ETHERNET_HEADER_LENGTH:],
-                segment_size,  # non-zero: cut, whatever the MTU (TunLink.send_offloaded)
-            )
-        except (IndexError, ValueError):
-            self.send_rejected += 1
-            return
-        header = self._frame_headers.get(ip_header)
-        if header is None:
-            fields = parse_vnet_header(ip_header)
-            header = build_vnet_header(dataclasses.replace(
-                fields, csum_start=fields.csum_start + ETHERNET_HEADER_LENGTH,
-                hdr_len=fields.hdr_len + ETHERNET_HEADER_LENGTH if fields.hdr_len else 0,
-            ))  # fmt: skip
-            if len(self._frame_headers) < 1024:
-                self._frame_headers[ip_header] = header
-        self._write(header, packet, tail)
 
     def __repr__(self) -> str:
         return f"<TapLink {self.name} mac={format_mac(self.mac)} mtu={self.mtu}>"

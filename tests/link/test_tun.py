@@ -28,6 +28,7 @@ import pytun
 
 from aionetstack.errors import LinkGoneError, MissingPrivilegeError
 from aionetstack.link import tun as tun_module
+from aionetstack.link import tun_path
 from aionetstack.link.base import Link
 from aionetstack.link.tun import TUN_F_CSUM, TunLink
 from aionetstack.testing.netns import Namespace
@@ -208,15 +209,15 @@ def test_send_failures_are_counted_not_raised(
     packet = echo_request(STACK, KERNEL, 1)
     for code in (errno.EAGAIN, errno.ENOBUFS):
         with monkeypatch.context() as patch:
-            patch.setattr(tun_module, "write_packet", refuse(code))
+            patch.setattr(tun_path, "write_packet", refuse(code))
             link.send(packet, 0.0)
     assert link.statistics()["send_dropped"] == 2
     with monkeypatch.context() as patch:  # the interface is down: dropped and counted
-        patch.setattr(tun_module, "write_packet", refuse(errno.EIO))
+        patch.setattr(tun_path, "write_packet", refuse(errno.EIO))
         link.send(packet, 0.0)
     assert link.statistics()["send_link_down"] == 1
     with monkeypatch.context() as patch, pytest.raises(LinkGoneError, match="is gone"):
-        patch.setattr(tun_module, "write_packet", refuse(errno.EBADFD))  # the device was deleted
+        patch.setattr(tun_path, "write_packet", refuse(errno.EBADFD))  # the device was deleted
         link.send(packet, 0.0)
     assert link.statistics()["sent_packets"] == 0
 
@@ -229,7 +230,7 @@ def test_read_failures_are_counted_or_raised_as_the_device_gone(
     receive error; a deleted device is LinkGoneError."""
     link = tun_factory("aionst0", kernel_address="198.18.0.1/24", offload=False)
     with monkeypatch.context() as patch:  # the queue is empty: no error, nothing counted
-        patch.setattr(tun_module, "read_packet", lambda fd, buffer: None)
+        patch.setattr(tun_path, "read_packet", lambda fd, buffer: None)
         assert link.receive_batch(8, 0.0) == []
     assert link.statistics()["receive_errors"] == 0
 
@@ -240,11 +241,11 @@ def test_read_failures_are_counted_or_raised_as_the_device_gone(
         return read
 
     with monkeypatch.context() as patch:
-        patch.setattr(tun_module, "read_packet", refuse(errno.EIO))
+        patch.setattr(tun_path, "read_packet", refuse(errno.EIO))
         assert link.receive_batch(8, 0.0) == []
     assert link.statistics()["receive_errors"] == 1
     with monkeypatch.context() as patch, pytest.raises(LinkGoneError, match="is gone"):
-        patch.setattr(tun_module, "read_packet", refuse(errno.EBADFD))
+        patch.setattr(tun_path, "read_packet", refuse(errno.EBADFD))
         link.receive_batch(8, 0.0)
 
 
@@ -282,6 +283,7 @@ def test_a_segment_to_cut_is_cut_even_when_it_fits_the_mtu(
 ) -> None:
     """After a path MTU drop the core asks for 1,000-byte pieces of a 1,448-byte segment:
     the device MTU (1,500) must not stop the kernel from cutting it (RFC 1191 §6.3)."""
+    from aionetstack.link.tun_io import offload_header
     from aionetstack.wire.tcp import ACK, build_tcp
     from aionetstack.wire.vnet import VIRTIO_NET_HDR_GSO_TCPV4, parse_vnet_header
 
@@ -291,12 +293,14 @@ def test_a_segment_to_cut_is_cut_even_when_it_fits_the_mtu(
     )
     written: list[bytes] = []
 
-    def capture(fd: int, head: bytes, packet: bytes, tail: tuple[bytes, ...]) -> int:
-        written.append(bytes(head))
+    def capture(
+        fd: int, packet: bytes, segment_size: int, tail: tuple[bytes, ...], link_header: int
+    ) -> int:
+        written.append(offload_header(packet, segment_size, link_header))
         return len(packet) + sum(len(b) for b in tail)
 
     with monkeypatch.context() as patch:
-        patch.setattr(tun_module, "write_packet", capture)
+        patch.setattr(tun_path, "write_offloaded", capture)
         link.send_offloaded(packet, 1000, 0.0)
         link.send_offloaded(packet, 0, 0.0)  # 0: one segment, nothing to cut
     cut, whole = (parse_vnet_header(header) for header in written)
@@ -534,7 +538,7 @@ def test_the_flow_primer_of_a_syn_is_an_rst_of_the_same_flow(version: int) -> No
         packet = build_ipv4(IPv4Header(source=source, destination=destination, protocol=6), syn)
     else:
         packet = build_ipv6(IPv6Header(source, destination, 6), syn)
-    primer = tun_module._flow_primer(packet)
+    primer = tun_path._flow_primer(packet)
     assert primer is not None
     header, body = parse_ipv4(primer) if version == 4 else parse_ipv6(primer)
     assert (header.source, header.destination) == (source, destination)
@@ -549,4 +553,4 @@ def test_the_flow_primer_of_a_syn_is_an_rst_of_the_same_flow(version: int) -> No
         answer = build_ipv4(IPv4Header(source=destination, destination=source, protocol=6), synack)
     else:
         answer = build_ipv6(IPv6Header(destination, source, 6), synack)
-    assert tun_module._flow_primer(answer) is None  # only a SYN without ACK is primed
+    assert tun_path._flow_primer(answer) is None  # only a SYN without ACK is primed

@@ -62,10 +62,12 @@ def _checkout(tmp_path: Path, *, setup: bool = True) -> tuple[Path, Path]:
     (package / "core" / "tcp").mkdir(parents=True)
     (package / "wire").mkdir()
     (package / "aio").mkdir()
+    (package / "link").mkdir()
     if setup:
         (tmp_path / "setup.py").write_text("")
     for source in ("core/tcp/tcb.py", "core/tcp/options.py", "wire/tcp.py", "aio/api.py",
-                   "aio/driver.py", "config.py", "errors.py"):  # fmt: skip
+                   "aio/driver.py", "config.py", "errors.py", "link/tun_path.py",
+                   "link/receive_pool.py", "link/tap.py"):  # fmt: skip
         (package / source).write_text("")
         os.utime(package / source, (900, 900))
     built = package / "core" / "tcp" / "tcb.cpython-311-x86_64-linux-gnu.so"
@@ -83,6 +85,8 @@ def _checkout(tmp_path: Path, *, setup: bool = True) -> tuple[Path, Path]:
         "aio/driver.py",
         "config.py",
         "errors.py",
+        "link/tun_path.py",
+        "link/receive_pool.py",
     ],
 )
 def test_an_edit_of_any_source_the_compiled_code_may_hold_makes_it_stale(
@@ -112,6 +116,7 @@ def test_a_shared_library_rebuilt_after_the_edit_makes_it_current(tmp_path: Path
 def test_an_edit_outside_what_core_may_import_leaves_it_current(tmp_path: Path) -> None:
     package, built = _checkout(tmp_path)
     os.utime(package / "aio" / "api.py", (1100, 1100))
+    os.utime(package / "link" / "tap.py", (1100, 1100))
     assert stale_among([("aionetstack.core.tcp.tcb", str(built))], package) == []
 
 
