@@ -27,12 +27,12 @@ from typing import Final
 #: connection: the connection states (an enum's members read from C statics, not
 #: through Python 3.11's ``EnumType.__getattr__`` hook), what the IP output hands the
 #: link (``core/output.py``), the send path's IPv4 headers, sequence arithmetic, the
-#: interning of shared values and the keyed hashes of each new connection; and the
-#: asyncio driver, which asyncio calls at every wake-up and which calls the pump; and the
-#: TUN's reads and writes (``link/tun_path.py``), which the pump calls per packet. Each
-#: compiles to an extension module of the same name. The connection's events stay
-#: interpreted: compiled, they cost more per connection (614,109 against 606,325
-#: instructions under callgrind).
+#: interning of shared values, the keyed hashes of each new connection and the events
+#: (plain classes: a dataclass's generated ``__init__`` runs interpreted even when its
+#: module is compiled, which cost more than it saved); and the asyncio driver, which
+#: asyncio calls at every wake-up and which calls the pump; and the TUN's reads and
+#: writes (``link/tun_path.py``), which the pump calls per packet. Each compiles to an
+#: extension module of the same name.
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
     "aionetstack.core.tcp.opening",
@@ -65,6 +65,7 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.secrets",
     "aionetstack.aio.driver",
     "aionetstack.link.tun_path",
+    "aionetstack.core.tcp.events",
 )
 
 

@@ -1,14 +1,16 @@
 """Events the TCP layer appends to the stack's shared event queue, and the faces they carry.
 
-Each event is a small slotted dataclass naming the connection (or listener) it is
-about, typed by the Protocols below: the part of a connection and a listener that a
+Each event is a small slotted class naming the connection (or listener) it is about,
+equal to another of its class about the same object (hashed by that object's
+identity), typed by the Protocols below: the part of a connection and a listener that a
 driver (``aio``, ``anyio``) uses. This module imports nothing that produces events,
-so producers and consumers both depend on it and it on neither.
+so producers and consumers both depend on it and it on neither. Compiled by mypyc
+(``aionetstack/compiled.py``): a data segment makes one, and a dataclass's
+``__init__`` would run interpreted even in a compiled module.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Protocol
 
 from .state import TcpState
@@ -104,48 +106,84 @@ class TcpListenerEndpoint(Protocol):
         """Stop listening; connections not yet accepted are reset."""
 
 
-@dataclass(slots=True)
-class TcpConnected:
+class _ConnectionEvent:
+    """An event about one connection: equal to another of its class about the same one
+    (the same object)."""
+
+    __slots__ = ("connection",)
+
+    def __init__(self, connection: TcpEndpoint) -> None:
+        self.connection = connection
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        assert isinstance(other, _ConnectionEvent)
+        return self.connection is other.connection
+
+    def __hash__(self) -> int:
+        return hash((type(self), id(self.connection)))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(connection={self.connection!r})"
+
+
+class TcpConnected(_ConnectionEvent):
     """An active open completed (the connection is ESTABLISHED)."""
 
-    connection: TcpEndpoint
 
-
-@dataclass(slots=True)
 class TcpAccepted:
     """A connection is waiting on ``listener.accept()``."""
 
-    listener: TcpListenerEndpoint
+    __slots__ = ("listener",)
+
+    def __init__(self, listener: TcpListenerEndpoint) -> None:
+        self.listener = listener
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TcpAccepted):
+            return NotImplemented
+        return self.listener is other.listener
+
+    def __hash__(self) -> int:
+        return hash((TcpAccepted, id(self.listener)))
+
+    def __repr__(self) -> str:
+        return f"TcpAccepted(listener={self.listener!r})"
 
 
-@dataclass(slots=True)
-class TcpReadable:
+class TcpReadable(_ConnectionEvent):
     """New bytes are readable. At most one is pending per connection until the app reads."""
 
-    connection: TcpEndpoint
 
-
-@dataclass(slots=True)
-class TcpWritable:
+class TcpWritable(_ConnectionEvent):
     """Send-buffer space was freed after the buffer had been full (or nearly so)."""
 
-    connection: TcpEndpoint
 
-
-@dataclass(slots=True)
-class TcpEofReceived:
+class TcpEofReceived(_ConnectionEvent):
     """The peer's FIN arrived in order: no more bytes will come after those buffered."""
 
-    connection: TcpEndpoint
 
-
-@dataclass(slots=True)
-class TcpClosed:
+class TcpClosed(_ConnectionEvent):
     """The connection is over; sent exactly once per connection.
 
     ``error`` is None for a clean close, else ConnectionRefusedError (RST to our SYN),
     ConnectionResetError, TimeoutError (retry limits) or ConnectionAbortedError (abort()).
     """
 
-    connection: TcpEndpoint
-    error: OSError | None
+    __slots__ = ("error",)
+
+    def __init__(self, connection: TcpEndpoint, error: OSError | None) -> None:
+        super().__init__(connection)
+        self.error = error
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TcpClosed):
+            return NotImplemented
+        return self.connection is other.connection and self.error == other.error
+
+    def __hash__(self) -> int:
+        return hash((TcpClosed, id(self.connection)))
+
+    def __repr__(self) -> str:
+        return f"TcpClosed(connection={self.connection!r}, error={self.error!r})"
