@@ -30,8 +30,10 @@ from typing import Final
 #: interning of shared values, the keyed hashes of each new connection and the events
 #: (plain classes: a dataclass's generated ``__init__`` runs interpreted even when its
 #: module is compiled, which cost more than it saved); and the asyncio driver, which
-#: asyncio calls at every wake-up and which calls the pump; and the TUN's reads and
-#: writes (``link/tun_path.py``), which the pump calls per packet. Each compiles to an
+#: asyncio calls at every wake-up and which calls the pump, and the asyncio transport
+#: (its methods, and the handlers of the TCP events it is sent: an ordinary class, as it
+#: derives from ``asyncio.Transport``); and the TUN's reads and writes
+#: (``link/tun_path.py``), which the pump calls per packet. Each compiles to an
 #: extension module of the same name.
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
@@ -66,20 +68,23 @@ COMPILED_MODULES: Final = (
     "aionetstack.aio.driver",
     "aionetstack.link.tun_path",
     "aionetstack.core.tcp.events",
+    "aionetstack.aio.transport",
 )
 
 
 #: What the compiled modules may import from the package (DESIGN.md's layering rule for
 #: ``core``), and so whose edits they may hold: mypyc copies the values of imported
-#: ``Final`` constants into the compiled code. The driver and the TUN's data path are
-#: entries of their own, with what the data path imports (the rest of ``aio`` and
-#: ``link`` is not compiled).
+#: ``Final`` constants into the compiled code. The asyncio driver and transport and the
+#: TUN's data path are entries of their own, with what they import (the rest of ``aio``
+#: and ``link`` is not compiled).
 _COMPILED_CODE_READS: Final = (
     "core",
     "wire",
     "config.py",
     "errors.py",
     "aio/driver.py",
+    "aio/transport.py",
+    "aio/addresses.py",
     "link/tun_path.py",
     "link/tun_io.py",
     "link/receive_pool.py",

@@ -318,8 +318,3 @@ class Stack(_TcpCalls, _UdpCalls, StackState):
             }
         result["names"] = dict(self.resolver.machine.statistics())
         return result
-
-    def _dispatch(self, event: object) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)

@@ -29,6 +29,7 @@ from ..core.intercept import (
     InterceptedUdpClosed,
     InterceptedUdpReadable,
 )
+from ..core.pump import EventHandlers
 from ..core.stack import StackCore
 from ..core.tcp.events import (
     TcpAccepted,
@@ -47,7 +48,7 @@ from .getaddrinfo import AddrInfo
 from .intercept import Interception
 from .resolver import StackResolver
 from .server import Server
-from .transport import TcpTransport
+from .transport import TcpTransport, on_tcp_eof, on_tcp_readable, on_tcp_writable
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpEndpoint, TcpListenerEndpoint
@@ -94,23 +95,26 @@ class StackState:
         self._driver: AsyncioDriver | None = None
         self._token: contextvars.Token[Any] | None = None
         self._pinger = Pinger(self.core, self._rng.getrandbits(16))
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            EchoReplyReceived: self._pinger.on_reply,
-            EchoUnreachable: self._pinger.on_unreachable,
-            UdpDatagramReceived: self._on_udp_datagram,
-            UdpErrorReceived: self._on_udp_error,
-            TcpConnected: self._on_tcp_connected,
-            TcpAccepted: self._on_tcp_accepted,
-            TcpReadable: self._on_tcp_readable,
-            TcpWritable: self._on_tcp_writable,
-            TcpEofReceived: self._on_tcp_eof,
-            TcpClosed: self._on_tcp_closed,
-            InterceptedTcp: self._on_intercepted,
-            InterceptedTcpGone: self._on_intercepted,
-            InterceptedUdp: self._on_intercepted,
-            InterceptedUdpReadable: self._on_intercepted,
-            InterceptedUdpClosed: self._on_intercepted,
-        }
+        #: Where the driver sends each of the core's events (by its class).
+        self._dispatch = EventHandlers(
+            {
+                EchoReplyReceived: self._pinger.on_reply,
+                EchoUnreachable: self._pinger.on_unreachable,
+                UdpDatagramReceived: self._on_udp_datagram,
+                UdpErrorReceived: self._on_udp_error,
+                TcpConnected: self._on_tcp_connected,
+                TcpAccepted: self._on_tcp_accepted,
+                TcpReadable: on_tcp_readable,
+                TcpWritable: on_tcp_writable,
+                TcpEofReceived: on_tcp_eof,
+                TcpClosed: self._on_tcp_closed,
+                InterceptedTcp: self._on_intercepted,
+                InterceptedTcpGone: self._on_intercepted,
+                InterceptedUdp: self._on_intercepted,
+                InterceptedUdpReadable: self._on_intercepted,
+                InterceptedUdpClosed: self._on_intercepted,
+            }
+        )
         self._interceptions: set[Interception] = set()
         self._servers: set[Server] = set()
         self._listener_servers: dict[TcpListenerEndpoint, Server] = {}
@@ -151,12 +155,6 @@ class StackState:
         def _on_tcp_closed(self, event: TcpClosed) -> None: ...
 
         def _on_tcp_connected(self, event: TcpConnected) -> None: ...
-
-        def _on_tcp_eof(self, event: TcpEofReceived) -> None: ...
-
-        def _on_tcp_readable(self, event: TcpReadable) -> None: ...
-
-        def _on_tcp_writable(self, event: TcpWritable) -> None: ...
 
         def _on_udp_datagram(self, event: UdpDatagramReceived) -> None: ...
 

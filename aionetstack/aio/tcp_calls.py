@@ -18,9 +18,6 @@ from ..core.tcp.events import (
     TcpAccepted,
     TcpClosed,
     TcpConnected,
-    TcpEofReceived,
-    TcpReadable,
-    TcpWritable,
 )
 from ..core.tcp.state import TcpState
 from .addresses import ip_literal, parse_endpoint
@@ -28,7 +25,7 @@ from .happy_eyeballs import CONNECTION_ATTEMPT_DELAY, race
 from .happy_eyeballs import interleave as interleave_families
 from .options import client_ssl_context, refuse_unsupported
 from .server import Server, listen_addresses
-from .transport import TcpTransport
+from .transport import TcpTransport, on_tcp_closed
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpEndpoint, TcpListenerEndpoint
@@ -339,28 +336,12 @@ class _TcpCalls(StackState):
         if server is not None:
             server.accept_ready(event.listener)
 
-    def _on_tcp_readable(self, event: TcpReadable) -> None:
-        transport = event.connection.user_data
-        if isinstance(transport, TcpTransport):
-            transport.on_readable()
-
-    def _on_tcp_writable(self, event: TcpWritable) -> None:
-        transport = event.connection.user_data
-        if isinstance(transport, TcpTransport):
-            transport.on_writable()
-
-    def _on_tcp_eof(self, event: TcpEofReceived) -> None:
-        transport = event.connection.user_data
-        if isinstance(transport, TcpTransport):
-            transport.on_eof()
-
     def _on_tcp_closed(self, event: TcpClosed) -> None:
-        owner = event.connection.user_data
-        if isinstance(owner, asyncio.Future):
-            if not owner.done():
-                owner.set_exception(event.error or ConnectionResetError("connection closed"))
-        elif isinstance(owner, TcpTransport):
-            owner.on_closed(event.error)
+        if on_tcp_closed(event):
+            return
+        waiter = event.connection.user_data
+        if isinstance(waiter, asyncio.Future) and not waiter.done():
+            waiter.set_exception(event.error or ConnectionResetError("connection closed"))
 
     def _forget_transport(self, transport: TcpTransport) -> None:
         """A transport delivered ``connection_lost``: the stack no longer tracks it."""

@@ -11,6 +11,11 @@ the transport's buffer.
 
 Reading is pulled: bytes stay in the connection until delivered, so while
 ``pause_reading()`` is in force the receive window really closes.
+
+The ``on_tcp_*`` functions are the stack's handlers of the core's TCP events for
+the connections a transport owns. Compiled by mypyc (``aionetstack/compiled.py``),
+as an ordinary Python class (it derives from ``asyncio.Transport``) whose methods
+are C functions: every received segment and every write runs through here.
 """
 
 from __future__ import annotations
@@ -22,13 +27,21 @@ import socket
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Final
 
+from ..core.tcp.events import TcpClosed, TcpEofReceived, TcpReadable, TcpWritable
 from .addresses import SocketAddress, socket_address
 
 if TYPE_CHECKING:
     from ..core.tcp import TcpEndpoint
     from .driver import AsyncioDriver
 
-__all__ = ["StackSocket", "TcpTransport"]
+__all__ = [
+    "StackSocket",
+    "TcpTransport",
+    "on_tcp_closed",
+    "on_tcp_eof",
+    "on_tcp_readable",
+    "on_tcp_writable",
+]
 
 logger = logging.getLogger("aionetstack")
 
@@ -549,3 +562,37 @@ class TcpTransport(asyncio.Transport):
             raise
         except BaseException as error:
             self._report(error, "resume_writing")
+
+
+# -- the core's TCP events, for a connection a transport owns ---------------------------
+
+
+def on_tcp_readable(event: TcpReadable) -> None:
+    """Deliver the bytes that arrived (``TcpTransport.on_readable``)."""
+    transport = event.connection.user_data
+    if isinstance(transport, TcpTransport):
+        transport.on_readable()
+
+
+def on_tcp_writable(event: TcpWritable) -> None:
+    """Move held writes into the freed send buffer (``TcpTransport.on_writable``)."""
+    transport = event.connection.user_data
+    if isinstance(transport, TcpTransport):
+        transport.on_writable()
+
+
+def on_tcp_eof(event: TcpEofReceived) -> None:
+    """The peer's FIN, after the bytes before it (``TcpTransport.on_eof``)."""
+    transport = event.connection.user_data
+    if isinstance(transport, TcpTransport):
+        transport.on_eof()
+
+
+def on_tcp_closed(event: TcpClosed) -> bool:
+    """The connection is over: tell its transport (``TcpTransport.on_closed``). False
+    when no transport owns it (a connection still opening: its waiter's business)."""
+    transport = event.connection.user_data
+    if isinstance(transport, TcpTransport):
+        transport.on_closed(event.error)
+        return True
+    return False

@@ -9,7 +9,7 @@ import os
 import random
 import socket
 import ssl
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Final
@@ -31,6 +31,7 @@ from ..core.events import (
     UdpDatagramReceived,
     UdpErrorReceived,
 )
+from ..core.pump import EventHandlers
 from ..core.stack import StackCore
 from ..core.tcp.events import (
     TcpAccepted,
@@ -102,6 +103,21 @@ class AnyioStack:
         #: What the driver runs: the core itself, or its Ethernet layer on a TAP.
         self._host: StackCore | EthernetHost = parts.host
         self.link = parts.link
+        #: Where the driver sends each of the core's events (by its class).
+        self._dispatch = EventHandlers(
+            {
+                EchoReplyReceived: self._on_echo_reply,
+                EchoUnreachable: self._on_echo_unreachable,
+                UdpDatagramReceived: self._on_udp_datagram,
+                UdpErrorReceived: self._on_udp_error,
+                TcpConnected: self._on_tcp_connected,
+                TcpAccepted: self._on_tcp_accepted,
+                TcpReadable: self._on_tcp_readable,
+                TcpWritable: self._on_tcp_writable,
+                TcpEofReceived: self._on_tcp_readable,
+                TcpClosed: self._on_tcp_closed,
+            }
+        )
         self.driver = AnyioDriver(
             self._host, self.link, self._dispatch, batch=self.config.receive_batch,
             on_link_error=self._on_link_failed,
@@ -125,18 +141,6 @@ class AnyioStack:
         self._udp_dropped = 0  # by UDP sockets already closed
         self._group: anyio.abc.TaskGroup | None = None
         self._closed = False
-        self._handlers: dict[type, Callable[[Any], None]] = {
-            EchoReplyReceived: self._on_echo_reply,
-            EchoUnreachable: self._on_echo_unreachable,
-            UdpDatagramReceived: self._on_udp_datagram,
-            UdpErrorReceived: self._on_udp_error,
-            TcpConnected: self._on_tcp_connected,
-            TcpAccepted: self._on_tcp_accepted,
-            TcpReadable: self._on_tcp_readable,
-            TcpWritable: self._on_tcp_writable,
-            TcpEofReceived: self._on_tcp_readable,
-            TcpClosed: self._on_tcp_closed,
-        }
 
     # -- lifecycle ----------------------------------------------------------------
 
@@ -565,11 +569,6 @@ class AnyioStack:
         return result
 
     # -- events -------------------------------------------------------------------
-
-    def _dispatch(self, event: object) -> None:
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            handler(event)
 
     def _on_tcp_connected(self, event: TcpConnected) -> None:
         endpoint = event.connection.user_data

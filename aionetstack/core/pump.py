@@ -21,15 +21,15 @@ through ``report`` and counted, never allowed to wedge the loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from .ethernet import EthernetHost
 from .gro import Coalescer
 from .output import OffloadedPacket
 from .stack import StackCore
 
-__all__ = ["PacketPort", "Pump", "PumpedCore"]
+__all__ = ["EventHandlers", "PacketPort", "Pump", "PumpedCore"]
 
 
 class PumpedCore(Protocol):
@@ -62,8 +62,27 @@ class PacketPort(Protocol):
     def get_timer(self) -> float | None: ...
 
 
+class EventHandlers:
+    """A driver's dispatch of the core's events: calling it with an event calls the
+    handler given for the event's exact class; an event of another class is dropped.
+
+    Compiled with the pump, which calls it natively (``Pump``'s ``dispatch``).
+    """
+
+    __slots__ = ("_handlers",)
+
+    def __init__(self, handlers: Mapping[type, Callable[[Any], None]]) -> None:
+        self._handlers: dict[type, Callable[[Any], None]] = dict(handlers)
+
+    def __call__(self, event: object) -> None:
+        handler = self._handlers.get(type(event))
+        if handler is not None:
+            handler(event)
+
+
 class Pump:
-    """Move packets and events between ``core`` and ``link``; ``dispatch`` gets every event.
+    """Move packets and events between ``core`` and ``link``; ``dispatch`` gets every event
+    (an :class:`EventHandlers`, or any callable).
 
     ``report(doing, error)`` is told about exceptions the core or ``dispatch``
     raised (bugs); :attr:`internal_errors` counts them.
@@ -75,6 +94,7 @@ class Pump:
         "_dispatch",
         "_events",
         "_gro",
+        "_handlers",
         "_link",
         "_processing",
         "_report",
@@ -97,6 +117,8 @@ class Pump:
         self._events = core.events
         self._link = link
         self._dispatch = dispatch
+        #: The same dispatch when it is a table, called natively.
+        self._handlers = dispatch if isinstance(dispatch, EventHandlers) else None
         self._report = report
         self._batch = batch
         self._processing = False
@@ -159,6 +181,7 @@ class Pump:
         core = self._core
         events = self._events
         dispatch = self._dispatch
+        handlers = self._handlers
         link = self._link
         send = link.send
         send_offloaded = link.send_offloaded
@@ -166,7 +189,10 @@ class Pump:
             while events:
                 event = events.popleft()
                 try:
-                    dispatch(event)
+                    if handlers is not None:
+                        handlers(event)
+                    else:
+                        dispatch(event)
                 except Exception as error:
                     self._internal_error(f"delivering {type(event).__name__}", error)
             try:
