@@ -481,9 +481,7 @@ class Interceptor:
         segment = _syn_quote(flow)
         if len(flow.local) == 4:
             packet = (
-                ipv4_send.simple_ipv4_header(
-                    flow.remote, flow.local, 6, len(segment), ttl=64, identification=0
-                )
+                ipv4_send.simple_ipv4_header(flow.remote, flow.local, 6, len(segment), 64, 0)
                 + segment
             )
             message = icmpv4.build_error(icmpv4.TYPE_DESTINATION_UNREACHABLE, code4, packet)

@@ -80,7 +80,7 @@ class _IpOutput(_Fragmenting):
             )
         self._identification = identification = (self._identification + 1) & 0xFFFF
         header = ipv4_send.simple_ipv4_header(
-            source, destination, protocol, size, ttl=hop, identification=identification
+            source, destination, protocol, size, hop, identification
         )
         packet = b"".join((header, payload))
         self._outbox.append(
@@ -146,9 +146,8 @@ class _IpOutput(_Fragmenting):
         identification = (self._identification + 1) & 0xFFFF
         self._identification = (self._identification + len(segments)) & 0xFFFF
         headers = ipv4_send.simple_ipv4_headers(
-            source, destination, protocol, lengths, ttl=self._default_ttl,
-            identification=identification,
-        )  # fmt: skip
+            source, destination, protocol, lengths, self._default_ttl, identification
+        )
         append = self._outbox.append
         for ip_header, (header, segment_size, parts, _) in zip(headers, segments, strict=True):
             append(OffloadedPacket(ip_header + header, segment_size, parts))

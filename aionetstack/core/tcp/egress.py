@@ -11,16 +11,15 @@ from typing import Final
 
 from ...wire.checksum import ones_complement_sum
 from ...wire.tcp import ACK, HEADER, PSH, RST
+from ...wire.tcp_send import TIMESTAMP_HEADER_LENGTH, timestamp_header
 from ..output import EmittedSegment
 from .options import MAX_WINDOW_FIELD
 from .shared import shared
 from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, TS_HZ
 from .timers import _Timers
 
-_HEADER_WITH_TS: Final = struct.Struct("!HHIIBBHHHBBBBII")
-_TS_OFFSET_BYTE: Final = (32 // 4) << 4
 #: A header with the timestamp option alone (RFC 7323 Appendix A layout): 20 + 12 bytes.
-_TS_HEADER_LENGTH: Final = 32
+_TS_HEADER_LENGTH: Final = TIMESTAMP_HEADER_LENGTH
 _SACK_EDGE: Final = struct.Struct("!II")
 
 
@@ -80,7 +79,7 @@ class _Egress(_Timers):
         ack = self._rcv_nxt
         tsval = (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK
         tsecr = self._ts_recent
-        pack = _HEADER_WITH_TS.pack
+        pack = timestamp_header
         view_parts = self._sbuf.view_parts
         sbuf_start = self._sbuf_start
         data_end = sbuf_start + self._sbuf.size
@@ -95,9 +94,9 @@ class _Egress(_Timers):
             end = bounds[index + 1]
             length = end - start
             header = pack(
-                local_port, remote_port, (iss + start) & _SEQ_MASK, ack, _TS_OFFSET_BYTE,
+                local_port, remote_port, (iss + start) & _SEQ_MASK, ack,
                 ACK | PSH if end == data_end else ACK, window,
-                (pseudo_sum + length) % 0xFFFF or 0xFFFF, 0, 1, 1, 8, 10, tsval, tsecr,
+                (pseudo_sum + length) % 0xFFFF or 0xFFFF, tsval, tsecr,
             )  # fmt: skip
             segments.append(
                 (header, mss if length > mss else 0, view_parts(start - sbuf_start, length), length)
@@ -141,22 +140,16 @@ class _Egress(_Timers):
                     # Packed at once: the partial sum needs no other header field. It is
                     # _partial_checksum inlined (never 0: the pseudo-header holds the
                     # protocol), as is _ts_now: this is the path of every data segment.
-                    header = _HEADER_WITH_TS.pack(
+                    header = timestamp_header(
                         self.local_port,
                         self.remote_port,
                         seq,
                         ack,
-                        _TS_OFFSET_BYTE,
                         flags,
                         window,
                         (self._pseudo_sum + _TS_HEADER_LENGTH + payload_length) % 0xFFFF or 0xFFFF
                         if partial
                         else 0,
-                        0,
-                        1,
-                        1,
-                        8,
-                        10,
                         (int(now * TS_HZ) + self._ts_offset) & _SEQ_MASK,
                         self._ts_recent,
                     )
