@@ -27,9 +27,10 @@ from typing import Final
 #: connection: the connection states (an enum's members read from C statics, not
 #: through Python 3.11's ``EnumType.__getattr__`` hook), what the IP output hands the
 #: link (``core/output.py``), the send path's IPv4 headers, sequence arithmetic, the
-#: interning of shared values, the keyed hashes of each new connection and the events
-#: (plain classes: a dataclass's generated ``__init__`` runs interpreted even when its
-#: module is compiled, which cost more than it saved); and the asyncio driver, which
+#: interning of shared values, the keyed hashes of each new connection, the loss-recovery
+#: state and the congestion control (CUBIC's and NewReno's ACK hooks, HyStart), and the
+#: events (plain classes: a dataclass's generated ``__init__`` runs interpreted even when
+#: its module is compiled, which cost more than it saved); and the asyncio driver, which
 #: asyncio calls at every wake-up and which calls the pump, and the asyncio transport
 #: (its methods, and the handlers of the TCP events it is sent: an ordinary class, as it
 #: derives from ``asyncio.Transport``); and the TUN's reads and writes
@@ -68,6 +69,11 @@ COMPILED_MODULES: Final = (
     "aionetstack.aio.driver",
     "aionetstack.link.tun_path",
     "aionetstack.core.tcp.events",
+    "aionetstack.core.tcp.loss_state",
+    "aionetstack.core.tcp.hystart",
+    "aionetstack.core.tcp.congestion.base",
+    "aionetstack.core.tcp.congestion.cubic",
+    "aionetstack.core.tcp.congestion.newreno",
     "aionetstack.aio.transport",
 )
 

@@ -114,8 +114,11 @@ class SendBuffer:
         end = ends[index]
         low = position - end + len(chunk)
         if stop <= end:  # within one chunk (every segment of small writes)
-            piece = memoryview(chunk)[low : low + length]
-            return (piece if type(chunk) is bytes else piece.tobytes(),)
+            if type(chunk) is bytes:
+                return (memoryview(chunk)[low : low + length],)
+            if low == 0 and length == len(chunk):
+                return (bytes(chunk),)  # a tail of small writes sent whole: no view made
+            return (memoryview(chunk)[low : low + length].tobytes(),)
         piece = memoryview(chunk)[low:]
         first = piece if type(chunk) is bytes else piece.tobytes()
         index += 1

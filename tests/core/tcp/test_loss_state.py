@@ -73,4 +73,6 @@ def test_a_partial_ack_keeps_the_state() -> None:
 
 
 def _fields(state: LossState) -> dict[str, object]:
-    return {name: getattr(state, name) for name in LossState.__slots__}
+    # Compiled by mypyc, the class lists its fields in __mypyc_attrs__, not __slots__.
+    names = getattr(LossState, "__mypyc_attrs__", None) or LossState.__slots__
+    return {name: getattr(state, name) for name in names}

@@ -97,3 +97,14 @@ def test_out_of_range_requests_are_refused() -> None:
         pass
     else:
         raise AssertionError("released more than held")
+
+
+def test_a_tail_of_small_writes_sent_whole_is_one_bytes_snapshot() -> None:
+    buffer = SendBuffer()
+    buffer.append(b"ab")
+    buffer.append(b"cd")
+    (whole,) = buffer.view_parts(0, 4)
+    assert type(whole) is bytes and whole == b"abcd"
+    buffer.append(b"ef")  # the tail grows; the part handed out must not change
+    assert whole == b"abcd"
+    assert buffer.view_parts(1, 2) == (b"bc",)
