@@ -108,6 +108,12 @@ class HostState:
         self._reassembly4 = Reassembler(IPV4_TIMEOUT)
         self._reassembly6 = Reassembler(IPV6_TIMEOUT)
         self.ip_stats = Counts()
+        #: The IPv4 counters every packet bumps, kept as ints (a ``Counts`` item costs a
+        #: generic lookup and store per packet): ``received``, ``delivered`` and ``sent``
+        #: of :meth:`ip_counts`, which adds them to ``ip_stats``'s.
+        self.ip_received = 0
+        self.ip_delivered = 0
+        self.ip_sent = 0
         self.icmp_stats = Counts()
         self.ip6_stats = Counts()
         self.icmp6_stats = Counts()
@@ -158,6 +164,19 @@ class HostState:
         )  # fmt: skip
         self.tcp.interceptor = self.udp.interceptor = self.intercept
         self._timers.append((self.intercept.get_timer, self.intercept.handle_timer))
+
+    def ip_counts(self) -> dict[str, int]:
+        """The IPv4 counters, ``ip_stats`` with the ones kept as ints (``received``,
+        ``delivered``, ``sent``: each named once it is not 0)."""
+        counts = dict(self.ip_stats)
+        for name, value in (
+            ("received", self.ip_received),
+            ("delivered", self.ip_delivered),
+            ("sent", self.ip_sent),
+        ):
+            if value:
+                counts[name] = value
+        return counts
 
     def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
         """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""

@@ -206,7 +206,7 @@ class _Fragmenting(HostState):
         )  # fmt: skip
         self._outbox.extend(fragments)
         self.ip_stats["fragments_sent"] += len(fragments)
-        self.ip_stats["sent"] += 1
+        self.ip_sent += 1
         self.ip_stats["fragmented"] += 1
 
     def _send_fragments6(

@@ -86,7 +86,7 @@ class _IpOutput(_Fragmenting):
         self._outbox.append(
             packet if segment_size == COMPLETE else OffloadedPacket(packet, segment_size, tail)
         )
-        self.ip_stats["sent"] += 1
+        self.ip_sent += 1
 
     def _send_ipv6(
         self, source: bytes, destination: bytes, protocol: int,
@@ -151,7 +151,7 @@ class _IpOutput(_Fragmenting):
         append = self._outbox.append
         for ip_header, (header, segment_size, parts, _) in zip(headers, segments, strict=True):
             append(OffloadedPacket(ip_header + header, segment_size, parts))
-        self.ip_stats["sent"] += len(segments)
+        self.ip_sent += len(segments)
 
     def transport_output(self, protocol: int) -> SegmentOutput:
         """Where a transport's segments go: ``emit`` to :meth:`send_ip`, ``emit_many``

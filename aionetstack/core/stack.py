@@ -102,7 +102,7 @@ class StackCore(_IcmpInput):
         check, for any packet. It has the same outcome, for every packet (tested)."""
         self._now = now
         if not data:
-            self.ip_stats["received"] += 1
+            self.ip_received += 1
             self.ip_stats["dropped_truncated"] += 1
             return
         version = data[0] >> 4
@@ -110,7 +110,7 @@ class StackCore(_IcmpInput):
             self._receive_ipv6(data, now)
             return
         stats = self.ip_stats
-        stats["received"] += 1
+        self.ip_received += 1
         if version != 4:
             stats["dropped_bad_version"] += 1
             return
@@ -148,7 +148,7 @@ class StackCore(_IcmpInput):
                 header, packet, now,
             )  # fmt: skip
             return
-        stats["delivered"] += 1
+        self.ip_delivered += 1
         handler(header, payload, packet, now)
 
     def _receive_tcp4_plain(self, data: bytes | bytearray | memoryview, now: float) -> bool:
@@ -164,9 +164,8 @@ class StackCore(_IcmpInput):
         )  # fmt: skip
         if fields is None:
             return False
-        stats = self.ip_stats
-        stats["received"] += 1
-        stats["delivered"] += 1
+        self.ip_received += 1
+        self.ip_delivered += 1
         # Unpacked by name, not ``*fields``: compiled, the call is then native.
         source, destination, sport, dport, seq, ack, flags, window, options, payload = fields
         self.tcp.receive_fields(
@@ -311,7 +310,7 @@ class StackCore(_IcmpInput):
 
     def statistics(self) -> dict[str, dict[str, int]]:
         """Counters per layer, like ``netstat -s`` (``ip6``/``icmp6`` for IPv6)."""
-        result = {"ip": dict(self.ip_stats), "icmp": dict(self.icmp_stats)}
+        result = {"ip": self.ip_counts(), "icmp": dict(self.icmp_stats)}
         if self.ip6_stats or 6 in self.routes.families:
             result["ip6"] = dict(self.ip6_stats)
             result["icmp6"] = dict(self.icmp6_stats)

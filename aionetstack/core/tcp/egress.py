@@ -105,7 +105,7 @@ class _Egress(_Timers):
         self._delack_deadline = None
         self._bytes_since_ack = 0
         layer = self._layer
-        layer.stats["segments_out"] += len(segments)
+        layer.segments_out += len(segments)
         layer.output.emit_many(self.local_address, self.remote_address, segments)
 
     def _emit(  # noqa: PLR0917
@@ -221,7 +221,7 @@ class _Egress(_Timers):
             self._delack_deadline = None
             self._bytes_since_ack = 0
         layer = self._layer
-        layer.stats["segments_out"] += 1
+        layer.segments_out += 1
         if flags & RST:
             layer.count("resets_sent")
         if layer.partial_checksums:

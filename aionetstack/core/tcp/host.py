@@ -35,6 +35,13 @@ class TcpHost:
     events: collections.deque[object]
     #: The counters behind ``count`` (the per-segment paths add to them directly).
     stats: Counts
+    #: The counters every segment bumps, kept as ints (a ``Counts`` item costs a generic
+    #: lookup and store): ``segments_in``, ``segments_out``, ``predicted_segments`` and
+    #: ``predicted_acks`` of ``TcpLayer.statistics``, which adds them to ``stats``'.
+    segments_in: int
+    segments_out: int
+    predicted_segments: int
+    predicted_acks: int
     #: The time of the call the layer is handling (its last ``receive``, ``flush`` or timer).
     now: float
     #: Emit segments whose checksum the link completes (``TcpLayer``'s docstring).

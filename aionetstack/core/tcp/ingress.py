@@ -231,7 +231,7 @@ class _Ingress(_AckProcessing):
             self._ts_recent_time = now
         elif options is not None:
             return False
-        self._layer.stats["predicted_segments"] += 1  # Linux: TcpExtTCPHPHits
+        self._layer.predicted_segments += 1  # Linux: TcpExtTCPHPHits
         if acks_all:
             self._ack_new_data(self._nxt, options, now)
             self._stop_persist_if_window_open()
@@ -293,7 +293,7 @@ class _Ingress(_AckProcessing):
         elif options is not None:
             return False
         layer = self._layer
-        layer.stats["predicted_acks"] += 1  # Linux: TcpExtTCPHPAcks
+        layer.predicted_acks += 1  # Linux: TcpExtTCPHPAcks
         self._last_received = now
         self._keepalive_probes = 0
         # In order and acknowledging more: always newer than SND.WL1/WL2 (RFC 9293 §3.10.7.4).

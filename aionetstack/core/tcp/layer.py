@@ -107,6 +107,10 @@ class TcpLayer(_PassiveOpen):
         self._memory_checked = -MEMORY_CHECK_INTERVAL
         #: The counters (``count`` adds to them; the per-segment paths add directly).
         self.stats = Counts()
+        self.segments_in = 0
+        self.segments_out = 0
+        self.predicted_segments = 0
+        self.predicted_acks = 0
         self._challenge_tokens = float(config.challenge_ack_limit)
         self._challenge_refill = 0.0
         #: Intercept mode (``core/intercept.py``): asked about segments nothing owns.
@@ -127,6 +131,14 @@ class TcpLayer(_PassiveOpen):
     def statistics(self) -> dict[str, int]:
         """netstat -s style counters, plus current table sizes."""
         stats = dict(self.stats)
+        for name, value in (
+            ("segments_in", self.segments_in),
+            ("segments_out", self.segments_out),
+            ("predicted_segments", self.predicted_segments),
+            ("predicted_acks", self.predicted_acks),
+        ):
+            if value:
+                stats[name] = value
         stats["connections_current"] = len(self._connections)
         stats["listeners_current"] = len(self._listeners)
         stats["time_wait_current"] = len(self._time_wait)
@@ -268,9 +280,8 @@ class TcpLayer(_PassiveOpen):
 
     def _drop_malformed(self, reason: str, now: float) -> None:
         self.now = now
-        stats = self.stats
-        stats["segments_in"] += 1
-        stats[reason] += 1
+        self.segments_in += 1
+        self.stats[reason] += 1
 
     def receive_fields(  # noqa: PLR0917
         self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
@@ -282,13 +293,12 @@ class TcpLayer(_PassiveOpen):
         parsed options, ``None`` (none), or the option bytes to parse. Never raises on bad
         input."""
         self.now = now
-        stats = self.stats
-        stats["segments_in"] += 1
+        self.segments_in += 1
         if type(options) is memoryview:
             try:
                 options = parse_options(options)
             except WireError as error:
-                stats[f"drops_{error.reason}"] += 1
+                self.stats[f"drops_{error.reason}"] += 1
                 return
         connection = self._connections.get((destination, dport, source, sport))
         if connection is not None:
@@ -296,7 +306,7 @@ class TcpLayer(_PassiveOpen):
             if not reopen:
                 self.reschedule(connection)
                 return
-            stats["time_wait_reused"] += 1
+            self.stats["time_wait_reused"] += 1
             connection.on_timer(float("inf"))  # end TIME-WAIT now (RFC 6191)
         listener = self._listeners.get((destination, dport))
         if listener is None:
@@ -407,7 +417,7 @@ class TcpLayer(_PassiveOpen):
         else:
             checksum = ~ones_complement_sum(header, initial) & 0xFFFF
         header[16:18] = checksum.to_bytes(2, "big")
-        self.count("segments_out")
+        self.segments_out += 1
         if flags & RST:
             self.count("resets_sent")
         if self.partial_checksums:

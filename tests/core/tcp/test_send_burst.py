@@ -129,7 +129,7 @@ def _exchange(
                 got += peer.take()
             out += got
             states.append(tuple(getattr(connection, name) for name in STATE))
-        stats = dict(peer.layer.stats)
+        stats = dict(peer.layer.statistics())
         if bursts:
             stats["bursts"] = burst_count
         return [(s.raw, s.segment_size) for s in out], states, stats
@@ -246,7 +246,7 @@ def test_the_ip_layer_queues_the_packets_send_ip_would() -> None:
     expected = one_by_one.packets_to_send(0.0)
     got = together.packets_to_send(0.0)
     assert got == expected
-    assert together.ip_stats["sent"] == 3
+    assert together.statistics()["ip"]["sent"] == 3
     identifications = []
     for packet in got:
         assert isinstance(packet, OffloadedPacket)
