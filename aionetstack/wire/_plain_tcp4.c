@@ -14,7 +14,7 @@
  * failed (the caller's full path then looks again and counts the drop). options: None
  * for a 20-byte TCP header; a TcpOptions holding only the timestamps for the NOP NOP
  * TS layout (RFC 7323 Appendix A); otherwise a view of the option bytes. payload: a
- * view of data. data must be a contiguous buffer of bytes (TypeError otherwise).
+ * view of data, or bytes copied out of it when shorter than SMALL_PAYLOAD. data must be a contiguous buffer of bytes (TypeError otherwise).
  * Nothing is kept between calls.
  */
 #define PY_SSIZE_T_CLEAN
@@ -34,6 +34,10 @@
 #define TCP_HEADER_LENGTH 20
 #define TIMESTAMP_HEADER_LENGTH 32
 static const unsigned char TIMESTAMP_PREFIX[4] = {1, 1, 8, 10};
+/* A payload shorter than this is answered as bytes, a copy: cheaper to make than a
+ * view, and the receive buffer copies one this small anyway (core/tcp/receive_buffer.py's
+ * SMALL_CHUNK; wire/plain_tcp4.py's SMALL_PAYLOAD, the same). */
+#define SMALL_PAYLOAD 512
 
 /* TcpOptions' fields, in declaration order (bind checks them against __slots__). */
 #define OPTION_FIELDS 5
@@ -204,7 +208,10 @@ fields(ModuleState *state, PyObject *data, const unsigned char *p, PyObject *sou
         options = view_slice(data, IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH,
                              IPV4_HEADER_LENGTH + header_length);
     }
-    if (options != NULL) {
+    if (options != NULL && total - IPV4_HEADER_LENGTH - header_length < SMALL_PAYLOAD) {
+        payload = PyBytes_FromStringAndSize((const char *)p + IPV4_HEADER_LENGTH + header_length,
+                                            total - IPV4_HEADER_LENGTH - header_length);
+    } else if (options != NULL) {
         payload = view_slice(data, IPV4_HEADER_LENGTH + header_length, total);
     }
     if (payload == NULL) {

@@ -12,7 +12,8 @@ drop under its reason), or the tuple
 options, payload)``. ``options`` is ``None`` for a 20-byte TCP header, a
 :class:`~.tcp.TcpOptions` holding the timestamps alone for the NOP NOP TS layout that
 Linux puts on every segment (RFC 7323 Appendix A), and otherwise a view of the option
-bytes for :func:`~.tcp.parse_options`; ``payload`` is a view of ``data``.
+bytes for :func:`~.tcp.parse_options`; ``payload`` is a view of ``data``, or a copy
+(``bytes``) when shorter than :data:`SMALL_PAYLOAD` bytes.
 
 The checks, in order: version 4 with a 20-byte header, room for two fixed headers,
 protocol TCP, a total length between 40 and the packet's, no fragment (MF or an
@@ -35,12 +36,22 @@ from .ipv4 import FRAGMENT_BITS, HEADER, IPV4_HEADER_LENGTH, MARTIAN_FIRST_OCTET
 from .tcp import HEADER as TCP_HEADER
 from .tcp import TCP_HEADER_LENGTH, TIMESTAMP_PREFIX, TcpOptions
 
-__all__ = ["ACCELERATED", "PlainTcp4", "parse_plain_tcp4", "parse_plain_tcp4_python"]
+__all__ = [
+    "ACCELERATED",
+    "SMALL_PAYLOAD",
+    "PlainTcp4",
+    "parse_plain_tcp4",
+    "parse_plain_tcp4_python",
+]
 
 #: (source, destination, sport, dport, seq, ack, flags, window, options, payload).
 PlainTcp4: TypeAlias = tuple[
-    bytes, bytes, int, int, int, int, int, int, "TcpOptions | memoryview | None", memoryview
+    bytes, bytes, int, int, int, int, int, int, "TcpOptions | memoryview | None", bytes | memoryview
 ]
+#: A payload shorter than this comes as ``bytes``, copied out of the packet: cheaper than
+#: a view, and the receive buffer copies one this small anyway (``SMALL_CHUNK`` of
+#: ``core/tcp/receive_buffer.py``).
+SMALL_PAYLOAD: Final = 512
 
 #: RFC 791 §3.1: version 4, IHL 5 (no options).
 _V4_NO_OPTIONS: Final = 0x45
@@ -103,7 +114,8 @@ def parse_plain_tcp4_python(
         )
     elif header_length > TCP_HEADER_LENGTH:
         options = segment[TCP_HEADER_LENGTH:header_length]
-    payload = segment[header_length:]
+    view = segment[header_length:]
+    payload = view.tobytes() if len(view) < SMALL_PAYLOAD else view
     return (source, destination, sport, dport, seq, ack, flags, window, options, payload)
 
 

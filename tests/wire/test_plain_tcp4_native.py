@@ -22,7 +22,12 @@ from hypothesis import strategies as st
 from aionetstack.testing.native_fuzz import comparable_answer
 from aionetstack.wire import plain_tcp4
 from aionetstack.wire.ipv4 import IPv4Header, build_ipv4
-from aionetstack.wire.plain_tcp4 import PlainTcp4, parse_plain_tcp4, parse_plain_tcp4_python
+from aionetstack.wire.plain_tcp4 import (
+    SMALL_PAYLOAD,
+    PlainTcp4,
+    parse_plain_tcp4,
+    parse_plain_tcp4_python,
+)
 from aionetstack.wire.tcp import TcpOptions, build_options, build_tcp
 
 needs_c = pytest.mark.skipif(not plain_tcp4.ACCELERATED, reason="wire/_plain_tcp4.c not built")
@@ -62,8 +67,11 @@ def packet(  # noqa: PLR0917
 
 
 def comparable(answer: PlainTcp4 | None) -> object:
-    """:func:`comparable_answer`, the payload checked to be a view."""
-    assert answer is None or type(answer[9]) is memoryview
+    """:func:`comparable_answer`, the payload checked to be a view, or bytes when it is
+    shorter than SMALL_PAYLOAD."""
+    if answer is not None:
+        small = len(answer[9]) < SMALL_PAYLOAD
+        assert type(answer[9]) is (bytes if small else memoryview)
     return comparable_answer(answer)
 
 
@@ -137,14 +145,16 @@ def test_a_data_segment_with_timestamps_is_unpacked() -> None:
     answer = both(packet(b"hello", seq=0xFFFFFFFF, ack=0x80000000, window=0xFFFF))
     assert answer == (
         PEER, US, 40000, 80, 0xFFFFFFFF, 0x80000000, 0x18, 0xFFFF,
-        TcpOptions(timestamp=(7, 0xFFFFFFFF)), ("view", b"hello"),
+        TcpOptions(timestamp=(7, 0xFFFFFFFF)), b"hello",
     )  # fmt: skip
+    large = bytes(range(256)) * 2  # SMALL_PAYLOAD: from here on, a view of the packet
+    assert both(packet(large))[9] == ("view", large)  # type: ignore[index]
 
 
 def test_other_option_layouts_are_handed_back_as_their_bytes() -> None:
-    assert both(packet(b"", b""))[8:] == (None, ("view", b""))  # type: ignore[index]
+    assert both(packet(b"", b""))[8:] == (None, b"")  # type: ignore[index]
     for options in OPTION_LAYOUTS[2:]:
-        assert both(packet(b"ab", options))[8:] == (("view", options), ("view", b"ab"))  # type: ignore[index]
+        assert both(packet(b"ab", options))[8:] == (("view", options), b"ab")  # type: ignore[index]
 
 
 REFUSALS = [
@@ -238,15 +248,22 @@ def test_bind_and_the_arity_are_checked() -> None:
 @pytest.mark.parametrize("parse", [parse_plain_tcp4, parse_plain_tcp4_python])
 def test_no_view_outlives_the_answer(parse: object) -> None:
     """Every view of the packet is let go with the answer (a leaked one would pin a
-    bytearray, which then refuses to be resized), on each kind of answer."""
+    bytearray, which then refuses to be resized), on each kind of answer; an answer
+    whose payload is small and options parsed (or none) holds no view at all."""
     assert callable(parse)
-    for data in (packet(b"abc"), packet(b"", b""), packet(b"ab", OPTION_LAYOUTS[2])):
+    for data in (packet(b"abc"), packet(b"", b"")):
+        buffer = bytearray(data)
+        answer = parse(buffer, True, True, OURS, REFUSED)
+        assert answer is not None
+        buffer.append(0)  # the payload is a copy: nothing holds the buffer
+    large = bytes(SMALL_PAYLOAD)
+    for data in (packet(large), packet(b"ab", OPTION_LAYOUTS[2])):
         for verify in (True, False):
             buffer = bytearray(data)
             answer = parse(buffer, verify, verify, OURS, REFUSED)
             assert answer is not None
             with pytest.raises(BufferError):
-                buffer.append(0)  # the payload view holds it
+                buffer.append(0)  # the payload view (or the options view) holds it
             del answer
             buffer.append(0)  # nothing holds it any more
         buffer = bytearray(packet(ttl=0))

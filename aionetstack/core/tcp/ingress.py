@@ -42,7 +42,7 @@ class _Ingress(_AckProcessing):
         flags: int,
         window: int,
         options: TcpOptions | None,
-        payload: memoryview,
+        payload: bytes | memoryview,
         now: float,
     ) -> bool:
         """Process one segment. Returns True when a TIME-WAIT connection should be
@@ -188,7 +188,12 @@ class _Ingress(_AckProcessing):
         return False
 
     def _predicted_segment(
-        self, ack: int, window: int, options: TcpOptions | None, payload: memoryview, now: float
+        self,
+        ack: int,
+        window: int,
+        options: TcpOptions | None,
+        payload: bytes | memoryview,
+        now: float,
     ) -> bool:
         """Header prediction (Jacobson 1990; RFC 9293 §3.10.7.4 in its commonest cases): an
         in-order data segment in ESTABLISHED that changes no window and either acknowledges
@@ -332,7 +337,7 @@ class _Ingress(_AckProcessing):
         flags: int,
         window: int,
         options: TcpOptions | None,
-        payload: memoryview,
+        payload: bytes | memoryview,
         now: float,
     ) -> None:
         """RFC 9293 §3.10.7.3: SYN-SENT."""

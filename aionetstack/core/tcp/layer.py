@@ -285,8 +285,8 @@ class TcpLayer(_PassiveOpen):
 
     def receive_fields(  # noqa: PLR0917
         self, source: bytes, destination: bytes, sport: int, dport: int, seq: int, ack: int,
-        flags: int, window: int, options: TcpOptions | memoryview | None, payload: memoryview,
-        now: float,
+        flags: int, window: int, options: TcpOptions | memoryview | None,
+        payload: bytes | memoryview, now: float,
     ) -> None:  # fmt: skip
         """One segment addressed to us, its header unpacked (checksum already verified;
         :func:`~aionetstack.wire.plain_tcp4.parse_plain_tcp4`'s fields). ``options``: the

@@ -179,7 +179,7 @@ class _PassiveOpen(TcpHost):
         flags: int,
         window: int,
         options: TcpOptions | None,
-        payload: memoryview,
+        payload: bytes | memoryview,
         now: float,
     ) -> None:
         """RFC 9293 §3.10.7.2: LISTEN."""
@@ -295,7 +295,7 @@ class _PassiveOpen(TcpHost):
         flags: int,
         window: int,
         options: TcpOptions | None,
-        payload: memoryview,
+        payload: bytes | memoryview,
         now: float,
     ) -> bool:
         """A bare ACK for a listener: complete a SYN-cookie handshake if the cookie checks out."""

@@ -18,10 +18,13 @@ from .state import RECEIVES_DATA, TcpState
 from .tcb import _SEQ_MASK, _TS_OPTION_LENGTH, NO_RECEIVE_BUFFER
 
 
-def _owned(payload: memoryview) -> memoryview | bytes:
-    """``payload`` itself when it views immutable ``bytes`` (the usual case: the link's
-    packet) or a link's lent ``PacketMemory`` (never written while viewed), else a copy,
-    so the receive buffer never aliases memory that may change."""
+def _owned(payload: bytes | memoryview) -> memoryview | bytes:
+    """``payload`` itself when it is ``bytes`` (a small payload, copied out of its packet)
+    or views immutable ``bytes`` (the link's packet) or a link's lent ``PacketMemory``
+    (never written while viewed), else a copy, so the receive buffer never aliases memory
+    that may change."""
+    if type(payload) is bytes:
+        return payload
     if type(payload) is memoryview and (
         type(payload.obj) is bytes or type(payload.obj) is PacketMemory
     ):
@@ -34,7 +37,9 @@ class _ReceiveSide(_SendSide):
 
     __slots__ = ()
 
-    def _receive_data(self, offset: int, payload: memoryview, fin: bool, now: float) -> None:
+    def _receive_data(
+        self, offset: int, payload: bytes | memoryview, fin: bool, now: float
+    ) -> None:
         """Accept in-window text and FIN. ``offset`` is the segment's distance from RCV.NXT."""
         length = len(payload)
         start = self._rcv_off + offset
