@@ -20,7 +20,7 @@ import asyncio
 from collections.abc import Callable
 
 from ..core.ethernet import EthernetHost
-from ..core.pump import Pump
+from ..core.pump import EventHandlers, Pump
 from ..core.stack import StackCore
 from ..link.base import Link
 
@@ -47,7 +47,7 @@ class AsyncioDriver:
         core: StackCore | EthernetHost,
         link: Link,
         loop: asyncio.AbstractEventLoop,
-        dispatch: Callable[[object], None],
+        dispatch: EventHandlers,
         *,
         batch: int = 256,
         on_link_error: Callable[[OSError], None] | None = None,

@@ -29,7 +29,7 @@ import anyio.abc
 import anyio.lowlevel
 
 from ..core.ethernet import EthernetHost
-from ..core.pump import Pump
+from ..core.pump import EventHandlers, Pump
 from ..core.stack import StackCore
 from ..link.base import Link
 
@@ -63,7 +63,7 @@ class AnyioDriver:
         self,
         core: StackCore | EthernetHost,
         link: Link,
-        dispatch: Callable[[object], None],
+        dispatch: EventHandlers,
         *,
         batch: int = 256,
         on_link_error: Callable[[OSError], None] | None = None,

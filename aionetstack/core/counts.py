@@ -10,7 +10,7 @@ class and 110 ns for a plain ``dict``), and a stack bumps several counters per p
 
 from __future__ import annotations
 
-__all__ = ["Counts"]
+__all__ = ["Counts", "report"]
 
 
 class Counts(dict[str, int]):
@@ -21,3 +21,13 @@ class Counts(dict[str, int]):
 
     def __missing__(self, name: str) -> int:
         return 0
+
+
+def report(counts: Counts, kept_apart: tuple[tuple[str, int], ...]) -> dict[str, int]:
+    """``counts`` as a plain ``dict``, with the counters a layer keeps apart as ints
+    (the ones every packet bumps), each named once it is not 0, as ``counts`` would."""
+    result = dict(counts)
+    for name, value in kept_apart:
+        if value:
+            result[name] = value
+    return result

@@ -20,7 +20,7 @@ from typing import Final
 
 from ..config import StackConfig
 from ..wire import icmpv6, ipv4, ipv6
-from .counts import Counts
+from .counts import Counts, report
 from .fragments import IPV4_TIMEOUT, IPV6_TIMEOUT, Reassembler
 from .icmp import IcmpRateLimiter
 from .intercept import Interceptor
@@ -168,15 +168,11 @@ class HostState:
     def ip_counts(self) -> dict[str, int]:
         """The IPv4 counters, ``ip_stats`` with the ones kept as ints (``received``,
         ``delivered``, ``sent``: each named once it is not 0)."""
-        counts = dict(self.ip_stats)
-        for name, value in (
-            ("received", self.ip_received),
-            ("delivered", self.ip_delivered),
-            ("sent", self.ip_sent),
-        ):
-            if value:
-                counts[name] = value
-        return counts
+        return report(
+            self.ip_stats,
+            (("received", self.ip_received), ("delivered", self.ip_delivered),
+             ("sent", self.ip_sent)),
+        )  # fmt: skip
 
     def add_statistics(self, name: str, source: Callable[[], dict[str, int]]) -> None:
         """Show a layer's counters under ``name`` in :meth:`statistics` (e.g. ``ethernet``)."""

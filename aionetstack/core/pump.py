@@ -67,6 +67,7 @@ class EventHandlers:
     handler given for the event's exact class; an event of another class is dropped.
 
     Compiled with the pump, which calls it natively (``Pump``'s ``dispatch``).
+    ``EventHandlers({})`` drops every event.
     """
 
     __slots__ = ("_handlers",)
@@ -81,8 +82,7 @@ class EventHandlers:
 
 
 class Pump:
-    """Move packets and events between ``core`` and ``link``; ``dispatch`` gets every event
-    (an :class:`EventHandlers`, or any callable).
+    """Move packets and events between ``core`` and ``link``; ``dispatch`` gets every event.
 
     ``report(doing, error)`` is told about exceptions the core or ``dispatch``
     raised (bugs); :attr:`internal_errors` counts them.
@@ -94,7 +94,6 @@ class Pump:
         "_dispatch",
         "_events",
         "_gro",
-        "_handlers",
         "_link",
         "_processing",
         "_report",
@@ -105,7 +104,7 @@ class Pump:
         self,
         core: StackCore | EthernetHost,
         link: PacketPort,
-        dispatch: Callable[[object], None],
+        dispatch: EventHandlers,
         report: Callable[[str, Exception], None],
         *,
         batch: int = 256,
@@ -117,8 +116,6 @@ class Pump:
         self._events = core.events
         self._link = link
         self._dispatch = dispatch
-        #: The same dispatch when it is a table, called natively.
-        self._handlers = dispatch if isinstance(dispatch, EventHandlers) else None
         self._report = report
         self._batch = batch
         self._processing = False
@@ -181,7 +178,6 @@ class Pump:
         core = self._core
         events = self._events
         dispatch = self._dispatch
-        handlers = self._handlers
         link = self._link
         send = link.send
         send_offloaded = link.send_offloaded
@@ -189,10 +185,7 @@ class Pump:
             while events:
                 event = events.popleft()
                 try:
-                    if handlers is not None:
-                        handlers(event)
-                    else:
-                        dispatch(event)
+                    dispatch(event)
                 except Exception as error:
                     self._internal_error(f"delivering {type(event).__name__}", error)
             try:

@@ -90,7 +90,7 @@ gather_write(int fd, const void *head, Py_ssize_t head_length, PyObject *packet,
              PyObject *tail)
 {
     if (!PyTuple_Check(tail)) {
-        PyErr_SetString(PyExc_TypeError, "write_packet(): tail must be a tuple");
+        PyErr_SetString(PyExc_TypeError, "tail must be a tuple");
         return NULL;
     }
     Py_ssize_t first = head_length > 0 ? 1 : 0; /* iovec index of packet */

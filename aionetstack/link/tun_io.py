@@ -60,7 +60,7 @@ def write_packet_python(
     (``BlockingIOError`` for a full queue; ``EINVAL`` past the kernel's ``IOV_MAX``
     buffers)."""
     if not isinstance(tail, tuple):
-        raise TypeError("write_packet(): tail must be a tuple")
+        raise TypeError("tail must be a tuple")
     if head is None:
         return os.writev(fd, (packet, *tail))
     return os.writev(fd, (head, packet, *tail)) - len(head)

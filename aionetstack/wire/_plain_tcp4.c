@@ -14,7 +14,8 @@
  * failed (the caller's full path then looks again and counts the drop). options: None
  * for a 20-byte TCP header; a TcpOptions holding only the timestamps for the NOP NOP
  * TS layout (RFC 7323 Appendix A); otherwise a view of the option bytes. payload: a
- * view of data, or bytes copied out of it when shorter than SMALL_PAYLOAD. data must be a contiguous buffer of bytes (TypeError otherwise).
+ * view of data, or bytes copied out of it when shorter than SMALL_PAYLOAD. data must
+ * be a contiguous buffer of bytes (TypeError otherwise).
  * Nothing is kept between calls.
  */
 #define PY_SSIZE_T_CLEAN
@@ -197,6 +198,7 @@ fields(ModuleState *state, PyObject *data, const unsigned char *p, PyObject *sou
     Py_ssize_t total = (Py_ssize_t)be16(p + 2);
     const unsigned char *tcp = p + IPV4_HEADER_LENGTH;
     Py_ssize_t header_length = (Py_ssize_t)(tcp[12] >> 4) << 2;
+    Py_ssize_t payload_start = IPV4_HEADER_LENGTH + header_length;
     PyObject *options;
     PyObject *payload = NULL;
     if (header_length == TCP_HEADER_LENGTH) {
@@ -208,11 +210,11 @@ fields(ModuleState *state, PyObject *data, const unsigned char *p, PyObject *sou
         options = view_slice(data, IPV4_HEADER_LENGTH + TCP_HEADER_LENGTH,
                              IPV4_HEADER_LENGTH + header_length);
     }
-    if (options != NULL && total - IPV4_HEADER_LENGTH - header_length < SMALL_PAYLOAD) {
-        payload = PyBytes_FromStringAndSize((const char *)p + IPV4_HEADER_LENGTH + header_length,
-                                            total - IPV4_HEADER_LENGTH - header_length);
+    if (options != NULL && total - payload_start < SMALL_PAYLOAD) {
+        payload = PyBytes_FromStringAndSize((const char *)p + payload_start,
+                                            total - payload_start);
     } else if (options != NULL) {
-        payload = view_slice(data, IPV4_HEADER_LENGTH + header_length, total);
+        payload = view_slice(data, payload_start, total);
     }
     if (payload == NULL) {
         Py_XDECREF(options);

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from aionetstack.config import IpConfig, StackConfig
 from aionetstack.core.gro import Coalescer, MergedSegment
-from aionetstack.core.pump import Pump
+from aionetstack.core.pump import EventHandlers, Pump
 from aionetstack.core.stack import StackCore
 from aionetstack.core.tcp import TcpConnection
 from aionetstack.testing.segments import make_segment
@@ -112,7 +112,7 @@ def receiver(*, gro: bool, version: int = 4) -> Receiver:
     core = StackCore(["198.18.0.2/24", "2001:2::2/64"], config=config, rng=random.Random(7))
     core.tcp.listen(None, 80)
     link = BatchLink()
-    pump = Pump(core, link, lambda event: None, _raise)
+    pump = Pump(core, link, EventHandlers({}), _raise)
     peer, us = (PEER4, US4) if version == 4 else (PEER6, US6)
     syn = make_segment(
         peer, us, 40000, 80, seq=PEER_ISN, flags=SYN, window=65535,
@@ -572,7 +572,7 @@ def test_the_offload_pump_thins_acks_and_merges_no_data() -> None:
 
     config = StackConfig(ip=IpConfig(gro=True))
     core = StackCore(["198.18.0.2/24"], config=config, rng=random.Random(7))
-    pump = Pump(core, OffloadLink(), lambda event: None, _raise)
+    pump = Pump(core, OffloadLink(), EventHandlers({}), _raise)
     assert pump._gro is not None and not pump._gro._merge
 
 

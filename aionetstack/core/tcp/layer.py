@@ -20,7 +20,7 @@ from ...config import TcpConfig
 from ...wire.checksum import ones_complement_sum, pseudo_header_sum
 from ...wire.error import WireError
 from ...wire.tcp import ACK, FIN, HEADER, RST, SYN, TcpOptions, parse_options
-from ..counts import Counts
+from ..counts import Counts, report
 from ..output import CallbackOutput, SegmentOutput
 from ..randomness import RandomSource
 from ..timer_generation import TimerGeneration
@@ -130,15 +130,12 @@ class TcpLayer(_PassiveOpen):
 
     def statistics(self) -> dict[str, int]:
         """netstat -s style counters, plus current table sizes."""
-        stats = dict(self.stats)
-        for name, value in (
-            ("segments_in", self.segments_in),
-            ("segments_out", self.segments_out),
-            ("predicted_segments", self.predicted_segments),
-            ("predicted_acks", self.predicted_acks),
-        ):
-            if value:
-                stats[name] = value
+        stats = report(
+            self.stats,
+            (("segments_in", self.segments_in), ("segments_out", self.segments_out),
+             ("predicted_segments", self.predicted_segments),
+             ("predicted_acks", self.predicted_acks)),
+        )  # fmt: skip
         stats["connections_current"] = len(self._connections)
         stats["listeners_current"] = len(self._listeners)
         stats["time_wait_current"] = len(self._time_wait)
