@@ -94,6 +94,7 @@ _COMPILED_CODE_READS: Final = (
     "link/tun_path.py",
     "link/tun_io.py",
     "link/receive_pool.py",
+    "link/heap.py",
     "link/segmentation.py",
 )
 

@@ -95,6 +95,11 @@ def main() -> int:
         help="both servers on TunLink(offload=False), MTU 1500 (for the 'no offload' scenarios)",
     )
     parser.add_argument(
+        "--congestion",
+        default=None,
+        help="the kernel client's TCP_CONGESTION (e.g. cubic); unset: the system default",
+    )
+    parser.add_argument(
         "--settle-allocator",
         action="store_true",
         help="both servers free one 4 MiB block first (server.py): each server process "
@@ -123,7 +128,8 @@ def main() -> int:
         for backend in backends.values():
             backend.start()
         try:
-            results = measure(scenarios, backends, args.runs, args.seconds, congestion=None)
+            results = measure(scenarios, backends, args.runs, args.seconds,
+                              congestion=args.congestion)  # fmt: skip
         finally:
             for backend in backends.values():
                 backend.stop()

@@ -435,10 +435,13 @@ class TcpTransport(asyncio.Transport):
             self._closing = True
             self._schedule_connection_lost(error, soon=False)
             return
-        if self._reading_paused and (self._connection.readable_bytes or self._eof_received):
+        if not self._reading_paused:
+            self.on_readable()
+        if self._reading_paused and (
+            self._connection.readable_bytes or (self._eof_received and not self._eof_delivered)
+        ):  # paused before, or by the protocol while we drained
             self._closed_while_paused = True
             return
-        self.on_readable()
         if not self._lost:
             self._closing = True
             self._schedule_connection_lost(None, soon=False)

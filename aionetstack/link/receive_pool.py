@@ -11,8 +11,12 @@ reads, made glibc give the heap top back and fault it in again (the system time 
 bulk upload was mostly those page faults).
 
 Memory held: one buffer per large packet the stack still holds (as it held a ``bytes``
-of the packet before, at most twice that packet's size), at most :data:`SPARE_BUFFERS`
-buffers in all, returned ones kept for reuse; past that, packets are copied out.
+of the packet before, at most twice that packet's size), at most
+:data:`LENT_BUFFERS_MAX` buffers in all (past that, packets are copied out). Returned
+buffers are kept for reuse, at most :data:`SPARE_BUFFERS` of them: after a burst (many
+connections' unread data held at once) the pool gives the rest back, at its next sweep.
+Making a pool raises glibc's heap thresholds once (``link/heap.py``): what the stack no
+longer allocates per packet, the application still does per read.
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from collections import deque
 from typing import Final
 
 from ..wire.packet_memory import PacketMemory
+from .heap import keep_heap_mapped
 
-__all__ = ["LEND_THRESHOLD", "SPARE_BUFFERS", "ReceivePool"]
+__all__ = ["LEND_THRESHOLD", "LENT_BUFFERS_MAX", "SPARE_BUFFERS", "ReceivePool"]
 
 #: Packets of at least this many bytes are lent as views; smaller ones are copied out
 #: (a 1,500-byte packet must not pin a 64 KB buffer while it waits to be read). Half the
@@ -35,9 +40,17 @@ __all__ = ["LEND_THRESHOLD", "SPARE_BUFFERS", "ReceivePool"]
 LEND_THRESHOLD: Final = 1 << 30 if sysconfig.get_config_var("Py_GIL_DISABLED") else 32768
 #: Lent buffers checked for return per take (the oldest first: data is read in order).
 _SCAN: Final = 4
-#: Buffers lent at most (64 KB each); with all of them held by unread data, packets are
-#: copied out again, as before the pool, rather than new buffers made for each.
+#: Buffers kept once returned (64 KB each): the pool shrinks back to this many.
 SPARE_BUFFERS: Final = 64
+#: Buffers lent between two sweeps for returned buffers beyond :data:`SPARE_BUFFERS`
+#: (a pass over all of them: about one reference count read per packet lent).
+_SWEEP_EVERY: Final = 1024
+#: Buffers lent at most (64 MiB): ten connections whose readers paused hold up to their
+#: receive buffers (4 MiB each by default) of unread data, 640 buffers, which a smaller
+#: bound turned into a copy of every packet (12% of an upload server's CPU). With all
+#: of them held, packets are copied out again, as before the pool. Memory held this way
+#: is the connections' unread data, bounded by their receive buffers either way.
+LENT_BUFFERS_MAX: Final = 1024
 
 
 class ReceivePool:
@@ -45,11 +58,13 @@ class ReceivePool:
     ``memoryview`` of it to copy small packets out of; :meth:`lend` after a read whose
     packet is to be handed on as a view (``current`` is then a buffer nothing refers to)."""
 
-    __slots__ = ("_idle_refs", "_lent", "_size", "current", "view")
+    __slots__ = ("_idle_refs", "_lent", "_size", "_takes", "current", "view")
 
     def __init__(self, size: int) -> None:
+        keep_heap_mapped()  # the application's buffers for what it receives (link/heap.py)
         self._size = size
         self._lent: deque[PacketMemory] = deque()
+        self._takes = 0  # buffers asked for since the last sweep
         self.current = PacketMemory(size)
         self.view = memoryview(self.current)
         # The reference count of a tracked buffer that nothing else holds, measured
@@ -60,7 +75,7 @@ class ReceivePool:
     def lend(self) -> bool:
         """Hand ``current`` on with the packet just read into it, if another buffer is
         ready to read into: a returned one, or a new one while fewer than
-        :data:`SPARE_BUFFERS` exist. False (nothing changed): every buffer is still
+        :data:`LENT_BUFFERS_MAX` exist. False (nothing changed): every buffer is still
         held, and the caller copies the packet out of ``current`` instead."""
         spare = self._spare()
         if spare is None:
@@ -74,13 +89,32 @@ class ReceivePool:
     def _spare(self) -> PacketMemory | None:
         lent = self._lent
         idle = self._idle_refs
+        self._takes += 1
+        if self._takes == _SWEEP_EVERY:
+            self._sweep()
         for _ in range(min(_SCAN, len(lent))):
             if sys.getrefcount(lent[0]) == idle:
                 return lent.popleft()  # every view of it is gone: read into it again
             lent.rotate(-1)
-        if len(lent) < SPARE_BUFFERS:
+        if len(lent) < LENT_BUFFERS_MAX:
             return PacketMemory(self._size)
         return None
+
+    def _sweep(self) -> None:
+        """Give back the returned buffers beyond :data:`SPARE_BUFFERS` (one pass over all,
+        in order): after a burst the pool shrinks to what it keeps for reuse, while in a
+        steady state, fewer returned buffers than that waiting, nothing is freed."""
+        self._takes = 0
+        lent = self._lent
+        idle = self._idle_refs
+        returned = 0
+        for _ in range(len(lent)):
+            if sys.getrefcount(lent[0]) == idle:
+                if returned == SPARE_BUFFERS:
+                    lent.popleft()
+                    continue
+                returned += 1
+            lent.rotate(-1)
 
     @property
     def lent(self) -> int:

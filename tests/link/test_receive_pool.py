@@ -3,7 +3,7 @@ once no view of it is left (link/receive_pool.py)."""
 
 from __future__ import annotations
 
-from aionetstack.link.receive_pool import SPARE_BUFFERS, ReceivePool
+from aionetstack.link.receive_pool import _SWEEP_EVERY, LENT_BUFFERS_MAX, SPARE_BUFFERS, ReceivePool
 from aionetstack.wire.packet_memory import PacketMemory
 
 
@@ -40,14 +40,46 @@ def test_a_buffer_is_reused_once_its_views_are_gone() -> None:
 def test_buffers_are_packet_memory_and_their_number_is_bounded() -> None:
     pool = ReceivePool(16)
     views = []
-    for _ in range(SPARE_BUFFERS):
+    for _ in range(LENT_BUFFERS_MAX):
         assert type(pool.current) is PacketMemory
         views.append(memoryview(pool.current))
         assert pool.lend()
     held = pool.current
     views.append(memoryview(held))
     assert not pool.lend()  # every buffer is held: the caller copies instead
-    assert pool.current is held and pool.lent == SPARE_BUFFERS
+    assert pool.current is held and pool.lent == LENT_BUFFERS_MAX
     views.pop(0)  # the oldest buffer's last view goes: it is read into again, found by
-    # the scan (a few buffers per call, rotating) within SPARE_BUFFERS calls
-    assert any(pool.lend() for _ in range(SPARE_BUFFERS))
+    # the scan (a few buffers per call, rotating) within as many calls as there are buffers
+    assert any(pool.lend() for _ in range(LENT_BUFFERS_MAX))
+
+
+def test_more_buffers_than_spares_are_lent_while_held_and_given_back_after() -> None:
+    pool = ReceivePool(16)
+    held = 4 * SPARE_BUFFERS  # many connections' unread data at once
+    views = []
+    for _ in range(held):
+        views.append(memoryview(pool.current))
+        assert pool.lend()  # lent, not copied: the bound is LENT_BUFFERS_MAX
+    assert pool.lent == held
+    views.clear()  # the data is read: every buffer returns
+    for _ in range(_SWEEP_EVERY - held - 1):
+        assert pool.lend()
+        assert pool.lent == held  # returned buffers reused: no new one made
+    assert pool.lend()  # the sweep: returned buffers beyond the spares are given back
+    assert pool.lent == SPARE_BUFFERS
+
+
+def test_a_sweep_gives_back_only_returned_buffers() -> None:
+    pool = ReceivePool(16)
+    views = []
+    for index in range(3 * SPARE_BUFFERS):
+        pool.current[0] = index % 3  # 0: a packet still unread at the sweep
+        views.append(memoryview(pool.current))
+        assert pool.lend()
+    unread = [view for view in views if view[0] == 0]
+    del views  # two buffers in three return
+    for _ in range(_SWEEP_EVERY - 3 * SPARE_BUFFERS):  # the last of these sweeps
+        pool.current[0] = 9  # what reads into a reused buffer would do
+        assert pool.lend()
+    assert pool.lent == len(unread) + SPARE_BUFFERS  # of 2 * SPARE_BUFFERS returned
+    assert all(view[0] == 0 for view in unread)  # no held buffer was read into again
