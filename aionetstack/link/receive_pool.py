@@ -13,8 +13,9 @@ bulk upload was mostly those page faults).
 Memory held: one buffer per large packet the stack still holds (as it held a ``bytes``
 of the packet before, at most twice that packet's size), at most
 :data:`LENT_BUFFERS_MAX` buffers in all (past that, packets are copied out). Returned
-buffers are kept for reuse, at most :data:`SPARE_BUFFERS` of them: after a burst (many
-connections' unread data held at once) the pool gives the rest back, at its next sweep.
+buffers are kept for reuse: :data:`SPARE_BUFFERS` of them, and as many more as the
+last stretch of reads needed; after a burst (many connections' unread data held at
+once) the pool gives the rest back at its sweeps.
 Making a pool raises glibc's heap thresholds once (``link/heap.py``): what the stack no
 longer allocates per packet, the application still does per read.
 """
@@ -40,10 +41,11 @@ __all__ = ["LEND_THRESHOLD", "LENT_BUFFERS_MAX", "SPARE_BUFFERS", "ReceivePool"]
 LEND_THRESHOLD: Final = 1 << 30 if sysconfig.get_config_var("Py_GIL_DISABLED") else 32768
 #: Lent buffers checked for return per take (the oldest first: data is read in order).
 _SCAN: Final = 4
-#: Buffers kept once returned (64 KB each): the pool shrinks back to this many.
+#: Buffers kept once returned (64 KB each) beyond what the steady state needs: the pool
+#: shrinks back to this many after a burst.
 SPARE_BUFFERS: Final = 64
-#: Buffers lent between two sweeps for returned buffers beyond :data:`SPARE_BUFFERS`
-#: (a pass over all of them: about one reference count read per packet lent).
+#: Buffers lent between two sweeps for returned buffers (a pass over all of them: about
+#: one reference count read per packet lent).
 _SWEEP_EVERY: Final = 1024
 #: Buffers lent at most (64 MiB): ten connections whose readers paused hold up to their
 #: receive buffers (4 MiB each by default) of unread data, 640 buffers, which a smaller
@@ -58,17 +60,32 @@ class ReceivePool:
     ``memoryview`` of it to copy small packets out of; :meth:`lend` after a read whose
     packet is to be handed on as a view (``current`` is then a buffer nothing refers to)."""
 
-    __slots__ = ("_idle_refs", "_lent", "_size", "_takes", "current", "view")
+    __slots__ = (
+        "_free",
+        "_idle_refs",
+        "_lent",
+        "_missed",
+        "_size",
+        "_takes",
+        "current",
+        "made",
+        "view",
+    )
 
     def __init__(self, size: int) -> None:
         keep_heap_mapped()  # the application's buffers for what it receives (link/heap.py)
         self._size = size
         self._lent: deque[PacketMemory] = deque()
+        #: Returned buffers the last sweep found, for the takes the scan cannot serve.
+        self._free: list[PacketMemory] = []
         self._takes = 0  # buffers asked for since the last sweep
+        self._missed = 0  # of those, the ones the scan found no returned buffer for
+        #: Buffers made in all (counted work: a steady state makes none).
+        self.made = 1
         self.current = PacketMemory(size)
         self.view = memoryview(self.current)
         # The reference count of a tracked buffer that nothing else holds, measured
-        # the way ``_take`` measures it (the deque's reference, the call's argument).
+        # the way ``_spare`` measures it (the deque's reference, the call's argument).
         probe: deque[PacketMemory] = deque([PacketMemory(1)])
         self._idle_refs = sys.getrefcount(probe[0])
 
@@ -87,6 +104,8 @@ class ReceivePool:
         return True
 
     def _spare(self) -> PacketMemory | None:
+        """A buffer to read into: a returned one the scan finds among the oldest lent,
+        else one the last sweep found, else a new one (None: the bound is reached)."""
         lent = self._lent
         idle = self._idle_refs
         self._takes += 1
@@ -96,27 +115,37 @@ class ReceivePool:
             if sys.getrefcount(lent[0]) == idle:
                 return lent.popleft()  # every view of it is gone: read into it again
             lent.rotate(-1)
+        self._missed += 1
+        if self._free:
+            return self._free.pop()
         if len(lent) < LENT_BUFFERS_MAX:
+            self.made += 1
             return PacketMemory(self._size)
         return None
 
     def _sweep(self) -> None:
-        """Give back the returned buffers beyond :data:`SPARE_BUFFERS` (one pass over all,
-        in order): after a burst the pool shrinks to what it keeps for reuse, while in a
-        steady state, fewer returned buffers than that waiting, nothing is freed."""
+        """One pass over the lent buffers, in order: the returned ones go to the free
+        list, which keeps :data:`SPARE_BUFFERS` plus as many as the scan missed since
+        the last sweep (what the steady state needs beyond it); the rest are given back.
+        After a burst the scan misses nothing and the pool shrinks to its spares; while
+        many connections hold data the scan misses often, and those takes are served
+        from the free list instead of by new buffers."""
+        keep = SPARE_BUFFERS + self._missed
         self._takes = 0
+        self._missed = 0
+        free = self._free
+        del free[keep:]
         lent = self._lent
         idle = self._idle_refs
-        returned = 0
         for _ in range(len(lent)):
             if sys.getrefcount(lent[0]) == idle:
-                if returned == SPARE_BUFFERS:
-                    lent.popleft()
-                    continue
-                returned += 1
+                returned = lent.popleft()
+                if len(free) < keep:
+                    free.append(returned)
+                continue
             lent.rotate(-1)
 
     @property
     def lent(self) -> int:
         """Buffers tracked (lent, or returned and waiting for reuse)."""
-        return len(self._lent)
+        return len(self._lent) + len(self._free)

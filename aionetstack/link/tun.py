@@ -200,7 +200,8 @@ class TunLink(TunPath):
     # -- the Link protocol (the per-packet calls are TunPath's) -------------------------
 
     def statistics(self) -> dict[str, int | str]:
-        """Packet and byte counters, drops by cause, and ``offload`` (``offload_status``)."""
+        """Packet and byte counters, drops by cause, the receive pool's buffers, and
+        ``offload`` (``offload_status``)."""
         return {
             "offload": self.offload_status,
             "sent_packets": self.sent_packets,
@@ -215,6 +216,9 @@ class TunLink(TunPath):
             "software_gso_segments": self.software_gso_segments,
             "send_link_down": self.send_link_down,
             "receive_errors": self.receive_errors,
+            # The receive pool (link/receive_pool.py): buffers it tracks, made in all.
+            "receive_buffers": self._pool.lent,
+            "receive_buffers_made": self._pool.made,
         }
 
     def close(self) -> None:
