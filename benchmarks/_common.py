@@ -1,15 +1,21 @@
-"""Helpers shared by the benchmarks: statistics and result files."""
+"""Helpers shared by the benchmarks: statistics, result files, and one benchmark
+server (``server.py``) with its client (``client.py``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
 import statistics
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -53,3 +59,52 @@ def write_result(name: str, data: dict[str, Any]) -> Path:
     path = RESULTS / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
     return path
+
+
+class BenchServer:
+    """A running ``server.py``: its process and :meth:`ask` for its one-line answers."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdin is not None and process.stdout is not None
+        self.process = process
+        self._stdin = process.stdin
+        self._stdout = process.stdout
+
+    def ask(self, command: str) -> Any:
+        """``cpu``, ``stats`` or ``rss``: the server's answer, decoded from JSON."""
+        self._stdin.write(command + "\n")
+        self._stdin.flush()
+        return json.loads(self._stdout.readline())
+
+
+@contextlib.contextmanager
+def bench_server(backend: str, host: str, *args: str,
+                 env: dict[str, str] | None = None) -> Iterator[BenchServer]:  # fmt: skip
+    """``server.py BACKEND HOST --cpu 1 ARGS`` (``env`` added to ours), once it says
+    ``ready``; on leaving, its stdin is closed, which stops it, and it is waited for."""
+    process = subprocess.Popen(
+        [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", "1", *args],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
+    server = BenchServer(process)
+    try:
+        line = server._stdout.readline()
+        if line.strip() != "ready":
+            raise RuntimeError(f"the server did not start: {line!r}")
+        yield server
+    finally:
+        server._stdin.close()
+        process.wait(timeout=60)
+
+
+def run_client(mode: str, host: str, seconds: float, connections: int,
+               env: dict[str, str]) -> dict[str, float]:  # fmt: skip
+    """``client.py`` (``env`` added to ours: ``BENCH_CPU``, ``BENCH_CC``): its answer."""
+    client = subprocess.run(
+        [sys.executable, str(HERE / "client.py"), mode, host, str(seconds), str(connections)],
+        capture_output=True, text=True, check=True, timeout=seconds + 120,
+        env={**os.environ, **env},
+    )  # fmt: skip
+    answer: dict[str, float] = json.loads(client.stdout.strip().splitlines()[-1])
+    return answer

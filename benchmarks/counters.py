@@ -12,8 +12,6 @@ and prints the rate, the server's CPU per unit and every counter of
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +19,8 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from _common import bench_server, run_client  # noqa: E402
 
 from aionetstack.testing.netns import network_namespace  # noqa: E402
 
@@ -41,35 +41,12 @@ def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, float]:
 
 def one_run(mode: str, connections: int, congestion: str, server_args: list[str],
             code: str | None) -> None:  # fmt: skip
-    env = {**os.environ, **({"BENCH_CODE": code} if code else {})}
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py"), "stack", HOST, "--cpu", "1", *server_args],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
-    assert server.stdin is not None and server.stdout is not None
-    stdin, stdout = server.stdin, server.stdout
-
-    def ask(command: str) -> dict[str, Any]:
-        stdin.write(command + "\n")
-        stdin.flush()
-        answer: dict[str, Any] = json.loads(stdout.readline())
-        return answer
-
-    try:
-        if stdout.readline().strip() != "ready":
-            raise RuntimeError("the server did not start")
-        cpu_before, before = ask("cpu"), flatten(ask("stats"))
-        client = subprocess.run(
-            [sys.executable, str(HERE / "client.py"), mode, HOST, str(SECONDS),
-             str(connections)],
-            capture_output=True, text=True, check=True, timeout=SECONDS + 120,
-            env={**os.environ, "BENCH_CPU": "0", "BENCH_CC": congestion},
-        )  # fmt: skip
-        answer = json.loads(client.stdout.strip().splitlines()[-1])
-        cpu_after, after = ask("cpu"), flatten(ask("stats"))
-    finally:
-        stdin.close()
-        server.wait(timeout=60)
+    env = {"BENCH_CODE": code} if code else {}
+    with bench_server("stack", HOST, *server_args, env=env) as server:
+        cpu_before, before = server.ask("cpu"), flatten(server.ask("stats"))
+        answer = run_client(mode, HOST, SECONDS, connections,
+                            {"BENCH_CPU": "0", "BENCH_CC": congestion})  # fmt: skip
+        cpu_after, after = server.ask("cpu"), flatten(server.ask("stats"))
     bulk = mode in ("upload", "download")
     units = answer["total"] / 65536 if bulk else answer["total"]
     unit = "64 KiB" if bulk else "transaction"

@@ -11,7 +11,6 @@ deletes, with ``perf stat`` counting the server's page faults and ``brk``/``mmap
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import signal
 import subprocess
@@ -20,6 +19,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from _common import bench_server, run_client  # noqa: E402
 
 from aionetstack.testing.netns import network_namespace  # noqa: E402
 
@@ -36,29 +37,14 @@ def one_run(mode: str, connections: int, backend: str, settle: bool) -> dict[str
     """The client's answer and the server's event counts for one 3-second run."""
     host = HOSTS[backend]
     extra = ["--settle-allocator"] if settle else []
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", "1", *extra],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    assert server.stdin is not None and server.stdout is not None
-    try:
-        if server.stdout.readline().strip() != "ready":
-            raise RuntimeError("the server did not start")
+    with bench_server(backend, host, *extra) as server:
         counter = subprocess.Popen(
-            ["perf", "stat", "-x", ",", "-e", ",".join(EVENTS), "-p", str(server.pid)],
+            ["perf", "stat", "-x", ",", "-e", ",".join(EVENTS), "-p", str(server.process.pid)],
             stderr=subprocess.PIPE, text=True,
         )  # fmt: skip
-        client = subprocess.run(
-            [sys.executable, str(HERE / "client.py"), mode, host, "3", str(connections)],
-            capture_output=True, text=True, check=True, timeout=120,
-            env={"BENCH_CPU": "0", "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
+        answer = run_client(mode, host, 3, connections, {"BENCH_CPU": "0"})
         counter.send_signal(signal.SIGINT)
         _, report = counter.communicate(timeout=30)
-    finally:
-        server.stdin.close()
-        server.wait(timeout=60)
-    answer: dict[str, float] = json.loads(client.stdout.strip().splitlines()[-1])
     result = {"rate": answer.get("gbit_s") or answer.get("per_s") or 0.0}
     for line in report.splitlines():
         fields = line.split(",")

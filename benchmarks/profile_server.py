@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import json
 import linecache
 import os
 import pstats
@@ -30,6 +29,8 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
+
+from _common import bench_server, run_client  # noqa: E402
 
 from aionetstack.testing.netns import network_namespace  # noqa: E402
 
@@ -46,39 +47,21 @@ def run(mode: str, connections: int, seconds: float, backend: str, *, spy: list[
         env: dict[str, str]) -> tuple[dict[str, float], dict[str, float]]:  # fmt: skip
     """One server and one client run (``spy``: py-spy attached meanwhile); answer and CPU."""
     host = HOSTS[backend]
-    server = subprocess.Popen(
-        [sys.executable, str(HERE / "server.py"), backend, host, "--cpu", "1", *EXTRA],
-        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env={**os.environ, **env},
-    )  # fmt: skip
-    assert server.stdin is not None and server.stdout is not None
     sampler = None
-    try:
-        line = server.stdout.readline()
-        if line.strip() != "ready":
-            raise RuntimeError(f"the server did not start: {line!r}")
-        if spy is not None:
-            sampler = subprocess.Popen(
-                [*spy, "--pid", str(server.pid), "--duration", str(int(seconds))],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            )  # fmt: skip
-            time.sleep(0.3)  # attached before the client starts
-        server.stdin.write("cpu\n")
-        server.stdin.flush()
-        before = json.loads(server.stdout.readline())
-        client = subprocess.run(
-            [sys.executable, str(HERE / "client.py"), mode, host, str(seconds), str(connections)],
-            capture_output=True, text=True, check=True, timeout=seconds + 120,
-            env={**os.environ, "BENCH_CPU": "0"},
-        )  # fmt: skip
-        answer: dict[str, float] = json.loads(client.stdout.strip().splitlines()[-1])
-        server.stdin.write("cpu\n")
-        server.stdin.flush()
-        after = json.loads(server.stdout.readline())
-    finally:
-        if sampler is not None:
-            sampler.wait(timeout=seconds + 60)
-        server.stdin.close()
-        server.wait(timeout=60)
+    with bench_server(backend, host, *EXTRA, env=env) as server:
+        try:
+            if spy is not None:
+                sampler = subprocess.Popen(
+                    [*spy, "--pid", str(server.process.pid), "--duration", str(int(seconds))],
+                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                )  # fmt: skip
+                time.sleep(0.3)  # attached before the client starts
+            before = server.ask("cpu")
+            answer = run_client(mode, host, seconds, connections, {"BENCH_CPU": "0"})
+            after = server.ask("cpu")
+        finally:
+            if sampler is not None:
+                sampler.wait(timeout=seconds + 60)
     cpu = {"user": after["user"] - before["user"], "sys": after["sys"] - before["sys"]}
     return answer, cpu
 
