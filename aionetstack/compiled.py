@@ -34,7 +34,8 @@ from typing import Final
 #: asyncio calls at every wake-up and which calls the pump, and the asyncio transport
 #: (its methods, and the handlers of the TCP events it is sent: an ordinary class, as it
 #: derives from ``asyncio.Transport``); and the TUN's reads and writes
-#: (``link/tun_path.py``), which the pump calls per packet. Each compiles to an
+#: (``link/tun_path.py``), which the pump calls per packet, with the receive pool they
+#: take their buffers from (``link/receive_pool.py``). Each compiles to an
 #: extension module of the same name.
 COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.tcb",
@@ -68,6 +69,7 @@ COMPILED_MODULES: Final = (
     "aionetstack.core.tcp.secrets",
     "aionetstack.aio.driver",
     "aionetstack.link.tun_path",
+    "aionetstack.link.receive_pool",
     "aionetstack.core.tcp.events",
     "aionetstack.core.tcp.loss_state",
     "aionetstack.core.tcp.hystart",

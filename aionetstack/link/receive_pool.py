@@ -84,10 +84,10 @@ class ReceivePool:
         self.made = 1
         self.current = PacketMemory(size)
         self.view = memoryview(self.current)
-        # The reference count of a tracked buffer that nothing else holds, measured
-        # the way ``_spare`` measures it (the deque's reference, the call's argument).
-        probe: deque[PacketMemory] = deque([PacketMemory(1)])
-        self._idle_refs = sys.getrefcount(probe[0])
+        # The reference count of a tracked buffer that nothing else holds, measured by
+        # the code that measures lent ones: interpreted and compiled (mypyc) code hold
+        # different temporaries while they measure.
+        self._idle_refs = _first_refs(deque([PacketMemory(1)]))
 
     def lend(self) -> bool:
         """Hand ``current`` on with the packet just read into it, if another buffer is
@@ -112,7 +112,7 @@ class ReceivePool:
         if self._takes == _SWEEP_EVERY:
             self._sweep()
         for _ in range(min(_SCAN, len(lent))):
-            if sys.getrefcount(lent[0]) == idle:
+            if _first_refs(lent) == idle:
                 return lent.popleft()  # every view of it is gone: read into it again
             lent.rotate(-1)
         self._missed += 1
@@ -138,7 +138,7 @@ class ReceivePool:
         lent = self._lent
         idle = self._idle_refs
         for _ in range(len(lent)):
-            if sys.getrefcount(lent[0]) == idle:
+            if _first_refs(lent) == idle:
                 returned = lent.popleft()
                 if len(free) < keep:
                     free.append(returned)
@@ -149,3 +149,9 @@ class ReceivePool:
     def lent(self) -> int:
         """Buffers tracked (lent, or returned and waiting for reuse)."""
         return len(self._lent) + len(self._free)
+
+
+def _first_refs(buffers: deque[PacketMemory]) -> int:
+    """The reference count of ``buffers[0]`` as this function sees it: the deque's, plus
+    the temporaries of the code that runs it (the same for every call)."""
+    return sys.getrefcount(buffers[0])
