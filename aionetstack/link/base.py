@@ -18,7 +18,8 @@ class Link(Protocol):
       it with ``add_reader``/``wait_readable``.
     * ``receive_batch(limit, now)`` never blocks: it returns up to ``limit`` IP
       packets (any link framing, such as a virtio_net_hdr, already removed) and
-      an empty list when nothing is waiting.
+      an empty list when nothing is waiting. It may return fewer while more wait
+      (a TUN ends a batch at 512 KiB of data): the fd then stays readable.
     * ``send(packet, now)`` never blocks; a packet the device cannot take is
       dropped and counted, as a NIC queue would.
     * ``get_timer()`` is the time (on the driver's clock) at which a link that

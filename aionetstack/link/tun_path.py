@@ -27,6 +27,16 @@ from .tun_io import read_packet, write_offloaded, write_packet
 
 __all__ = ["TunPath"]
 
+#: Bytes read per batch at most (then the batch ends; the fd stays readable, so the
+#: driver reads on after delivering what it has). A batch's data is next copied by the
+#: application's reads (a stream's buffer, then the bytes it returns): kept to about half
+#: a core's L2 cache, those copies read it from the cache. With no bound, ten connections'
+#: uploads read about 50 super-packets (3 MB) per batch, and each copy out of them ran
+#: at memory speed: measured, upload with ten CUBIC clients 1.13x with this bound
+#: (docs/performance.md, "Upload (session 13)"). Packets of an MTU or less fill a
+#: batch's packet limit first.
+_BATCH_BYTES: Final = 512 * 1024
+
 #: errno values of a TUN whose interface is down (measured: write EIO; reads find nothing).
 _LINK_DOWN: Final = frozenset({errno.EIO, errno.ENETDOWN})
 #: errno values of a TUN fd whose device was deleted (measured: read and write EBADFD,
@@ -99,7 +109,8 @@ class TunPath:
         return self._fd
 
     def receive_batch(self, limit: int, now: float) -> list[bytes | memoryview]:
-        """Read up to ``limit`` packets until the device has none left (never blocks).
+        """Read up to ``limit`` packets, or :data:`_BATCH_BYTES` of them, until the device
+        has none left (never blocks).
 
         A packet of ``LEND_THRESHOLD`` bytes or more comes as a view of the buffer it was
         read into, which is lent (``link/receive_pool.py``); smaller ones as ``bytes``.
@@ -114,7 +125,8 @@ class TunPath:
         packets: list[bytes | memoryview] = []
         append = packets.append
         received_bytes = 0
-        while len(packets) < limit:
+        budget = _BATCH_BYTES
+        while len(packets) < limit and received_bytes < budget:
             try:
                 size = read(fd, buffer)
             except OSError as exc:
