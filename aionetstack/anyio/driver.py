@@ -153,7 +153,7 @@ class AnyioDriver:
                     return
                 self._process(now)
                 if taken < batch:
-                    break
+                    break  # empty, or a link's byte budget (a TUN's): the fd says which
                 # A full batch: more may be waiting. Let the other tasks run, then go on
                 # draining without asking the loop to watch the fd again.
                 await anyio.lowlevel.checkpoint()
