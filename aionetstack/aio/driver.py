@@ -4,9 +4,11 @@ One reader callback on the link's fd drains it in bounded batches, feeds every
 packet to the core, delivers the events, flushes the output once and re-arms a
 single ``call_at`` timer for the whole stack (DESIGN.md §2). Application
 writes ask for one coalesced flush per loop tick with :meth:`request_flush`
-(a ``call_soon``: for a stream server answering a request, that flush runs in the
-loop's next iteration, which polls without waiting since it is ready, and the
-answers of all the tasks that ran in this one leave together). What happens at
+(a ``call_soon``). A stream server's answer leaves in the loop iteration in which
+its task wrote it: delivering the request asked for a flush after the task's wake-up,
+so that flush runs right after the task, and the answers of every task woken in the
+same pass leave with it. A write with no flush pending waits for the next iteration.
+What happens at
 each wake-up is :class:`~aionetstack.core.pump.Pump`'s, shared with the anyio
 driver; this module only decides *when*, with asyncio callbacks.
 
