@@ -125,8 +125,7 @@ class TunPath:
         packets: list[bytes | memoryview] = []
         append = packets.append
         received_bytes = 0
-        budget = _BATCH_BYTES
-        while len(packets) < limit and received_bytes < budget:
+        while len(packets) < limit and received_bytes < _BATCH_BYTES:
             try:
                 size = read(fd, buffer)
             except OSError as exc:
