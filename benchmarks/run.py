@@ -17,6 +17,8 @@ another is measured:
 * ``asyncio, allocator settled`` / ``stack, allocator settled`` (127.0.0.4, 198.18.3.2):
   the same servers after freeing one 4 MiB block (``server.py --settle-allocator``),
   so that glibc's heap trimming does not decide the upload figures (docs/performance.md);
+* ``stack, allocator settled, MTU 65535`` (198.18.4.2): that stack with its TUN at
+  loopback's MTU, against the settled asyncio, for upload (once per ``--congestion``);
 * ``asyncio, 2 workers`` / ``stack, 2 workers``: two processes serving one port
   (``SO_REUSEPORT`` on 127.0.0.3; a multi-queue TUN on 198.18.2.2), pinned to CPU 1
   and CPU 0 (the client's CPU: this machine has two).
@@ -157,6 +159,22 @@ def make_backends() -> dict[str, Backend]:
             "198.18.3.2",
             [server("stack", "198.18.3.2", "--tun", "aionsb3", "--settle-allocator", *cpu)],
         ),
+        "stack, allocator settled, MTU 65535": Backend(
+            "stack, allocator settled, MTU 65535",
+            "198.18.4.2",
+            [
+                server(
+                    "stack",
+                    "198.18.4.2",
+                    "--tun",
+                    "aionsb4",
+                    "--settle-allocator",
+                    "--mtu",
+                    "65535",
+                    *cpu,
+                )
+            ],
+        ),
         "asyncio, 2 workers": Backend(
             "asyncio, 2 workers", "127.0.0.3", [server("kernel", "127.0.0.3", *w) for w in two]
         ),
@@ -197,6 +215,16 @@ SETTLED = [
     Scenario("allocator settled: upload, 1 conn", "upload", 1, SETTLED_PAIR, "Gbit/s"),
     Scenario("allocator settled: upload, 10 conns", "upload", 10, SETTLED_PAIR, "Gbit/s"),
 ]
+#: The settled pair again, the stack's TUN at loopback's MTU (65536 there; 65535 is an IP
+#: packet's limit): the kernel's TCP then sends whole-MSS super-packets and the stack, as
+#: loopback's receiver does, owes an ACK for every second one (RFC 5681 §4.2) instead of
+#: one for each 44-segment super-packet of MTU 1500. Run for each congestion control.
+LOOPBACK_MTU_PAIR = ("asyncio, allocator settled", "stack, allocator settled, MTU 65535")
+LOOPBACK_MTU = [
+    Scenario("settled, MTU 65535: upload, 1 conn", "upload", 1, LOOPBACK_MTU_PAIR, "Gbit/s"),
+    Scenario("settled, MTU 65535: upload, 10 conns", "upload", 10, LOOPBACK_MTU_PAIR,
+             "Gbit/s"),
+]  # fmt: skip
 #: One and two worker processes, alternating (the system's congestion control).
 FOUR = ("asyncio", "asyncio, 2 workers", "stack", "stack, 2 workers")
 WORKERS = [
@@ -434,13 +462,14 @@ def main() -> int:
         subprocess.run(["sysctl", "-qw", "net.ipv4.ip_local_port_range=20000 60999"],
                        check=True)  # fmt: skip
         backends = make_backends()
-        every = SCENARIOS + EXTRA + SETTLED + WORKERS + PEER
+        every = SCENARIOS + EXTRA + SETTLED + LOOPBACK_MTU + WORKERS + PEER
         wanted = {n for s in chosen(every) for n in s.backends}
         try:
             for name in backends:
                 if name in wanted:
                     progress(f"starting {name}")
                     backends[name].start()
+
             def publish(title: str, results: dict[str, Any], columns: list[str] | None) -> None:
                 """Keep a table of ``results`` (none measured: no table); ``columns`` None:
                 the workers' table."""
@@ -468,6 +497,14 @@ def main() -> int:
                 " (system default congestion)",
                 default(SETTLED), list(SETTLED_PAIR),
             )  # fmt: skip
+            for congestion in congestions:
+                publish(
+                    f"Both allocators settled, the stack's TUN at MTU 65535 (loopback's is "
+                    f"65536), {congestion or 'system default'} congestion",
+                    measure(chosen(LOOPBACK_MTU), backends, args.runs, args.seconds,
+                            congestion=congestion),
+                    list(LOOPBACK_MTU_PAIR),
+                )  # fmt: skip
             publish(
                 "One and two worker processes (system default congestion; worker 2 "
                 "shares CPU 0 with the client)",
