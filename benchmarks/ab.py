@@ -3,7 +3,9 @@
 ``sudo python benchmarks/ab.py A_ROOT B_ROOT [--runs 5] [--seconds 2] [--only TEXT]
 [--no-offload]`` (``--no-offload``: both servers on ``TunLink(offload=False)``, MTU 1500).
 A_ROOT and B_ROOT are checkouts (directories holding ``aionetstack/``), e.g. made with
-``git worktree add`` or ``git archive REV aionetstack | tar -x -C DIR``. Each serves the
+``git worktree add`` or ``git archive REV aionetstack | tar -x -C DIR``
+(``--b-mtu 65535``: B's TUN at that MTU, so ``ab.py . . --b-mtu 65535`` compares two
+MTUs on the same code). Each serves the
 benchmark scenarios over its own TUN (198.18.0.2 and 198.18.1.2); the blocking client
 alternates between them run by run. Every speed claim in docs/performance.md names
 the A/B command that measured it. A checkout holding C sources (``wire/_csum.c``,
@@ -90,6 +92,12 @@ def main() -> int:
         help="extra environment for B's server (e.g. MALLOC_TRIM_THRESHOLD_=...)",
     )
     parser.add_argument(
+        "--b-mtu",
+        type=int,
+        metavar="MTU",
+        help="B's TUN at this MTU (the same tree twice compares two MTUs)",
+    )
+    parser.add_argument(
         "--no-offload",
         action="store_true",
         help="both servers on TunLink(offload=False), MTU 1500 (for the 'no offload' scenarios)",
@@ -110,6 +118,7 @@ def main() -> int:
     plain = ["--no-offload", "--mtu", "1500"] if args.no_offload else []
     if args.settle_allocator:
         plain.append("--settle-allocator")
+    b_mtu = ["--mtu", str(args.b_mtu)] if args.b_mtu else []  # server.py: the last wins
     # The 'no offload' scenarios run on --no-offload servers only, the others never: a
     # label must say what ran.
     pool = EXTRA if args.no_offload else SCENARIOS
@@ -118,7 +127,7 @@ def main() -> int:
         "A": Backend("A", "198.18.0.2", [server("stack", "198.18.0.2", "--cpu", "1", *plain)],
                      env={"BENCH_CODE": os.path.abspath(args.a)}),
         "B": Backend("B", "198.18.1.2", [server("stack", "198.18.1.2", "--tun", "aionsb1",
-                                                "--cpu", "1", *plain)],
+                                                "--cpu", "1", *plain, *b_mtu)],
                      env={"BENCH_CODE": os.path.abspath(args.b),
                           **dict(item.split("=", 1) for item in args.b_env)}),
     }  # fmt: skip

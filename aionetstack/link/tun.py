@@ -83,7 +83,11 @@ class TunLink(TunPath):
       the kernel side, a list of them (``["198.18.0.1/24", "2001:2::1/64"]``;
       IPv6 ones are added ``nodad``, usable at once), or None to leave the
       device's addresses as they are.
-    * ``mtu``: the device MTU, set on the device if it differs.
+    * ``mtu``: the device MTU, set on the device if it differs; 1500 by default, as
+      Linux makes a TUN. For clients on the same host, 65535 (loopback's is 65536)
+      makes each 64 KB super-packet one TCP segment, so a bulk receiver owes half
+      as many ACKs (RFC 5681 §4.2: one for every second full-sized segment), each a
+      system call here (docs/performance.md, "Upload (session 14)").
     * ``offload``: negotiate checksum and segmentation offload (the default; see
       the module docs). ``offload=False`` keeps MTU-sized packets and computes
       checksums in the stack: slower for bulk data (one system call per packet)
