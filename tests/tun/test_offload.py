@@ -8,7 +8,7 @@ import fcntl
 
 import pytest
 
-from aionetstack import Stack, TunLink
+from aionetstack import Stack, StackConfig, TunLink
 from aionetstack.link import tun as tun_module
 from aionetstack.testing.netns import Namespace
 
@@ -91,3 +91,42 @@ async def test_tcp_works_when_the_kernel_refuses_offload(
         writer.close()
     kernel_server.close()
     assert echoed == payload
+
+
+async def test_at_loopback_mtu_a_bulk_receiver_acks_every_second_super_packet(
+    netns: Namespace,
+) -> None:
+    """``TunLink(mtu=65535)``, as its docstring recommends for clients on this host: the
+    kernel's MSS is then about 64 KiB, each super-packet one full-sized segment, and the
+    stack owes an ACK for every second one (RFC 5681 §4.2), not one per super-packet.
+    One packet per receive batch, so that no batch's ACK covers several packets."""
+    link = TunLink("aionst0", kernel_address=f"{KERNEL}/24", mtu=65535)
+    assert link.mtu == 65535 and link.transmit_offload
+    block = bytes(range(256)) * 256
+    blocks = 128  # 8 MiB
+    received = bytearray()
+    done = asyncio.Event()
+
+    async def sink(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(1 << 20):
+            received.extend(data)
+        writer.close()
+        done.set()
+
+    config = StackConfig(receive_batch=1)
+    async with Stack(link, address=f"{STACK}/24", config=config) as stack:
+        await stack.start_server(sink, STACK, 6200)
+        _, kernel_writer = await asyncio.open_connection(STACK, 6200)
+        before = stack.statistics()
+        for _ in range(blocks):
+            kernel_writer.write(block)
+            await kernel_writer.drain()
+        kernel_writer.close()
+        await asyncio.wait_for(done.wait(), 20)
+        after = stack.statistics()
+    assert received == block * blocks
+    packets = after["link"]["received_packets"] - before["link"]["received_packets"]
+    acks = after["tcp"]["segments_out"] - before["tcp"]["segments_out"]
+    assert packets >= blocks  # about one 64 KiB segment per packet
+    # At MTU 1500 each super-packet is 44 segments and is acknowledged at once.
+    assert acks <= 0.6 * packets, (acks, packets)
