@@ -17,6 +17,10 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 
+#: Where ``server.py`` listens for the client, by backend (the stack's TUN address; asyncio
+#: on loopback), asyncio's first.
+HOSTS = {"kernel": "127.0.0.1", "stack": "198.18.0.2"}
+
 
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest-rank percentile (``fraction`` in 0..1) of a non-empty list."""

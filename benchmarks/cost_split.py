@@ -35,11 +35,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _common import bench_server, run_client  # noqa: E402
+from _common import HOSTS, bench_server, run_client  # noqa: E402
 
 from aionetstack.testing.netns import network_namespace  # noqa: E402
 
-HOSTS = {"kernel": "127.0.0.1", "stack": "198.18.0.2"}
 #: One sample per this much of the server's CPU time (a fixed ``cpu-clock`` period).
 SAMPLE_NS = 250_000
 #: Frames that mark a sample taken in an interrupt (its handler's softirqs included).

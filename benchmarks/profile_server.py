@@ -30,11 +30,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from _common import bench_server, run_client  # noqa: E402
+from _common import HOSTS, bench_server, run_client  # noqa: E402
 
 from aionetstack.testing.netns import network_namespace  # noqa: E402
 
-HOSTS = {"stack": "198.18.0.2", "kernel": "127.0.0.1"}
 #: More server.py arguments (``--no-offload``).
 EXTRA: list[str] = []
 
